@@ -1,0 +1,65 @@
+# klambda: `make run` tries it, `make test` checks it. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE ?= $(HOME)/.cache/klambda
+export PIP_CACHE_DIR ?= $(CACHE)/pip
+
+.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean
+
+help:
+	@echo "make run    - set up, start the example functions locally and invoke them"
+	@echo "make test   - set up everything the tests need, then run lint, types and all tests"
+	@echo "make bench  - run the benchmarks and rewrite bench/RESULTS.md"
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "klambda needs Python >= 3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,operator,tune]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	scripts/run-demo.sh
+
+# System packages the integration tests start for real (nats-server, prometheus, openssl).
+setup:
+	scripts/setup-system.sh
+
+# The Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) and helm,
+# built from the Go module proxy once and cached in $(CACHE)/bin.
+testenv:
+	scripts/testenv.sh
+
+lint: venv
+	$(VENV)/bin/ruff check runtime operator tests bench scripts
+	$(VENV)/bin/ruff format --check runtime operator tests bench scripts
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+importlint: venv
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck importlint
+
+proto: venv
+	scripts/gen-proto.sh
+
+crds: venv
+	$(PY) scripts/gen_crds.py
+
+pytest: venv
+	scripts/pytest.sh
+
+test: venv setup check pytest
+
+bench: venv setup
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) examples/functions/.klambda .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The klambda operator: reconciles Function, Version and Alias resources into pods."""

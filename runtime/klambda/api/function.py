@@ -1,0 +1,147 @@
+"""The Function kind: Lambda's `$LATEST`, the mutable configuration and code of a function.
+
+A Function's spec carries Lambda's limits (memory, timeout, environment size, retry and
+event-age bounds); the validators here give the same answers as the CRD schema in
+`crds/functions.yaml`, so local mode refuses what the API server would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from klambda.api import limits
+from klambda.api.meta import Condition, Model, ObjectMeta
+
+
+class Code(Model):
+    """Where the function's code comes from: exactly one source."""
+
+    inline: dict[str, str] | None = None
+    path: str | None = None
+    config_map: str | None = Field(default=None, alias="configMap")
+    image: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Code:
+        given = [k for k in ("inline", "path", "config_map", "image") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one of inline, path, configMap, image must be given"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @field_validator("inline")
+    @classmethod
+    def _inline_names(cls, files: dict[str, str] | None) -> dict[str, str] | None:
+        for name in files or {}:
+            if not name or name.startswith("/") or ".." in name.split("/"):
+                raise ValueError(f"file name {name!r} must be a relative path inside the code")
+        return files
+
+
+class Destination(Model):
+    """Where an async invocation's record goes: another function or a named queue."""
+
+    function: str | None = None
+    queue: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Destination:
+        if (self.function is None) == (self.queue is None):
+            raise ValueError("exactly one of function, queue must be given")
+        return self
+
+
+class Destinations(Model):
+    on_success: Destination | None = Field(default=None, alias="onSuccess")
+    on_failure: Destination | None = Field(default=None, alias="onFailure")
+
+
+class FunctionSpec(Model):
+    handler: str = Field(pattern=limits.HANDLER_PATTERN)
+    runtime: Literal["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
+    code: Code
+    description: str = Field(default="", max_length=256)
+    memory_mb: int = Field(
+        default=limits.MEMORY_DEFAULT_MB,
+        ge=limits.MEMORY_MIN_MB,
+        le=limits.MEMORY_MAX_MB,
+        alias="memoryMB",
+    )
+    timeout_seconds: int = Field(
+        default=limits.TIMEOUT_DEFAULT_S,
+        ge=limits.TIMEOUT_MIN_S,
+        le=limits.TIMEOUT_MAX_S,
+        alias="timeoutSeconds",
+    )
+    environment: dict[str, str] = Field(default_factory=dict)
+    reserved_concurrency: int | None = Field(default=None, ge=0, alias="reservedConcurrency")
+    retry_attempts: int = Field(
+        default=limits.RETRY_ATTEMPTS_DEFAULT,
+        ge=limits.RETRY_ATTEMPTS_MIN,
+        le=limits.RETRY_ATTEMPTS_MAX,
+        alias="retryAttempts",
+    )
+    max_event_age_seconds: int = Field(
+        default=limits.MAX_EVENT_AGE_DEFAULT_S,
+        ge=limits.MAX_EVENT_AGE_MIN_S,
+        le=limits.MAX_EVENT_AGE_MAX_S,
+        alias="maxEventAgeSeconds",
+    )
+    dead_letter: Destination | None = Field(default=None, alias="deadLetter")
+    destinations: Destinations | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if key in limits.RESERVED_ENVIRONMENT:
+                raise ValueError(f"{key} is a reserved environment variable and cannot be set")
+            if not re.match(limits.ENV_NAME_PATTERN, key):
+                raise ValueError(
+                    f"environment variable name {key!r} must match {limits.ENV_NAME_PATTERN}"
+                )
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+        if size > limits.ENVIRONMENT_MAX_BYTES:
+            raise ValueError(
+                f"environment variables take {size} bytes, more than the limit of "
+                f"{limits.ENVIRONMENT_MAX_BYTES} bytes"
+            )
+        return env
+
+
+class FunctionStatus(Model):
+    state: Literal["Pending", "Active", "Failed", "Inactive"] = "Pending"
+    state_reason: str | None = Field(default=None, alias="stateReason")
+    code_sha256: str | None = Field(default=None, alias="codeSha256")
+    last_modified: str | None = Field(default=None, alias="lastModified")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class Function(Model):
+    api_version: Literal["klambda.io/v1alpha1"] = Field(
+        default="klambda.io/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["Function"] = "Function"
+    metadata: ObjectMeta
+    spec: FunctionSpec
+    status: FunctionStatus | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _name(cls, meta: ObjectMeta) -> ObjectMeta:
+        if not re.match(limits.FUNCTION_NAME_PATTERN, meta.name):
+            raise ValueError(
+                f"name {meta.name!r} must be 1-{limits.FUNCTION_NAME_MAX} lowercase letters, "
+                "digits or '-', start with a letter and end with a letter or digit"
+            )
+        return meta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

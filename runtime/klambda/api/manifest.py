@@ -1,0 +1,131 @@
+"""Loading klambda manifests from YAML files, with errors that name file, field and limit.
+
+Local mode reads the same files that `kubectl apply` takes. Everything in a folder is
+validated before anything starts: a single bad document refuses the whole load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from klambda.api import limits
+from klambda.api.alias import Alias
+from klambda.api.function import Function
+from klambda.api.version import Version
+
+KINDS: dict[str, type[Function] | type[Version] | type[Alias]] = {
+    "Function": Function,
+    "Version": Version,
+    "Alias": Alias,
+}
+
+
+class ManifestError(ValueError):
+    """One or more manifests are invalid; `problems` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid manifests:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Manifests:
+    functions: dict[str, Function] = field(default_factory=dict)
+    versions: dict[str, Version] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    # where each object came from, for error messages and for resolving `code.path`
+    sources: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+
+def describe_errors(err: ValidationError) -> list[str]:
+    """`spec.memoryMB: Input should be greater than or equal to 128` lines."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+def parse_document(doc: Any) -> Function | Version | Alias:
+    """One YAML document to a model; ValueError naming the field otherwise."""
+    if not isinstance(doc, dict):
+        raise ValueError("a manifest must be a mapping with apiVersion, kind, metadata, spec")
+    if doc.get("apiVersion") != limits.API_VERSION:
+        raise ValueError(f"apiVersion: must be {limits.API_VERSION!r}")
+    model = KINDS.get(str(doc.get("kind")))
+    if model is None:
+        raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
+    try:
+        return model.model_validate(doc)
+    except ValidationError as err:
+        raise ValueError("; ".join(describe_errors(err))) from None
+
+
+def manifest_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml") and not any(part.startswith(".") for part in p.parts)
+    )
+
+
+def load(root: Path) -> Manifests:
+    """All klambda manifests under `root` (a file or a folder), or ManifestError."""
+    out = Manifests()
+    problems: list[str] = []
+    files = manifest_files(root)
+    if not files:
+        raise ManifestError([f"{root}: no .yaml manifests found"])
+    for path in files:
+        try:
+            docs = list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError as err:
+            problems.append(f"{path}: not valid YAML: {err}")
+            continue
+        for i, doc in enumerate(d for d in docs if d is not None):
+            where = f"{path} (document {i + 1})"
+            if isinstance(doc, dict) and doc.get("apiVersion") != limits.API_VERSION:
+                # other kinds may live in the same folder (ConfigMaps, ...): not ours
+                if str(doc.get("apiVersion", "")).startswith(limits.GROUP):
+                    problems.append(f"{where}: apiVersion: must be {limits.API_VERSION!r}")
+                continue
+            try:
+                obj = parse_document(doc)
+            except ValueError as err:
+                name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+                problems.append(f"{where} {doc.get('kind', '?')}/{name}: {err}")
+                continue
+            tables: dict[str, dict[str, Any]] = {
+                "Function": out.functions,
+                "Version": out.versions,
+                "Alias": out.aliases,
+            }
+            table = tables[obj.kind]
+            if obj.metadata.name in table:
+                problems.append(f"{where}: {obj.kind} {obj.metadata.name!r} is defined twice")
+                continue
+            table[obj.metadata.name] = obj
+            out.sources[(obj.kind, obj.metadata.name)] = path
+    for key, fn in out.functions.items():
+        if fn.spec.code.path is not None:
+            code_dir = (out.sources[("Function", key)].parent / fn.spec.code.path).resolve()
+            if not code_dir.is_dir():
+                problems.append(
+                    f"{out.sources[('Function', key)]} Function/{key}: spec.code.path: "
+                    f"{code_dir} is not a directory"
+                )
+    if problems:
+        raise ManifestError(problems)
+    return out
+
+
+def dump(obj: Function | Version | Alias) -> str:
+    return yaml.safe_dump(obj.wire(), sort_keys=False)

@@ -1,0 +1,1 @@
+"""The `klambda` command line: the same verbs in local and cluster mode."""

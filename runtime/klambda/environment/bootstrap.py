@@ -1,0 +1,323 @@
+"""One execution environment: init once, then invoke the handler one request at a time.
+
+`run()` is entered in a freshly forked child of the zygote. It applies the function's
+limits and environment, imports the handler module (Lambda's init phase, timed and
+reported), and serves INVOKE frames until its socket closes. Handler output is sent back
+as LOG frames on the same socket, before the RESULT, so the worker sees a request's log
+lines and its response in order.
+"""
+
+from __future__ import annotations
+
+import decimal
+import importlib
+import io
+import json
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+from klambda.environment import protocol
+from klambda.environment.context import LambdaContext
+
+RESPONSE_MAX_BYTES = 6 * 1024 * 1024
+
+
+def timestamp(t: float | None = None) -> str:
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class Channel:
+    """The environment's end of the socketpair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb", buffering=65536)
+        self.request_id = ""
+
+    def send(self, kind: int, meta: dict[str, Any] | None = None, body: bytes = b"") -> None:
+        self.sock.sendall(protocol.encode(kind, meta, body))
+
+    def log(self, record: str) -> None:
+        self.send(protocol.LOG, None, record.encode("utf-8", "replace"))
+
+
+class LogWriter(io.TextIOBase):
+    """sys.stdout / sys.stderr: each complete line becomes one tagged log record."""
+
+    def __init__(self, channel: Channel, fd: int) -> None:
+        self._channel = channel
+        self._fd = fd
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, s: str) -> int:
+        self._pending += s
+        if "\n" in self._pending:
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._emit(line)
+        return len(s)
+
+    def flush(self) -> None:
+        if self._pending:
+            line, self._pending = self._pending, ""
+            self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        rid = self._channel.request_id
+        self._channel.log(f"{timestamp()}\t{rid}\t{line}" if rid else f"{timestamp()}\t{line}")
+
+
+class LambdaLogHandler(logging.Handler):
+    """`logging` records in the Lambda Python runtime's format: [LEVEL] time id message."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            rid = self._channel.request_id
+            self._channel.log(f"[{record.levelname}]\t{timestamp(record.created)}\t{rid}\t{msg}")
+        except Exception:
+            self.handleError(record)
+
+
+def _json_default(o: Any) -> Any:
+    # Lambda's Python runtime serialises Decimal (what DynamoDB returns) as a number.
+    if isinstance(o, decimal.Decimal):
+        return int(o) if o == o.to_integral_value() else float(o)
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frames(tb: Any) -> list[str]:
+    """The traceback without the runtime's and importlib's own frames."""
+    frames = [
+        f
+        for f in traceback.extract_tb(tb)
+        if not f.filename.startswith((RUNTIME_DIR, "<frozen")) and "importlib" not in f.filename
+    ]
+    return traceback.format_list(frames)
+
+
+def error_body(
+    exc: BaseException,
+    error_type: str | None = None,
+    message: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "errorMessage": str(exc) if message is None else message,
+        "errorType": error_type or type(exc).__name__,
+    }
+    if request_id:
+        body["requestId"] = request_id
+    body["stackTrace"] = _user_frames(exc.__traceback__)
+    return body
+
+
+def _apply_limits(spec: dict[str, Any]) -> None:
+    pid = str(os.getpid())
+    for procs in spec.get("cgroup_procs") or ():
+        with open(procs, "w") as f:
+            f.write(pid)
+    rlimit = spec.get("rlimit_as")
+    if rlimit:
+        resource.setrlimit(resource.RLIMIT_AS, (rlimit, rlimit))
+
+
+def _init(spec: dict[str, Any], channel: Channel) -> Any:
+    """Import the handler module (Lambda's init phase); the handler, or an error body."""
+    module_name, _, func_name = spec["handler"].rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise InitError(
+            exc, "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}"
+        ) from None
+    except ImportError as exc:
+        raise InitError(
+            exc, "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from None
+    except SystemExit as exc:
+        raise InitError(
+            exc, "Runtime.ExitError", f"Runtime exited with error: exit status {exc.code}"
+        ) from None
+    except Exception as exc:
+        raise InitError(exc, None, None) from None
+    handler = getattr(module, func_name, None)
+    if not callable(handler):
+        raise InitError(
+            None,
+            "Runtime.HandlerNotFound",
+            f"Handler '{func_name}' missing on module '{module_name}'",
+        )
+    return handler
+
+
+class InitError(Exception):
+    def __init__(self, exc: BaseException | None, error_type: str | None, message: str | None):
+        super().__init__(message)
+        self.exc = exc
+        self.error_type = error_type
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        if self.exc is None:
+            return {"errorMessage": self.message, "errorType": self.error_type, "stackTrace": []}
+        if self.error_type == "Runtime.ImportModuleError":
+            return {"errorMessage": self.message, "errorType": self.error_type, "stackTrace": []}
+        return error_body(self.exc, self.error_type, self.message)
+
+
+def _encode_result(result: Any, rid: str) -> tuple[bytes, int]:
+    try:
+        body = json.dumps(result, default=_json_default).encode()
+    except (TypeError, ValueError) as exc:
+        err = {
+            "errorMessage": f"Unable to marshal response: {exc}",
+            "errorType": "Runtime.MarshalError",
+            "requestId": rid,
+            "stackTrace": [],
+        }
+        return json.dumps(err).encode(), protocol.ERROR
+    if len(body) > RESPONSE_MAX_BYTES:
+        err = {
+            "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum "
+            f"allowed payload size ({RESPONSE_MAX_BYTES} bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+            "requestId": rid,
+            "stackTrace": [],
+        }
+        return json.dumps(err).encode(), protocol.ERROR
+    return body, protocol.RESULT
+
+
+def run(sock: socket.socket, spec: dict[str, Any]) -> NoReturn:
+    """The environment's main: never returns."""
+    os.setpgid(0, 0)  # a Ctrl-C meant for the router must not reach handlers
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    channel = Channel(sock)
+    started = time.perf_counter()
+    try:
+        _apply_limits(spec)
+        os.environ.clear()
+        os.environ.update(spec["env"])
+        code_root = spec["code_root"]
+        os.chdir(code_root)
+        sys.path.insert(0, code_root)
+        sys.stdout = LogWriter(channel, 1)
+        sys.stderr = LogWriter(channel, 2)
+        root = logging.getLogger()
+        root.handlers[:] = [LambdaLogHandler(channel)]
+        handler = _init(spec, channel)
+    except InitError as err:
+        body = err.body()
+        channel.log(f"[ERROR] {body['errorType']}: {body['errorMessage']}")
+        channel.send(protocol.INIT_ERROR, None, json.dumps(body).encode())
+        os._exit(1)
+    except BaseException as exc:  # a failure of the environment itself, not of user code
+        body = error_body(exc, "Runtime.Unknown", f"environment setup failed: {exc}")
+        channel.send(protocol.INIT_ERROR, None, json.dumps(body).encode())
+        os._exit(1)
+    channel.send(
+        protocol.READY,
+        {
+            "init_ms": (time.perf_counter() - started) * 1000,
+            "pid": os.getpid(),
+            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        },
+    )
+    serve(channel, spec, handler)
+
+
+def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
+    base = dict(
+        function_name=spec["function_name"],
+        function_version=spec["version"],
+        memory_limit_in_mb=spec["memory_mb"],
+        log_group_name=spec["log_group"],
+        log_stream_name=spec["log_stream"],
+    )
+    stdout, stderr = sys.stdout, sys.stderr
+    perf = time.perf_counter
+    while True:
+        frame = protocol.read_frame(channel.reader)  # type: ignore[arg-type]
+        if frame is None:
+            os._exit(0)  # the worker closed the environment
+        _kind, meta, payload = frame
+        rid = meta["id"]
+        try:
+            event = json.loads(payload) if payload else {}
+        except ValueError as exc:
+            channel.send(
+                protocol.INVALID, {"message": f"Could not parse request body into json: {exc}"}
+            )
+            continue
+        channel.request_id = rid
+        ctx = LambdaContext(
+            request_id=rid,
+            deadline=meta["deadline"],
+            invoked_function_arn=meta["arn"],
+            client_context=meta.get("client_context"),
+            **base,
+        )
+        if "trace" in meta:
+            os.environ["_X_AMZN_TRACE_ID"] = meta["trace"]
+        t0 = perf()
+        kind = protocol.RESULT
+        try:
+            result = handler(event, ctx)
+        except SystemExit as exc:
+            stdout.flush()
+            stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        except MemoryError:
+            # only reached where memory is limited by RLIMIT_AS rather than a cgroup
+            os._exit(137)
+        except Exception as exc:
+            duration = (perf() - t0) * 1000
+            kind = protocol.ERROR
+            err = error_body(exc, request_id=rid)
+            channel.log(
+                f"[ERROR]\t{timestamp()}\t{rid}\t{err['errorType']}: {err['errorMessage']}\n"
+                "Traceback (most recent call last):\n" + "".join(err["stackTrace"]).rstrip()
+            )
+            body = json.dumps(err).encode()
+        else:
+            duration = (perf() - t0) * 1000
+            body, kind = _encode_result(result, rid)
+        stdout.flush()
+        stderr.flush()
+        channel.request_id = ""
+        channel.send(
+            kind,
+            {
+                "duration_ms": duration,
+                "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            },
+            body,
+        )

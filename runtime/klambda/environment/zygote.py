@@ -1,0 +1,98 @@
+"""The zygote: a warm, single-threaded interpreter that forks execution environments.
+
+Starting a Python interpreter costs ~10 ms before any user code runs; forking one that has
+already imported the runtime costs ~1 ms. The worker starts one zygote per runtime and
+asks it for environments over a SOCK_SEQPACKET control socket:
+
+    worker -> zygote   {"id", ...spec}  with one fd attached: the environment's socket end
+    zygote -> worker   {"spawned": id, "pid": N}
+    zygote -> worker   {"exited": pid, "status": waitstatus}     (whenever a child ends)
+
+The zygote never runs threads or an event loop, so forking it is safe. It exits when the
+worker's end of the control socket closes.
+
+Run as: python -m klambda.environment.zygote FD [PRELOAD_MODULE ...]
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+# What every environment needs, imported once here so forks inherit it.
+from klambda.environment import bootstrap, context, protocol  # noqa: F401
+
+MAX_SPEC_BYTES = 1 << 20
+
+
+def _reap(ctl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        ctl.send(json.dumps({"exited": pid, "status": status}).encode())
+
+
+def serve(ctl: socket.socket) -> None:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
+    while True:
+        try:
+            ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+            _reap(ctl)
+        if ctl.fileno() in ready:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_SPEC_BYTES, 1)
+            except ConnectionResetError:
+                msg, fds = b"", []
+            if not msg:
+                return
+            spec = json.loads(msg)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.set_wakeup_fd(-1)
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    ctl.close()
+                    bootstrap.run(socket.socket(fileno=fds[0]), spec)
+                finally:
+                    os._exit(70)
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"spawned": spec["id"], "pid": pid}).encode())
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    for name in sys.argv[2:]:
+        importlib.import_module(name)
+    ctl = socket.socket(fileno=fd)
+    ctl.setblocking(True)
+    # Environments get their fds from the socketpair; stdin is never theirs.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    try:
+        serve(ctl)
+    finally:
+        # children notice their socket closing and exit on their own
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Lambda's concurrency pools: who may run now, and who is throttled. Pure, no I/O.
+
+One account pool (default 1000) is shared by every function. A function with reserved
+concurrency owns that many slots and never runs more; the others compete for what is not
+reserved, of which at least 100 always stay. A request that finds no slot is refused at
+once with Lambda's reason; nothing here ever waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from klambda.api import limits
+
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+
+
+class ReservationError(ValueError):
+    pass
+
+
+@dataclass
+class ConcurrencyPools:
+    account_limit: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
+    unreserved_min: int = limits.UNRESERVED_CONCURRENCY_MIN
+    reserved: dict[str, int] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    unreserved_in_flight: int = 0
+    # slots a function holds from the unreserved pool (its reservation may change while
+    # they run; counting them per function keeps the totals right when they end)
+    unreserved_by: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_reserved(self) -> int:
+        return sum(self.reserved.values())
+
+    @property
+    def unreserved_limit(self) -> int:
+        return self.account_limit - self.total_reserved
+
+    @property
+    def account_in_flight(self) -> int:
+        return sum(self.in_flight.values())
+
+    def check_reservation(self, function: str, reserved: int | None) -> None:
+        """ReservationError (naming the limit) unless `reserved` can be given to `function`."""
+        if reserved is None:
+            return
+        if reserved < 0:
+            raise ReservationError(f"reservedConcurrency must be >= 0, got {reserved}")
+        others = self.total_reserved - self.reserved.get(function, 0)
+        most = self.account_limit - self.unreserved_min - others
+        if reserved > most:
+            raise ReservationError(
+                f"reservedConcurrency {reserved} for {function} would leave "
+                f"{self.account_limit - others - reserved} unreserved; at least "
+                f"{self.unreserved_min} of the account's {self.account_limit} must stay "
+                f"unreserved (at most {max(0, most)} can be reserved for it)"
+            )
+
+    def set_reserved(self, function: str, reserved: int | None) -> None:
+        self.check_reservation(function, reserved)
+        if reserved is None:
+            self.reserved.pop(function, None)
+        else:
+            self.reserved[function] = reserved
+
+    def try_acquire(self, function: str) -> str | None:
+        """Take a slot for `function`; None on success, else the throttle reason."""
+        running = self.in_flight.get(function, 0)
+        reserved = self.reserved.get(function)
+        if reserved is not None:
+            if running >= reserved:
+                return RESERVED_LIMIT
+        else:
+            if self.unreserved_in_flight >= self.unreserved_limit:
+                return ACCOUNT_LIMIT
+            self.unreserved_in_flight += 1
+            self.unreserved_by[function] = self.unreserved_by.get(function, 0) + 1
+        self.in_flight[function] = running + 1
+        return None
+
+    def release(self, function: str) -> None:
+        self.in_flight[function] -= 1
+        if self.unreserved_by.get(function, 0) > 0:
+            self.unreserved_by[function] -= 1
+            self.unreserved_in_flight -= 1

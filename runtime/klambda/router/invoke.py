@@ -1,0 +1,217 @@
+"""The one invoke path: every entry point (gRPC, REST, async dispatcher, event sources)
+calls `Invoker.invoke`, so admission, routing, cold starts, logs and metrics are the
+same whoever asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass
+
+from klambda import logformat
+from klambda.api import limits
+from klambda.errors import (
+    InvalidParameterValue,
+    InvalidRequestContent,
+    RequestTooLarge,
+    TooManyRequests,
+)
+from klambda.metrics import Metrics
+from klambda.router.admission import ConcurrencyPools
+from klambda.router.registry import Registry, Target
+from klambda.settings import RouterSettings
+from klambda.worker.cgroups import Cgroups
+from klambda.worker.environment import InitFailed, Outcome
+from klambda.worker.logs import LogHub
+from klambda.worker.pool import EnvironmentPool
+from klambda.worker.zygote import Zygote
+
+REQUEST_RESPONSE = "RequestResponse"
+EVENT = "Event"
+DRY_RUN = "DryRun"
+INVOCATION_TYPES = (REQUEST_RESPONSE, EVENT, DRY_RUN)
+
+ERROR_REASONS = {
+    "error": "function_error",
+    "timeout": "timeout",
+    "init_error": "init_error",
+}
+
+
+@dataclass
+class InvokeResult:
+    status_code: int
+    payload: bytes
+    request_id: str
+    executed_version: str
+    function_error: str | None = None
+    log_tail: list[str] | None = None
+
+    def log_result(self) -> str:
+        """The last 4 KB of the invocation's log, as Lambda's X-Amz-Log-Result carries."""
+        if not self.log_tail:
+            return ""
+        text = ("\n".join(self.log_tail) + "\n").encode()
+        return text[-4096:].decode("utf-8", "ignore")
+
+
+class Invoker:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: RouterSettings,
+        logs: LogHub,
+        metrics: Metrics,
+        zygotes: dict[str, Zygote],
+        cgroups: Cgroups,
+        pools: ConcurrencyPools | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.logs = logs
+        self.metrics = metrics
+        self.zygotes = zygotes
+        self.cgroups = cgroups
+        self.pools = pools or ConcurrencyPools(
+            settings.account_concurrency, settings.unreserved_min
+        )
+        self.env_pools: dict[str, EnvironmentPool] = {}
+        self._concurrent = metrics.concurrent
+
+    def pool_for(self, target: Target) -> EnvironmentPool:
+        pool = self.env_pools.get(target.key)
+        if pool is None:
+            pool = self.env_pools[target.key] = EnvironmentPool(
+                target.config,
+                self.zygotes[target.config.runtime],
+                self.logs,
+                self.cgroups,
+                cpu_limits=self.settings.cpu_limits,
+            )
+        return pool
+
+    async def invoke(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        qualifier: str | None = None,
+        invocation_type: str = REQUEST_RESPONSE,
+        log_tail: bool = False,
+        request_id: str | None = None,
+    ) -> InvokeResult:
+        if invocation_type not in INVOCATION_TYPES:
+            raise InvalidParameterValue(
+                f"InvocationType must be one of {', '.join(INVOCATION_TYPES)}, "
+                f"got {invocation_type!r}"
+            )
+        if len(payload) > limits.SYNC_PAYLOAD_MAX_BYTES:
+            raise RequestTooLarge(
+                f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
+                f"InvokeFunction operation (got {len(payload)} bytes)"
+            )
+        target, alias = self.registry.resolve(name, qualifier)
+        cfg = target.config
+        if invocation_type == DRY_RUN:
+            return InvokeResult(204, b"", "", cfg.version)
+        if invocation_type == EVENT:
+            raise InvalidParameterValue("asynchronous invocation is not available in this router")
+        rid = request_id or str(uuid.uuid4())
+        fn = cfg.function
+        reason = self.pools.try_acquire(fn)
+        if reason is not None:
+            self.metrics.throttles.labels(fn, reason).inc()
+            raise TooManyRequests("Rate Exceeded.", reason)
+        gauge = self._concurrent.labels(fn)
+        gauge.inc()
+        try:
+            out = await self._run(target, alias, rid, payload, log_tail, invocation_type)
+        finally:
+            gauge.dec()
+            self.pools.release(fn)
+        if out.status == "invalid":
+            raise InvalidRequestContent(out.body.decode())
+        return InvokeResult(
+            200,
+            out.body,
+            rid,
+            out.version,
+            None if out.status == "ok" else "Unhandled",
+            out.log_tail,
+        )
+
+    async def _run(
+        self, target: Target, alias: str, rid: str, payload: bytes, tail: bool, itype: str
+    ) -> Outcome:
+        cfg = target.config
+        pool = self.pool_for(target)
+        fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
+        env = pool.take_idle()
+        if env is None:
+            try:
+                env = await pool.start()
+            except InitFailed as err:
+                out = self._init_failed(target, rid, err, tail)
+                fm.cold_start(err.init_ms)
+                fm.invoked(False, 0.0, cfg.memory_mb, 0, "init_error")
+                return out
+            fm.cold_start(env.init_ms)
+        try:
+            qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
+            out = await env.invoke(rid, payload, invoked_arn=_arn(cfg.arn, qualified), tail=tail)
+        finally:
+            pool.release(env)
+        if out.status != "invalid":
+            reason = None
+            if out.status != "ok":
+                reason = ERROR_REASONS.get(out.status) or (
+                    "out_of_memory" if out.error_type == "Runtime.OutOfMemory" else "exit"
+                )
+            fm.invoked(
+                out.status == "ok", out.duration_ms, cfg.memory_mb, out.max_memory_mb, reason
+            )
+        return out
+
+    def _init_failed(self, target: Target, rid: str, err: InitFailed, tail: bool) -> Outcome:
+        cfg = target.config
+        lines = [
+            logformat.start(rid, cfg.version),
+            logformat.end(rid),
+            logformat.report(
+                rid, err.init_ms, cfg.memory_mb, 0, err.init_ms, "error", err.error_type
+            ),
+        ]
+        stream = err.stream
+        for line in lines:
+            self.logs.write(cfg.function, stream, line)
+        self.logs.flush()
+        body = json.loads(err.body)
+        body.setdefault("requestId", rid)
+        return Outcome(
+            "init_error",
+            json.dumps(body).encode(),
+            rid,
+            cfg.version,
+            err.init_ms,
+            0,
+            err.init_ms,
+            err.error_type,
+            lines if tail else None,
+        )
+
+    async def reclaim_idle(self) -> None:
+        for pool in list(self.env_pools.values()):
+            await pool.reclaim(self.settings.keep_warm_seconds)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.env_pools.values()))
+        for z in self.zygotes.values():
+            with contextlib.suppress(Exception):
+                await z.stop()
+
+
+def _arn(base: str, alias: str) -> str:
+    return f"{base}:{alias}" if alias else base

@@ -1,0 +1,81 @@
+"""What the router can invoke: functions, their versions and aliases, by name.
+
+Local mode fills it from manifests in a folder (`klambda.router.local`); cluster mode will
+fill it from the API server's watch. Either way the router only asks `resolve()`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from klambda.api import Alias, Function, Version
+from klambda.api.limits import LATEST
+from klambda.errors import ResourceConflict, ResourceNotFound
+from klambda.router.routing import parse_function_name, pick_version
+from klambda.worker.environment import FunctionConfig
+
+
+@dataclass
+class Target:
+    """One invocable version of a function: `$LATEST` or a published number."""
+
+    config: FunctionConfig
+    state: str = "Active"
+    state_reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.config.function}:{self.config.version}"
+
+
+@dataclass
+class FunctionEntry:
+    function: Function
+    latest: Target
+    versions: dict[str, Version] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)  # by version number
+    aliases: dict[str, Alias] = field(default_factory=dict)  # by alias name
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.functions: dict[str, FunctionEntry] = {}
+        self._random = random.random
+
+    def get(self, name: str) -> FunctionEntry:
+        entry = self.functions.get(name)
+        if entry is None:
+            raise ResourceNotFound(f"Function not found: {name}")
+        return entry
+
+    def resolve(self, name: str, qualifier: str | None = None) -> tuple[Target, str]:
+        """(the target version, the alias name or "") for a name and qualifier."""
+        try:
+            fn, q = parse_function_name(name, qualifier)
+        except ValueError as err:
+            raise ResourceNotFound(str(err)) from None
+        entry = self.get(fn)
+        if q is None or q == LATEST:
+            target, alias = entry.latest, ""
+        elif q.isdigit():
+            t = entry.targets.get(q)
+            if t is None:
+                raise ResourceNotFound(f"Function not found: {fn}:{q}")
+            target, alias = t, ""
+        else:
+            a = entry.aliases.get(q)
+            if a is None:
+                raise ResourceNotFound(f"Function not found: {fn}:{q}")
+            version = pick_version(a.spec, self._random())
+            t = entry.latest if version == LATEST else entry.targets.get(version)
+            if t is None:
+                raise ResourceNotFound(f"Function not found: {fn}:{version} (alias {q})")
+            target, alias = t, q
+        if target.state != "Active":
+            raise ResourceConflict(
+                f"The operation cannot be performed at this time. The function is currently "
+                f"in the following state: {target.state}"
+                + (f" ({target.state_reason})" if target.state_reason else "")
+            )
+        return target, alias

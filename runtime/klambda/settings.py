@@ -1,0 +1,52 @@
+"""One typed settings object per process, from flags and `KLAMBDA_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from klambda.api import limits
+
+
+@dataclass
+class RouterSettings:
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    state_dir: Path | None = None
+    account_concurrency: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
+    unreserved_min: int = limits.UNRESERVED_CONCURRENCY_MIN
+    scale_up_per_minute: int = limits.SCALE_UP_PER_MINUTE_DEFAULT
+    keep_warm_seconds: float = 600.0
+    cgroups: bool = True
+    cpu_limits: bool = True
+    echo_logs: bool = True
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    preload: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> RouterSettings:
+        """Defaults, then KLAMBDA_<FIELD> variables, then explicit overrides (flags)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"KLAMBDA_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = getattr(cls(), f.name)
+            if isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            elif isinstance(default, tuple):
+                values[f.name] = tuple(x for x in raw.split(",") if x)
+            elif f.name == "state_dir":
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,412 @@
+"""An execution environment seen from the worker: spawn it, invoke it, recycle it.
+
+The worker writes the platform's log lines around each invocation (START, END, REPORT),
+enforces the timeout by killing the process, and turns a process that died into Lambda's
+error types. One request at a time: `busy` is set for the length of an invoke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from klambda import logformat
+from klambda.environment import protocol
+from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
+from klambda.worker.logs import LogHub
+from klambda.worker.zygote import Zygote
+
+# Lambda's tail of logs returned with LogType=Tail
+LOG_TAIL_BYTES = 4096
+# Lambda's limit on the init phase of an on-demand environment
+INIT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What an environment needs to know about the function version it runs."""
+
+    function: str
+    version: str  # "$LATEST" or a number
+    handler: str
+    runtime: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+    code_root: str
+    code_sha256: str
+    region: str = "us-east-1"
+    account: str = "000000000000"
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function}"
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.function}"
+
+
+def stream_name(version: str) -> str:
+    return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{uuid.uuid4().hex}"
+
+
+def environment_variables(
+    cfg: FunctionConfig, stream: str, initialization: str = "on-demand"
+) -> dict[str, str]:
+    """The process environment: the user's variables plus Lambda's reserved ones."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(cfg.environment)
+    env.update(
+        {
+            "_HANDLER": cfg.handler,
+            "AWS_REGION": cfg.region,
+            "AWS_DEFAULT_REGION": cfg.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": cfg.function,
+            "AWS_LAMBDA_FUNCTION_VERSION": cfg.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
+            "AWS_LAMBDA_LOG_GROUP_NAME": cfg.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "LAMBDA_TASK_ROOT": cfg.code_root,
+            "LAMBDA_RUNTIME_DIR": os.path.dirname(protocol.__file__),
+        }
+    )
+    return env
+
+
+@dataclass
+class Outcome:
+    """The end of one invocation, as the router reports it."""
+
+    status: str  # ok | error | invalid | timeout | crash | init_error
+    body: bytes
+    request_id: str
+    version: str
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+    error_type: str | None = None
+    log_tail: list[str] | None = None
+
+    @property
+    def function_error(self) -> bool:
+        return self.status not in ("ok", "invalid")
+
+
+class InitFailed(Exception):
+    """The environment's init failed; `body` is Lambda's error JSON."""
+
+    def __init__(self, body: bytes, init_ms: float, error_type: str, stream: str) -> None:
+        super().__init__(error_type)
+        self.body = body
+        self.init_ms = init_ms
+        self.error_type = error_type
+        self.stream = stream
+
+
+@dataclass(eq=False)
+class Environment:
+    cfg: FunctionConfig
+    pid: int
+    stream: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    zygote: Zygote
+    logs: LogHub
+    cgroup: EnvironmentCgroup | None
+    init_ms: float = 0.0
+    max_memory_mb: int = 0  # the peak seen so far, for invocations that end without a report
+    provisioned: bool = False
+    invocations: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    dead: bool = False
+    exit_status: int | None = None
+    _start_line: str = ""
+
+    async def invoke(
+        self,
+        request_id: str,
+        payload: bytes,
+        *,
+        invoked_arn: str | None = None,
+        tail: bool = False,
+        trace_id: str | None = None,
+    ) -> Outcome:
+        cfg = self.cfg
+        collected: list[str] | None = [] if tail else None
+        first = self.invocations == 0
+        self.invocations += 1
+        deadline = time.time() + cfg.timeout_s
+        meta: dict[str, Any] = {
+            "id": request_id,
+            "deadline": deadline,
+            "arn": invoked_arn or cfg.arn,
+        }
+        if trace_id:
+            meta["trace"] = trace_id
+        started = time.perf_counter()
+        self.writer.write(protocol.encode(protocol.INVOKE, meta, payload))
+        self._start_line = logformat.start(request_id, cfg.version)
+        try:
+            kind, rmeta, body = await asyncio.wait_for(self._await_result(collected), cfg.timeout_s)
+        except TimeoutError:
+            self._log_start(collected)
+            await self.kill()
+            duration = cfg.timeout_s * 1000.0
+            text = logformat.timed_out(request_id, cfg.timeout_s)
+            err = {
+                "errorMessage": f"RequestId: {request_id} Error: "
+                + logformat.timeout_message(cfg.timeout_s),
+                "errorType": "Sandbox.Timedout",
+            }
+            return self._finish(
+                Outcome(
+                    "timeout",
+                    json.dumps(err).encode(),
+                    request_id,
+                    cfg.version,
+                    duration,
+                    self.max_memory_mb,
+                    error_type="Sandbox.Timedout",
+                ),
+                first,
+                collected,
+                extra=text,
+                status="timeout",
+            )
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._log_start(collected)
+            duration = (time.perf_counter() - started) * 1000
+            return self._finish(
+                await self._crashed(request_id, duration), first, collected, status="error"
+            )
+        if kind == protocol.INVALID:
+            self.invocations -= 1
+            return Outcome("invalid", rmeta["message"].encode(), request_id, cfg.version)
+        max_mb = self.max_memory_mb = math.ceil(rmeta["max_rss_kb"] / 1024)
+        if kind == protocol.RESULT:
+            return self._finish(
+                Outcome("ok", body, request_id, cfg.version, rmeta["duration_ms"], max_mb),
+                first,
+                collected,
+            )
+        error_type = json.loads(body).get("errorType", "Unhandled")
+        return self._finish(
+            Outcome(
+                "error",
+                body,
+                request_id,
+                cfg.version,
+                rmeta["duration_ms"],
+                max_mb,
+                error_type=error_type,
+            ),
+            first,
+            collected,
+            status="error",
+        )
+
+    def _log_start(self, collected: list[str] | None) -> None:
+        # START is written when the handler shows it ran (a log line or a result), so that
+        # a payload refused as invalid JSON leaves no half invocation in the stream.
+        if self._start_line:
+            self._log(self._start_line, collected)
+            self._start_line = ""
+
+    async def _await_result(self, collected: list[str] | None) -> tuple[int, dict[str, Any], bytes]:
+        readexactly = self.reader.readexactly
+        write = self.logs.write
+        fn, stream = self.cfg.function, self.stream
+        while True:
+            kind, mlen, blen = protocol.decode_header(await readexactly(protocol.HEADER.size))
+            raw = await readexactly(mlen + blen) if mlen + blen else b""
+            if kind != protocol.LOG:
+                if kind != protocol.INVALID:
+                    self._log_start(collected)
+                return kind, protocol.decode_meta(raw[:mlen]), raw[mlen:]
+            self._log_start(collected)
+            text = raw[mlen:].decode("utf-8", "replace")
+            write(fn, stream, text)
+            if collected is not None:
+                collected.append(text)
+
+    def _log(self, text: str, collected: list[str] | None) -> None:
+        self.logs.write(self.cfg.function, self.stream, text)
+        if collected is not None:
+            collected.append(text)
+
+    def _finish(
+        self,
+        out: Outcome,
+        first: bool,
+        collected: list[str] | None,
+        extra: str | None = None,
+        status: str | None = None,
+    ) -> Outcome:
+        if extra is not None:
+            self._log(extra, collected)
+        if first and not self.provisioned:
+            out.init_ms = self.init_ms
+        self._log(logformat.end(out.request_id), collected)
+        self._log(
+            logformat.report(
+                out.request_id,
+                out.duration_ms,
+                self.cfg.memory_mb,
+                out.max_memory_mb,
+                out.init_ms,
+                status,
+                out.error_type if status else None,
+            ),
+            collected,
+        )
+        self.logs.flush()
+        if collected is not None:
+            out.log_tail = collected
+        self.last_used = time.monotonic()
+        return out
+
+    async def _crashed(self, request_id: str, duration: float) -> Outcome:
+        """The process died during an invoke: exit, signal, or out of memory."""
+        self.dead = True
+        status = self.exit_status = await self.zygote.exit_status(self.pid)
+        oom = self.cgroup is not None and self.cgroup.oom_killed()
+        if status is not None and os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status))
+            name = {
+                signal.SIGKILL: "killed",
+                signal.SIGSEGV: "segmentation fault",
+                signal.SIGABRT: "aborted",
+            }.get(sig, sig.name)
+            detail = f"signal: {name}"
+        elif status is not None:
+            code = os.waitstatus_to_exitcode(status)
+            oom = oom or code == 137
+            detail = f"exit status {code}"
+        else:
+            detail = "unknown exit"
+        error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+        if oom:
+            detail = "signal: killed"
+        err = {
+            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {detail}",
+            "errorType": error_type,
+        }
+        self._log(
+            f"{logformat.timestamp()} {request_id} Error: Runtime exited with error: "
+            f"{detail}\n{error_type}",
+            None,
+        )
+        mem = self.cfg.memory_mb if oom else self.max_memory_mb
+        await self.close()
+        return Outcome(
+            "crash",
+            json.dumps(err).encode(),
+            request_id,
+            self.cfg.version,
+            duration,
+            mem,
+            error_type=error_type,
+        )
+
+    async def kill(self) -> None:
+        self.dead = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the socket (the environment exits on EOF) and release its cgroup."""
+        self.dead = True
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        if self.exit_status is None:
+            self.exit_status = await self.zygote.exit_status(self.pid, wait=2.0)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+
+async def spawn(
+    cfg: FunctionConfig,
+    zygote: Zygote,
+    logs: LogHub,
+    cgroups: Cgroups,
+    *,
+    provisioned: bool = False,
+    cpu_limits: bool = True,
+) -> Environment:
+    """Start an environment and run its init; InitFailed if the handler cannot load."""
+    env_id = uuid.uuid4().hex
+    stream = stream_name(cfg.version)
+    cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
+    spec: dict[str, Any] = {
+        "id": env_id,
+        "env": environment_variables(
+            cfg, stream, "provisioned-concurrency" if provisioned else "on-demand"
+        ),
+        "code_root": cfg.code_root,
+        "handler": cfg.handler,
+        "function_name": cfg.function,
+        "version": cfg.version,
+        "memory_mb": cfg.memory_mb,
+        "log_group": cfg.log_group,
+        "log_stream": stream,
+        "cgroup_procs": cgroup.procs_files if cgroup else [],
+        # without a memory cgroup: cap the address space (the size plus the interpreter's)
+        "rlimit_as": None if cgroup else (cfg.memory_mb + 256) * 1024 * 1024,
+    }
+    logs.write(cfg.function, stream, logformat.init_start(cfg.runtime, cfg.arn))
+    t0 = time.perf_counter()
+    pid, sock = await zygote.spawn(spec)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**24)
+    env = Environment(
+        cfg, pid, stream, reader, writer, zygote, logs, cgroup, provisioned=provisioned
+    )
+    try:
+        while True:
+            header = await asyncio.wait_for(
+                reader.readexactly(protocol.HEADER.size), max(INIT_TIMEOUT_S, cfg.timeout_s)
+            )
+            kind, mlen, blen = protocol.decode_header(header)
+            raw = await reader.readexactly(mlen + blen) if mlen + blen else b""
+            if kind == protocol.LOG:
+                logs.write(cfg.function, stream, raw[mlen:].decode("utf-8", "replace"))
+                continue
+            if kind == protocol.READY:
+                ready = protocol.decode_meta(raw[:mlen])
+                env.init_ms = ready["init_ms"]
+                env.max_memory_mb = math.ceil(ready["max_rss_kb"] / 1024)
+                break
+            body = raw[mlen:]
+            error_type = json.loads(body).get("errorType", "Runtime.Unknown")
+            await env.close()
+            raise InitFailed(body, (time.perf_counter() - t0) * 1000, error_type, stream)
+    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
+        await env.kill()
+        err = {
+            "errorMessage": f"Runtime exited during init: {exc!r}",
+            "errorType": "Runtime.ExitError",
+        }
+        init_ms = (time.perf_counter() - t0) * 1000
+        raise InitFailed(json.dumps(err).encode(), init_ms, "Runtime.ExitError", stream) from None
+    if cgroup is not None and cpu_limits:
+        # after init, like Lambda, which lets init run at full speed
+        with contextlib.suppress(OSError):
+            cgroup.set_cpu(cfg.memory_mb)
+    return env

@@ -1,0 +1,85 @@
+"""Log streams: where an environment's START/END/REPORT and handler lines go.
+
+Each environment writes one stream (Lambda's `log_stream_name`) in its function's group.
+The hub keeps the recent records of each function in memory for `klambda logs`, hands
+them to followers as they come, appends them to a file per function when given a folder,
+and echoes them to the console in local mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time: float
+    function: str
+    stream: str
+    text: str
+
+
+class LogHub:
+    def __init__(
+        self, directory: Path | None = None, echo: TextIO | None = None, keep: int = 10_000
+    ) -> None:
+        self._dir = directory
+        self._echo = echo
+        self._keep = keep
+        self._recent: dict[str, collections.deque[LogRecord]] = {}
+        self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
+        self._files: dict[str, IO[str]] = {}
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, function: str, stream: str, text: str) -> LogRecord:
+        rec = LogRecord(time.time(), function, stream, text)
+        recent = self._recent.get(function)
+        if recent is None:
+            recent = self._recent[function] = collections.deque(maxlen=self._keep)
+        recent.append(rec)
+        for q in self._followers.get(function, ()):
+            q.put_nowait(rec)
+        if self._dir is not None:
+            f = self._files.get(function)
+            if f is None:
+                f = self._files[function] = open(  # noqa: SIM115 - kept open, closed in close()
+                    self._dir / f"{function}.log", "a", encoding="utf-8"
+                )
+            f.write(f"{stream}\t{text}\n")
+        if self._echo is not None:
+            self._echo.write(f"[{function}] {text}\n")
+        return rec
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
+        if self._echo is not None:
+            self._echo.flush()
+
+    def recent(self, function: str, limit: int | None = None) -> list[LogRecord]:
+        records = list(self._recent.get(function, ()))
+        return records[-limit:] if limit else records
+
+    def follow(self, function: str) -> asyncio.Queue[LogRecord]:
+        q: asyncio.Queue[LogRecord] = asyncio.Queue(maxsize=100_000)
+        self._followers.setdefault(function, set()).add(q)
+        return q
+
+    def unfollow(self, function: str, q: asyncio.Queue[LogRecord]) -> None:
+        self._followers.get(function, set()).discard(q)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+
+def console() -> TextIO:
+    return sys.stdout

@@ -1,0 +1,126 @@
+"""The worker's side of a zygote: start it, ask it for environments, learn how they end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import klambda
+
+# the folder holding the `klambda` package, for interpreters outside this one's venv
+PACKAGE_ROOT = str(Path(klambda.__file__).resolve().parent.parent)
+
+
+class ZygoteError(RuntimeError):
+    pass
+
+
+class Zygote:
+    """One warm interpreter of one runtime, forking environments on request."""
+
+    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = ()) -> None:
+        self.python = python
+        self.preload = preload
+        self._proc: asyncio.subprocess.Process | None = None
+        self._ctl: socket.socket | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._spawning: dict[str, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        if self.python != sys.executable:
+            env["PYTHONPATH"] = PACKAGE_ROOT
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                "klambda.environment.zygote",
+                str(child.fileno()),
+                *self.preload,
+                pass_fds=[child.fileno()],
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        parent.setblocking(False)
+        self._ctl = parent
+        self._reader = asyncio.create_task(self._read_loop(), name="zygote-reader")
+
+    async def _read_loop(self) -> None:
+        assert self._ctl is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                msg = await loop.sock_recv(self._ctl, 65536)
+            except OSError:
+                msg = b""
+            if not msg:
+                break
+            note: dict[str, Any] = json.loads(msg)
+            if "spawned" in note:
+                fut = self._spawning.pop(note["spawned"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(note["pid"])
+            elif "exited" in note:
+                exit_fut = self._exits.get(note["exited"])
+                if exit_fut is None:
+                    exit_fut = self._exits[note["exited"]] = loop.create_future()
+                if not exit_fut.done():
+                    exit_fut.set_result(note["status"])
+        for fut in self._spawning.values():
+            if not fut.done():
+                fut.set_exception(ZygoteError("the zygote exited"))
+
+    async def spawn(self, spec: dict[str, Any]) -> tuple[int, socket.socket]:
+        """Fork an environment; its pid and our end of its socket."""
+        if self._ctl is None or self._reader is None or self._reader.done():
+            raise ZygoteError("the zygote is not running")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._spawning[spec["id"]] = fut
+        try:
+            socket.send_fds(self._ctl, [json.dumps(spec).encode()], [theirs.fileno()])
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+            socket.send_fds(self._ctl, [json.dumps(spec).encode()], [theirs.fileno()])
+        finally:
+            theirs.close()
+        pid = await fut
+        return pid, ours
+
+    async def exit_status(self, pid: int, wait: float = 1.0) -> int | None:
+        """The wait status of an environment that has ended (None if not known in time)."""
+        fut = self._exits.get(pid)
+        if fut is None:
+            fut = self._exits[pid] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), wait)
+        except TimeoutError:
+            return None
+        finally:
+            if fut.done():
+                self._exits.pop(pid, None)
+
+    async def stop(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._proc is not None:
+            try:
+                await asyncio.wait_for(self._proc.wait(), 5)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader

@@ -1,0 +1,100 @@
+"""The CRD schemas (what the API server enforces) and the models (what local mode
+enforces) state the same fields, bounds, defaults and enums; generated files are fresh."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import pytest
+import yaml
+from klambda.api import limits
+from klambda.api.alias import AliasSpec, RoutingConfig
+from klambda.api.function import Code, Destination, FunctionSpec
+from klambda.api.version import VersionSpec
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def crd_schema(name: str) -> dict[str, Any]:
+    crd = yaml.safe_load((ROOT / "crds" / name).read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+
+
+def bounds(model: type[BaseModel], field: str) -> tuple[Any, Any]:
+    lo = hi = None
+    for m in model.model_fields[field].metadata:
+        if isinstance(m, annotated_types.Ge):
+            lo = m.ge
+        if isinstance(m, annotated_types.Le):
+            hi = m.le
+    return lo, hi
+
+
+def check_model(model: type[BaseModel], props: dict[str, Any]) -> None:
+    wire_names = {f.alias or n for n, f in model.model_fields.items()}
+    assert wire_names == set(props), f"{model.__name__} fields differ from the CRD"
+    for name, f in model.model_fields.items():
+        prop = props[f.alias or name]
+        lo, hi = bounds(model, name)
+        assert prop.get("minimum") == lo, f"{name}: minimum"
+        assert prop.get("maximum") == hi, f"{name}: maximum"
+        if "default" in prop:
+            assert prop["default"] == f.default, f"{name}: default"
+
+
+@pytest.mark.parametrize("crd", ["functions.yaml", "versions.yaml"])
+def test_function_spec_matches(crd: str) -> None:
+    schema = crd_schema(crd)
+    spec = schema["properties"]["spec"]
+    if crd == "versions.yaml":
+        check_model(VersionSpec, spec["properties"])
+        spec = spec["properties"]["config"]
+    props = spec["properties"]
+    check_model(FunctionSpec, props)
+    check_model(Code, props["code"]["properties"])
+    check_model(Destination, props["deadLetter"]["properties"])
+    assert tuple(props["runtime"]["enum"]) == limits.RUNTIMES
+    assert props["handler"]["pattern"] == limits.HANDLER_PATTERN
+    rules = " ".join(r["rule"] for r in props["environment"]["x-kubernetes-validations"])
+    assert set(re.findall(r"'([A-Z_]+)'", rules)) == set(limits.RESERVED_ENVIRONMENT)
+    assert f"<= {limits.ENVIRONMENT_MAX_BYTES}" in rules
+
+
+def test_alias_spec_matches() -> None:
+    props = crd_schema("aliases.yaml")["properties"]["spec"]["properties"]
+    check_model(AliasSpec, props)
+    check_model(RoutingConfig, props["routing"]["properties"])
+
+
+def test_versions_crd_is_fresh() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/gen_crds.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_proto_stubs_are_fresh(tmp_path: Path) -> None:
+    from grpc_tools import protoc
+
+    src = ROOT / "runtime"
+    args = [
+        "protoc",
+        f"-I{src}",
+        f"--python_out={tmp_path}",
+        f"--pyi_out={tmp_path}",
+        f"--grpc_python_out={tmp_path}",
+        str(src / "klambda/proto/invoker.proto"),
+    ]
+    assert protoc.main(args) == 0
+    for name in ("invoker_pb2.py", "invoker_pb2.pyi", "invoker_pb2_grpc.py"):
+        fresh = (tmp_path / "klambda/proto" / name).read_text()
+        assert fresh == (src / "klambda/proto" / name).read_text(), f"{name} is stale: make proto"

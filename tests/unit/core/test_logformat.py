@@ -1,0 +1,34 @@
+"""Lambda's platform log lines, byte for byte."""
+
+from __future__ import annotations
+
+from klambda import logformat
+
+RID = "8f5f4c4b-1d4c-4f1e-9b1e-2d3c4b5a6f70"
+
+
+def test_start_end() -> None:
+    assert logformat.start(RID, "$LATEST") == f"START RequestId: {RID} Version: $LATEST"
+    assert logformat.end(RID) == f"END RequestId: {RID}"
+
+
+def test_report_warm() -> None:
+    line = logformat.report(RID, 12.345, 128, 38)
+    assert line == (
+        f"REPORT RequestId: {RID}\tDuration: 12.35 ms\tBilled Duration: 13 ms\t"
+        "Memory Size: 128 MB\tMax Memory Used: 38 MB\t"
+    )
+
+
+def test_report_cold_with_timeout() -> None:
+    line = logformat.report(
+        RID, 3000.0, 256, 50, init_ms=120.456, status="timeout", error_type="Sandbox.Timedout"
+    )
+    assert "\tInit Duration: 120.46 ms\t" in line
+    assert line.endswith("\tStatus: timeout\tError Type: Sandbox.Timedout\t")
+    assert "Billed Duration: 3000 ms" in line
+
+
+def test_timeout_message() -> None:
+    assert logformat.timeout_message(3) == "Task timed out after 3.00 seconds"
+    assert logformat.timed_out(RID, 1).endswith(f"{RID} Task timed out after 1.00 seconds")

@@ -1,0 +1,68 @@
+"""Concurrency pools: account limit, reserved carve-outs, at least 100 unreserved."""
+
+from __future__ import annotations
+
+import pytest
+from klambda.router.admission import (
+    ACCOUNT_LIMIT,
+    RESERVED_LIMIT,
+    ConcurrencyPools,
+    ReservationError,
+)
+
+
+def test_reserved_function_throttled_at_its_limit_even_with_account_room() -> None:
+    pools = ConcurrencyPools(account_limit=1000)
+    pools.set_reserved("a", 5)
+    assert [pools.try_acquire("a") for _ in range(6)] == [None] * 5 + [RESERVED_LIMIT]
+    pools.release("a")
+    assert pools.try_acquire("a") is None
+
+
+def test_reserved_zero_throttles_everything() -> None:
+    pools = ConcurrencyPools()
+    pools.set_reserved("a", 0)
+    assert pools.try_acquire("a") == RESERVED_LIMIT
+
+
+def test_unreserved_functions_share_what_is_left() -> None:
+    pools = ConcurrencyPools(account_limit=200, unreserved_min=100)
+    pools.set_reserved("big", 100)
+    results = [pools.try_acquire("x" if i % 2 else "y") for i in range(101)]
+    assert results[:100] == [None] * 100
+    assert results[100] == ACCOUNT_LIMIT
+    assert pools.try_acquire("big") is None  # its reservation is untouched
+
+
+@pytest.mark.parametrize(
+    ("account", "existing", "asked", "ok"),
+    [
+        (1000, {}, 900, True),
+        (1000, {}, 901, False),
+        (1000, {"b": 400}, 500, True),
+        (1000, {"b": 400}, 501, False),
+        (1000, {"a": 300}, 900, True),  # replacing a's own reservation
+    ],
+)
+def test_at_least_100_stay_unreserved(
+    account: int, existing: dict[str, int], asked: int, ok: bool
+) -> None:
+    pools = ConcurrencyPools(account_limit=account)
+    for fn, n in existing.items():
+        pools.set_reserved(fn, n)
+    if ok:
+        pools.set_reserved("a", asked)
+        assert pools.reserved["a"] == asked
+    else:
+        with pytest.raises(ReservationError, match="at least 100 of the account's 1000"):
+            pools.set_reserved("a", asked)
+        assert pools.reserved.get("a") == existing.get("a")
+
+
+def test_reservation_change_while_running_keeps_totals_right() -> None:
+    pools = ConcurrencyPools(account_limit=1000)
+    assert pools.try_acquire("a") is None
+    pools.set_reserved("a", 10)
+    pools.release("a")
+    assert pools.unreserved_in_flight == 0
+    assert pools.account_in_flight == 0
