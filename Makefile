@@ -56,7 +56,7 @@ crds: venv
 pytest: venv
 	scripts/pytest.sh
 
-test: venv setup check pytest
+test: venv setup testenv check pytest
 
 bench: venv setup
 	$(PY) -m bench.run
