@@ -120,6 +120,31 @@ class Metrics:
             buckets=MEMORY_BUCKETS,
             registry=r,
         )
+        self.provisioned_spillover = Counter(
+            "klambda_provisioned_spillover_invocations",
+            "Invocations of a version with provisioned concurrency served by an on-demand "
+            "environment",
+            INVOKE,
+            registry=r,
+        )
+        self.provisioned_concurrent = Gauge(
+            "klambda_provisioned_concurrent_executions",
+            "Provisioned environments running an invocation now",
+            ["function", "version"],
+            registry=r,
+        )
+        self.provisioned_utilization = Gauge(
+            "klambda_provisioned_concurrency_utilization",
+            "Busy provisioned environments / provisioned concurrency (0-1)",
+            ["function", "version"],
+            registry=r,
+        )
+        self.provisioned_configured = Gauge(
+            "klambda_provisioned_concurrency",
+            "Provisioned concurrency configured",
+            ["function", "version"],
+            registry=r,
+        )
         self._bundles: dict[tuple[str, str, str, str], FunctionMetrics] = {}
 
     def of(self, function: str, version: str, alias: str, invocation_type: str) -> FunctionMetrics:
@@ -143,6 +168,7 @@ class FunctionMetrics:
         self.cost = m.cost.labels(*labels)
         self.max_memory = m.max_memory.labels(function, version)
         self.cold = m.cold_starts.labels(function, version)
+        self.spillover = m.provisioned_spillover.labels(*labels)
         self.init = m.init_duration.labels(function, version)
         self._labels = labels
 

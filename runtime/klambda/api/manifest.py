@@ -73,7 +73,8 @@ def manifest_files(root: Path) -> list[Path]:
     return sorted(
         p
         for p in root.rglob("*")
-        if p.suffix in (".yaml", ".yml") and not any(part.startswith(".") for part in p.parts)
+        if p.suffix in (".yaml", ".yml")
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
 
 
@@ -127,5 +128,17 @@ def load(root: Path) -> Manifests:
     return out
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (inline code) as literal blocks, readable as written."""
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data and not any(c in data for c in "\r\t") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump(obj: Function | Version | Alias) -> str:
-    return yaml.safe_dump(obj.wire(), sort_keys=False)
+    return yaml.dump(obj.wire(), Dumper=_Dumper, sort_keys=False, width=100)

@@ -25,8 +25,8 @@ class ObjectMeta(BaseModel):
 
     name: str
     namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
     generation: int | None = None
     uid: str | None = None
     resource_version: str | None = Field(default=None, alias="resourceVersion")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from klambda.cli.client import ApiError, Client, endpoint
+from klambda.cli.client import API, ApiError, Client, endpoint
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -21,6 +21,14 @@ app = typer.Typer(
 )
 get_app = typer.Typer(help="List functions, versions or aliases.", no_args_is_help=True)
 app.add_typer(get_app, name="get")
+alias_app = typer.Typer(help="Create, change or delete aliases.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+concurrency_app = typer.Typer(help="Reserved concurrency of a function.", no_args_is_help=True)
+app.add_typer(concurrency_app, name="concurrency")
+provisioned_app = typer.Typer(
+    help="Provisioned concurrency of a version or alias.", no_args_is_help=True
+)
+app.add_typer(provisioned_app, name="provisioned")
 
 EndpointOpt = Annotated[
     str | None,
@@ -192,6 +200,224 @@ def get_functions(ep: EndpointOpt = None) -> None:
         ],
         ["NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "STATE", "CODE"],
     )
+
+
+@app.command("publish-version")
+def publish_version(
+    function: Annotated[str, typer.Argument()],
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    ep: EndpointOpt = None,
+) -> None:
+    """Snapshot $LATEST as a new immutable version (the same one if nothing changed)."""
+    try:
+        v = client(ep).json("POST", f"{API}/{function}/versions", {"Description": description})
+    except ApiError as err:
+        fail(str(err))
+        return
+    typer.echo(
+        f"{function}: version {v['Version']}  code {v['CodeSha256'][:12]}  "
+        f"{v['MemorySize']} MB {v['Timeout']} s"
+    )
+
+
+def parse_weights(weights: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for w in weights:
+        version, sep, share = w.partition("=")
+        try:
+            out[version] = float(share)
+        except ValueError:
+            fail(f"--weight {w!r}: expected VERSION=WEIGHT, e.g. 2=0.1", 2)
+        if not sep or not version:
+            fail(f"--weight {w!r}: expected VERSION=WEIGHT, e.g. 2=0.1", 2)
+    return out
+
+
+@alias_app.command("set")
+def alias_set(
+    function: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument(help="The alias, e.g. prod")],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", "-v", help="The version it points to (a number or $LATEST)"),
+    ] = None,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight", "-w", help="VERSION=WEIGHT: send that share (0-1) to a second version"
+        ),
+    ] = None,
+    no_routing: Annotated[
+        bool, typer.Option("--no-routing", help="Remove the additional version")
+    ] = False,
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    ep: EndpointOpt = None,
+) -> None:
+    """Point an alias at a version, optionally splitting traffic with a second one."""
+    c = client(ep)
+    body: dict[str, Any] = {}
+    if version is not None:
+        body["FunctionVersion"] = version
+    if description is not None:
+        body["Description"] = description
+    if weight:
+        body["RoutingConfig"] = {"AdditionalVersionWeights": parse_weights(weight)}
+    elif no_routing:
+        body["RoutingConfig"] = {"AdditionalVersionWeights": {}}
+    try:
+        try:
+            a = c.json("GET", f"{API}/{function}/aliases/{name}")
+            exists = bool(a)
+        except ApiError as err:
+            if err.code != "ResourceNotFoundException":
+                raise
+            exists = False
+        if exists:
+            a = c.json("PUT", f"{API}/{function}/aliases/{name}", body)
+        else:
+            body.setdefault("RoutingConfig", {"AdditionalVersionWeights": {}})
+            a = c.json("POST", f"{API}/{function}/aliases", {"Name": name, **body})
+    except ApiError as err:
+        fail(str(err))
+        return
+    typer.echo(describe_alias(function, a))
+
+
+def describe_alias(function: str, a: dict[str, Any]) -> str:
+    weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    text = f"{function}:{a['Name']} -> version {a['FunctionVersion']}"
+    for v, w in weights.items():
+        text += f" ({1 - w:.0%}), version {v} ({w:.0%})"
+    return text
+
+
+@alias_app.command("delete")
+def alias_delete(
+    function: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+    ep: EndpointOpt = None,
+) -> None:
+    """Delete an alias."""
+    try:
+        client(ep).json("DELETE", f"{API}/{function}/aliases/{name}")
+    except ApiError as err:
+        fail(str(err))
+    typer.echo(f"{function}:{name} deleted")
+
+
+@app.command("delete-version")
+def delete_version(
+    function: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    ep: EndpointOpt = None,
+) -> None:
+    """Delete a version (refused while an alias routes to it)."""
+    try:
+        client(ep).json("DELETE", f"{API}/{function}?Qualifier={version}")
+    except ApiError as err:
+        fail(str(err))
+    typer.echo(f"{function}:{version} deleted")
+
+
+@concurrency_app.command("put")
+def concurrency_put(
+    function: Annotated[str, typer.Argument()],
+    reserved: Annotated[
+        int, typer.Option("--reserved", "-r", help="Reserved concurrency; 0 stops every invocation")
+    ],
+    ep: EndpointOpt = None,
+) -> None:
+    """Reserve concurrency for a function (it never runs more than that)."""
+    try:
+        client(ep).json(
+            "PUT",
+            f"/2017-10-31/functions/{function}/concurrency",
+            {"ReservedConcurrentExecutions": reserved},
+        )
+    except ApiError as err:
+        fail(str(err))
+    typer.echo(f"{function}: reserved concurrency {reserved}")
+
+
+@concurrency_app.command("delete")
+def concurrency_delete(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
+    """Remove a function's reservation: it shares the unreserved pool again."""
+    try:
+        client(ep).json("DELETE", f"/2017-10-31/functions/{function}/concurrency")
+    except ApiError as err:
+        fail(str(err))
+    typer.echo(f"{function}: no reserved concurrency")
+
+
+@provisioned_app.command("put")
+def provisioned_put(
+    target: Annotated[str, typer.Argument(help="FUNCTION:QUALIFIER (a version or an alias)")],
+    count: Annotated[int, typer.Option("--count", "-n")],
+    wait: Annotated[bool, typer.Option(help="Wait until the environments are ready")] = True,
+    ep: EndpointOpt = None,
+) -> None:
+    """Keep COUNT environments initialised ahead of traffic for a version or alias."""
+    import time
+
+    function, _, qualifier = target.partition(":")
+    path = f"/2019-09-30/functions/{function}/provisioned-concurrency?Qualifier={qualifier}"
+    c = client(ep)
+    try:
+        status = c.json("PUT", path, {"ProvisionedConcurrentExecutions": count})
+        deadline = time.monotonic() + 120
+        while wait and status["Status"] == "IN_PROGRESS" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = c.json("GET", path)
+    except ApiError as err:
+        fail(str(err))
+        return
+    typer.echo(
+        f"{target}: provisioned {status['AvailableProvisionedConcurrentExecutions']}/"
+        f"{status['RequestedProvisionedConcurrentExecutions']} {status['Status']}"
+        + (f" ({status['StatusReason']})" if status.get("StatusReason") else "")
+    )
+    if status["Status"] == "FAILED":
+        raise typer.Exit(1)
+
+
+@get_app.command("versions")
+def get_versions(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
+    """A function's versions: $LATEST and the published ones."""
+    try:
+        vs = client(ep).json("GET", f"{API}/{function}/versions")["Versions"]
+    except ApiError as err:
+        fail(str(err))
+        return
+    table(
+        [
+            [
+                v["Version"],
+                v["MemorySize"],
+                v["Timeout"],
+                v["CodeSha256"][:12],
+                v["State"],
+                v["Description"],
+            ]
+            for v in vs
+        ],
+        ["VERSION", "MEMORY", "TIMEOUT", "CODE", "STATE", "DESCRIPTION"],
+    )
+
+
+@get_app.command("aliases")
+def get_aliases(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
+    """A function's aliases and their routing."""
+    try:
+        aliases = client(ep).json("GET", f"{API}/{function}/aliases")["Aliases"]
+    except ApiError as err:
+        fail(str(err))
+        return
+    rows = []
+    for a in aliases:
+        weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        extra = ", ".join(f"{v}={w}" for v, w in weights.items())
+        rows.append([a["Name"], a["FunctionVersion"], extra or "-", a["Description"]])
+    table(rows, ["ALIAS", "VERSION", "ADDITIONAL", "DESCRIPTION"])
 
 
 @app.command()

@@ -14,6 +14,7 @@ from klambda.api import limits
 
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"
 
 
 class ReservationError(ValueError):
@@ -30,6 +31,7 @@ class ConcurrencyPools:
     # slots a function holds from the unreserved pool (its reservation may change while
     # they run; counting them per function keeps the totals right when they end)
     unreserved_by: dict[str, int] = field(default_factory=dict)
+    total_in_flight: int = 0
 
     @property
     def total_reserved(self) -> int:
@@ -41,7 +43,7 @@ class ConcurrencyPools:
 
     @property
     def account_in_flight(self) -> int:
-        return sum(self.in_flight.values())
+        return self.total_in_flight
 
     def check_reservation(self, function: str, reserved: int | None) -> None:
         """ReservationError (naming the limit) unless `reserved` can be given to `function`."""
@@ -79,10 +81,37 @@ class ConcurrencyPools:
             self.unreserved_in_flight += 1
             self.unreserved_by[function] = self.unreserved_by.get(function, 0) + 1
         self.in_flight[function] = running + 1
+        self.total_in_flight += 1
         return None
 
     def release(self, function: str) -> None:
         self.in_flight[function] -= 1
+        self.total_in_flight -= 1
         if self.unreserved_by.get(function, 0) > 0:
             self.unreserved_by[function] -= 1
             self.unreserved_in_flight -= 1
+
+
+class ScaleUpLimiter:
+    """How fast new on-demand environments may start: a token bucket.
+
+    Lambda scales each function by a fixed number of new environments a minute after an
+    initial burst; a request that needs a new environment beyond that rate is throttled.
+    The bucket holds `per_minute` tokens (the burst) and refills at `per_minute` a minute.
+    `now` is passed in, so the arithmetic is pure and testable.
+    """
+
+    def __init__(self, per_minute: int, now: float = 0.0) -> None:
+        self.per_minute = per_minute
+        self.tokens = float(per_minute)
+        self.stamp = now
+
+    def try_take(self, now: float) -> bool:
+        self.tokens = min(
+            float(self.per_minute), self.tokens + (now - self.stamp) * self.per_minute / 60.0
+        )
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from klambda import logformat
 from klambda.api import limits
@@ -20,7 +23,7 @@ from klambda.errors import (
     TooManyRequests,
 )
 from klambda.metrics import Metrics
-from klambda.router.admission import ConcurrencyPools
+from klambda.router.admission import SCALE_UP_LIMIT, ConcurrencyPools, ScaleUpLimiter
 from klambda.router.registry import Registry, Target
 from klambda.settings import RouterSettings
 from klambda.worker.cgroups import Cgroups
@@ -79,7 +82,14 @@ class Invoker:
             settings.account_concurrency, settings.unreserved_min
         )
         self.env_pools: dict[str, EnvironmentPool] = {}
+        self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
         self._concurrent = metrics.concurrent
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def spawn_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        fut = asyncio.ensure_future(coro)
+        self._background.add(fut)
+        fut.add_done_callback(self._background.discard)
 
     def pool_for(self, target: Target) -> EnvironmentPool:
         pool = self.env_pools.get(target.key)
@@ -121,17 +131,20 @@ class Invoker:
             raise InvalidParameterValue("asynchronous invocation is not available in this router")
         rid = request_id or str(uuid.uuid4())
         fn = cfg.function
-        reason = self.pools.try_acquire(fn)
+        pools = self.pools
+        reason = pools.try_acquire(fn)
         if reason is not None:
             self.metrics.throttles.labels(fn, reason).inc()
             raise TooManyRequests("Rate Exceeded.", reason)
         gauge = self._concurrent.labels(fn)
         gauge.inc()
+        self._account_gauges()
         try:
             out = await self._run(target, alias, rid, payload, log_tail, invocation_type)
         finally:
             gauge.dec()
-            self.pools.release(fn)
+            pools.release(fn)
+            self._account_gauges()
         if out.status == "invalid":
             raise InvalidRequestContent(out.body.decode())
         return InvokeResult(
@@ -151,6 +164,9 @@ class Invoker:
         fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
         env = pool.take_idle()
         if env is None:
+            if not self.scale_up.try_take(time.monotonic()):
+                self.metrics.throttles.labels(cfg.function, SCALE_UP_LIMIT).inc()
+                raise TooManyRequests("Rate Exceeded.", SCALE_UP_LIMIT)
             try:
                 env = await pool.start()
             except InitFailed as err:
@@ -159,11 +175,17 @@ class Invoker:
                 fm.invoked(False, 0.0, cfg.memory_mb, 0, "init_error")
                 return out
             fm.cold_start(env.init_ms)
+        if pool.provisioned_target:
+            self._provisioned_gauges(pool)
+            if not env.provisioned:
+                fm.spillover.inc()
         try:
             qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
             out = await env.invoke(rid, payload, invoked_arn=_arn(cfg.arn, qualified), tail=tail)
         finally:
             pool.release(env)
+            if pool.provisioned_target:
+                self._provisioned_gauges(pool)
         if out.status != "invalid":
             reason = None
             if out.status != "ok":
@@ -174,6 +196,20 @@ class Invoker:
                 out.status == "ok", out.duration_ms, cfg.memory_mb, out.max_memory_mb, reason
             )
         return out
+
+    def _account_gauges(self) -> None:
+        m, pools = self.metrics, self.pools
+        m.account_concurrent.set(pools.account_in_flight)
+        m.unreserved_concurrent.set(pools.unreserved_in_flight)
+
+    def _provisioned_gauges(self, pool: EnvironmentPool) -> None:
+        cfg, m = pool.cfg, self.metrics
+        busy = pool.busy_provisioned
+        m.provisioned_concurrent.labels(cfg.function, cfg.version).set(busy)
+        m.provisioned_configured.labels(cfg.function, cfg.version).set(pool.provisioned_target)
+        m.provisioned_utilization.labels(cfg.function, cfg.version).set(
+            busy / pool.provisioned_target if pool.provisioned_target else 0.0
+        )
 
     def _init_failed(self, target: Target, rid: str, err: InitFailed, tail: bool) -> Outcome:
         cfg = target.config

@@ -1,16 +1,21 @@
 """Local mode's registry: Function, Version and Alias manifests from a folder.
 
-Everything is read and checked first (manifests, code folders, runtimes, reserved
-concurrency against the account); only a folder that passes every check starts. Code is
-snapshotted into the state folder, content-addressed, so versions keep their bytes.
+Everything is read and checked first (manifests, code folders, runtimes, versions' code
+hashes, aliases' versions, reserved concurrency against the account); only a folder that
+passes every check starts. Code is snapshotted into the state folder, content-addressed,
+so a version keeps its bytes. Versions and aliases made at run time (`klambda
+publish-version`, `klambda alias set`) are written as manifests to `STATE/manifests/`, the
+same kinds `kubectl apply` takes, and read back on the next start.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from klambda import codestore
-from klambda.api import Function
+from klambda.api import Alias, FunctionSpec, Version
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.router.admission import ConcurrencyPools, ReservationError
@@ -19,9 +24,11 @@ from klambda.settings import RouterSettings
 from klambda.worker import runtimes
 from klambda.worker.environment import FunctionConfig
 
+OVERRIDES = "concurrency.yaml"
 
-def code_files(fn: Function, source: Path) -> dict[str, bytes]:
-    code = fn.spec.code
+
+def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
+    code = spec.code
     if code.path is not None:
         return codestore.collect(path=(source.parent / code.path).resolve())
     if code.inline is not None:
@@ -34,11 +41,15 @@ def code_files(fn: Function, source: Path) -> dict[str, bytes]:
 
 
 def target_of(
-    fn: Function, version: str, code_root: Path, sha: str, settings: RouterSettings
+    name: str,
+    spec: FunctionSpec,
+    version: str,
+    code_root: Path,
+    sha: str,
+    settings: RouterSettings,
 ) -> Target:
-    spec = fn.spec
     cfg = FunctionConfig(
-        function=fn.name,
+        function=name,
         version=version,
         handler=spec.handler,
         runtime=spec.runtime,
@@ -59,27 +70,108 @@ def target_of(
     return target
 
 
+def version_target(v: Version, source: Path, store: Path, settings: RouterSettings) -> Target:
+    files = code_files(v.spec.config, source)
+    root, sha = codestore.snapshot(files, store)
+    if sha != v.spec.code_sha256:
+        raise ValueError(f"spec.codeSha256: {v.spec.code_sha256} does not match the code ({sha})")
+    return target_of(v.spec.function, v.spec.config, v.spec.version, root, sha, settings)
+
+
+def check_alias(entry: FunctionEntry, alias: Alias) -> None:
+    """ValueError naming the field unless every version the alias routes to exists."""
+    versions = [("spec.version", alias.spec.version)]
+    if alias.spec.routing is not None:
+        versions.append(("spec.routing.additionalVersion", alias.spec.routing.additional_version))
+    for field, v in versions:
+        if v != LATEST and v not in entry.targets:
+            have = ", ".join(sorted(entry.targets, key=int)) or "none"
+            raise ValueError(
+                f"{field}: version {v} of {entry.function.name} does not exist (published: {have})"
+            )
+
+
+def read_overrides(state_dir: Path) -> dict[str, int | None]:
+    path = state_dir / OVERRIDES
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    return {str(k): (None if v is None else int(v)) for k, v in data.items()}
+
+
+def write_overrides(state_dir: Path, overrides: dict[str, int | None]) -> None:
+    tmp = state_dir / (OVERRIDES + ".tmp")
+    tmp.write_text(yaml.safe_dump(overrides, sort_keys=True))
+    tmp.replace(state_dir / OVERRIDES)
+
+
+def merge(into: Manifests, more: Manifests, problems: list[str]) -> None:
+    for kind, table, extra in (
+        ("Function", into.functions, more.functions),
+        ("Version", into.versions, more.versions),
+        ("Alias", into.aliases, more.aliases),
+    ):
+        for name, obj in extra.items():
+            if name in table:
+                problems.append(
+                    f"{more.sources[(kind, name)]}: {kind} {name!r} is also defined in "
+                    f"{into.sources[(kind, name)]}"
+                )
+                continue
+            table[name] = obj  # type: ignore[assignment]
+            into.sources[(kind, name)] = more.sources[(kind, name)]
+
+
 def build_registry(
     manifests: Manifests, state_dir: Path, settings: RouterSettings, pools: ConcurrencyPools
 ) -> Registry:
     registry = Registry()
     problems: list[str] = []
     store = state_dir / "code"
+    overrides = read_overrides(state_dir)
     for name, fn in manifests.functions.items():
         source = manifests.sources[("Function", name)]
+        where = f"{source} Function/{name}"
         try:
-            files = code_files(fn, source)
-            root, sha = codestore.snapshot(files, store)
-            pools.check_reservation(name, fn.spec.reserved_concurrency)
-            pools.set_reserved(name, fn.spec.reserved_concurrency)
-        except (ValueError, OSError) as err:
-            where = f"{source} Function/{name}"
-            if isinstance(err, ReservationError):
-                problems.append(f"{where}: spec.reservedConcurrency: {err}")
-            else:
-                problems.append(f"{where}: {err}")
+            root, sha = codestore.snapshot(code_files(fn.spec, source), store)
+            reserved = overrides.get(name, fn.spec.reserved_concurrency)
+            pools.set_reserved(name, reserved)
+        except ReservationError as err:
+            problems.append(f"{where}: spec.reservedConcurrency: {err}")
             continue
-        registry.functions[name] = FunctionEntry(fn, target_of(fn, LATEST, root, sha, settings))
+        except (ValueError, OSError) as err:
+            problems.append(f"{where}: {err}")
+            continue
+        target = target_of(name, fn.spec, LATEST, root, sha, settings)
+        registry.functions[name] = FunctionEntry(fn, target)
+    for name, v in sorted(manifests.versions.items(), key=lambda kv: kv[1].number):
+        source = manifests.sources[("Version", name)]
+        entry = registry.functions.get(v.spec.function)
+        if entry is None:
+            problems.append(
+                f"{source} Version/{name}: spec.function: no Function {v.spec.function!r}"
+            )
+            continue
+        try:
+            entry.targets[v.spec.version] = version_target(v, source, store, settings)
+        except (ValueError, OSError) as err:
+            problems.append(f"{source} Version/{name}: {err}")
+            continue
+        entry.versions[v.spec.version] = v
+    for name, a in manifests.aliases.items():
+        source = manifests.sources[("Alias", name)]
+        entry = registry.functions.get(a.spec.function)
+        if entry is None:
+            problems.append(
+                f"{source} Alias/{name}: spec.function: no Function {a.spec.function!r}"
+            )
+            continue
+        try:
+            check_alias(entry, a)
+        except ValueError as err:
+            problems.append(f"{source} Alias/{name}: {err}")
+            continue
+        entry.aliases[a.alias_name] = a
     if problems:
         raise ManifestError(problems)
     return registry
@@ -88,4 +180,11 @@ def build_registry(
 def load_registry(
     functions_dir: Path, state_dir: Path, settings: RouterSettings, pools: ConcurrencyPools
 ) -> Registry:
-    return build_registry(load(functions_dir), state_dir, settings, pools)
+    manifests = load(functions_dir)
+    saved = state_dir / "manifests"
+    if saved.is_dir() and any(saved.glob("*.yaml")):
+        problems: list[str] = []
+        merge(manifests, load(saved), problems)
+        if problems:
+            raise ManifestError(problems)
+    return build_registry(manifests, state_dir, settings, pools)

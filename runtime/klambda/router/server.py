@@ -19,6 +19,7 @@ from aiohttp import web
 
 from klambda.metrics import Metrics
 from klambda.router.admission import ConcurrencyPools
+from klambda.router.control import LocalControl
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
 from klambda.router.invoke import Invoker
@@ -42,6 +43,7 @@ class Router:
         self.http_port = 0
         self._reaper: asyncio.Task[None] | None = None
         self.cgroups: Cgroups | None = None
+        self.control: LocalControl | None = None
 
     def load(self) -> Invoker:
         """Read and check everything; raises ManifestError before anything starts."""
@@ -69,7 +71,9 @@ class Router:
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
         await self.grpc_server.start()
-        self.http_runner = web.AppRunner(HttpApi(invoker).app(), access_log=None)
+        self.control = LocalControl(invoker, self.state_dir)
+        self.control.start()
+        self.http_runner = web.AppRunner(HttpApi(invoker, self.control).app(), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()

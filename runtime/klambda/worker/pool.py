@@ -1,17 +1,19 @@
 """The warm environments of one function version, reused one request at a time.
 
-Idle environments are kept most-recently-used first, so a steady trickle of requests
-keeps hitting the same warm process and the others can age out after the keep-warm time.
-Provisioned environments are started ahead of traffic and never reclaimed.
+Provisioned environments (initialised ahead of traffic, never reclaimed) are used first;
+requests beyond them spill over to on-demand environments. Idle on-demand environments
+are kept most-recently-used first, so a steady trickle of requests keeps hitting the same
+warm process and the others age out after the keep-warm time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import Environment, FunctionConfig, spawn
+from klambda.worker.environment import Environment, FunctionConfig, InitFailed, spawn
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
 
@@ -31,22 +33,39 @@ class EnvironmentPool:
         self._logs = logs
         self._cgroups = cgroups
         self._cpu_limits = cpu_limits
-        self.idle: list[Environment] = []
+        self.idle: list[Environment] = []  # on-demand, most recently used last
+        self.idle_provisioned: list[Environment] = []
         self.busy = 0
+        self.busy_provisioned = 0
         self.starting = 0
+        self.provisioned_target = 0
+        self.provisioned_ready = 0
+        self.provisioning_error: str | None = None
+        self._provisioner: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def _close_later(self, env: Environment) -> None:
+        fut = asyncio.ensure_future(env.close())
+        self._closing.add(fut)
+        fut.add_done_callback(self._closing.discard)
 
     @property
     def size(self) -> int:
-        return len(self.idle) + self.busy + self.starting
+        return len(self.idle) + len(self.idle_provisioned) + self.busy + self.starting
 
-    def take_idle(self, provisioned_first: bool = True) -> Environment | None:
-        """A warm environment, or None when a cold start is needed."""
-        idle = self.idle
-        while idle:
-            env = idle.pop()
-            if not env.dead:
-                self.busy += 1
-                return env
+    def take_idle(self) -> Environment | None:
+        """A warm environment (provisioned first), or None when a cold start is needed."""
+        for idle in (self.idle_provisioned, self.idle):
+            while idle:
+                env = idle.pop()
+                if not env.dead:
+                    self.busy += 1
+                    if env.provisioned:
+                        self.busy_provisioned += 1
+                    return env
+                if env.provisioned:
+                    self.provisioned_ready -= 1
+                    self._replenish()
         return None
 
     async def start(self, provisioned: bool = False) -> Environment:
@@ -64,30 +83,73 @@ class EnvironmentPool:
         finally:
             self.starting -= 1
         self.busy += 1
+        if provisioned:
+            self.busy_provisioned += 1
+            self.provisioned_ready += 1
         return env
 
     def release(self, env: Environment) -> None:
         self.busy -= 1
-        if not env.dead:
+        if env.provisioned:
+            self.busy_provisioned -= 1
+            if env.dead:
+                self.provisioned_ready -= 1
+                self._replenish()
+            elif self.provisioned_ready > self.provisioned_target:
+                self.provisioned_ready -= 1
+                self._close_later(env)
+            else:
+                self.idle_provisioned.append(env)
+        elif not env.dead:
             self.idle.append(env)
 
-    async def provision(self, count: int) -> None:
-        """Bring the provisioned environments up to `count`."""
-        have = sum(1 for e in self.idle if e.provisioned and not e.dead)
-        for _ in range(max(0, count - have)):
-            env = await self.start(provisioned=True)
+    def set_provisioned(self, count: int) -> None:
+        """Keep `count` provisioned environments; starts or stops them in the background."""
+        self.provisioned_target = count
+        self.provisioning_error = None
+        while self.provisioned_ready > count and self.idle_provisioned:
+            env = self.idle_provisioned.pop()
+            self.provisioned_ready -= 1
+            self._close_later(env)
+        self._replenish()
+
+    def _replenish(self) -> None:
+        if self.provisioned_ready < self.provisioned_target and (
+            self._provisioner is None or self._provisioner.done()
+        ):
+            self._provisioner = asyncio.ensure_future(self._provision())
+
+    async def _provision(self) -> None:
+        while self.provisioned_ready < self.provisioned_target:
+            try:
+                env = await self.start(provisioned=True)
+            except InitFailed as err:
+                self.provisioning_error = f"init failed: {err.error_type}"
+                return
             self.release(env)
+
+    @property
+    def provisioning_status(self) -> str:
+        if self.provisioning_error:
+            return "FAILED"
+        return "READY" if self.provisioned_ready >= self.provisioned_target else "IN_PROGRESS"
 
     async def reclaim(self, keep_warm_s: float) -> int:
         """Close on-demand environments idle for longer than `keep_warm_s`."""
         now = time.monotonic()
-        old = [e for e in self.idle if not e.provisioned and now - e.last_used > keep_warm_s]
+        old = [e for e in self.idle if now - e.last_used > keep_warm_s or e.dead]
         if not old:
             return 0
-        self.idle = [e for e in self.idle if e not in old and not e.dead]
+        self.idle = [e for e in self.idle if e not in old]
         await asyncio.gather(*(e.close() for e in old))
         return len(old)
 
     async def close(self) -> None:
-        envs, self.idle = self.idle, []
+        if self._provisioner is not None:
+            self._provisioner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._provisioner
+        envs = self.idle + self.idle_provisioned
+        self.idle, self.idle_provisioned = [], []
+        self.provisioned_ready = 0
         await asyncio.gather(*(e.close() for e in envs))

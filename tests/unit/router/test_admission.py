@@ -66,3 +66,15 @@ def test_reservation_change_while_running_keeps_totals_right() -> None:
     pools.release("a")
     assert pools.unreserved_in_flight == 0
     assert pools.account_in_flight == 0
+
+
+def test_scale_up_bucket_allows_a_burst_then_its_rate() -> None:
+    from klambda.router.admission import ScaleUpLimiter
+
+    limiter = ScaleUpLimiter(per_minute=60, now=0.0)
+    assert all(limiter.try_take(0.0) for _ in range(60))
+    assert not limiter.try_take(0.0)
+    assert not limiter.try_take(0.5)
+    assert limiter.try_take(1.01)  # one a second refills
+    assert not limiter.try_take(1.02)
+    assert sum(limiter.try_take(1000.0) for _ in range(100)) == 60  # never above the burst

@@ -1,0 +1,287 @@
+"""Local mode's control API: publish versions, set aliases, reserved and provisioned
+concurrency. Every change is checked in full before anything is touched, so a refused
+request leaves the previous configuration as it was; accepted changes are written to
+`STATE/manifests/` (Versions, Aliases) and `STATE/concurrency.yaml`, and survive a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from klambda.api import Alias, AliasSpec, ObjectMeta, RoutingConfig, Version, VersionSpec
+from klambda.api.limits import LATEST
+from klambda.api.manifest import dump
+from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from klambda.router.admission import ReservationError
+from klambda.router.invoke import Invoker
+from klambda.router.local import check_alias, read_overrides, version_target, write_overrides
+from klambda.router.registry import FunctionEntry, Target
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class LocalControl:
+    def __init__(self, invoker: Invoker, state_dir: Path) -> None:
+        self.invoker = invoker
+        self.registry = invoker.registry
+        self.state_dir = state_dir
+        self.manifests = state_dir / "manifests"
+
+    # versions
+
+    def publish_version(self, function: str, description: str = "") -> Target:
+        entry = self.registry.get(function)
+        latest = entry.latest.config
+        spec = entry.function.spec
+        if entry.versions:
+            newest = entry.versions[max(entry.versions, key=int)]
+            same_code = newest.spec.code_sha256 == latest.code_sha256
+            same_config = newest.spec.config.model_dump(exclude={"code"}) == spec.model_dump(
+                exclude={"code"}
+            )
+            if same_code and same_config:
+                return entry.targets[newest.spec.version]
+        number = str(max((int(v) for v in entry.versions), default=0) + 1)
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        path = self.manifests / f"{function}.{number}.yaml"
+        code: dict[str, Any]
+        if spec.code.inline is not None:
+            code = {"inline": dict(spec.code.inline)}
+        else:
+            code = {"path": os.path.relpath(latest.code_root, self.manifests)}
+        config = spec.model_copy(update={"code": type(spec.code).model_validate(code)})
+        version = Version(
+            metadata=ObjectMeta(name=f"{function}.{number}"),
+            spec=VersionSpec(
+                function=function,
+                version=number,
+                description=description,
+                code_sha256=latest.code_sha256,
+                config=config,
+            ),
+        )
+        target = version_target(version, path, self.state_dir / "code", self.invoker.settings)
+        _write(path, dump(version))
+        entry.versions[number] = version
+        entry.targets[number] = target
+        return target
+
+    def delete_version(self, function: str, number: str) -> None:
+        entry = self.registry.get(function)
+        if number not in entry.versions:
+            raise ResourceNotFound(f"Function not found: {function}:{number}")
+        users = sorted(
+            name
+            for name, alias in entry.aliases.items()
+            if number == alias.spec.version
+            or (alias.spec.routing is not None and number == alias.spec.routing.additional_version)
+        )
+        if users:
+            raise ResourceConflict(
+                f"version {number} of {function} cannot be deleted: "
+                f"{'aliases' if len(users) > 1 else 'alias'} {', '.join(users)} "
+                f"{'route' if len(users) > 1 else 'routes'} to it"
+            )
+        (self.manifests / f"{function}.{number}.yaml").unlink(missing_ok=True)
+        del entry.versions[number]
+        target = entry.targets.pop(number)
+        pool = self.invoker.env_pools.pop(target.key, None)
+        if pool is not None:
+            self.invoker.spawn_background(pool.close())
+
+    # aliases
+
+    def put_alias(
+        self,
+        function: str,
+        name: str,
+        version: str | None,
+        routing: dict[str, float] | None = None,
+        description: str | None = None,
+    ) -> Alias:
+        """Create or update an alias; `routing` is {additional version: weight} or {} to clear."""
+        entry = self.registry.get(function)
+        old = entry.aliases.get(name)
+        if version is None:
+            if old is None:
+                raise InvalidParameterValue(f"alias {name} does not exist: give --version")
+            version = old.spec.version
+        if routing is None:
+            rc = old.spec.routing if old else None
+        elif len(routing) > 1:
+            raise InvalidParameterValue(
+                "routing: at most one additional version can be given "
+                f"(got {', '.join(sorted(routing))})"
+            )
+        elif routing:
+            ((extra, weight),) = routing.items()
+            rc = _validated(RoutingConfig, additional_version=extra, weight=weight)
+        else:
+            rc = None
+        spec = _validated(
+            AliasSpec,
+            function=function,
+            version=version,
+            routing=rc,
+            description=description
+            if description is not None
+            else (old.spec.description if old else ""),
+            provisioned_concurrency=old.spec.provisioned_concurrency if old else 0,
+        )
+        alias: Alias = _validated(Alias, metadata=ObjectMeta(name=f"{function}.{name}"), spec=spec)
+        try:
+            check_alias(entry, alias)
+        except ValueError as err:
+            raise InvalidParameterValue(str(err)) from None
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        _write(self.manifests / f"{function}.{name}.yaml", dump(alias))
+        entry.aliases[name] = alias
+        self.apply_provisioned(entry)
+        return alias
+
+    def delete_alias(self, function: str, name: str) -> None:
+        entry = self.registry.get(function)
+        if name not in entry.aliases:
+            raise ResourceNotFound(f"Alias not found: {function}:{name}")
+        (self.manifests / f"{function}.{name}.yaml").unlink(missing_ok=True)
+        del entry.aliases[name]
+        self.apply_provisioned(entry)
+
+    # concurrency
+
+    def put_reserved(self, function: str, reserved: int | None) -> None:
+        self.registry.get(function)
+        try:
+            self.invoker.pools.set_reserved(function, reserved)
+        except ReservationError as err:
+            raise InvalidParameterValue(f"ReservedConcurrentExecutions: {err}") from None
+        overrides = read_overrides(self.state_dir)
+        overrides[function] = reserved
+        write_overrides(self.state_dir, overrides)
+
+    def put_provisioned(self, function: str, qualifier: str, count: int) -> None:
+        entry = self.registry.get(function)
+        if count < 0:
+            raise InvalidParameterValue(
+                f"ProvisionedConcurrentExecutions: must be >= 0, got {count}"
+            )
+        if qualifier == LATEST or not qualifier:
+            raise InvalidParameterValue(
+                "Qualifier: provisioned concurrency needs a version or an alias, not $LATEST"
+            )
+        reserved = self.invoker.pools.reserved.get(function)
+        others = self._provisioned_total(entry) - self._provisioned_of(entry, qualifier)
+        if reserved is not None and others + count > reserved:
+            raise InvalidParameterValue(
+                f"ProvisionedConcurrentExecutions: {others + count} provisioned in all for "
+                f"{function} is more than its reserved concurrency of {reserved}"
+            )
+        limit = self.invoker.pools.unreserved_limit - self.invoker.pools.unreserved_min
+        if reserved is None and others + count > limit:
+            raise InvalidParameterValue(
+                f"ProvisionedConcurrentExecutions: {others + count} is more than the "
+                f"{limit} the account can give while keeping "
+                f"{self.invoker.pools.unreserved_min} unreserved"
+            )
+        if qualifier in entry.aliases:
+            alias = entry.aliases[qualifier]
+            updated_alias = alias.model_copy(
+                update={"spec": alias.spec.model_copy(update={"provisioned_concurrency": count})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated_alias))
+            entry.aliases[qualifier] = updated_alias
+        elif qualifier in entry.versions:
+            v = entry.versions[qualifier]
+            updated = v.model_copy(
+                update={"spec": v.spec.model_copy(update={"provisioned_concurrency": count})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated))
+            entry.versions[qualifier] = updated
+        else:
+            raise ResourceNotFound(f"Function not found: {function}:{qualifier}")
+        self.apply_provisioned(entry)
+
+    def _provisioned_of(self, entry: FunctionEntry, qualifier: str) -> int:
+        if qualifier in entry.aliases:
+            return entry.aliases[qualifier].spec.provisioned_concurrency
+        if qualifier in entry.versions:
+            return entry.versions[qualifier].spec.provisioned_concurrency
+        return 0
+
+    def _provisioned_total(self, entry: FunctionEntry) -> int:
+        return sum(a.spec.provisioned_concurrency for a in entry.aliases.values()) + sum(
+            v.spec.provisioned_concurrency for v in entry.versions.values()
+        )
+
+    def provisioned_targets(self, entry: FunctionEntry) -> dict[str, int]:
+        """How many provisioned environments each version of a function should have.
+
+        A version's own setting plus its share of every alias's, split by the alias's
+        routing weights as Lambda does.
+        """
+        want = {v: spec.spec.provisioned_concurrency for v, spec in entry.versions.items()}
+        for alias in entry.aliases.values():
+            n = alias.spec.provisioned_concurrency
+            if not n:
+                continue
+            r = alias.spec.routing
+            extra = round(n * r.weight) if r else 0
+            want[alias.spec.version] = want.get(alias.spec.version, 0) + n - extra
+            if r and extra:
+                want[r.additional_version] = want.get(r.additional_version, 0) + extra
+        return want
+
+    def apply_provisioned(self, entry: FunctionEntry) -> None:
+        want = self.provisioned_targets(entry)
+        for number, target in entry.targets.items():
+            count = want.get(number, 0)
+            pool = self.invoker.env_pools.get(target.key)
+            if count or pool is not None:
+                self.invoker.pool_for(target).set_provisioned(count)
+
+    def provisioned_config(self, function: str, qualifier: str) -> dict[str, Any]:
+        entry = self.registry.get(function)
+        requested = self._provisioned_of(entry, qualifier)
+        if qualifier not in entry.aliases and qualifier not in entry.versions:
+            raise ResourceNotFound(f"Function not found: {function}:{qualifier}")
+        if qualifier in entry.aliases:
+            a = entry.aliases[qualifier].spec
+            numbers = [a.version] + ([a.routing.additional_version] if a.routing else [])
+        else:
+            numbers = [qualifier]
+        pools = [
+            self.invoker.env_pools.get(entry.targets[n].key) for n in numbers if n in entry.targets
+        ]
+        ready = sum(p.provisioned_ready for p in pools if p is not None)
+        failed = [p.provisioning_error for p in pools if p is not None and p.provisioning_error]
+        status = "FAILED" if failed else ("READY" if ready >= requested else "IN_PROGRESS")
+        return {
+            "RequestedProvisionedConcurrentExecutions": requested,
+            "AvailableProvisionedConcurrentExecutions": min(ready, requested),
+            "AllocatedProvisionedConcurrentExecutions": min(ready, requested),
+            "Status": status,
+            **({"StatusReason": failed[0]} if failed else {}),
+        }
+
+    def start(self) -> None:
+        """Bring provisioned environments up for every function (at router start)."""
+        for entry in self.registry.functions.values():
+            self.apply_provisioned(entry)
+
+
+def _validated(model: Any, **fields: Any) -> Any:
+    """Build a pydantic model; InvalidParameterValue naming the field if it is refused."""
+    from pydantic import ValidationError
+
+    from klambda.api.manifest import describe_errors
+
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise InvalidParameterValue("; ".join(describe_errors(err))) from None
