@@ -179,7 +179,7 @@ class FunctionMetrics:
         memory_mb: int,
         max_memory_mb: int,
         error_reason: str | None,
-    ) -> None:
+    ) -> float:
         (self.success if ok else self.error).inc()
         if error_reason is not None:
             self.m.errors.labels(*self._labels, error_reason).inc()
@@ -190,6 +190,7 @@ class FunctionMetrics:
         self.cost.inc(prices.per_million_requests / 1_000_000 + gbs * prices.per_gb_second)
         if max_memory_mb:
             self.max_memory.observe(max_memory_mb * 1024 * 1024)
+        return gbs
 
     def cold_start(self, init_ms: float) -> None:
         self.cold.inc()

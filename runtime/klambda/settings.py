@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from klambda.api import limits
+from klambda.pricing import Prices
 
 
 @dataclass
@@ -26,6 +27,15 @@ class RouterSettings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)
+    price_per_gb_second: float = 0.00001667
+    price_per_million_requests: float = 0.20
+
+    @property
+    def prices(self) -> Prices:
+        return Prices(
+            per_million_requests=self.price_per_million_requests,
+            per_gb_second=self.price_per_gb_second,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> RouterSettings:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from klambda.api import Alias, AliasSpec, ObjectMeta, RoutingConfig, Version, VersionSpec
+from klambda.api import Alias, AliasSpec, ObjectMeta, RoutingConfig, Version, VersionSpec, limits
 from klambda.api.limits import LATEST
 from klambda.api.manifest import dump
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
@@ -268,6 +268,38 @@ class LocalControl:
             "Status": status,
             **({"StatusReason": failed[0]} if failed else {}),
         }
+
+    # power tuning
+
+    def start_tuning(self, function: str, memory_mb: int) -> str:
+        """A temporary copy of $LATEST at another memory size; its qualifier."""
+        import uuid
+        from dataclasses import replace
+
+        entry = self.registry.get(function)
+        if not limits.MEMORY_MIN_MB <= memory_mb <= limits.MEMORY_MAX_MB:
+            raise InvalidParameterValue(
+                f"MemorySize: {memory_mb} MB is outside "
+                f"{limits.MEMORY_MIN_MB}-{limits.MEMORY_MAX_MB} MB"
+            )
+        qualifier = f"$TUNE-{uuid.uuid4().hex[:8]}-{memory_mb}"
+        latest = entry.latest
+        entry.tuning[qualifier] = Target(
+            replace(latest.config, memory_mb=memory_mb),
+            latest.state,
+            latest.state_reason,
+            qualifier=qualifier,
+        )
+        return qualifier
+
+    async def stop_tuning(self, function: str, qualifier: str) -> None:
+        entry = self.registry.get(function)
+        target = entry.tuning.pop(qualifier, None)
+        if target is None:
+            raise ResourceNotFound(f"no tuning target {function}:{qualifier}")
+        pool = self.invoker.env_pools.pop(target.key, None)
+        if pool is not None:
+            await pool.close()
 
     def start(self) -> None:
         """Bring provisioned environments up for every function (at router start)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -137,6 +138,10 @@ class HttpApi:
             app.router.add_delete(
                 "/2017-10-31/functions/{name}/concurrency", self.delete_concurrency
             )
+            app.router.add_post("/klambda/v1/functions/{name}/tuning", self.start_tuning)
+            app.router.add_delete(
+                "/klambda/v1/functions/{name}/tuning/{qualifier}", self.stop_tuning
+            )
             provisioned = "/2019-09-30/functions/{name}/provisioned-concurrency"
             app.router.add_put(provisioned, self.put_provisioned)
             app.router.add_get(provisioned, self.get_provisioned)
@@ -147,6 +152,7 @@ class HttpApi:
         app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
         app.router.add_get("/2016-08-19/account-settings", self.account_settings)
         app.router.add_get("/2016-08-19/account-settings/", self.account_settings)
+        app.router.add_get("/klambda/v1/usage", self.usage)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/klambda/v1/logs/{name}", self.logs)
@@ -354,6 +360,55 @@ class HttpApi:
     async def delete_provisioned(self, request: web.Request) -> web.Response:
         self._control().put_provisioned(request.match_info["name"], self._qualifier(request), 0)
         return web.Response(status=204)
+
+    async def start_tuning(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        q = self._control().start_tuning(request.match_info["name"], int_field(body, "MemorySize"))
+        return web.json_response({"Qualifier": q}, status=201)
+
+    async def stop_tuning(self, request: web.Request) -> web.Response:
+        await self._control().stop_tuning(
+            request.match_info["name"], request.match_info["qualifier"]
+        )
+        return web.Response(status=204)
+
+    async def usage(self, request: web.Request) -> web.Response:
+        try:
+            since = float(request.query.get("since", "3600"))
+        except ValueError:
+            raise InvalidParameterValue("since: a number of seconds") from None
+        only = request.query.get("function")
+        if only:
+            self.invoker.registry.get(only)
+        prices = self.invoker.metrics.prices
+        rows = []
+        for (fn, version, alias), u in sorted(
+            self.invoker.usage.totals(time.time(), since).items()
+        ):
+            if (only and fn != only) or alias.startswith("$TUNE"):
+                continue
+            rows.append(
+                {
+                    "function": fn,
+                    "version": version,
+                    "alias": alias,
+                    "requests": u.requests,
+                    "errors": u.errors,
+                    "gbSeconds": u.gb_seconds,
+                    "cost": u.requests * prices.per_million_requests / 1_000_000
+                    + u.gb_seconds * prices.per_gb_second,
+                }
+            )
+        return web.json_response(
+            {
+                "since": since,
+                "prices": {
+                    "perMillionRequests": prices.per_million_requests,
+                    "perGbSecond": prices.per_gb_second,
+                },
+                "usage": rows,
+            }
+        )
 
     async def account_settings(self, request: web.Request) -> web.Response:
         pools = self.invoker.pools

@@ -26,6 +26,7 @@ from klambda.metrics import Metrics
 from klambda.router.admission import SCALE_UP_LIMIT, ConcurrencyPools, ScaleUpLimiter
 from klambda.router.registry import Registry, Target
 from klambda.settings import RouterSettings
+from klambda.usage import UsageLedger
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.environment import InitFailed, Outcome
 from klambda.worker.logs import LogHub
@@ -85,6 +86,7 @@ class Invoker:
         self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
         self._concurrent = metrics.concurrent
         self._background: set[asyncio.Future[Any]] = set()
+        self.usage = UsageLedger()
 
     def spawn_background(self, coro: Coroutine[Any, Any, Any]) -> None:
         fut = asyncio.ensure_future(coro)
@@ -172,7 +174,8 @@ class Invoker:
             except InitFailed as err:
                 out = self._init_failed(target, rid, err, tail)
                 fm.cold_start(err.init_ms)
-                fm.invoked(False, 0.0, cfg.memory_mb, 0, "init_error")
+                gbs = fm.invoked(False, 0.0, cfg.memory_mb, 0, "init_error")
+                self.usage.record(time.time(), (cfg.function, cfg.version, alias), gbs, True)
                 return out
             fm.cold_start(env.init_ms)
         if pool.provisioned_target:
@@ -192,9 +195,9 @@ class Invoker:
                 reason = ERROR_REASONS.get(out.status) or (
                     "out_of_memory" if out.error_type == "Runtime.OutOfMemory" else "exit"
                 )
-            fm.invoked(
-                out.status == "ok", out.duration_ms, cfg.memory_mb, out.max_memory_mb, reason
-            )
+            ok = out.status == "ok"
+            gbs = fm.invoked(ok, out.duration_ms, cfg.memory_mb, out.max_memory_mb, reason)
+            self.usage.record(time.time(), (cfg.function, cfg.version, alias), gbs, not ok)
         return out
 
     def _account_gauges(self) -> None:

@@ -23,10 +23,11 @@ class Target:
     config: FunctionConfig
     state: str = "Active"
     state_reason: str | None = None
+    qualifier: str | None = None  # set for temporary targets (power tuning)
 
     @property
     def key(self) -> str:
-        return f"{self.config.function}:{self.config.version}"
+        return f"{self.config.function}:{self.qualifier or self.config.version}"
 
 
 @dataclass
@@ -36,6 +37,7 @@ class FunctionEntry:
     versions: dict[str, Version] = field(default_factory=dict)
     targets: dict[str, Target] = field(default_factory=dict)  # by version number
     aliases: dict[str, Alias] = field(default_factory=dict)  # by alias name
+    tuning: dict[str, Target] = field(default_factory=dict)  # temporary, by qualifier
 
 
 class Registry:
@@ -58,6 +60,8 @@ class Registry:
         entry = self.get(fn)
         if q is None or q == LATEST:
             target, alias = entry.latest, ""
+        elif q in entry.tuning:
+            target, alias = entry.tuning[q], q
         elif q.isdigit():
             t = entry.targets.get(q)
             if t is None:

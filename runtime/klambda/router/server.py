@@ -49,7 +49,7 @@ class Router:
         """Read and check everything; raises ManifestError before anything starts."""
         s = self.settings
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        metrics = Metrics()
+        metrics = Metrics(prices=s.prices)
         logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
         self.cgroups = Cgroups(enabled=s.cgroups)
         pools = ConcurrencyPools(s.account_concurrency, s.unreserved_min)

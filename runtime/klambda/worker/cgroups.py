@@ -17,7 +17,8 @@ from pathlib import Path
 from klambda.api.limits import MB_PER_VCPU
 
 ROOT = Path("/sys/fs/cgroup")
-CPU_PERIOD_US = 100_000
+# A short period keeps the quota proportional for short invocations (CFS needs >= 1 ms).
+CPU_PERIOD_US = 20_000
 
 
 def _own_path(controller: str) -> str | None:
