@@ -112,10 +112,13 @@ def version_crd() -> dict[str, Any]:
                                                 "pattern": "^[1-9][0-9]{0,8}$",
                                             }
                                         ),
+                                        # a default, so that the field always exists:
+                                        # a transition rule never sees a field added
                                         "description": immutable(
                                             {
                                                 "type": "string",
                                                 "maxLength": 256,
+                                                "default": "",
                                             }
                                         ),
                                         "codeSha256": immutable({"type": "string", "minLength": 1}),
