@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 "$PY" -m grpc_tools.protoc -I runtime --python_out=runtime --pyi_out=runtime \
-    --grpc_python_out=runtime runtime/klambda/proto/invoker.proto
+    --grpc_python_out=runtime runtime/klambda/proto/invoker.proto runtime/klambda/proto/worker.proto

@@ -138,6 +138,89 @@ def up(
 
 
 @app.command()
+def router(
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Learn functions from the API server")
+    ] = True,
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    kubeconfig: Annotated[
+        str | None, typer.Option(envvar="KUBECONFIG", help="Default: in-cluster service account")
+    ] = None,
+    http_port: Annotated[int, typer.Option()] = 8080,
+    grpc_port: Annotated[int, typer.Option()] = 50051,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    account_concurrency: Annotated[int | None, typer.Option()] = None,
+    wait_for_worker: Annotated[
+        float,
+        typer.Option(help="Seconds a request waits for a worker pod of a version scaled to zero"),
+    ] = 30.0,
+) -> None:
+    """Cluster mode: route to worker pods of the Functions, Versions, Aliases in NAMESPACE."""
+    from klambda.router.server import ClusterOptions, Router
+    from klambda.settings import RouterSettings
+
+    if not cluster:
+        fail("use `klambda up DIR` for local mode", 2)
+    settings = RouterSettings.from_env(
+        http_port=http_port,
+        grpc_port=grpc_port,
+        http_host=host,
+        grpc_host=host,
+        account_concurrency=account_concurrency,
+        echo_logs=False,
+    )
+    r = Router(settings, cluster=ClusterOptions(namespace, kubeconfig, wait_for_worker))
+    r.load()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await r.start()
+        ep = r.endpoint()
+        typer.echo(
+            f"klambda router: namespace {namespace}; REST API on {ep['http']}, gRPC on {ep['grpc']}"
+        )
+        sys.stdout.flush()
+        await stop.wait()
+        await r.stop()
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(
+    function: Annotated[str, typer.Option("--function")],
+    version: Annotated[str, typer.Option("--version")],
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int | None, typer.Option(envvar="KLAMBDA_WORKER_PORT")] = None,
+    max_environments: Annotated[
+        int, typer.Option(help="Environments this worker may run at once")
+    ] = 1,
+    cgroups: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """A function pod's agent: serve klambda.v1.Worker for one function version."""
+    import os
+
+    from klambda.worker.config import WorkerConfigError, from_environment
+    from klambda.worker.server import serve
+
+    try:
+        cfg = from_environment(os.environ)
+    except WorkerConfigError as err:
+        fail(str(err), 2)
+        return
+    if (cfg.function, cfg.version) != (function, version):
+        fail(
+            f"--function/--version {function}:{version} do not match the environment's "
+            f"{cfg.function}:{cfg.version}",
+            2,
+        )
+    asyncio.run(serve(cfg, host, port or 9000, max_environments, cgroups))
+
+
+@app.command()
 def invoke(
     name: Annotated[str, typer.Argument(help="FUNCTION[:QUALIFIER] (version, alias, $LATEST)")],
     payload: Annotated[str | None, typer.Option("--payload", "-p", help="JSON, or @FILE")] = None,

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from klambda import logformat
 from klambda.api import limits
@@ -22,7 +22,7 @@ from klambda.errors import (
     RequestTooLarge,
     TooManyRequests,
 )
-from klambda.metrics import Metrics
+from klambda.metrics import FunctionMetrics, Metrics
 from klambda.router.admission import SCALE_UP_LIMIT, ConcurrencyPools, ScaleUpLimiter
 from klambda.router.registry import Registry, Target
 from klambda.settings import RouterSettings
@@ -43,6 +43,21 @@ ERROR_REASONS = {
     "timeout": "timeout",
     "init_error": "init_error",
 }
+
+
+class RemoteCold(Protocol):
+    cold_start: bool
+    init_ms: float
+
+
+class RemoteExecutor(Protocol):
+    """Runs invocations in worker pods (cluster mode): klambda.router.cluster.RemoteWorkers."""
+
+    async def invoke(
+        self, target: Target, request_id: str, payload: bytes, arn: str, tail: bool
+    ) -> tuple[Outcome, RemoteCold]: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -87,6 +102,8 @@ class Invoker:
         self._concurrent = metrics.concurrent
         self._background: set[asyncio.Future[Any]] = set()
         self.usage = UsageLedger()
+        # cluster mode: environments live in worker pods (klambda.router.cluster)
+        self.remote: RemoteExecutor | None = None
 
     def spawn_background(self, coro: Coroutine[Any, Any, Any]) -> None:
         fut = asyncio.ensure_future(coro)
@@ -162,8 +179,17 @@ class Invoker:
         self, target: Target, alias: str, rid: str, payload: bytes, tail: bool, itype: str
     ) -> Outcome:
         cfg = target.config
-        pool = self.pool_for(target)
         fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
+        if self.remote is not None:
+            qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
+            out, resp = await self.remote.invoke(
+                target, rid, payload, _arn(cfg.arn, qualified), tail
+            )
+            if resp.cold_start:
+                fm.cold_start(resp.init_ms)
+            self._account(fm, cfg.function, cfg.version, cfg.memory_mb, alias, out)
+            return out
+        pool = self.pool_for(target)
         env = pool.take_idle()
         if env is None:
             if not self.scale_up.try_take(time.monotonic()):
@@ -189,16 +215,29 @@ class Invoker:
             pool.release(env)
             if pool.provisioned_target:
                 self._provisioned_gauges(pool)
-        if out.status != "invalid":
-            reason = None
-            if out.status != "ok":
-                reason = ERROR_REASONS.get(out.status) or (
-                    "out_of_memory" if out.error_type == "Runtime.OutOfMemory" else "exit"
-                )
-            ok = out.status == "ok"
-            gbs = fm.invoked(ok, out.duration_ms, cfg.memory_mb, out.max_memory_mb, reason)
-            self.usage.record(time.time(), (cfg.function, cfg.version, alias), gbs, not ok)
+        self._account(fm, cfg.function, cfg.version, cfg.memory_mb, alias, out)
         return out
+
+    def _account(
+        self,
+        fm: FunctionMetrics,
+        function: str,
+        version: str,
+        memory_mb: int,
+        alias: str,
+        out: Outcome,
+    ) -> None:
+        """Metrics and the usage ledger for one finished invocation."""
+        if out.status == "invalid":
+            return
+        reason = None
+        if out.status != "ok":
+            reason = ERROR_REASONS.get(out.status) or (
+                "out_of_memory" if out.error_type == "Runtime.OutOfMemory" else "exit"
+            )
+        ok = out.status == "ok"
+        gbs = fm.invoked(ok, out.duration_ms, memory_mb, out.max_memory_mb, reason)
+        self.usage.record(time.time(), (function, version, alias), gbs, not ok)
 
     def _account_gauges(self) -> None:
         m, pools = self.metrics, self.pools

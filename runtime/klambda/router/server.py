@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +20,47 @@ import grpc
 from aiohttp import web
 
 from klambda.metrics import Metrics
-from klambda.router.admission import ConcurrencyPools
+from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.cluster import ClusterSource, RemoteWorkers
 from klambda.router.control import LocalControl
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
 from klambda.router.invoke import Invoker
 from klambda.router.local import load_registry
+from klambda.router.registry import Registry
 from klambda.settings import RouterSettings
 from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
 
+log = logging.getLogger("klambda.router")
+
+
+@dataclass
+class ClusterOptions:
+    namespace: str = "default"
+    kubeconfig: str | None = None
+    wait_for_worker_s: float = 30.0
+
 
 class Router:
-    def __init__(self, settings: RouterSettings, functions_dir: Path) -> None:
+    """A router process. Local mode (`functions_dir`) runs environments itself; cluster mode
+    (`cluster`) learns everything from the API server and forwards to worker pods."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        functions_dir: Path | None = None,
+        cluster: ClusterOptions | None = None,
+    ) -> None:
         self.settings = settings
         self.functions_dir = functions_dir
-        self.state_dir = (settings.state_dir or functions_dir / ".klambda").resolve()
+        self.cluster = cluster
+        self.source: ClusterSource | None = None
+        self.workers = RemoteWorkers()
+        base = functions_dir / ".klambda" if functions_dir else Path(".klambda")
+        self.state_dir = (settings.state_dir or base).resolve()
         self.invoker: Invoker | None = None
         self.grpc_server: grpc.aio.Server | None = None
         self.http_runner: web.AppRunner | None = None
@@ -48,18 +73,48 @@ class Router:
     def load(self) -> Invoker:
         """Read and check everything; raises ManifestError before anything starts."""
         s = self.settings
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         metrics = Metrics(prices=s.prices)
-        logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+        if self.cluster is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+        else:  # function logs are the worker pods' (kubectl logs)
+            logs = LogHub(None, None)
         self.cgroups = Cgroups(enabled=s.cgroups)
         pools = ConcurrencyPools(s.account_concurrency, s.unreserved_min)
+        if self.cluster is not None:
+            self.invoker = Invoker(Registry(), s, logs, metrics, {}, self.cgroups, pools)
+            self.workers = RemoteWorkers(wait_for_worker_s=self.cluster.wait_for_worker_s)
+            self.invoker.remote = self.workers
+            return self.invoker
+        assert self.functions_dir is not None
         registry = load_registry(self.functions_dir, self.state_dir, s, pools)
         self.invoker = Invoker(registry, s, logs, metrics, {}, self.cgroups, pools)
         return self.invoker
 
+    def _use_registry(self, registry: Registry) -> None:
+        """Cluster mode: swap in a registry rebuilt from the API server."""
+        assert self.invoker is not None
+        for name, entry in registry.functions.items():
+            try:
+                self.invoker.pools.set_reserved(name, entry.function.spec.reserved_concurrency)
+            except ReservationError as err:
+                log.warning("Function %s: reservedConcurrency not applied: %s", name, err)
+        for name in set(self.invoker.pools.reserved) - set(registry.functions):
+            self.invoker.pools.set_reserved(name, None)
+        self.invoker.registry = registry
+
     async def start(self) -> None:
         invoker = self.invoker or self.load()
         s = self.settings
+        if self.cluster is not None:
+            self.source = ClusterSource(
+                s,
+                self.cluster.namespace,
+                self.cluster.kubeconfig,
+                self._use_registry,
+                self.workers,
+            )
+            await self.source.start()
         for runtime in {e.latest.config.runtime for e in invoker.registry.functions.values()}:
             python = runtimes.interpreter(runtime)
             if python is None:
@@ -71,15 +126,17 @@ class Router:
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
         await self.grpc_server.start()
-        self.control = LocalControl(invoker, self.state_dir)
-        self.control.start()
+        if self.cluster is None:
+            self.control = LocalControl(invoker, self.state_dir)
+            self.control.start()
         self.http_runner = web.AppRunner(HttpApi(invoker, self.control).app(), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
         self.http_port = int(self.http_runner.addresses[0][1])
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
-        (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+        if self.cluster is None:
+            (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
 
     def endpoint(self) -> dict[str, Any]:
         s = self.settings
@@ -105,7 +162,11 @@ class Router:
             await self.grpc_server.stop(grace=1.0)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.source is not None:
+            await self.source.stop()
         if self.invoker is not None:
+            if self.invoker.remote is not None:
+                await self.invoker.remote.close()
             await self.invoker.close()
             self.invoker.logs.close()
         if self.cgroups is not None:

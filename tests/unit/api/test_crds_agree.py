@@ -93,8 +93,11 @@ def test_proto_stubs_are_fresh(tmp_path: Path) -> None:
         f"--pyi_out={tmp_path}",
         f"--grpc_python_out={tmp_path}",
         str(src / "klambda/proto/invoker.proto"),
+        str(src / "klambda/proto/worker.proto"),
     ]
     assert protoc.main(args) == 0
-    for name in ("invoker_pb2.py", "invoker_pb2.pyi", "invoker_pb2_grpc.py"):
+    for name in [
+        f"{p}{s}" for p in ("invoker", "worker") for s in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+    ]:
         fresh = (tmp_path / "klambda/proto" / name).read_text()
         assert fresh == (src / "klambda/proto" / name).read_text(), f"{name} is stale: make proto"

@@ -1,0 +1,365 @@
+"""Cluster mode: the router learns functions, versions, aliases and worker endpoints from
+the API server, and forwards invocations to worker pods over gRPC.
+
+Watches (list, then watch from the list's resourceVersion; on any error, start again)
+keep a cache of Function, Version and Alias objects of one namespace and of the
+EndpointSlices of worker Services (label `klambda.io/function`). Every change rebuilds the
+registry from the cache and swaps it in whole, so a `kubectl apply` of an Alias reroutes
+the next request. Demand (in-flight invocations per version, peak per second) and the last
+invocation time are written back as annotations for the operator's scaling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from lightkube import AsyncClient, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.discovery_v1 import EndpointSlice
+from lightkube.types import PatchType
+from pydantic import ValidationError
+
+from klambda.api import Alias, Function, Version
+from klambda.api.limits import LATEST
+from klambda.errors import ServiceUnavailable, TooManyRequests
+from klambda.proto import worker_pb2, worker_pb2_grpc
+from klambda.router.admission import SCALE_UP_LIMIT
+from klambda.router.registry import FunctionEntry, Registry, Target
+from klambda.settings import RouterSettings
+from klambda.worker.environment import FunctionConfig, Outcome
+
+log = logging.getLogger("klambda.router.cluster")
+
+GROUP, API_VERSION = "klambda.io", "v1alpha1"
+FunctionRes = create_namespaced_resource(GROUP, API_VERSION, "Function", "functions")
+VersionRes = create_namespaced_resource(GROUP, API_VERSION, "Version", "versions")
+AliasRes = create_namespaced_resource(GROUP, API_VERSION, "Alias", "aliases")
+LABEL_FUNCTION = "klambda.io/function"
+LABEL_VERSION = "klambda.io/version"
+LATEST_LABEL = "latest"
+ANNOTATION_DEMAND = "klambda.io/demand"
+ANNOTATION_LAST_INVOKED = "klambda.io/last-invoked"
+WORKER_PORT_NAME = "grpc"
+MESSAGE_LIMIT = 7 * 1024 * 1024
+
+
+def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
+    return FunctionConfig(
+        function=name,
+        version=version,
+        handler=spec.handler,
+        runtime=spec.runtime,
+        memory_mb=spec.memory_mb,
+        timeout_s=spec.timeout_seconds,
+        environment=dict(spec.environment),
+        code_root="",
+        code_sha256=sha,
+        region=s.region,
+        account=s.account_id,
+    )
+
+
+def build_registry(
+    functions: list[dict[str, Any]],
+    versions: list[dict[str, Any]],
+    aliases: list[dict[str, Any]],
+    settings: RouterSettings,
+) -> Registry:
+    """A registry from raw API objects; malformed ones are left out with a warning. Pure."""
+    reg = Registry()
+    for raw in functions:
+        try:
+            fn = Function.model_validate({**raw, "status": None})
+        except ValidationError as err:
+            log.warning("ignoring Function %s: %s", raw.get("metadata", {}).get("name"), err)
+            continue
+        sha = (raw.get("status") or {}).get("codeSha256", "")
+        reg.functions[fn.name] = FunctionEntry(
+            fn, Target(_config(fn.name, fn.spec, LATEST, sha, settings))
+        )
+    for raw in versions:
+        try:
+            v = Version.model_validate({**raw, "status": None})
+        except ValidationError as err:
+            log.warning("ignoring Version %s: %s", raw.get("metadata", {}).get("name"), err)
+            continue
+        entry = reg.functions.get(v.spec.function)
+        if entry is None:
+            continue
+        entry.versions[v.spec.version] = v
+        entry.targets[v.spec.version] = Target(
+            _config(v.spec.function, v.spec.config, v.spec.version, v.spec.code_sha256, settings)
+        )
+    for raw in aliases:
+        try:
+            a = Alias.model_validate({**raw, "status": None})
+        except ValidationError as err:
+            log.warning("ignoring Alias %s: %s", raw.get("metadata", {}).get("name"), err)
+            continue
+        entry = reg.functions.get(a.spec.function)
+        if entry is not None:
+            entry.aliases[a.alias_name] = a
+    return reg
+
+
+def endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """`function:version` -> ready worker addresses (`ip:port`) from EndpointSlices. Pure."""
+    out: dict[str, list[str]] = {}
+    for s in slices:
+        labels = (s.get("metadata") or {}).get("labels") or {}
+        fn, version = labels.get(LABEL_FUNCTION), labels.get(LABEL_VERSION)
+        if not fn or not version:
+            continue
+        version = LATEST if version == LATEST_LABEL else version
+        ports = [
+            p.get("port")
+            for p in s.get("ports") or []
+            if p.get("name") in (WORKER_PORT_NAME, None, "") and p.get("port")
+        ]
+        if not ports:
+            continue
+        for ep in s.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            for addr in ep.get("addresses") or []:
+                out.setdefault(f"{fn}:{version}", []).append(f"{addr}:{ports[0]}")
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+@dataclass
+class Demand:
+    in_flight: int = 0
+    peak: int = 0
+    last_invoked: float = 0.0
+    written: tuple[int, float] = (-1, 0.0)
+
+
+@dataclass
+class RemoteWorkers:
+    """Forwards invocations to worker pods; one gRPC channel per worker address."""
+
+    endpoints: dict[str, list[str]] = field(default_factory=dict)
+    wait_for_worker_s: float = 30.0
+    demand: dict[str, Demand] = field(default_factory=dict)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    _turn: itertools.count[int] = field(default_factory=itertools.count)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
+        self.endpoints = endpoints
+        for addr in set(self._channels) - {a for v in endpoints.values() for a in v}:
+            closing = asyncio.ensure_future(self._channels.pop(addr).close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _stub(self, addr: str) -> worker_pb2_grpc.WorkerStub:
+        ch = self._channels.get(addr)
+        if ch is None:
+            ch = self._channels[addr] = grpc.aio.insecure_channel(
+                addr,
+                options=[
+                    ("grpc.max_receive_message_length", MESSAGE_LIMIT),
+                    ("grpc.max_send_message_length", MESSAGE_LIMIT),
+                ],
+            )
+        return worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
+
+    async def _addresses(self, key: str) -> list[str]:
+        deadline = time.monotonic() + self.wait_for_worker_s
+        while not self.endpoints.get(key):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServiceUnavailable(
+                    f"no worker of {key} became ready within {self.wait_for_worker_s:.0f}s"
+                )
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+        return self.endpoints[key]
+
+    async def invoke(
+        self, target: Target, request_id: str, payload: bytes, arn: str, tail: bool
+    ) -> tuple[Outcome, worker_pb2.WorkerInvokeResponse]:
+        key = target.key
+        d = self.demand.setdefault(key, Demand())
+        d.in_flight += 1
+        d.peak = max(d.peak, d.in_flight)
+        d.last_invoked = time.time()
+        try:
+            addrs = await self._addresses(key)
+            start = next(self._turn)
+            request = worker_pb2.WorkerInvokeRequest(
+                request_id=request_id, payload=payload, invoked_arn=arn, log_tail=tail
+            )
+            timeout = target.config.timeout_s + 15.0
+            for i in range(len(addrs)):
+                addr = addrs[(start + i) % len(addrs)]
+                try:
+                    resp = await self._stub(addr).Invoke(request, timeout=timeout)
+                except grpc.aio.AioRpcError as err:
+                    if err.code() in (
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        grpc.StatusCode.UNAVAILABLE,
+                    ):
+                        continue
+                    raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
+                out = Outcome(
+                    resp.status,
+                    resp.body,
+                    request_id,
+                    resp.version or target.config.version,
+                    resp.duration_ms,
+                    resp.max_memory_mb,
+                    resp.init_ms if resp.cold_start else None,
+                    resp.error_type or None,
+                    list(resp.log_tail) if tail else None,
+                )
+                return out, resp
+            raise TooManyRequests("Rate Exceeded.", SCALE_UP_LIMIT)
+        finally:
+            d.in_flight -= 1
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+
+class ClusterSource:
+    """Keeps the invoker's registry and the remote endpoints in step with the API server."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        namespace: str,
+        kubeconfig: str | None,
+        on_registry: Callable[[Registry], None],
+        workers: RemoteWorkers,
+    ) -> None:
+        self.settings = settings
+        self.namespace = namespace
+        self.kubeconfig = kubeconfig
+        self.on_registry = on_registry
+        self.workers = workers
+        self.cache: dict[str, dict[str, dict[str, Any]]] = {
+            "Function": {},
+            "Version": {},
+            "Alias": {},
+            "EndpointSlice": {},
+        }
+        self.client: AsyncClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.synced = asyncio.Event()
+        self._synced_kinds: set[str] = set()
+
+    async def start(self) -> None:
+        config = KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else None
+        self.client = (
+            AsyncClient(config=config, namespace=self.namespace)
+            if config
+            else AsyncClient(namespace=self.namespace)
+        )
+        for kind, res, labels in (
+            ("Function", FunctionRes, None),
+            ("Version", VersionRes, None),
+            ("Alias", AliasRes, None),
+            ("EndpointSlice", EndpointSlice, {LABEL_FUNCTION: None}),
+        ):
+            self._tasks.append(asyncio.create_task(self._follow(kind, res, labels)))
+        self._tasks.append(asyncio.create_task(self._write_demand()))
+
+    async def _follow(self, kind: str, res: Any, labels: dict[str, Any] | None) -> None:
+        assert self.client is not None
+        while True:
+            try:
+                listing = self.client.list(res, namespace=self.namespace, labels=labels)
+                items = {}
+                async for obj in listing:
+                    raw = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+                    items[raw["metadata"]["name"]] = raw
+                self.cache[kind] = items
+                self._rebuild(kind)
+                rv = listing.resourceVersion
+                async for event, obj in self.client.watch(
+                    res, namespace=self.namespace, labels=labels, resource_version=rv
+                ):
+                    raw = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+                    name = raw["metadata"]["name"]
+                    if event == "DELETED":
+                        self.cache[kind].pop(name, None)
+                    else:
+                        self.cache[kind][name] = raw
+                    self._rebuild(kind)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the API server went away, a 410, ...: start again
+                log.warning("watch of %s failed (%s); listing again", kind, err)
+                await asyncio.sleep(1.0)
+
+    def _rebuild(self, kind: str) -> None:
+        if kind == "EndpointSlice":
+            self.workers.set_endpoints(endpoints_of(list(self.cache[kind].values())))
+        else:
+            self.on_registry(
+                build_registry(
+                    list(self.cache["Function"].values()),
+                    list(self.cache["Version"].values()),
+                    list(self.cache["Alias"].values()),
+                    self.settings,
+                )
+            )
+        self._synced_kinds.add(kind)
+        if len(self._synced_kinds) == 4:
+            self.synced.set()
+
+    async def _write_demand(self) -> None:
+        """Every second, write changed demand and last-invoked times as annotations."""
+        assert self.client is not None
+        while True:
+            await asyncio.sleep(1.0)
+            for key, d in list(self.workers.demand.items()):
+                state = (d.peak, round(d.last_invoked))
+                d.peak = d.in_flight
+                if state == d.written:
+                    continue
+                fn, _, version = key.partition(":")
+                res, name = (
+                    (FunctionRes, fn) if version == LATEST else (VersionRes, f"{fn}.{version}")
+                )
+                stamp = datetime.fromtimestamp(d.last_invoked, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                patch = {
+                    "metadata": {
+                        "annotations": {
+                            ANNOTATION_DEMAND: str(state[0]),
+                            ANNOTATION_LAST_INVOKED: stamp,
+                        }
+                    }
+                }
+                try:
+                    await self.client.patch(
+                        res, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
+                    )
+                    d.written = state
+                except Exception as err:
+                    log.warning("cannot write demand of %s: %s", key, err)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.client is not None:
+            await self.client.close()

@@ -1,0 +1,115 @@
+"""`klambda worker`: a function pod's agent, serving `klambda.v1.Worker` over gRPC.
+
+The router admits and routes; the worker runs an invocation in a warm environment or
+starts one (a cold start), and answers with the outcome, as the in-process pool does in
+local mode. With every environment busy and no room for another it answers
+RESOURCE_EXHAUSTED at once, so the router can try another pod or throttle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+from klambda.proto import worker_pb2, worker_pb2_grpc
+from klambda.worker import runtimes
+from klambda.worker.cgroups import Cgroups
+from klambda.worker.environment import FunctionConfig, InitFailed, Outcome
+from klambda.worker.logs import LogHub
+from klambda.worker.pool import EnvironmentPool
+from klambda.worker.zygote import Zygote
+
+MESSAGE_LIMIT = 7 * 1024 * 1024
+
+
+class WorkerService(worker_pb2_grpc.WorkerServicer):
+    def __init__(self, pool: EnvironmentPool, max_environments: int) -> None:
+        self.pool = pool
+        self.max_environments = max_environments
+
+    async def Invoke(
+        self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
+    ) -> worker_pb2.WorkerInvokeResponse:
+        pool = self.pool
+        env = pool.take_idle()
+        cold = False
+        if env is None:
+            if pool.size >= self.max_environments:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"all {self.max_environments} environments of this worker are busy",
+                )
+            try:
+                env = await pool.start()
+            except InitFailed as err:
+                return worker_pb2.WorkerInvokeResponse(
+                    status="init_error",
+                    body=err.body,
+                    version=pool.cfg.version,
+                    duration_ms=err.init_ms,
+                    cold_start=True,
+                    init_ms=err.init_ms,
+                    error_type=err.error_type,
+                    log_tail=[],
+                )
+            cold = True
+        try:
+            out: Outcome = await env.invoke(
+                request.request_id,
+                request.payload,
+                invoked_arn=request.invoked_arn or None,
+                tail=request.log_tail,
+                trace_id=request.trace_id or None,
+            )
+        finally:
+            pool.release(env)
+        return worker_pb2.WorkerInvokeResponse(
+            status=out.status,
+            body=out.body,
+            version=out.version,
+            duration_ms=out.duration_ms,
+            max_memory_mb=out.max_memory_mb,
+            cold_start=cold,
+            init_ms=env.init_ms,
+            error_type=out.error_type or "",
+            log_tail=out.log_tail or [],
+        )
+
+
+async def serve(
+    cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
+) -> None:
+    python = runtimes.interpreter(cfg.runtime)
+    if python is None:
+        raise SystemExit(f"klambda worker: runtime {cfg.runtime} is not installed here")
+    zygote = Zygote(python)
+    await zygote.start()
+    logs = LogHub(None, sys.stdout)
+    pool = EnvironmentPool(cfg, zygote, logs, Cgroups(enabled=cgroups))
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MESSAGE_LIMIT),
+            ("grpc.max_send_message_length", MESSAGE_LIMIT),
+        ]
+    )
+    worker_pb2_grpc.add_WorkerServicer_to_server(  # type: ignore[no-untyped-call]
+        WorkerService(pool, max_environments), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if not bound:
+        raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
+    await server.start()
+    print(f"klambda worker: {cfg.function}:{cfg.version} on {host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(grace=float(cfg.timeout_s))
+    await pool.close()
+    await zygote.stop()

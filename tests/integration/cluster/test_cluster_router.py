@@ -1,0 +1,244 @@
+"""Cluster mode against a real API server: the router learns Functions, Versions, Aliases
+and worker EndpointSlices by watching, and forwards to real `klambda worker` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import KLAMBDA, ROOT, RunningRouter, free_port, wait_healthy
+from tests.kube.controlplane import ControlPlane
+from tests.netns import NetHost, network_host
+
+CODE = """\
+def handler(event, context):
+    return {{"from": "{tag}", "version": context.function_version}}
+"""
+
+
+def function_spec() -> dict[str, Any]:
+    return {
+        "runtime": "python3.11",
+        "handler": "app.handler",
+        "memoryMB": 128,
+        "timeoutSeconds": 3,
+        "code": {"inline": {"app.py": CODE.format(tag="latest")}},
+    }
+
+
+def apply(plane: ControlPlane, ns: str, obj: dict[str, Any]) -> None:
+    plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(obj))
+
+
+@contextmanager
+def worker(host: NetHost, tmp: Path, version: str, tag: str) -> Iterator[int]:
+    code = tmp / f"code-{version}"
+    code.mkdir()
+    (code / "app.py").write_text(CODE.format(tag=tag))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "_HANDLER": "app.handler",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "KLAMBDA_TIMEOUT_SECONDS": "3",
+        "KLAMBDA_FUNCTION": "hello",
+        "KLAMBDA_VERSION": version,
+        "LAMBDA_TASK_ROOT": str(code),
+        "AWS_REGION": "us-east-1",
+    }
+    log = open(tmp / f"worker-{version}.log", "wb")  # noqa: SIM115 - closed below
+    argv = [
+        *KLAMBDA,
+        "worker",
+        "--function",
+        "hello",
+        "--version",
+        version,
+        "--host",
+        host.address,
+        "--port",
+        str(port),
+        "--max-environments",
+        "4",
+    ]
+    proc = subprocess.Popen(
+        host.wrap(argv),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while b"klambda worker:" not in (tmp / f"worker-{version}.log").read_bytes():
+            assert proc.poll() is None, (tmp / f"worker-{version}.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        log.close()
+
+
+def endpoint_slice(version: str, address: str, port: int) -> dict[str, Any]:
+    label = "latest" if version == "$LATEST" else version
+    name = f"hello-{'latest' if version == '$LATEST' else 'v' + version}"
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{name}-test",
+            "labels": {
+                "kubernetes.io/service-name": name,
+                "endpointslice.kubernetes.io/managed-by": "tests.klambda.io",
+                "klambda.io/function": "hello",
+                "klambda.io/version": label,
+            },
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "grpc", "port": port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+    }
+
+
+@contextmanager
+def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> Iterator[RunningRouter]:
+    http, grpc_port = free_port(), free_port()
+    log = tmp / "router.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                *KLAMBDA,
+                "router",
+                "--namespace",
+                ns,
+                "--kubeconfig",
+                str(plane.kubeconfig),
+                "--host",
+                "127.0.0.1",
+                "--http-port",
+                str(http),
+                "--grpc-port",
+                str(grpc_port),
+                "--wait-for-worker",
+                "3",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{http}", proc, log)
+        yield RunningRouter(proc, http, grpc_port, log, tmp)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+def until(check: Any, timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    while True:
+        value = check()
+        if value:
+            return time.monotonic() - start
+        assert time.monotonic() - start < timeout, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_router_follows_the_api_server(
+    kube_control_plane: ControlPlane, kube_namespace: str, tmp_path: Path
+) -> None:
+    plane, ns = kube_control_plane, kube_namespace
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    spec = function_spec()
+    apply(
+        plane,
+        ns,
+        {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Function",
+            "metadata": {"name": "hello"},
+            "spec": spec,
+        },
+    )
+    for v in ("1", "2"):
+        apply(
+            plane,
+            ns,
+            {
+                "apiVersion": "klambda.io/v1alpha1",
+                "kind": "Version",
+                "metadata": {"name": f"hello.{v}"},
+                "spec": {
+                    "function": "hello",
+                    "version": v,
+                    "codeSha256": f"sha-{v}",
+                    "config": spec,
+                },
+            },
+        )
+    alias = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Alias",
+        "metadata": {"name": "hello.prod"},
+        "spec": {"function": "hello", "version": "1"},
+    }
+    apply(plane, ns, alias)
+    with (
+        network_host() as host,
+        worker(host, tmp_path, "1", "one") as p1,
+        worker(host, tmp_path, "2", "two") as p2,
+        cluster_router(plane, ns, tmp_path) as r,
+    ):
+        apply(plane, ns, endpoint_slice("1", host.address, p1))
+        apply(plane, ns, endpoint_slice("2", host.address, p2))
+
+        def reply(q: str) -> Any:
+            status, _headers, body = r.invoke(f"hello:{q}", {})
+            return status, json.loads(body)
+
+        until(lambda: reply("prod")[0] == 200)
+        assert reply("prod")[1] == {"from": "one", "version": "1"}
+        assert reply("2")[1] == {"from": "two", "version": "2"}
+        status, _h, _body = r.invoke("hello:7")
+        assert status == 404
+
+        # kubectl apply of an alias change reroutes within a second or two
+        alias["spec"]["version"] = "2"
+        apply(plane, ns, alias)
+        took = until(lambda: reply("prod")[1]["from"] == "two", timeout=5)
+        assert took < 2.5
+
+        # weighted routing from the API server's alias
+        alias["spec"] = {
+            "function": "hello",
+            "version": "1",
+            "routing": {"additionalVersion": "2", "weight": 0.5},
+        }
+        apply(plane, ns, alias)
+        until(lambda: r.invoke("hello:prod")[1]["x-amz-executed-version"] == "2")
+        seen = {r.invoke("hello:prod")[1]["x-amz-executed-version"] for _ in range(60)}
+        assert seen == {"1", "2"}
+
+        # the router writes demand for the operator's scaling
+        def demand() -> Any:
+            obj = plane.get_json("version", "hello.1", "-n", ns)
+            return obj["metadata"].get("annotations", {}).get("klambda.io/last-invoked")
+
+        until(demand, timeout=5)
+
+        # a version whose workers are gone answers 503 after the wait, not a hang
+        plane.kubectl("delete", "endpointslice", "hello-v2-test", "-n", ns)
+        until(lambda: r.invoke("hello:2")[0] == 503, timeout=15)
+        # deleting the Function removes it from the router
+        plane.kubectl("delete", "function", "hello", "-n", ns)
+        until(lambda: r.invoke("hello")[0] == 404)
