@@ -6,6 +6,12 @@
     decisions    what happens after each attempt: succeed, retry, fail (pure)
     records      Lambda's destination record and DLQ message (pure)
     backend      the Queue interface, DeadLetter, QueueMessage
+    sqlite       SqliteQueue: embedded, WAL, group commit (local mode)
+    jetstream    JetStreamQueue: NATS JetStream, durable pull consumer (cluster mode)
+
+`open_queue(url)` makes a backend from one setting: `sqlite:///path/to/queue.db` or
+`nats://host:4222` (comma-separated servers; query parameters are the constructor's
+keyword arguments, e.g. `?synchronous=NORMAL`, `?stream_prefix=KLAMBDA&replicas=3`).
 
 This package imports `klambda.api` and `klambda.errors`, never the router: the router
 hands the dispatcher its invoke path as a callable.
@@ -13,11 +19,15 @@ hands the dispatcher its invoke path as a callable.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from klambda.queue.backend import DeadLetter, Delivery, Queue, QueueMessage
 from klambda.queue.decisions import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS
 from klambda.queue.event import AsyncEvent, check_payload
+from klambda.queue.jetstream import JetStreamQueue
 from klambda.queue.policy import AsyncPolicy, Target
 from klambda.queue.schedule import RetrySchedule
+from klambda.queue.sqlite import SqliteQueue
 
 __all__ = [
     "EVENT_AGE_EXCEEDED",
@@ -27,9 +37,41 @@ __all__ = [
     "AsyncPolicy",
     "DeadLetter",
     "Delivery",
+    "JetStreamQueue",
     "Queue",
     "QueueMessage",
     "RetrySchedule",
+    "SqliteQueue",
     "Target",
     "check_payload",
+    "open_queue",
 ]
+
+_FLOATS = ("visibility_timeout", "poll_interval", "busy_timeout", "connect_timeout")
+_FLOATS_NATS = ("request_timeout",)
+
+
+def open_queue(url: str, **overrides: object) -> Queue:
+    """A queue backend (not yet opened: `await q.open()`) from a URL; keyword arguments
+    win over the URL's query parameters."""
+    parts = urlsplit(url)
+    params: dict[str, object] = {}
+    for key, value in parse_qsl(parts.query):
+        if key in _FLOATS or key in _FLOATS_NATS:
+            params[key] = float(value)
+        elif key == "replicas":
+            params[key] = int(value)
+        else:
+            params[key] = value
+    params.update(overrides)
+    if parts.scheme == "sqlite":
+        path = parts.netloc + parts.path
+        if not path:
+            raise ValueError(f"queue URL {url!r} names no database file")
+        return SqliteQueue(path, **params)  # type: ignore[arg-type]
+    if parts.scheme in ("nats", "tls"):
+        servers = [f"{parts.scheme}://{host}" for host in parts.netloc.split(",") if host] or [
+            "nats://127.0.0.1:4222"
+        ]
+        return JetStreamQueue(servers, **params)  # type: ignore[arg-type]
+    raise ValueError(f"queue URL {url!r}: the scheme must be sqlite or nats")
