@@ -8,6 +8,8 @@
     backend      the Queue interface, DeadLetter, QueueMessage
     sqlite       SqliteQueue: embedded, WAL, group commit (local mode)
     jetstream    JetStreamQueue: NATS JetStream, durable pull consumer (cluster mode)
+    dispatcher   Dispatcher: leases events, invokes, applies the decisions
+    metrics      AsyncMetrics: received, age, dropped, dead-letter errors, DLQ depth, retries
 
 `open_queue(url)` makes a backend from one setting: `sqlite:///path/to/queue.db` or
 `nats://host:4222` (comma-separated servers; query parameters are the constructor's
@@ -23,8 +25,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from klambda.queue.backend import DeadLetter, Delivery, Queue, QueueMessage
 from klambda.queue.decisions import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS
+from klambda.queue.dispatcher import Dispatcher, Invoke, InvokeOutcome, PolicyLookup
 from klambda.queue.event import AsyncEvent, check_payload
 from klambda.queue.jetstream import JetStreamQueue
+from klambda.queue.metrics import AsyncMetrics
 from klambda.queue.policy import AsyncPolicy, Target
 from klambda.queue.schedule import RetrySchedule
 from klambda.queue.sqlite import SqliteQueue
@@ -34,10 +38,15 @@ __all__ = [
     "RETRIES_EXHAUSTED",
     "SUCCESS",
     "AsyncEvent",
+    "AsyncMetrics",
     "AsyncPolicy",
     "DeadLetter",
     "Delivery",
+    "Dispatcher",
+    "Invoke",
+    "InvokeOutcome",
     "JetStreamQueue",
+    "PolicyLookup",
     "Queue",
     "QueueMessage",
     "RetrySchedule",
