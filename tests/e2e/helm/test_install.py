@@ -1,0 +1,400 @@
+"""`helm install` of the chart into a real API server, then what each ServiceAccount may do.
+
+The control plane (tests/kube) has no kubelet: pods stay Pending, but the API server admits or
+refuses every object (schemas, Pod Security admission, ValidatingAdmissionPolicies, RBAC),
+and the replica-set controller creates the operator's and router's pods through Pod
+Security admission. The chart is installed with the kind and full monitoring values into a
+namespace that enforces the "restricted" Pod Security Standard, with a second namespace for
+functions. RBAC is checked with tokens minted for the chart's ServiceAccounts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.helm.chart import (
+    CHART,
+    KIND_VALUES,
+    MONITORING_CRDS,
+    MONITORING_VALUES,
+    ROOT,
+    Access,
+    documents,
+    mismatches,
+)
+from tests.kube.controlplane import ControlPlane, ControlPlaneError
+
+pytestmark = pytest.mark.kube
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+FN_SA = "klambda-function"
+
+
+@dataclass
+class Release:
+    plane: ControlPlane
+    name: str
+    namespace: str
+    functions: str  # a namespace for Functions besides the release's
+    manifest: list[dict[str, Any]]
+    install_output: str
+
+    def sa_kubeconfig(self, name: str, namespace: str | None = None) -> Path:
+        return self.plane.service_account_kubeconfig(name, namespace or self.namespace)
+
+    def as_sa(self, name: str, *args: str, namespace: str | None = None) -> Any:
+        return self.plane.kubectl(
+            *args, kubeconfig=self.sa_kubeconfig(name, namespace), check=False
+        )
+
+
+def create_namespace(plane: ControlPlane, name: str) -> None:
+    plane.kubectl("create", "namespace", name)
+    plane.kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in RESTRICTED.items()))
+
+
+@pytest.fixture(scope="module")
+def release(kube_control_plane: ControlPlane) -> Iterator[Release]:
+    plane = kube_control_plane
+    suffix = uuid.uuid4().hex[:8]
+    namespace, functions = f"klambda-{suffix}", f"fns-{suffix}"
+    for ns in (namespace, functions):
+        create_namespace(plane, ns)
+    plane.kubectl("apply", "-f", str(MONITORING_CRDS))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "-f", str(MONITORING_CRDS)
+    )
+    name = "kl"
+    out = plane.helm(
+        "install", name, str(CHART), "-n", namespace,
+        "-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES),
+        "--set", f"functions.namespace={functions}",
+    )  # fmt: skip
+    manifest = documents(plane.helm("get", "manifest", name, "-n", namespace).stdout)
+    try:
+        yield Release(plane, name, namespace, functions, manifest, out.stdout + out.stderr)
+    finally:
+        plane.helm("uninstall", name, "-n", namespace, "--wait=false", check=False)
+        for ns in (namespace, functions):
+            plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def stored(release: Release, doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc["metadata"]
+    ns = ["-n", meta["namespace"]] if "namespace" in meta else []
+    kind = f"{doc['kind'].lower()}.{doc['apiVersion'].split('/')[0]}"
+    if "/" not in doc["apiVersion"]:
+        kind = doc["kind"].lower()
+    result: dict[str, Any] = release.plane.get_json(kind, meta["name"], *ns)
+    return result
+
+
+def test_every_object_is_stored_as_rendered(release: Release) -> None:
+    kinds = {d["kind"] for d in release.manifest}
+    assert kinds >= {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }, "the monitoring API and admission policies are served: nothing may be left out"
+    for doc in release.manifest:
+        obj = stored(release, doc)
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
+        if doc["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+            # the CRDs prune what they do not declare: a misspelt field would vanish here
+            assert obj["spec"] == doc["spec"], doc["kind"]
+    router = next(d for d in release.manifest if d["metadata"]["name"] == "kl-klambda-router")
+    service = stored(release, {**router, "kind": "Service", "apiVersion": "v1"})
+    assert {p["name"]: p["nodePort"] for p in service["spec"]["ports"]} == {
+        "http": 30080,
+        "grpc": 30051,
+    }
+
+
+def test_pods_are_admitted_under_the_restricted_pod_security_standard(release: Release) -> None:
+    assert "PodSecurity" not in release.install_output
+    deadline = time.monotonic() + 30
+    components = {"operator", "router"}
+    while True:
+        pods = release.plane.get_json("pods", "-n", release.namespace)["items"]
+        running = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
+        if components <= running:
+            break
+        if time.monotonic() > deadline:
+            events = release.plane.kubectl("get", "events", "-n", release.namespace).stdout
+            pytest.fail(f"pods not created ({running}); events:\n{events}")
+        time.sleep(0.3)
+
+
+def test_operator_may_do_its_job(release: Release) -> None:
+    fns = release.functions
+    expect: dict[Access, bool] = {}
+    for ns in ("", fns):
+        for verb in ("get", "list", "watch", "patch", "update"):
+            for res in ("functions", "versions", "aliases"):
+                expect[Access(verb, res, "klambda.io", ns)] = True
+        for verb in ("get", "patch", "update"):
+            for res in ("functions", "versions", "aliases"):
+                expect[Access(verb, res, "klambda.io", ns, "status")] = True
+        for verb in ("create", "get", "list", "watch", "patch", "delete"):
+            expect[Access(verb, "deployments", "apps", ns)] = True
+            expect[Access(verb, "services", "", ns)] = True
+            expect[Access(verb, "configmaps", "", ns)] = True
+        expect[Access("create", "events", "", ns)] = True
+        expect[Access("patch", "events", "", ns)] = True
+    expect[Access("list", "namespaces")] = True
+    expect[Access("watch", "namespaces")] = True
+    for verb in ("get", "list", "watch"):
+        expect[Access(verb, "customresourcedefinitions", "apiextensions.k8s.io")] = True
+    kubeconfig = release.sa_kubeconfig("kl-klambda-operator")
+    assert not mismatches(release.plane, kubeconfig, expect)
+
+
+def test_operator_may_do_nothing_else(release: Release) -> None:
+    fns = release.functions
+    expect = {
+        q: False
+        for ns in ("", fns, release.namespace)
+        for q in (
+            Access("get", "secrets", "", ns),
+            Access("list", "secrets", "", ns),
+            Access("create", "pods", "", ns),
+            Access("create", "pods", "", ns, "exec"),
+            Access("create", "serviceaccounts", "", ns, "token"),
+            Access("create", "serviceaccounts", "", ns),
+            Access("create", "functions", "klambda.io", ns),
+            Access("delete", "functions", "klambda.io", ns),
+            Access("create", "roles", "rbac.authorization.k8s.io", ns),
+            Access("create", "rolebindings", "rbac.authorization.k8s.io", ns),
+            Access("create", "networkpolicies", "networking.k8s.io", ns),
+            Access("update", "deployments", "apps", ns),
+            Access("create", "statefulsets", "apps", ns),
+        )
+    }
+    expect[Access("create", "clusterroles", "rbac.authorization.k8s.io")] = False
+    expect[Access("escalate", "clusterroles", "rbac.authorization.k8s.io")] = False
+    expect[Access("impersonate", "serviceaccounts")] = False
+    expect[Access("delete", "namespaces")] = False
+    expect[Access("create", "customresourcedefinitions", "apiextensions.k8s.io")] = False
+    expect[Access("create", "validatingadmissionpolicies", "admissionregistration.k8s.io")] = False
+    kubeconfig = release.sa_kubeconfig("kl-klambda-operator")
+    assert not mismatches(release.plane, kubeconfig, expect)
+    denied = release.as_sa("kl-klambda-operator", "get", "secrets", "-n", fns)
+    assert denied.returncode != 0
+    assert "Forbidden" in denied.stderr
+
+
+def worker_deployment(name: str, pod: dict[str, Any]) -> str:
+    labels = {"klambda.io/function": name}
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{"name": "worker", "image": "klambda/runtime:0.1.0"}],
+                        **pod,
+                    },
+                },
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("pod", "refusal"),
+    [
+        ({"serviceAccountName": FN_SA, "automountServiceAccountToken": False}, None),
+        ({"automountServiceAccountToken": False}, "worker pods run as the ServiceAccount"),
+        ({"serviceAccountName": "default", "automountServiceAccountToken": False}, "run as the"),
+        ({"serviceAccountName": FN_SA}, "automountServiceAccountToken false"),
+        (
+            {"serviceAccountName": FN_SA, "automountServiceAccountToken": False, "hostPID": True},
+            "may not use the node's",
+        ),
+        (
+            {
+                "serviceAccountName": FN_SA,
+                "automountServiceAccountToken": False,
+                "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+            },
+            "hostPath",
+        ),
+    ],
+    ids=["worker", "default-sa", "named-default", "token", "host-pid", "host-path"],
+)
+def test_operator_creates_only_worker_deployments(
+    release: Release, pod: dict[str, Any], refusal: str | None
+) -> None:
+    """RBAC lets `create deployments` run a pod as any ServiceAccount; the admission
+    policy keeps the operator's to the function pods' one, without a token."""
+    kubeconfig = release.sa_kubeconfig("kl-klambda-operator")
+    out = release.plane.kubectl(
+        "create", "-n", release.functions, "--dry-run=server", "-f", "-", "-o", "name",
+        kubeconfig=kubeconfig, input=worker_deployment("hello-latest", pod), check=False,
+    )  # fmt: skip
+    if refusal is None:
+        assert out.returncode == 0, out.stderr
+    else:
+        assert out.returncode != 0
+        assert "ValidatingAdmissionPolicy" in out.stderr
+        assert refusal in out.stderr
+
+
+def test_router_may_read_the_registry_and_report_demand(release: Release) -> None:
+    """In the namespace it serves, and nowhere else."""
+    fns = release.functions
+    expect: dict[Access, bool] = {}
+    for ns in ("", fns, release.namespace):
+        served = ns == fns
+        for verb in ("get", "list", "watch"):
+            for res in ("functions", "versions", "aliases"):
+                expect[Access(verb, res, "klambda.io", ns)] = served
+            expect[Access(verb, "endpointslices", "discovery.k8s.io", ns)] = served
+        expect[Access("patch", "functions", "klambda.io", ns)] = served
+        expect[Access("patch", "versions", "klambda.io", ns)] = served
+        for q in (
+            Access("patch", "aliases", "klambda.io", ns),
+            Access("create", "functions", "klambda.io", ns),
+            Access("delete", "functions", "klambda.io", ns),
+            Access("update", "functions", "klambda.io", ns),
+            Access("patch", "functions", "klambda.io", ns, "status"),
+            Access("get", "secrets", "", ns),
+            Access("get", "configmaps", "", ns),
+            Access("list", "pods", "", ns),
+            Access("create", "deployments", "apps", ns),
+            Access("patch", "endpointslices", "discovery.k8s.io", ns),
+        ):
+            expect[q] = False
+    kubeconfig = release.sa_kubeconfig("kl-klambda-router")
+    assert not mismatches(release.plane, kubeconfig, expect)
+
+
+def test_router_may_change_only_the_demand_annotations(release: Release) -> None:
+    fns = release.functions
+    release.plane.kubectl("apply", "-n", fns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+    router = "kl-klambda-router"
+
+    def as_router(*args: str) -> Any:
+        return release.as_sa(router, *args, "-n", fns)
+
+    ok = as_router("annotate", "function", "hello", "klambda.io/demand=3", "--overwrite")
+    assert ok.returncode == 0, ok.stderr
+    ok = as_router("annotate", "function", "hello", "klambda.io/last-invoked=2026-01-01T00:00:00Z")
+    assert ok.returncode == 0, ok.stderr
+    spec = '{"spec": {"memoryMB": 512}}'
+    refused = {
+        "spec": as_router("patch", "function", "hello", "--type=merge", "-p", spec),
+        "annotation": as_router("annotate", "function", "hello", "team=x"),
+        "label": as_router("label", "function", "hello", "x=y"),
+    }
+    for what, out in refused.items():
+        assert out.returncode != 0, what
+        assert "ValidatingAdmissionPolicy" in out.stderr, (what, out.stderr)
+    fn = release.plane.get_json("function", "hello", "-n", fns)
+    assert fn["spec"]["memoryMB"] == 128
+    assert fn["metadata"]["annotations"]["klambda.io/demand"] == "3"
+    assert "team" not in fn["metadata"]["annotations"]
+    # an admin is not bound by the router's policy
+    release.plane.kubectl("annotate", "-n", fns, "function", "hello", "team=x")
+
+
+def test_function_pods_have_no_api_access(release: Release) -> None:
+    for ns in (release.functions,):
+        sa = release.plane.get_json("serviceaccount", FN_SA, "-n", ns)
+        assert sa["automountServiceAccountToken"] is False
+        bindings = release.plane.get_json("rolebindings,clusterrolebindings", "-A")["items"]
+        subjects = [s for b in bindings for s in b.get("subjects") or [] if s.get("name") == FN_SA]
+        assert not subjects
+        questions = [
+            Access(verb, res, group, where)
+            for where in ("", ns)
+            for verb, res, group in (
+                ("get", "functions", "klambda.io"),
+                ("list", "functions", "klambda.io"),
+                ("get", "secrets", ""),
+                ("get", "configmaps", ""),
+                ("list", "pods", ""),
+                ("create", "pods", ""),
+                ("list", "endpointslices", "discovery.k8s.io"),
+                ("create", "events", ""),
+                ("list", "namespaces", ""),
+            )
+        ]
+        kubeconfig = release.sa_kubeconfig(FN_SA, ns)
+        assert not mismatches(release.plane, kubeconfig, dict.fromkeys(questions, False))
+        listing = release.plane.kubectl("auth", "can-i", "--list", "-n", ns, kubeconfig=kubeconfig)
+        resources = {
+            line.split()[0]
+            for line in listing.stdout.splitlines()[1:]
+            if line.strip() and not line.startswith(" ")
+        }
+        # what every authenticated user may do: ask who it is and what it may do
+        assert resources <= {
+            "selfsubjectreviews.authentication.k8s.io",
+            "selfsubjectaccessreviews.authorization.k8s.io",
+            "selfsubjectrulesreviews.authorization.k8s.io",
+        }, listing.stdout
+
+
+def test_network_policies_select_the_routers_real_pods(release: Release) -> None:
+    plane = release.plane
+    pods = plane.get_json(
+        "pods", "-n", release.namespace, "-l", "app.kubernetes.io/component=router"
+    )["items"]
+    assert pods, "the router's pod was not created"
+    router_labels = pods[0]["metadata"]["labels"]
+    ns_labels = plane.get_json("namespace", release.namespace)["metadata"]["labels"]
+    for ns in (release.functions,):
+        policy = plane.get_json("networkpolicy", "kl-klambda-workers", "-n", ns)
+        [peer] = policy["spec"]["ingress"][0]["from"]
+        assert peer["podSelector"]["matchLabels"].items() <= router_labels.items()
+        assert peer["namespaceSelector"]["matchLabels"].items() <= ns_labels.items()
+    service = plane.get_json("service", "kl-klambda-router", "-n", release.namespace)
+    assert service["spec"]["selector"].items() <= router_labels.items()
+
+
+def test_uninstall_and_reinstall_are_clean(kube_control_plane: ControlPlane) -> None:
+    """Cluster-scoped objects carry the namespace in their names: a second release of the
+    same name in another namespace does not collide, and uninstall removes them."""
+    plane = kube_control_plane
+    ns = f"klambda-{uuid.uuid4().hex[:8]}"
+    create_namespace(plane, ns)
+    try:
+        plane.helm("install", "kl", str(CHART), "-n", ns, "--set", "functions.namespace=")
+        roles = plane.get_json("clusterroles", "-l", "app.kubernetes.io/instance=kl")["items"]
+        assert f"{ns}-kl-klambda-operator" in {r["metadata"]["name"] for r in roles}
+        # functions.namespace "" is the release's own
+        plane.kubectl("get", "role", f"{ns}-kl-klambda-router", "-n", ns)
+        plane.kubectl("get", "serviceaccount", "klambda-function", "-n", ns)
+        plane.helm("uninstall", "kl", "-n", ns)
+        with pytest.raises(ControlPlaneError):
+            plane.kubectl("get", "clusterrole", f"{ns}-kl-klambda-operator")
+    finally:
+        plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -1,0 +1,289 @@
+"""The chart without a cluster: lint, schema, rendering, the gated monitoring objects, the
+files it embeds, and the CRD copies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.helm.chart import (
+    CHART,
+    KIND_VALUES,
+    MONITORING_API,
+    MONITORING_VALUES,
+    ROOT,
+    VAP_API,
+    by_kind,
+    helm,
+    one,
+    pod_specs,
+    render,
+)
+
+FULL = ("-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES))
+WITH_APIS = ("--api-versions", MONITORING_API, "--api-versions", VAP_API)
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+def test_chart_crds_are_byte_identical_copies_of_crds() -> None:
+    source = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+    copies = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert copies == source, "run: scripts/check-chart.sh --sync-crds"
+    stale = [
+        name
+        for name in source
+        if (ROOT / "crds" / name).read_bytes() != (CHART / "crds" / name).read_bytes()
+    ]
+    assert not stale, (
+        f"charts/klambda/crds is stale ({stale}): run scripts/check-chart.sh --sync-crds"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        FULL,
+        ("--set", "nats.enabled=false", "--set", "nats.externalUrl=nats://nats.example:4222"),
+    ],
+    ids=["default", "monitoring+kind", "external-nats"],
+)
+def test_helm_lint_strict(values: tuple[str, ...]) -> None:
+    out = helm("lint", "--strict", str(CHART), *values, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (("--set", "router.replica=2"), "additional properties 'replica' not allowed"),
+        (("--set", "nats.enabled=false"), "/nats/externalUrl"),
+        (("--set", "router.service.type=Ingress"), "/router/service/type"),
+        (("--set", "monitoring.prometheusRule.overrides.KlambdaX.for=soon"), "/for"),
+    ],
+)
+def test_schema_refuses_bad_values(values: tuple[str, ...], message: str) -> None:
+    out = helm("template", "t", str(CHART), "--kube-version", "1.34.0", *values, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_default_render() -> None:
+    docs = render()
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "StatefulSet",
+        "ConfigMap",
+        "NetworkPolicy",
+    }
+    # the router reads and annotates only in the namespace it serves
+    assert one(docs, "Role", "-router")["metadata"]["namespace"] == "default"
+    assert one(docs, "RoleBinding", "-router")["metadata"]["namespace"] == "default"
+    assert [r["metadata"]["name"] for r in by_kind(docs, "ClusterRole")] == [
+        "klambda-t-klambda-operator"
+    ]
+    operator = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    router = one(docs, "Deployment", "-router")["spec"]["template"]["spec"]
+    assert operator["containers"][0]["image"] == "klambda/operator:0.1.0"
+    assert operator["containers"][0]["command"][:4] == [
+        "kopf",
+        "run",
+        "-m",
+        "klambda_operator.handlers",
+    ]
+    assert router["containers"][0]["image"] == "klambda/runtime:0.1.0"
+    assert router["containers"][0]["command"] == ["klambda", "router", "--cluster"]
+    env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+    assert env["KLAMBDA_OPERATOR_IMAGE"] == "klambda/runtime:0.1.0"
+    assert env["KLAMBDA_OPERATOR_FUNCTION_SERVICE_ACCOUNT"] == "klambda-function"
+    env = {e["name"]: e.get("value") for e in router["containers"][0]["env"]}
+    assert env["KLAMBDA_NATS_URL"] == "nats://t-klambda-nats.klambda.svc:4222"
+    assert router["containers"][0]["args"] == [
+        "--namespace=default",
+        "--http-port=8080",
+        "--grpc-port=50051",
+        "--account-concurrency=1000",
+    ]
+    # three ServiceAccounts for three roles; only the function pods' has no token
+    accounts = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d
+        for d in by_kind(docs, "ServiceAccount")
+    }
+    assert set(accounts) == {
+        ("klambda", "t-klambda-operator"),
+        ("klambda", "t-klambda-router"),
+        ("default", "klambda-function"),
+    }
+    assert operator["serviceAccountName"] != router["serviceAccountName"]
+    for (_ns, name), sa in accounts.items():
+        assert sa.get("automountServiceAccountToken") is (
+            False if name == "klambda-function" else None
+        )
+    service = one(docs, "Service", "-router")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"http": 8080, "grpc": 50051}
+    assert service["spec"]["type"] == "ClusterIP"
+    nats = one(docs, "StatefulSet", "-nats")
+    claim = nats["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert "jetstream" in one(docs, "ConfigMap", "-nats")["data"]["nats.conf"]
+
+
+@pytest.mark.parametrize("values", [(), FULL], ids=["default", "monitoring+kind"])
+def test_every_pod_meets_the_restricted_pod_security_standard(values: tuple[str, ...]) -> None:
+    specs = pod_specs(render(*values))
+    assert set(specs) == {"t-klambda-operator", "t-klambda-router", "t-klambda-nats"}
+    for name, spec in specs.items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert c["resources"]["limits"]["memory"], name
+        assert not spec.get("hostNetwork"), name
+        assert not spec.get("hostPID"), name
+
+
+def test_monitoring_objects_need_the_prometheus_operator_api() -> None:
+    without = {d["kind"] for d in render(*FULL)}
+    assert not without & MONITORING_KINDS
+    assert "ValidatingAdmissionPolicy" not in without
+    docs = render(*FULL, *WITH_APIS)
+    assert {d["kind"] for d in docs} >= MONITORING_KINDS | {"ValidatingAdmissionPolicy"}
+    # the dashboard is a plain ConfigMap: rendered either way
+    for rendered in (render(*FULL), docs):
+        dash = one(rendered, "ConfigMap", "-dashboard")
+        assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    router_labels = one(docs, "Service", "-router")["metadata"]["labels"]
+    for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+        assert router_labels[key] == value
+
+
+def test_monitoring_is_off_by_default_even_with_the_api() -> None:
+    kinds = {d["kind"] for d in render(*WITH_APIS)}
+    assert not kinds & MONITORING_KINDS
+    assert not [d for d in render(*WITH_APIS) if d["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_prometheus_rule_is_the_rules_file() -> None:
+    rules = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    rule = one(render(*FULL, *WITH_APIS), "PrometheusRule")
+    assert rule["spec"] == rules
+
+
+def test_prometheus_rule_values_drop_and_tune_alerts() -> None:
+    values = {
+        "monitoring": {
+            "prometheusRule": {
+                "enabled": True,
+                "ruleLabels": {"team": "payments"},
+                "disabledAlerts": ["KlambdaIteratorAgeHigh"],
+                "overrides": {
+                    "KlambdaFunctionThrottled": {"for": "10m", "labels": {"severity": "critical"}}
+                },
+            }
+        }
+    }
+    docs = render("--set-json", f"monitoring={json.dumps(values['monitoring'])}", *WITH_APIS)
+    alerts: dict[str, Any] = {
+        r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
+    }
+    assert "KlambdaIteratorAgeHigh" not in alerts
+    assert alerts["KlambdaFunctionThrottled"]["for"] == "10m"
+    assert alerts["KlambdaFunctionThrottled"]["labels"] == {
+        "severity": "critical",
+        "team": "payments",
+    }
+    assert alerts["KlambdaFunctionErrorRateHigh"]["labels"] == {
+        "severity": "warning",
+        "team": "payments",
+    }
+
+
+def test_dashboard_configmap_is_the_dashboard_file() -> None:
+    dash = one(render(*FULL), "ConfigMap", "-dashboard")
+    shipped = (CHART / "files" / "dashboard.json").read_text()
+    assert dash["data"]["klambda.json"] == shipped.rstrip("\n")
+    assert json.loads(dash["data"]["klambda.json"])["uid"] == "klambda-functions"
+
+
+def test_kind_config_maps_the_routers_node_ports_to_the_host() -> None:
+    kind = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    mappings = {
+        m["containerPort"]: m["hostPort"]
+        for node in kind["nodes"]
+        for m in node.get("extraPortMappings", [])
+    }
+    service = one(render("-f", str(KIND_VALUES)), "Service", "-router")
+    assert service["spec"]["type"] == "NodePort"
+    host = {p["name"]: mappings[p["nodePort"]] for p in service["spec"]["ports"]}
+    assert host == {"http": 8080, "grpc": 50051}
+
+
+def test_network_policies_let_only_the_router_reach_workers_and_nats() -> None:
+    docs = render("--set", "functions.namespace=team-a")
+    router_pod = one(docs, "Deployment", "-router")["spec"]["template"]["metadata"]["labels"]
+    workers = [
+        d for d in by_kind(docs, "NetworkPolicy") if d["metadata"]["name"].endswith("-workers")
+    ]
+    assert [d["metadata"]["namespace"] for d in workers] == ["team-a"]
+    for policy in workers:
+        spec = policy["spec"]
+        assert spec["podSelector"] == {
+            "matchExpressions": [{"key": "klambda.io/function", "operator": "Exists"}]
+        }
+        assert spec["policyTypes"] == ["Ingress"]
+        [rule] = spec["ingress"]
+        [peer] = rule["from"]
+        assert peer["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "klambda"
+        }
+        assert peer["podSelector"]["matchLabels"].items() <= router_pod.items()
+    nats = one(docs, "NetworkPolicy", "-nats")
+    [rule] = nats["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"].items() <= router_pod.items()
+
+
+def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:
+    docs = render(*FULL, *WITH_APIS, "--set", "operator.peering=true")
+    assert not by_kind(docs, "Secret")
+    for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], (role["metadata"]["name"], rule)
+            assert "secrets" not in rule["resources"], role["metadata"]["name"]
+
+
+def test_no_template_is_left_unused(tmp_path: Path) -> None:
+    """Every template renders something with everything on (no dead files)."""
+    docs = render(*FULL, *WITH_APIS)
+    sources = {Path(p).name for p in (CHART / "templates").glob("*.yaml")}
+    out = helm(
+        "template", "t", str(CHART), "--kube-version", "1.34.0", *FULL, *WITH_APIS, "--debug"
+    ).stdout
+    rendered = {
+        line.split("/templates/")[1].strip()
+        for line in out.splitlines()
+        if line.startswith("# Source:")
+    }
+    assert sources == rendered, sources ^ rendered
+    assert docs
