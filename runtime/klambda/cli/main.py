@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from klambda.cli.backends import Backend, BackendError, KubeBackend, RestBackend
 from klambda.cli.client import API, ApiError, Client, endpoint
 
 app = typer.Typer(
@@ -262,12 +263,34 @@ def table(rows: list[list[Any]], header: list[str]) -> None:
         typer.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())
 
 
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option("--kubeconfig", help="Act on the cluster's objects instead of a router"),
+]
+NamespaceOpt = Annotated[str | None, typer.Option("--namespace", "-N")]
+
+
+def backend(ep: str | None, kubeconfig: str | None, namespace: str | None) -> Backend:
+    if kubeconfig:
+        import os
+
+        from klambda.api import limits
+
+        limit = int(
+            os.environ.get("KLAMBDA_ACCOUNT_CONCURRENCY", limits.ACCOUNT_CONCURRENCY_DEFAULT)
+        )
+        return KubeBackend(kubeconfig, namespace, limit)
+    return RestBackend(client(ep))
+
+
 @get_app.command("functions")
-def get_functions(ep: EndpointOpt = None) -> None:
+def get_functions(
+    ep: EndpointOpt = None, kubeconfig: KubeconfigOpt = None, namespace: NamespaceOpt = None
+) -> None:
     """Name, runtime, memory, timeout, state of every function."""
     try:
-        fns = client(ep).json("GET", "/2015-03-31/functions")["Functions"]
-    except ApiError as err:
+        fns = backend(ep, kubeconfig, namespace).functions()
+    except BackendError as err:
         fail(str(err))
         return
     table(
@@ -287,16 +310,68 @@ def get_functions(ep: EndpointOpt = None) -> None:
     )
 
 
+@get_app.command("versions")
+def get_versions(
+    function: Annotated[str, typer.Argument()],
+    ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """A function's versions: $LATEST and the published ones."""
+    try:
+        vs = backend(ep, kubeconfig, namespace).versions(function)
+    except BackendError as err:
+        fail(str(err))
+        return
+    table(
+        [
+            [
+                v["Version"],
+                v["MemorySize"],
+                v["Timeout"],
+                v["CodeSha256"][:12],
+                v["State"],
+                v["Description"],
+            ]
+            for v in vs
+        ],
+        ["VERSION", "MEMORY", "TIMEOUT", "CODE", "STATE", "DESCRIPTION"],
+    )
+
+
+@get_app.command("aliases")
+def get_aliases(
+    function: Annotated[str, typer.Argument()],
+    ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """A function's aliases and their routing."""
+    try:
+        aliases = backend(ep, kubeconfig, namespace).aliases(function)
+    except BackendError as err:
+        fail(str(err))
+        return
+    rows = []
+    for a in aliases:
+        weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        extra = ", ".join(f"{v}={w}" for v, w in weights.items())
+        rows.append([a["Name"], a["FunctionVersion"], extra or "-", a["Description"]])
+    table(rows, ["ALIAS", "VERSION", "ADDITIONAL", "DESCRIPTION"])
+
+
 @app.command("publish-version")
 def publish_version(
     function: Annotated[str, typer.Argument()],
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Snapshot $LATEST as a new immutable version (the same one if nothing changed)."""
     try:
-        v = client(ep).json("POST", f"{API}/{function}/versions", {"Description": description})
-    except ApiError as err:
+        v = backend(ep, kubeconfig, namespace).publish_version(function, description)
+    except BackendError as err:
         fail(str(err))
         return
     typer.echo(
@@ -337,32 +412,16 @@ def alias_set(
     ] = False,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Point an alias at a version, optionally splitting traffic with a second one."""
-    c = client(ep)
-    body: dict[str, Any] = {}
-    if version is not None:
-        body["FunctionVersion"] = version
-    if description is not None:
-        body["Description"] = description
-    if weight:
-        body["RoutingConfig"] = {"AdditionalVersionWeights": parse_weights(weight)}
-    elif no_routing:
-        body["RoutingConfig"] = {"AdditionalVersionWeights": {}}
+    routing = parse_weights(weight) if weight else ({} if no_routing else None)
     try:
-        try:
-            a = c.json("GET", f"{API}/{function}/aliases/{name}")
-            exists = bool(a)
-        except ApiError as err:
-            if err.code != "ResourceNotFoundException":
-                raise
-            exists = False
-        if exists:
-            a = c.json("PUT", f"{API}/{function}/aliases/{name}", body)
-        else:
-            body.setdefault("RoutingConfig", {"AdditionalVersionWeights": {}})
-            a = c.json("POST", f"{API}/{function}/aliases", {"Name": name, **body})
-    except ApiError as err:
+        a = backend(ep, kubeconfig, namespace).put_alias(
+            function, name, version, routing, description
+        )
+    except BackendError as err:
         fail(str(err))
         return
     typer.echo(describe_alias(function, a))
@@ -411,25 +470,28 @@ def concurrency_put(
         int, typer.Option("--reserved", "-r", help="Reserved concurrency; 0 stops every invocation")
     ],
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Reserve concurrency for a function (it never runs more than that)."""
     try:
-        client(ep).json(
-            "PUT",
-            f"/2017-10-31/functions/{function}/concurrency",
-            {"ReservedConcurrentExecutions": reserved},
-        )
-    except ApiError as err:
+        backend(ep, kubeconfig, namespace).put_reserved(function, reserved)
+    except BackendError as err:
         fail(str(err))
     typer.echo(f"{function}: reserved concurrency {reserved}")
 
 
 @concurrency_app.command("delete")
-def concurrency_delete(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
+def concurrency_delete(
+    function: Annotated[str, typer.Argument()],
+    ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Remove a function's reservation: it shares the unreserved pool again."""
     try:
-        client(ep).json("DELETE", f"/2017-10-31/functions/{function}/concurrency")
-    except ApiError as err:
+        backend(ep, kubeconfig, namespace).put_reserved(function, None)
+    except BackendError as err:
         fail(str(err))
     typer.echo(f"{function}: no reserved concurrency")
 
@@ -440,20 +502,16 @@ def provisioned_put(
     count: Annotated[int, typer.Option("--count", "-n")],
     wait: Annotated[bool, typer.Option(help="Wait until the environments are ready")] = True,
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Keep COUNT environments initialised ahead of traffic for a version or alias."""
-    import time
-
     function, _, qualifier = target.partition(":")
-    path = f"/2019-09-30/functions/{function}/provisioned-concurrency?Qualifier={qualifier}"
-    c = client(ep)
     try:
-        status = c.json("PUT", path, {"ProvisionedConcurrentExecutions": count})
-        deadline = time.monotonic() + 120
-        while wait and status["Status"] == "IN_PROGRESS" and time.monotonic() < deadline:
-            time.sleep(0.1)
-            status = c.json("GET", path)
-    except ApiError as err:
+        status = backend(ep, kubeconfig, namespace).put_provisioned(
+            function, qualifier, count, wait
+        )
+    except BackendError as err:
         fail(str(err))
         return
     typer.echo(
@@ -463,46 +521,6 @@ def provisioned_put(
     )
     if status["Status"] == "FAILED":
         raise typer.Exit(1)
-
-
-@get_app.command("versions")
-def get_versions(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
-    """A function's versions: $LATEST and the published ones."""
-    try:
-        vs = client(ep).json("GET", f"{API}/{function}/versions")["Versions"]
-    except ApiError as err:
-        fail(str(err))
-        return
-    table(
-        [
-            [
-                v["Version"],
-                v["MemorySize"],
-                v["Timeout"],
-                v["CodeSha256"][:12],
-                v["State"],
-                v["Description"],
-            ]
-            for v in vs
-        ],
-        ["VERSION", "MEMORY", "TIMEOUT", "CODE", "STATE", "DESCRIPTION"],
-    )
-
-
-@get_app.command("aliases")
-def get_aliases(function: Annotated[str, typer.Argument()], ep: EndpointOpt = None) -> None:
-    """A function's aliases and their routing."""
-    try:
-        aliases = client(ep).json("GET", f"{API}/{function}/aliases")["Aliases"]
-    except ApiError as err:
-        fail(str(err))
-        return
-    rows = []
-    for a in aliases:
-        weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        extra = ", ".join(f"{v}={w}" for v, w in weights.items())
-        rows.append([a["Name"], a["FunctionVersion"], extra or "-", a["Description"]])
-    table(rows, ["ALIAS", "VERSION", "ADDITIONAL", "DESCRIPTION"])
 
 
 def prices_of(per_gb_second: float | None, per_million: float | None) -> Any:

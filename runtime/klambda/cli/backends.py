@@ -1,0 +1,223 @@
+"""Where the command line's control verbs go: the router's REST API (local mode, or a
+router that manages its own state), or the API server's objects (`--kubeconfig`).
+
+Both answer in Lambda's shapes (FunctionConfiguration, AliasConfiguration, ...) so one
+piece of code prints them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from klambda.cli.client import API, ApiError, Client
+
+
+class BackendError(Exception):
+    pass
+
+
+class Backend(Protocol):
+    def functions(self) -> list[dict[str, Any]]: ...
+    def versions(self, function: str) -> list[dict[str, Any]]: ...
+    def aliases(self, function: str) -> list[dict[str, Any]]: ...
+    def publish_version(self, function: str, description: str) -> dict[str, Any]: ...
+    def put_alias(
+        self,
+        function: str,
+        name: str,
+        version: str | None,
+        routing: dict[str, float] | None,
+        description: str | None,
+    ) -> dict[str, Any]: ...
+    def put_reserved(self, function: str, reserved: int | None) -> None: ...
+    def put_provisioned(
+        self, function: str, qualifier: str, count: int, wait: bool
+    ) -> dict[str, Any]: ...
+
+
+class RestBackend:
+    def __init__(self, client: Client) -> None:
+        self.c = client
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            return self.c.json(method, path, body)
+        except ApiError as err:
+            raise BackendError(str(err)) from None
+
+    def functions(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", API)["Functions"])
+
+    def versions(self, function: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"{API}/{function}/versions")["Versions"])
+
+    def aliases(self, function: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"{API}/{function}/aliases")["Aliases"])
+
+    def publish_version(self, function: str, description: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"{API}/{function}/versions", {"Description": description}))
+
+    def put_alias(
+        self,
+        function: str,
+        name: str,
+        version: str | None,
+        routing: dict[str, float] | None,
+        description: str | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if version is not None:
+            body["FunctionVersion"] = version
+        if description is not None:
+            body["Description"] = description
+        if routing is not None:
+            body["RoutingConfig"] = {"AdditionalVersionWeights": routing}
+        try:
+            self.c.json("GET", f"{API}/{function}/aliases/{name}")
+            exists = True
+        except ApiError as err:
+            if err.code != "ResourceNotFoundException":
+                raise BackendError(str(err)) from None
+            exists = False
+        if exists:
+            return dict(self._call("PUT", f"{API}/{function}/aliases/{name}", body))
+        body.setdefault("RoutingConfig", {"AdditionalVersionWeights": {}})
+        return dict(self._call("POST", f"{API}/{function}/aliases", {"Name": name, **body}))
+
+    def put_reserved(self, function: str, reserved: int | None) -> None:
+        path = f"/2017-10-31/functions/{function}/concurrency"
+        if reserved is None:
+            self._call("DELETE", path)
+        else:
+            self._call("PUT", path, {"ReservedConcurrentExecutions": reserved})
+
+    def put_provisioned(
+        self, function: str, qualifier: str, count: int, wait: bool
+    ) -> dict[str, Any]:
+        path = f"/2019-09-30/functions/{function}/provisioned-concurrency?Qualifier={qualifier}"
+        status = dict(self._call("PUT", path, {"ProvisionedConcurrentExecutions": count}))
+        deadline = time.monotonic() + 120
+        while wait and status["Status"] == "IN_PROGRESS" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = dict(self._call("GET", path))
+        return status
+
+
+def _configuration(
+    name: str, version: str, spec: dict[str, Any], sha: str, state: str, description: str
+) -> dict[str, Any]:
+    return {
+        "FunctionName": name,
+        "Version": version,
+        "Runtime": spec.get("runtime", ""),
+        "Handler": spec.get("handler", ""),
+        "MemorySize": spec.get("memoryMB", 128),
+        "Timeout": spec.get("timeoutSeconds", 3),
+        "State": state or "Pending",
+        "CodeSha256": sha or "-",
+        "Description": description,
+    }
+
+
+def _alias(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj["spec"]
+    out = {
+        "Name": obj["metadata"]["name"].partition(".")[2],
+        "FunctionVersion": spec["version"],
+        "Description": spec.get("description", ""),
+    }
+    if spec.get("routing"):
+        out["RoutingConfig"] = {
+            "AdditionalVersionWeights": {
+                spec["routing"]["additionalVersion"]: spec["routing"]["weight"]
+            }
+        }
+    return out
+
+
+class KubeBackend:
+    def __init__(self, kubeconfig: str | None, namespace: str | None, account_limit: int) -> None:
+        from klambda.cli.kube import Cluster
+
+        self.cluster = Cluster(kubeconfig, namespace)
+        self.account_limit = account_limit
+
+    def _do(self, fn: Any, *args: Any) -> Any:
+        from lightkube import ApiError as KubeApiError
+
+        from klambda.cli.kube import ClusterError
+
+        try:
+            return fn(*args)
+        except ClusterError as err:
+            raise BackendError(str(err)) from None
+        except KubeApiError as err:
+            raise BackendError(err.status.message or str(err)) from None
+
+    def functions(self) -> list[dict[str, Any]]:
+        return [
+            _configuration(
+                f["metadata"]["name"],
+                "$LATEST",
+                f["spec"],
+                (f.get("status") or {}).get("codeSha256", ""),
+                (f.get("status") or {}).get("state", ""),
+                f["spec"].get("description", ""),
+            )
+            for f in self._do(self.cluster.functions)
+        ]
+
+    def versions(self, function: str) -> list[dict[str, Any]]:
+        fn = [f for f in self.functions() if f["FunctionName"] == function]
+        return fn + [
+            _configuration(
+                function,
+                v["spec"]["version"],
+                v["spec"]["config"],
+                v["spec"]["codeSha256"],
+                (v.get("status") or {}).get("state", ""),
+                v["spec"].get("description", ""),
+            )
+            for v in self._do(self.cluster.versions, function)
+        ]
+
+    def aliases(self, function: str) -> list[dict[str, Any]]:
+        return [_alias(a) for a in self._do(self.cluster.aliases, function)]
+
+    def publish_version(self, function: str, description: str) -> dict[str, Any]:
+        v = self._do(self.cluster.publish_version, function, description)
+        return _configuration(
+            function,
+            v["spec"]["version"],
+            v["spec"]["config"],
+            v["spec"]["codeSha256"],
+            "",
+            v["spec"].get("description", ""),
+        )
+
+    def put_alias(
+        self,
+        function: str,
+        name: str,
+        version: str | None,
+        routing: dict[str, float] | None,
+        description: str | None,
+    ) -> dict[str, Any]:
+        return _alias(
+            self._do(self.cluster.put_alias, function, name, version, routing, description)
+        )
+
+    def put_reserved(self, function: str, reserved: int | None) -> None:
+        self._do(self.cluster.put_reserved, function, reserved, self.account_limit)
+
+    def put_provisioned(
+        self, function: str, qualifier: str, count: int, wait: bool
+    ) -> dict[str, Any]:
+        self._do(self.cluster.put_provisioned, function, qualifier, count)
+        # the operator starts the pods; the count is what was asked for
+        return {
+            "RequestedProvisionedConcurrentExecutions": count,
+            "AvailableProvisionedConcurrentExecutions": "?",
+            "Status": "REQUESTED",
+        }

@@ -1,0 +1,118 @@
+"""`klambda` verbs with --kubeconfig act on the API server's objects, with local mode's checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.helpers import KLAMBDA, ROOT
+from tests.kube.controlplane import ControlPlane
+
+
+def test_cli_verbs_against_the_api_server(
+    kube_control_plane: ControlPlane, kube_namespace: str
+) -> None:
+    plane, ns = kube_control_plane, kube_namespace
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+
+    def klambda(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KLAMBDA, *args, "--kubeconfig", str(plane.kubeconfig), "--namespace", ns],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=ROOT,
+            env={**os.environ},
+        )
+
+    fn = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Function",
+        "metadata": {"name": "hello"},
+        "spec": {
+            "runtime": "python3.11",
+            "handler": "app.handler",
+            "memoryMB": 256,
+            "code": {"inline": {"app.py": "def handler(e, c): return 1"}},
+        },
+    }
+    plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(fn))
+    out = klambda("publish-version", "hello")
+    assert out.returncode == 1
+    assert "no codeSha256 yet" in out.stderr  # the operator (not running here) sets it
+    plane.kubectl(
+        "patch",
+        "function",
+        "hello",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"state": "Active", "codeSha256": "c29tZQ=="}}),
+    )
+
+    out = klambda("get", "functions")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1].split()[:6] == [
+        "hello",
+        "python3.11",
+        "app.handler",
+        "256",
+        "3",
+        "Active",
+    ]
+
+    assert "version 1" in klambda("publish-version", "hello", "-d", "first").stdout
+    assert "version 1" in klambda("publish-version", "hello").stdout  # unchanged: same
+    plane.kubectl(
+        "patch",
+        "function",
+        "hello",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"memoryMB": 512}}),
+    )
+    assert "version 2" in klambda("publish-version", "hello").stdout
+    versions = klambda("get", "versions", "hello").stdout.splitlines()
+    assert [line.split()[:2] for line in versions[1:]] == [
+        ["$LATEST", "512"],
+        ["1", "256"],
+        ["2", "512"],
+    ]
+
+    out = klambda("alias", "set", "hello", "prod", "--version", "1", "--weight", "2=0.1")
+    assert out.returncode == 0, out.stderr
+    assert "version 1 (90%), version 2 (10%)" in out.stdout
+    alias = plane.get_json("alias", "hello.prod", "-n", ns)
+    assert alias["spec"]["routing"] == {"additionalVersion": "2", "weight": 0.1}
+
+    for args, message in [
+        (["--weight", "2=1.5"], "weight"),
+        (["--version", "9"], "spec.version: version 9 of hello does not exist"),
+        (["--weight", "2=0.1", "--weight", "1=0.2"], "at most one additional version"),
+    ]:
+        out = klambda("alias", "set", "hello", "prod", *args)
+        assert out.returncode == 1
+        assert message in out.stderr
+    assert plane.get_json("alias", "hello.prod", "-n", ns)["spec"] == alias["spec"]
+
+    assert klambda("concurrency", "put", "hello", "--reserved", "5").returncode == 0
+    assert plane.get_json("function", "hello", "-n", ns)["spec"]["reservedConcurrency"] == 5
+    out = klambda("concurrency", "put", "hello", "--reserved", "950")
+    assert out.returncode == 1
+    assert "at least 100 of the account's 1000 must stay unreserved" in out.stderr
+    assert plane.get_json("function", "hello", "-n", ns)["spec"]["reservedConcurrency"] == 5
+
+    assert klambda("provisioned", "put", "hello:prod", "--count", "3").returncode == 0
+    assert plane.get_json("alias", "hello.prod", "-n", ns)["spec"]["provisionedConcurrency"] == 3
+    out = klambda("provisioned", "put", "hello:prod", "--count", "-1")
+    assert out.returncode == 1
+    assert ">= 0" in out.stderr
+
+    aliases = klambda("get", "aliases", "hello").stdout.splitlines()
+    assert aliases[1].split()[:3] == ["prod", "1", "2=0.1"]
