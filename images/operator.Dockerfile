@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# The klambda operator (kopf + klambda_operator). Build from the repository root:
+#   docker build -f images/operator.Dockerfile -t klambda/operator:0.1.0 .
+# The chart runs it as uid 10001 with a read-only root filesystem and /tmp on an emptyDir.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY runtime ./runtime
+COPY operator ./operator
+RUN python -m pip install --no-cache-dir --no-compile --root-user-action=ignore \
+        --prefix=/install -c constraints.txt ".[operator]"
+
+FROM ${PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+COPY --from=build /install /usr/local
+RUN groupadd --system --gid 10001 klambda \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
+        --no-create-home --shell /usr/sbin/nologin klambda
+USER 10001:10001
+CMD ["kopf", "run", "-m", "klambda_operator.handlers", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# The klambda data plane: the router (`klambda router --cluster`) and the worker agent in
+# function pods (`klambda worker ...`, started by the operator). Build from the repository root:
+#   docker build -f images/runtime.Dockerfile -t klambda/runtime:0.1.0 .
+# Runs as uid 10001 with a read-only root filesystem; function code is mounted at /var/task
+# and /tmp is an emptyDir, as on Lambda.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY runtime ./runtime
+COPY operator ./operator
+RUN python -m pip install --no-cache-dir --no-compile --root-user-action=ignore \
+        --prefix=/install -c constraints.txt .
+
+FROM ${PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    LAMBDA_TASK_ROOT=/var/task
+COPY --from=build /install /usr/local
+RUN groupadd --system --gid 10001 klambda \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
+        --no-create-home --shell /usr/sbin/nologin klambda \
+    && mkdir -p /var/task /var/lib/klambda \
+    && chown 10001:10001 /var/lib/klambda
+WORKDIR /var/task
+USER 10001:10001
+EXPOSE 8080 50051
+CMD ["klambda", "router", "--cluster"]
