@@ -21,7 +21,7 @@ GRAFANA_VARIABLES = {
     "function": ".*",
     "version": ".*",
     "alias": ".*",
-    "__rate_interval": "30s",
+    "__rate_interval": "1m",
     "__interval": "5s",
     "__range": "5m",
 }

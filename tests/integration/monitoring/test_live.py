@@ -164,15 +164,13 @@ def test_every_live_panel_returns_data(live: tuple[RunningRouter, Prometheus]) -
 
 def test_the_load_shows_in_the_panels(live: tuple[RunningRouter, Prometheus]) -> None:
     _r, prom = live
-    by_fn = "sum by (function) (rate(klambda_{}_total[30s]))"
+    by_fn = "sum by (function) (rate(klambda_{}_total[1m]))"
     assert {s["metric"]["function"] for s in prom.query(by_fn.format("throttles") + " > 0")} == {
         "stopped"
     }
     errors = {s["metric"]["function"] for s in prom.query(by_fn.format("errors") + " > 0")}
     assert errors == {"fails", "slow"}
-    spill = prom.query(
-        "sum by (alias) (rate(klambda_provisioned_spillover_invocations_total[30s]))"
-    )
+    spill = prom.query("sum by (alias) (rate(klambda_provisioned_spillover_invocations_total[1m]))")
     assert [s["metric"]["alias"] for s in spill if float(s["value"][1]) > 0] == ["live"]
     versions = {s["metric"]["version"] for s in prom.query("klambda_invocations_total")}
     assert {"1", "$LATEST"} <= versions
