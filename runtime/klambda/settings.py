@@ -27,6 +27,12 @@ class RouterSettings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)
+    # async invocation: `sqlite:///path` or `nats://host:4222` (local mode defaults to a
+    # SQLite file in the state folder); Lambda retries function errors after ~1 and ~2 min
+    queue_url: str = ""
+    async_workers: int = 8
+    async_retry_base_seconds: float = 60.0
+    async_throttle_base_seconds: float = 1.0
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
 

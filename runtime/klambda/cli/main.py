@@ -26,6 +26,8 @@ alias_app = typer.Typer(help="Create, change or delete aliases.", no_args_is_hel
 app.add_typer(alias_app, name="alias")
 concurrency_app = typer.Typer(help="Reserved concurrency of a function.", no_args_is_help=True)
 app.add_typer(concurrency_app, name="concurrency")
+dlq_app = typer.Typer(help="Failed async events: list and redrive.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 cost_app = typer.Typer(help="Lambda's pricing: estimates and reports.", no_args_is_help=True)
 app.add_typer(cost_app, name="cost")
 provisioned_app = typer.Typer(
@@ -521,6 +523,56 @@ def provisioned_put(
     )
     if status["Status"] == "FAILED":
         raise typer.Exit(1)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    function: Annotated[str, typer.Argument()],
+    limit: Annotated[int, typer.Option()] = 100,
+    ep: EndpointOpt = None,
+) -> None:
+    """Events that failed every attempt: request id, error, attempts."""
+    try:
+        data = client(ep).json("GET", f"/klambda/v1/functions/{function}/dlq?limit={limit}")
+    except ApiError as err:
+        fail(str(err))
+        return
+    table(
+        [
+            [
+                d["requestId"],
+                d["condition"],
+                d["attempts"],
+                d["errorType"] or "-",
+                (d["errorMessage"] or "")[:60],
+            ]
+            for d in data["DeadLetters"]
+        ],
+        ["REQUEST ID", "CONDITION", "ATTEMPTS", "ERROR TYPE", "ERROR"],
+    )
+    typer.echo(f"{data['Depth']} dead letter(s) for {function}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    function: Annotated[str, typer.Argument()],
+    request_id: Annotated[str | None, typer.Argument(help="One event; or --all")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter of the function")] = False,
+    ep: EndpointOpt = None,
+) -> None:
+    """Send dead letters through again, with their request ids."""
+    if bool(request_id) == all_:
+        fail("give a REQUEST_ID or --all", 2)
+    try:
+        data = client(ep).json(
+            "POST",
+            f"/klambda/v1/functions/{function}/dlq/redrive",
+            {"RequestId": request_id} if request_id else {},
+        )
+    except ApiError as err:
+        fail(str(err))
+        return
+    typer.echo(f"{function}: {data['Redriven']} event(s) sent through again")
 
 
 def prices_of(per_gb_second: float | None, per_million: float | None) -> Any:

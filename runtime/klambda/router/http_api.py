@@ -26,6 +26,7 @@ from klambda.errors import (
     ResourceConflict,
     ResourceNotFound,
 )
+from klambda.queue import Dispatcher
 from klambda.router.control import LocalControl
 from klambda.router.invoke import Invoker
 from klambda.router.registry import FunctionEntry, Target
@@ -153,6 +154,9 @@ class HttpApi:
         app.router.add_get("/2016-08-19/account-settings", self.account_settings)
         app.router.add_get("/2016-08-19/account-settings/", self.account_settings)
         app.router.add_get("/klambda/v1/usage", self.usage)
+        app.router.add_get("/klambda/v1/functions/{name}/dlq", self.dlq_list)
+        app.router.add_post("/klambda/v1/functions/{name}/dlq/redrive", self.dlq_redrive)
+        app.router.add_get("/klambda/v1/queues/{queue}", self.queue_messages)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/klambda/v1/logs/{name}", self.logs)
@@ -371,6 +375,52 @@ class HttpApi:
             request.match_info["name"], request.match_info["qualifier"]
         )
         return web.Response(status=204)
+
+    def _dispatcher(self) -> Dispatcher:
+        d = self.invoker.dispatcher
+        if d is None:
+            raise InvalidParameterValue("this router has no queue for asynchronous invocation")
+        return d
+
+    async def dlq_list(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.invoker.registry.get(name)
+        limit = int(request.query.get("limit", "100") or 100)
+        letters = await self._dispatcher().dead_letters(name, limit)
+        depths = await self._dispatcher().queue.dlq_depths()
+        return web.json_response(
+            {
+                "DeadLetters": [d.summary() for d in letters],
+                "Depth": depths.get(name, 0),
+            }
+        )
+
+    async def dlq_redrive(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.invoker.registry.get(name)
+        body = await json_body(request)
+        rid = body.get("RequestId")
+        n = await self._dispatcher().redrive(name, str(rid) if rid else None)
+        if rid and n == 0:
+            raise ResourceNotFound(f"no dead letter {rid} for {name}")
+        return web.json_response({"Redriven": n})
+
+    async def queue_messages(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "100") or 100)
+        msgs = await self._dispatcher().queue.messages(request.match_info["queue"], limit)
+        return web.json_response(
+            {
+                "Messages": [
+                    {
+                        "id": m.id,
+                        "body": m.body.decode("utf-8", "replace"),
+                        "attributes": dict(m.attributes),
+                        "sentAt": m.sent_at,
+                    }
+                    for m in msgs
+                ]
+            }
+        )
 
     async def usage(self, request: web.Request) -> web.Response:
         try:

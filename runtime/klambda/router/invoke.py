@@ -23,8 +23,10 @@ from klambda.errors import (
     TooManyRequests,
 )
 from klambda.metrics import FunctionMetrics, Metrics
+from klambda.queue import Dispatcher
 from klambda.router.admission import SCALE_UP_LIMIT, ConcurrencyPools, ScaleUpLimiter
 from klambda.router.registry import Registry, Target
+from klambda.router.routing import parse_function_name
 from klambda.settings import RouterSettings
 from klambda.usage import UsageLedger
 from klambda.worker.cgroups import Cgroups
@@ -102,6 +104,8 @@ class Invoker:
         self._concurrent = metrics.concurrent
         self._background: set[asyncio.Future[Any]] = set()
         self.usage = UsageLedger()
+        # the async queue's dispatcher (klambda.queue), when the router has a queue
+        self.dispatcher: Dispatcher | None = None
         # cluster mode: environments live in worker pods (klambda.router.cluster)
         self.remote: RemoteExecutor | None = None
 
@@ -147,7 +151,30 @@ class Invoker:
         if invocation_type == DRY_RUN:
             return InvokeResult(204, b"", "", cfg.version)
         if invocation_type == EVENT:
-            raise InvalidParameterValue("asynchronous invocation is not available in this router")
+            if self.dispatcher is None:
+                raise InvalidParameterValue("this router has no queue for asynchronous invocation")
+            _fn, q = parse_function_name(name, qualifier)
+            event = await self.dispatcher.submit(cfg.function, payload, qualifier=q)
+            return InvokeResult(202, b"", event.request_id, cfg.version)
+        return await self._invoke_now(target, alias, payload, log_tail, request_id, invocation_type)
+
+    async def invoke_event(
+        self, function: str, payload: bytes, *, qualifier: str | None, request_id: str
+    ) -> InvokeResult:
+        """One attempt of an async event, for the dispatcher: the sync path, labelled Event."""
+        target, alias = self.registry.resolve(function, qualifier)
+        return await self._invoke_now(target, alias, payload, False, request_id, EVENT)
+
+    async def _invoke_now(
+        self,
+        target: Target,
+        alias: str,
+        payload: bytes,
+        log_tail: bool,
+        request_id: str | None,
+        invocation_type: str,
+    ) -> InvokeResult:
+        cfg = target.config
         rid = request_id or str(uuid.uuid4())
         fn = cfg.function
         pools = self.pools

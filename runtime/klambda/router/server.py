@@ -20,6 +20,7 @@ import grpc
 from aiohttp import web
 
 from klambda.metrics import Metrics
+from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.cluster import ClusterSource, RemoteWorkers
 from klambda.router.control import LocalControl
@@ -69,6 +70,7 @@ class Router:
         self._reaper: asyncio.Task[None] | None = None
         self.cgroups: Cgroups | None = None
         self.control: LocalControl | None = None
+        self.queue: Queue | None = None
 
     def load(self) -> Invoker:
         """Read and check everything; raises ManifestError before anything starts."""
@@ -122,6 +124,7 @@ class Router:
             zygote = Zygote(python, s.preload)
             await zygote.start()
             invoker.zygotes[runtime] = zygote
+        await self._start_async(invoker)
         self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
@@ -137,6 +140,36 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    async def _start_async(self, invoker: Invoker) -> None:
+        """The durable queue and its dispatcher, for InvocationType Event."""
+        s = self.settings
+        url = s.queue_url
+        if not url and self.cluster is None:
+            url = f"sqlite:///{self.state_dir / 'queue.db'}"
+        if not url:
+            log.warning("no KLAMBDA_QUEUE_URL: asynchronous invocation is off")
+            return
+        self.queue = open_queue(url)
+        await self.queue.open()
+
+        def policy(function: str) -> AsyncPolicy:
+            return AsyncPolicy.from_spec(invoker.registry.get(function).function.spec)
+
+        dispatcher = Dispatcher(
+            self.queue,
+            invoker.invoke_event,
+            policy,
+            workers=s.async_workers,
+            schedule=RetrySchedule(
+                error_base=s.async_retry_base_seconds, throttle_base=s.async_throttle_base_seconds
+            ),
+            metrics=AsyncMetrics(invoker.metrics.registry),
+            region=s.region,
+            account_id=s.account_id,
+        )
+        await dispatcher.start()
+        invoker.dispatcher = dispatcher
 
     def endpoint(self) -> dict[str, Any]:
         s = self.settings
@@ -162,6 +195,10 @@ class Router:
             await self.grpc_server.stop(grace=1.0)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.invoker is not None and self.invoker.dispatcher is not None:
+            await self.invoker.dispatcher.stop(grace=5.0)
+        if self.queue is not None:
+            await self.queue.close()
         if self.source is not None:
             await self.source.stop()
         if self.invoker is not None:
