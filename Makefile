@@ -35,9 +35,11 @@ setup:
 testenv:
 	scripts/testenv.sh
 
+PY_PATHS := runtime operator tests scripts $(wildcard bench)
+
 lint: venv
-	$(VENV)/bin/ruff check runtime operator tests bench scripts
-	$(VENV)/bin/ruff format --check runtime operator tests bench scripts
+	$(VENV)/bin/ruff check $(PY_PATHS)
+	$(VENV)/bin/ruff format --check $(PY_PATHS)
 
 typecheck: venv
 	$(VENV)/bin/mypy
