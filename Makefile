@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/klambda
 export PIP_CACHE_DIR ?= $(CACHE)/pip
 
-.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean
+.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds
 
 help:
 	@echo "make run    - set up, start the example functions locally and invoke them"
@@ -54,6 +54,16 @@ proto: venv
 
 crds: venv
 	$(PY) scripts/gen_crds.py
+	scripts/check-chart.sh --sync-crds
+
+chart-crds:
+	scripts/check-chart.sh --sync-crds
+
+# The operator and runtime images (needs a Docker engine; see docs/kubernetes.md).
+IMAGE_TAG ?= 0.1.0
+images:
+	docker build -f images/operator.Dockerfile -t klambda/operator:$(IMAGE_TAG) .
+	docker build -f images/runtime.Dockerfile -t klambda/runtime:$(IMAGE_TAG) .
 
 pytest: venv
 	scripts/pytest.sh

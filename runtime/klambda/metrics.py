@@ -145,6 +145,9 @@ class Metrics:
             ["function", "version"],
             registry=r,
         )
+        self.function_timeout = Gauge(
+            "klambda_function_timeout_seconds",
+            "The configured timeout of each version served", ["function", "version"], registry=r)
         self._bundles: dict[tuple[str, str, str, str], FunctionMetrics] = {}
 
     def of(self, function: str, version: str, alias: str, invocation_type: str) -> FunctionMetrics:

@@ -104,6 +104,7 @@ class Invoker:
         self._concurrent = metrics.concurrent
         self._background: set[asyncio.Future[Any]] = set()
         self.usage = UsageLedger()
+        self._timeouts_known: set[str] = set()
         # the async queue's dispatcher (klambda.queue), when the router has a queue
         self.dispatcher: Dispatcher | None = None
         # cluster mode: environments live in worker pods (klambda.router.cluster)
@@ -175,6 +176,9 @@ class Invoker:
         invocation_type: str,
     ) -> InvokeResult:
         cfg = target.config
+        if target.key not in self._timeouts_known:
+            self._timeouts_known.add(target.key)
+            self.metrics.function_timeout.labels(cfg.function, cfg.version).set(cfg.timeout_s)
         rid = request_id or str(uuid.uuid4())
         fn = cfg.function
         pools = self.pools

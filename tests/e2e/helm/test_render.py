@@ -109,7 +109,7 @@ def test_default_render() -> None:
     assert env["KLAMBDA_OPERATOR_IMAGE"] == "klambda/runtime:0.1.0"
     assert env["KLAMBDA_OPERATOR_FUNCTION_SERVICE_ACCOUNT"] == "klambda-function"
     env = {e["name"]: e.get("value") for e in router["containers"][0]["env"]}
-    assert env["KLAMBDA_NATS_URL"] == "nats://t-klambda-nats.klambda.svc:4222"
+    assert env["KLAMBDA_QUEUE_URL"] == "nats://t-klambda-nats.klambda.svc:4222"
     assert router["containers"][0]["args"] == [
         "--namespace=default",
         "--http-port=8080",
