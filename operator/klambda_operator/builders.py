@@ -1,0 +1,300 @@
+"""The objects a function version becomes, as plain dicts: pure, no API calls.
+
+`build_deployment`, `build_service` and `build_code_configmap` say what should exist;
+the reconcilers (`klambda_operator.reconcile`) compare that with what does and apply the
+difference with server-side apply. Keeping them pure keeps them table-testable and lets
+the pod spec be read in one place:
+
+- one environment per pod; memory request = limit = memoryMB + the worker's overhead;
+  CPU in proportion to memoryMB (1,769 MB = 1 vCPU), request = limit;
+- Lambda's reserved variables and the user's `environment`, plus the `KLAMBDA_*` ones
+  the worker reads (the worker contract, docs/operator.md);
+- non-root, read-only root filesystem with a 512 MiB writable /tmp, no capabilities,
+  RuntimeDefault seccomp, no service-account token, no service links;
+- labels `klambda.io/function` and `klambda.io/version` for the router to select by.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from klambda.api import FunctionSpec
+from klambda.api.limits import MB_PER_VCPU
+from klambda.worker.environment import FunctionConfig, environment_variables
+
+from klambda_operator import constants, names
+from klambda_operator.settings import OperatorSettings
+from klambda_operator.snapshots import Snapshot
+
+# Set by the worker for each environment it starts, not per pod.
+PER_ENVIRONMENT = (
+    "PATH",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "LAMBDA_RUNTIME_DIR",
+)
+# Extra time a terminating pod gets past the function's timeout, to finish an invocation.
+TERMINATION_GRACE_S = 5
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One function version to run: `$LATEST` of a Function, or a published Version."""
+
+    namespace: str
+    function: str
+    version: str  # "$LATEST" or a number
+    spec: FunctionSpec  # the Function's spec, or the Version's snapshot of it
+    code_sha256: str
+    owner: Mapping[str, Any]  # the ownerReference of the Function or Version
+    snapshot: str | None = None  # the code ConfigMap; None for an image function
+    items: list[dict[str, str]] = field(default_factory=list)  # its volume items
+
+    @property
+    def name(self) -> str:
+        return names.workload_name(self.function, self.version)
+
+
+def owner_reference(body: Mapping[str, Any], *, controller: bool = True) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion", constants.API_VERSION),
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def selector_labels(function: str, version: str) -> dict[str, str]:
+    return {
+        constants.LABEL_FUNCTION: function,
+        constants.LABEL_VERSION: names.version_label(version),
+    }
+
+
+def labels(function: str, version: str | None, component: str) -> dict[str, str]:
+    out = {
+        constants.LABEL_NAME: "klambda",
+        constants.LABEL_MANAGED_BY: constants.COMPONENT,
+        constants.LABEL_COMPONENT: component,
+        constants.LABEL_FUNCTION: function,
+    }
+    if version is not None:
+        out[constants.LABEL_VERSION] = names.version_label(version)
+    return out
+
+
+def cpu_millicores(memory_mb: int) -> int:
+    """Lambda's CPU share: one vCPU at 1,769 MB, in proportion below and above."""
+    return math.ceil(memory_mb * 1000 / MB_PER_VCPU)
+
+
+def cpu_quantity(millicores: int) -> str:
+    """The canonical form the API server stores ("1", not "1000m"), so compares hold."""
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def resources(memory_mb: int, overhead_mb: int) -> dict[str, Any]:
+    amounts = {
+        "cpu": cpu_quantity(cpu_millicores(memory_mb)),
+        "memory": f"{memory_mb + overhead_mb}Mi",
+    }
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def escape(value: str) -> str:
+    """An env value that Kubernetes hands to the pod unchanged: it expands `$(NAME)` and
+    reads `$$` as `$`, so a `$` before `(` or `$` is doubled; `$LATEST` stays as it is."""
+    return re.sub(r"\$(?=[$(])", "$$", value)
+
+
+def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, str]:
+    """Lambda's variables for the pod (the worker adds the per-environment ones) plus
+    the `KLAMBDA_*` variables the worker builds its FunctionConfig from."""
+    spec = work.spec
+    cfg = FunctionConfig(
+        function=work.function,
+        version=work.version,
+        handler=spec.handler,
+        runtime=spec.runtime,
+        memory_mb=spec.memory_mb,
+        timeout_s=spec.timeout_seconds,
+        environment=dict(spec.environment),
+        code_root=constants.CODE_ROOT,
+        code_sha256=work.code_sha256,
+        region=settings.region,
+        account=settings.account_id,
+    )
+    env = {k: v for k, v in environment_variables(cfg, "").items() if k not in PER_ENVIRONMENT}
+    env.update(
+        {
+            "KLAMBDA_FUNCTION": work.function,
+            "KLAMBDA_VERSION": work.version,
+            "KLAMBDA_TIMEOUT_SECONDS": str(spec.timeout_seconds),
+            "KLAMBDA_CODE_SHA256": work.code_sha256,
+            "KLAMBDA_ACCOUNT_ID": settings.account_id,
+            "KLAMBDA_USER_ENVIRONMENT": ",".join(sorted(spec.environment)),
+            "KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT),
+        }
+    )
+    return env
+
+
+def worker_command(work: Workload) -> list[str]:
+    """The worker contract's command line (docs/operator.md)."""
+    return ["klambda", "worker", "--function", work.function, "--version", work.version]
+
+
+def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, Any]:
+    spec = work.spec
+    image = spec.code.image or settings.image
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": constants.TMP_DIR}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": constants.TMP_SIZE}},
+    ]
+    if work.snapshot is not None:
+        mounts.insert(0, {"name": "code", "mountPath": constants.CODE_ROOT, "readOnly": True})
+        volumes.insert(
+            0,
+            {
+                "name": "code",
+                "configMap": {"name": work.snapshot, "items": work.items, "defaultMode": 0o444},
+            },
+        )
+    env = worker_environment(work, settings)
+    container = {
+        "name": constants.WORKER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": worker_command(work),
+        "env": [{"name": k, "value": escape(v)} for k, v in env.items()],
+        "ports": [
+            {
+                "name": constants.WORKER_PORT_NAME,
+                "containerPort": constants.WORKER_PORT,
+                "protocol": "TCP",
+            }
+        ],
+        "readinessProbe": {
+            "grpc": {"port": constants.WORKER_PORT},
+            "periodSeconds": 2,
+        },
+        "resources": resources(spec.memory_mb, settings.memory_overhead_mb),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    return {
+        "metadata": {
+            "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
+            "annotations": {constants.ANNOTATION_CODE_SHA256: work.code_sha256},
+        },
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": spec.timeout_seconds + TERMINATION_GRACE_S,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": constants.RUN_AS_USER,
+                "runAsGroup": constants.RUN_AS_USER,
+                "fsGroup": constants.RUN_AS_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+
+
+def build_deployment(
+    work: Workload,
+    settings: OperatorSettings,
+    replicas: int,
+    scale_up_clock: str | None = None,
+) -> dict[str, Any]:
+    """The Deployment of a function version's worker pods, `replicas` environments."""
+    annotations = {constants.ANNOTATION_CODE_SHA256: work.code_sha256}
+    if scale_up_clock is not None:
+        annotations[constants.ANNOTATION_SCALE_UP_CLOCK] = scale_up_clock
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": work.name,
+            "namespace": work.namespace,
+            "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
+            "annotations": annotations,
+            "ownerReferences": [dict(work.owner)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector_labels(work.function, work.version)},
+            "template": build_pod_template(work, settings),
+        },
+    }
+
+
+def build_service(work: Workload) -> dict[str, Any]:
+    """A headless Service: its EndpointSlices list each worker pod (one environment each),
+    which the router picks from itself; a virtual IP would balance blindly."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": work.name,
+            "namespace": work.namespace,
+            "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
+            "ownerReferences": [dict(work.owner)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(work.function, work.version),
+            "ports": [
+                {
+                    "name": constants.WORKER_PORT_NAME,
+                    "port": constants.WORKER_PORT,
+                    "targetPort": constants.WORKER_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def build_code_configmap(
+    snapshot: Snapshot, namespace: str, owner: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The immutable, content-addressed ConfigMap of a function's code."""
+    data, binary = snapshot.data()
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": snapshot.name,
+            "namespace": namespace,
+            "labels": labels(snapshot.function, None, constants.COMPONENT_CODE),
+            "annotations": {
+                constants.ANNOTATION_CODE_SHA256: snapshot.sha256,
+                constants.ANNOTATION_CODE_FILES: json.dumps(snapshot.keys, sort_keys=True),
+            },
+            "ownerReferences": [dict(owner)],
+        },
+        "immutable": True,
+        "data": data,
+    }
+    if binary:
+        body["binaryData"] = binary
+    return body

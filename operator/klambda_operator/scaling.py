@@ -1,0 +1,120 @@
+"""How many environments (worker pods) a function version should have: a pure decision.
+
+One pod hosts one environment, so replicas = desired environments:
+
+    desired = provisioned + on-demand, capped by reserved concurrency and the account
+
+- on-demand is the router's demand (annotation `klambda.io/demand`: environments wanted
+  beyond the provisioned ones). Environments are kept warm: while the version was invoked
+  within the idle window (annotation `klambda.io/last-invoked`) the operator does not
+  scale below what it has; after the window it scales to provisioned + demand, which is
+  zero for a version nobody calls (scale to zero).
+- reserved concurrency 0 is Lambda's emergency stop: zero environments, provisioned or not.
+- Scale-up is rate limited (Lambda: a burst, then N new environments a minute): a single
+  timestamp, the scale-up clock, is a token bucket (GCRA) of one minute's burst that
+  refills at `scale_up_per_minute`; scale-down is immediate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+WINDOW = timedelta(seconds=60)  # the bucket holds one minute of scale-up
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    idle_seconds: float = 600.0
+    scale_up_per_minute: int = 500
+    max_environments: int = 1000
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What the router and the resources ask of one function version."""
+
+    demand: int = 0  # environments wanted beyond the provisioned ones
+    provisioned: int = 0
+    reserved: int | None = None  # the function's reserved concurrency, if set
+    last_invoked: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int  # what the Deployment gets now
+    desired: int  # what it should have once the rate limit allows
+    reason: str  # ReservedConcurrencyZero | ScaledToZero | RateLimited | Scaled
+    message: str
+    clock: datetime | None  # the scale-up clock to store for the next decision
+
+
+def idle(last_invoked: datetime | None, now: datetime, idle_seconds: float) -> bool:
+    return last_invoked is None or (now - last_invoked).total_seconds() >= idle_seconds
+
+
+def scale_up_budget(clock: datetime | None, now: datetime, per_minute: int) -> int:
+    """New environments allowed now by a bucket whose budget is spent until `clock`."""
+    start = now - WINDOW if clock is None else max(clock, now - WINDOW)
+    return math.floor((now - start).total_seconds() * per_minute / 60 + 1e-9)
+
+
+def decide(
+    want: Demand, current: int, clock: datetime | None, now: datetime, policy: ScalingPolicy
+) -> Decision:
+    """The replicas for a version with `current` replicas; pure, so table-tested."""
+    if want.reserved == 0:
+        return Decision(
+            0, 0, "ReservedConcurrencyZero", "reserved concurrency is 0: no environments", clock
+        )
+    demand, provisioned = max(want.demand, 0), max(want.provisioned, 0)
+    warm = not idle(want.last_invoked, now, policy.idle_seconds)
+    on_demand = max(demand, current - provisioned) if warm else demand
+    cap = policy.max_environments if want.reserved is None else want.reserved
+    cap = min(cap, policy.max_environments)
+    desired = min(provisioned + on_demand, cap)
+    parts = (
+        f"{min(provisioned, desired)} provisioned, {desired - min(provisioned, desired)} on demand"
+    )
+    if desired <= current:
+        if desired == 0:
+            why = "idle" if want.last_invoked is not None else "never invoked"
+            return Decision(0, 0, "ScaledToZero", f"no environments ({why})", clock)
+        return Decision(desired, desired, "Scaled", f"{desired} environments: {parts}", clock)
+    budget = scale_up_budget(clock, now, policy.scale_up_per_minute)
+    step = min(desired - current, budget)
+    if step > 0:
+        start = now - WINDOW if clock is None else max(clock, now - WINDOW)
+        clock = start + timedelta(seconds=step * 60 / policy.scale_up_per_minute)
+    replicas = current + step
+    if replicas < desired:
+        return Decision(
+            replicas,
+            desired,
+            "RateLimited",
+            f"{replicas} of {desired} environments ({parts}): scale-up is limited to "
+            f"{policy.scale_up_per_minute} a minute",
+            clock,
+        )
+    return Decision(replicas, desired, "Scaled", f"{desired} environments: {parts}", clock)
+
+
+def alias_provisioned(aliases: Iterable[Mapping[str, Any]], version: str) -> int:
+    """Provisioned concurrency that aliases (specs of one function) give `version`: all of
+    an alias's for its version, split by weight when it routes to an additional one."""
+    total = 0
+    for spec in aliases:
+        amount = spec.get("provisionedConcurrency") or 0
+        if not isinstance(amount, int) or amount <= 0:
+            continue
+        routing = spec.get("routing") or {}
+        additional = routing.get("additionalVersion")
+        share = round(amount * float(routing.get("weight") or 0)) if additional else 0
+        if spec.get("version") == version:
+            total += amount - share
+        if additional == version:
+            total += share
+    return total

@@ -1,0 +1,60 @@
+"""The operator's settings: one typed object, from `KLAMBDA_OPERATOR_*` environment variables.
+
+Read once at startup: the kopf startup handler puts it in the operator's memo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+import klambda
+from klambda.api import limits
+
+PREFIX = "KLAMBDA_OPERATOR_"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    # The image of worker pods: it runs `klambda worker` (see docs/operator.md).
+    image: str = f"klambda/runtime:{klambda.__version__}"
+    image_pull_policy: str = "IfNotPresent"
+    # How often every object is reconciled again (scaling, drift, alias validity).
+    resync_seconds: float = 10.0
+    # Environments kept after the last invocation before scaling to zero (Lambda keeps
+    # idle environments for minutes).
+    idle_seconds: float = 600.0
+    # New environments a minute per function version, the router's default as well.
+    scale_up_per_minute: int = limits.SCALE_UP_PER_MINUTE_DEFAULT
+    # No version ever gets more environments than the account's concurrency.
+    max_environments: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
+    # Memory for the worker agent and its zygote, added to memoryMB in the pod's
+    # request and limit (each environment's own limit is memoryMB, set by the worker).
+    memory_overhead_mb: int = 128
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:
+        """Defaults, overridden by KLAMBDA_OPERATOR_<FIELD> variables; ValueError if bad."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        defaults = cls()
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            default = getattr(defaults, f.name)
+            try:
+                if isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, float):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(f"{PREFIX}{f.name.upper()}={raw!r} is not a number") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.resync_seconds <= 0 or settings.scale_up_per_minute <= 0:
+            raise ValueError("resync_seconds and scale_up_per_minute must be positive")
+        return settings

@@ -1,0 +1,118 @@
+"""The pure parts of the operator, table by table: what a function version's pod asks
+for, how code is laid out in a ConfigMap, how drift is told from API-server defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from klambda import codestore
+from klambda.api import FunctionSpec
+from klambda_operator import builders, names, snapshots
+from klambda_operator.drift import differences
+from klambda_operator.settings import OperatorSettings
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "cpu"),
+    [(128, "73m"), (1769, "1"), (3538, "2"), (1024, "579m"), (10240, "5789m")],
+)
+def test_cpu_in_proportion_to_memory(memory_mb: int, cpu: str) -> None:
+    amounts = builders.resources(memory_mb, overhead_mb=64)
+    assert amounts["limits"] == amounts["requests"] == {"cpu": cpu, "memory": f"{memory_mb + 64}Mi"}
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [("$LATEST", "$LATEST"), ("Hi $(HOME)", "Hi $$(HOME)"), ("$$", "$$$"), ("a$", "a$"), ("", "")],
+)
+def test_env_values_survive_kubernetes_expansion(value: str, escaped: str) -> None:
+    assert builders.escape(value) == escaped
+
+
+def work(**spec: Any) -> builders.Workload:
+    full = {"handler": "app.handler", "runtime": "python3.12", "code": {"inline": {"a.py": ""}}}
+    return builders.Workload(
+        namespace="ns",
+        function="hello",
+        version="3",
+        spec=FunctionSpec.model_validate(full | spec),
+        code_sha256="c2hh",
+        owner={
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Version",
+            "name": "hello.3",
+            "uid": "u",
+        },
+        snapshot="hello-code-0123456789",
+        items=[{"key": "a.py", "path": "a.py"}],
+    )
+
+
+def test_worker_environment_has_lambda_variables_and_the_worker_contract() -> None:
+    env = builders.worker_environment(
+        work(environment={"B": "2", "A": "1"}, memoryMB=512, timeoutSeconds=30),
+        OperatorSettings(region="eu-west-1", account_id="123456789012"),
+    )
+    assert env["A"] == "1"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "3"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/hello"
+    assert env["KLAMBDA_TIMEOUT_SECONDS"] == "30"
+    assert env["KLAMBDA_USER_ENVIRONMENT"] == "A,B"
+    assert env["KLAMBDA_ACCOUNT_ID"] == "123456789012"
+    for per_environment in builders.PER_ENVIRONMENT:
+        assert per_environment not in env  # the worker sets these for each environment
+
+
+def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
+    settings = OperatorSettings()
+    one = builders.build_deployment(work(), settings, replicas=2)
+    assert one == builders.build_deployment(work(), settings, replicas=2)
+    assert one["metadata"]["name"] == "hello-v3"
+    assert one["spec"]["selector"]["matchLabels"] == {
+        "klambda.io/function": "hello",
+        "klambda.io/version": "3",
+    }
+    service = builders.build_service(work())
+    assert service["spec"]["selector"] == one["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("app.py", "app.py"),
+        ("lib/util.py", "f-lib_util.py-"),
+        ("..hidden", "f-..hidden-"),
+        ("sp ace.py", "f-sp_ace.py-"),
+    ],
+)
+def test_configmap_keys(path: str, key: str) -> None:
+    assert snapshots.config_map_key(path).startswith(key)
+
+
+def test_snapshot_round_trip_and_name() -> None:
+    files = {"app.py": b"x = 1\n", "lib/util.py": b"y = 2\n", "blob.bin": b"\xff\x00"}
+    snap = snapshots.take("hello", files)
+    assert snap.sha256 == codestore.digest(files)
+    assert snap.name == f"hello-code-{names.short_hash(snap.sha256)}"
+    body = builders.build_code_configmap(snap, "ns", {"uid": "u"})
+    assert "blob.bin" in body["binaryData"]
+    assert snapshots.snapshot_files(body) == files
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "drift"),
+    [
+        ({"a": 1}, {"a": 1, "b": 2}, []),  # server defaults are not drift
+        ({"a": 1}, {"a": 2}, [".a"]),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1]}}, [".a.b"]),
+        ({"a": ""}, {}, []),  # the server omits empty values
+        ({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 0}]}, []),
+        ({"a": {"b": 1}}, {}, [".a"]),
+    ],
+)
+def test_drift(desired: dict[str, Any], live: dict[str, Any], drift: list[str]) -> None:
+    assert differences(desired, live) == drift
