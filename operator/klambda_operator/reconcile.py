@@ -1,0 +1,588 @@
+"""Reconcile on state: one idempotent `reconcile_*` per kind, whatever triggered it.
+
+Each reads its object as it is now (by name) and walks
+
+    get -> create if missing -> check ownership -> compare with the builder -> apply
+        -> status (state, conditions with observedGeneration) through the status subresource
+
+so a second call with nothing changed writes nothing. A resource that cannot be realised
+ends in a `Failure` (or an API server refusal of what it asks for): the status says
+Failed with the reason, a Warning Event is posted when the reason is new, and the next
+resync tries again. Transient API errors propagate to the caller (`triggers`), which logs
+them and leaves the retry to the next event or resync.
+
+Which objects to reconcile when (dependents, the resync loop) is `triggers`' business.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from klambda.api import Alias, Function, Version
+from klambda.api.manifest import describe_errors
+from lightkube import ApiError
+from pydantic import BaseModel, ValidationError
+
+from klambda_operator import builders, conditions, constants, names, scaling, snapshots
+from klambda_operator.context import Context
+from klambda_operator.drift import differences
+from klambda_operator.errors import Failure
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Body = dict[str, Any]
+
+
+# ---------------------------------------------------------------- small pure helpers
+
+
+def parse(model: type[M], body: Mapping[str, Any]) -> M:
+    """The object as a klambda.api model; Failure(InvalidSpec) naming the fields."""
+    try:
+        return model.model_validate(
+            {k: body.get(k) for k in ("apiVersion", "kind", "metadata")}
+            | {"spec": body.get("spec")}
+        )
+    except ValidationError as err:
+        raise Failure("InvalidSpec", "; ".join(describe_errors(err))) from None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def format_time(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def lambda_time(when: datetime) -> str:
+    """Lambda's LastModified format: 2024-01-31T12:00:00.000+0000."""
+    return (
+        when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+    )
+
+
+def annotations_of(body: Mapping[str, Any]) -> dict[str, str]:
+    return dict((body.get("metadata") or {}).get("annotations") or {})
+
+
+def demand_of(body: Mapping[str, Any], reserved: int | None, provisioned: int) -> scaling.Demand:
+    """The router's annotations on a Function or Version, read leniently: a value that
+    does not parse counts as absent (and is logged), it never stops a reconcile."""
+    ann = annotations_of(body)
+    raw = ann.get(constants.ANNOTATION_DEMAND, "0")
+    try:
+        demand = max(int(raw), 0)
+    except ValueError:
+        log.warning(
+            "%s: annotation %s=%r is not an integer",
+            body["metadata"]["name"],
+            constants.ANNOTATION_DEMAND,
+            raw,
+        )
+        demand = 0
+    return scaling.Demand(
+        demand=demand,
+        provisioned=provisioned,
+        reserved=reserved,
+        last_invoked=parse_time(ann.get(constants.ANNOTATION_LAST_INVOKED)),
+    )
+
+
+def owner_refs(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list((body.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def controlled_by(body: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    return any(r.get("uid") == owner["uid"] and r.get("controller") for r in owner_refs(body))
+
+
+def routing_text(version: str, additional: str | None, weight: float) -> str:
+    """`1: 90%, 2: 10%` or `1: 100%`."""
+    if additional is None:
+        return f"{version}: 100%"
+    return f"{version}: {(1 - weight) * 100:g}%, {additional}: {weight * 100:g}%"
+
+
+def status_differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return any(
+        (key in old) if value is None else old.get(key) != value for key, value in new.items()
+    )
+
+
+# ---------------------------------------------------------------- shared steps
+
+
+async def write_status(ctx: Context, kind: str, body: Mapping[str, Any], status: Body) -> None:
+    old = body.get("status") or {}
+    if status_differs(old, status):
+        meta = body["metadata"]
+        await ctx.kube.patch_status(kind, meta["name"], meta["namespace"], status)
+
+
+async def fail(ctx: Context, body: Mapping[str, Any], failure: Failure) -> None:
+    """Log, and post a Warning Event unless the status already reports this reason."""
+    old = body.get("status") or {}
+    ready = conditions.get(old.get("conditions") or [], conditions.READY) or {}
+    meta = body["metadata"]
+    if old.get("state") != "Failed" or ready.get("reason") != failure.reason:
+        log.warning("%s %s/%s: %s", body["kind"], meta["namespace"], meta["name"], failure)
+        await ctx.kube.event(body, "Warning", failure.reason, failure.message)
+
+
+def failed_conditions(failure: Failure, generation: int | None) -> list[Body]:
+    out = [
+        conditions.condition(conditions.READY, False, failure.reason, failure.message, generation)
+    ]
+    if failure.condition is not None:
+        out.append(
+            conditions.condition(
+                failure.condition, False, failure.reason, failure.message, generation
+            )
+        )
+    return out
+
+
+# The API server refusing what a resource asks for (an invalid object, a quota, RBAC) is
+# the resource's failure, reported like one; other API errors are transient.
+REFUSED = (400, 403, 413, 422)
+
+
+async def attempt(step: Awaitable[None]) -> Failure | None:
+    """Run one reconcile's steps; the Failure that stopped them, if any."""
+    try:
+        await step
+    except Failure as failure:
+        return failure
+    except ApiError as err:
+        if err.status.code not in REFUSED:
+            raise
+        return Failure("Refused", f"the API server refused a change: {err.status.message}")
+    return None
+
+
+async def adopt(ctx: Context, body: Mapping[str, Any], owner: Mapping[str, Any]) -> None:
+    """Make `owner` an owner of `body` (so deleting the Function deletes it too)."""
+    refs = owner_refs(body)
+    if any(r.get("uid") == owner["metadata"]["uid"] for r in refs):
+        return
+    ref = builders.owner_reference(owner, controller=not any(r.get("controller") for r in refs))
+    meta = body["metadata"]
+    await ctx.kube.patch_metadata(
+        body["kind"],
+        meta["name"],
+        meta["namespace"],
+        # resourceVersion: refused (and retried) if someone else changed the list meanwhile
+        {"resourceVersion": meta["resourceVersion"], "ownerReferences": [*refs, ref]},
+    )
+
+
+async def ensure(ctx: Context, desired: Body, live: Body | None, owner: Mapping[str, Any]) -> None:
+    """Create `desired` if missing; refuse an object someone else controls; re-apply it
+    when the live object no longer holds what the builder says (drift)."""
+    kind, name = desired["kind"], desired["metadata"]["name"]
+    if live is None:
+        log.info("creating %s %s/%s", kind, desired["metadata"]["namespace"], name)
+        await ctx.kube.apply(desired)
+        return
+    if not controlled_by(live, owner):
+        raise Failure(
+            "NotOwned",
+            f"{kind} {name} exists and is not controlled by {owner['kind']} {owner['name']}: "
+            "delete or rename it",
+            conditions.WORKLOAD_READY,
+        )
+    drift = differences(desired, live)
+    if drift:
+        log.info("%s %s differs at %s: applying", kind, name, ", ".join(drift[:5]))
+        await ctx.kube.apply(desired)
+
+
+async def ensure_workload(
+    ctx: Context, work: builders.Workload, want: scaling.Demand, now: datetime
+) -> scaling.Decision:
+    """The Deployment (replicas from the scaling decision) and Service of a version."""
+    live = await ctx.kube.get("Deployment", work.name, work.namespace)
+    current, clock = 0, None
+    if live is not None:
+        current = int((live.get("spec") or {}).get("replicas") or 0)
+        clock = parse_time(annotations_of(live).get(constants.ANNOTATION_SCALE_UP_CLOCK))
+    decision = scaling.decide(want, current, clock, now, ctx.policy)
+    stamp = format_time(decision.clock) if decision.clock is not None else None
+    deployment = builders.build_deployment(work, ctx.settings, decision.replicas, stamp)
+    await ensure(ctx, deployment, live, work.owner)
+    service = builders.build_service(work)
+    await ensure(ctx, service, await ctx.kube.get("Service", work.name, work.namespace), work.owner)
+    return decision
+
+
+def workload_conditions(
+    work: builders.Workload, decision: scaling.Decision, gen: int | None
+) -> list[Body]:
+    return [
+        conditions.condition(
+            conditions.WORKLOAD_READY, True, "Applied", f"Deployment and Service {work.name}", gen
+        ),
+        conditions.condition(
+            conditions.SCALED,
+            decision.reason != "RateLimited",
+            decision.reason,
+            decision.message,
+            gen,
+        ),
+    ]
+
+
+async def ensure_snapshot(
+    ctx: Context, snapshot: snapshots.Snapshot, namespace: str, function: Mapping[str, Any]
+) -> None:
+    """The code ConfigMap, owned by the Function (not controlled: Versions share it)."""
+    live = await ctx.kube.get("ConfigMap", snapshot.name, namespace)
+    if live is None:
+        owner = builders.owner_reference(function, controller=False)
+        log.info("creating code snapshot %s/%s", namespace, snapshot.name)
+        await ctx.kube.apply(builders.build_code_configmap(snapshot, namespace, owner))
+        return
+    check_snapshot(live, snapshot.function, snapshot.sha256)
+    await adopt(ctx, live, function)
+
+
+def check_snapshot(live: Mapping[str, Any], function: str, sha: str) -> None:
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    if (
+        labels.get(constants.LABEL_FUNCTION) != function
+        or annotations_of(live).get(constants.ANNOTATION_CODE_SHA256) != sha
+    ):
+        raise Failure(
+            "SnapshotConflict",
+            f"ConfigMap {live['metadata']['name']} exists and is not the code snapshot "
+            f"{sha} of function {function}",
+            conditions.CODE_READY,
+        )
+
+
+def snapshot_items(live: Mapping[str, Any]) -> list[dict[str, str]]:
+    try:
+        keys: dict[str, str] = json.loads(
+            annotations_of(live).get(constants.ANNOTATION_CODE_FILES) or "{}"
+        )
+    except ValueError:
+        keys = {}
+    if not keys:
+        keys = {k: k for k in [*(live.get("data") or {}), *(live.get("binaryData") or {})]}
+    return [{"key": k, "path": keys[k]} for k in sorted(keys)]
+
+
+async def versions_of(ctx: Context, namespace: str, function: str) -> list[Body]:
+    return [
+        v
+        for v in await ctx.kube.list("Version", namespace)
+        if (v.get("spec") or {}).get("function") == function
+    ]
+
+
+async def aliases_of(ctx: Context, namespace: str, function: str) -> list[Body]:
+    return [
+        a
+        for a in await ctx.kube.list("Alias", namespace)
+        if (a.get("spec") or {}).get("function") == function
+    ]
+
+
+# ---------------------------------------------------------------- Function
+
+
+async def reconcile_function(ctx: Context, namespace: str, name: str) -> Body | None:
+    """Make a Function's `$LATEST` true; the Function as it was read (None if gone)."""
+    async with ctx.lock("Function", namespace, name):
+        body = await ctx.kube.get("Function", name, namespace)
+        if body is None:
+            return None
+        now = datetime.now(UTC)
+        meta, old = body["metadata"], body.get("status") or {}
+        gen = meta.get("generation")
+        status: Body = {"observedGeneration": gen, "codeSha256": None}
+        new: list[Body] = []
+        failure = await attempt(realise_function(ctx, body, status, new, now))
+        if failure is None:
+            status.update(state="Active", stateReason=None)
+        else:
+            await fail(ctx, body, failure)
+            status.update(state="Failed", stateReason=failure.message)
+            new.extend(failed_conditions(failure, gen))
+        same = old.get("observedGeneration") == gen and old.get("lastModified")
+        status["lastModified"] = old["lastModified"] if same else lambda_time(now)
+        status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        await write_status(ctx, "Function", body, status)
+        return body
+
+
+async def function_code(
+    ctx: Context, fn: Function, namespace: str
+) -> tuple[str, snapshots.Snapshot | None]:
+    """(CodeSha256, the snapshot to keep, or None for an image) of `$LATEST`."""
+    code = fn.spec.code
+    if code.inline is not None:
+        snap = snapshots.take(fn.name, snapshots.inline_files(code.inline))
+        return snap.sha256, snap
+    if code.config_map is not None:
+        source = await ctx.kube.get("ConfigMap", code.config_map, namespace)
+        if source is None:
+            raise Failure(
+                "CodeNotFound",
+                f"spec.code.configMap: ConfigMap {code.config_map!r} does not exist in "
+                f"namespace {namespace}",
+                conditions.CODE_READY,
+            )
+        snap = snapshots.take(fn.name, snapshots.config_map_files(source))
+        return snap.sha256, snap
+    if code.image is not None:
+        return snapshots.image_sha256(code.image), None
+    raise Failure(
+        "CodeUnsupported",
+        "spec.code.path: a local folder works in local mode only; in a cluster use "
+        "spec.code.inline, configMap or image",
+        conditions.CODE_READY,
+    )
+
+
+async def realise_function(
+    ctx: Context, body: Body, status: Body, new: list[Body], now: datetime
+) -> None:
+    meta = body["metadata"]
+    namespace, name, gen = meta["namespace"], meta["name"], meta.get("generation")
+    fn = parse(Function, body)
+    sha, snap = await function_code(ctx, fn, namespace)
+    status["codeSha256"] = sha
+    if snap is not None:
+        await ensure_snapshot(ctx, snap, namespace, body)
+        code_note = f"ConfigMap {snap.name}"
+    else:
+        code_note = f"image {fn.spec.code.image}"
+    new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
+    work = builders.Workload(
+        namespace=namespace,
+        function=name,
+        version=constants.LATEST,
+        spec=fn.spec,
+        code_sha256=sha,
+        owner=builders.owner_reference(body),
+        snapshot=snap.name if snap else None,
+        items=snap.items() if snap else [],
+    )
+    want = demand_of(body, fn.spec.reserved_concurrency, 0)
+    decision = await ensure_workload(ctx, work, want, now)
+    new.extend(workload_conditions(work, decision, gen))
+    new.append(
+        conditions.condition(conditions.READY, True, "Active", f"$LATEST runs {code_note}", gen)
+    )
+    await prune_snapshots(ctx, namespace, name, {snap.name} if snap else set())
+
+
+async def prune_snapshots(ctx: Context, namespace: str, function: str, keep: set[str]) -> None:
+    """Delete code snapshots that neither `$LATEST` nor any Version of the function runs."""
+    for v in await versions_of(ctx, namespace, function):
+        sha = (v.get("spec") or {}).get("codeSha256")
+        if sha:
+            keep.add(names.snapshot_name(function, sha))
+    selector = {
+        constants.LABEL_FUNCTION: function,
+        constants.LABEL_COMPONENT: constants.COMPONENT_CODE,
+        constants.LABEL_MANAGED_BY: constants.COMPONENT,
+    }
+    for cm in await ctx.kube.list("ConfigMap", namespace, selector):
+        cm_name = cm["metadata"]["name"]
+        if cm_name not in keep:
+            log.info("deleting unused code snapshot %s/%s", namespace, cm_name)
+            await ctx.kube.delete("ConfigMap", cm_name, namespace)
+
+
+# ---------------------------------------------------------------- Version
+
+
+async def reconcile_version(ctx: Context, namespace: str, name: str) -> Body | None:
+    """Make a Version's Deployment true; the Version as it was read (None if gone)."""
+    async with ctx.lock("Version", namespace, name):
+        body = await ctx.kube.get("Version", name, namespace)
+        if body is None:
+            return None
+        now = datetime.now(UTC)
+        gen = body["metadata"].get("generation")
+        old = body.get("status") or {}
+        status: Body = {"observedGeneration": gen}
+        new: list[Body] = []
+        failure = await attempt(realise_version(ctx, body, new, now))
+        if failure is None:
+            status["state"] = "Active"
+        else:
+            await fail(ctx, body, failure)
+            status["state"] = "Failed"
+            new.extend(failed_conditions(failure, gen))
+        status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        await write_status(ctx, "Version", body, status)
+        return body
+
+
+async def version_code(
+    ctx: Context, version: Version, namespace: str, function: Body
+) -> tuple[str | None, list[dict[str, str]]]:
+    """(snapshot name, volume items) of a Version's exact code, rebuilding a missing
+    snapshot from its source when the source still digests to the Version's codeSha256."""
+    code, sha, fn = version.spec.config.code, version.spec.code_sha256, version.spec.function
+    if code.image is not None:
+        return None, []
+    if code.path is not None:
+        raise Failure(
+            "CodeUnsupported",
+            "spec.config.code.path: a local folder works in local mode only",
+            conditions.CODE_READY,
+        )
+    inline = snapshots.take(fn, snapshots.inline_files(code.inline)) if code.inline else None
+    if inline is not None and inline.sha256 != sha:
+        raise Failure(
+            "CodeMismatch",
+            f"spec.codeSha256 is {sha} but spec.config.code.inline digests to {inline.sha256}",
+            conditions.CODE_READY,
+        )
+    snap_name = names.snapshot_name(fn, sha)
+    live = await ctx.kube.get("ConfigMap", snap_name, namespace)
+    if live is not None:
+        check_snapshot(live, fn, sha)
+        await adopt(ctx, live, function)
+        return snap_name, snapshot_items(live)
+    snap = inline
+    if snap is None:
+        source = await ctx.kube.get("ConfigMap", code.config_map or "", namespace)
+        if source is None:
+            raise Failure(
+                "CodeNotFound",
+                f"the code snapshot {snap_name} of codeSha256 {sha} does not exist and "
+                f"ConfigMap {code.config_map!r} (spec.config.code.configMap) is gone",
+                conditions.CODE_READY,
+            )
+        snap = snapshots.take(fn, snapshots.config_map_files(source))
+        if snap.sha256 != sha:
+            raise Failure(
+                "CodeNotFound",
+                f"the code snapshot {snap_name} of codeSha256 {sha} does not exist and "
+                f"ConfigMap {code.config_map!r} now holds other code ({snap.sha256})",
+                conditions.CODE_READY,
+            )
+    await ensure_snapshot(ctx, snap, namespace, function)
+    return snap.name, snap.items()
+
+
+async def realise_version(ctx: Context, body: Body, new: list[Body], now: datetime) -> None:
+    namespace, gen = body["metadata"]["namespace"], body["metadata"].get("generation")
+    version = parse(Version, body)
+    fn_name = version.spec.function
+    function = await ctx.kube.get("Function", fn_name, namespace)
+    if function is None:
+        raise Failure("FunctionNotFound", f"spec.function: Function {fn_name!r} does not exist")
+    await adopt(ctx, body, function)
+    snap_name, items = await version_code(ctx, version, namespace, function)
+    code = version.spec.config.code
+    code_note = f"ConfigMap {snap_name}" if snap_name else f"image {code.image}"
+    new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
+    work = builders.Workload(
+        namespace=namespace,
+        function=fn_name,
+        version=version.spec.version,
+        spec=version.spec.config,
+        code_sha256=version.spec.code_sha256,
+        owner=builders.owner_reference(body),
+        snapshot=snap_name,
+        items=items,
+    )
+    aliases = [a.get("spec") or {} for a in await aliases_of(ctx, namespace, fn_name)]
+    provisioned = version.spec.provisioned_concurrency + scaling.alias_provisioned(
+        aliases, version.spec.version
+    )
+    # reserved concurrency is the function's, not the version's snapshot of it
+    reserved = (function.get("spec") or {}).get("reservedConcurrency")
+    want = demand_of(body, reserved if isinstance(reserved, int) else None, provisioned)
+    decision = await ensure_workload(ctx, work, want, now)
+    new.extend(workload_conditions(work, decision, gen))
+    note = f"version {version.spec.version} runs {code_note}"
+    new.append(conditions.condition(conditions.READY, True, "Active", note, gen))
+
+
+# ---------------------------------------------------------------- Alias
+
+
+async def reconcile_alias(ctx: Context, namespace: str, name: str) -> Body | None:
+    """Check an Alias against the Versions that exist; the Alias read (None if gone)."""
+    async with ctx.lock("Alias", namespace, name):
+        body = await ctx.kube.get("Alias", name, namespace)
+        if body is None:
+            return None
+        now = datetime.now(UTC)
+        gen = body["metadata"].get("generation")
+        old = body.get("status") or {}
+        status: Body = {"observedGeneration": gen, "routing": None}
+        new: list[Body] = []
+        failure = await attempt(realise_alias(ctx, body, status, new))
+        if failure is None:
+            status["state"] = "Active"
+        else:
+            await fail(ctx, body, failure)
+            status.update(state="Failed", routing=None)
+            new.extend(failed_conditions(failure, gen))
+        status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        await write_status(ctx, "Alias", body, status)
+        return body
+
+
+async def realise_alias(ctx: Context, body: Body, status: Body, new: list[Body]) -> None:
+    namespace, gen = body["metadata"]["namespace"], body["metadata"].get("generation")
+    spec = parse(Alias, body).spec
+    function = await ctx.kube.get("Function", spec.function, namespace)
+    if function is None:
+        raise Failure(
+            "FunctionNotFound", f"spec.function: Function {spec.function!r} does not exist"
+        )
+    await adopt(ctx, body, function)
+    additional = spec.routing.additional_version if spec.routing else None
+    for where, version in (
+        ("spec.version", spec.version),
+        ("spec.routing.additionalVersion", additional),
+    ):
+        if version is None or version == constants.LATEST:
+            continue
+        target = names.version_object_name(spec.function, version)
+        if await ctx.kube.get("Version", target, namespace) is None:
+            raise Failure(
+                "VersionNotFound",
+                f"{where}: version {version} of function {spec.function} does not exist "
+                f"(no Version {target})",
+            )
+    if spec.provisioned_concurrency and spec.version == constants.LATEST:
+        raise Failure(
+            "ProvisionedConcurrencyOnLatest",
+            "spec.provisionedConcurrency: provisioned concurrency needs a published version, "
+            "not $LATEST",
+        )
+    routing = routing_text(spec.version, additional, spec.routing.weight if spec.routing else 0)
+    status["routing"] = routing
+    new.append(conditions.condition(conditions.READY, True, "Resolved", f"routes {routing}", gen))
+
+
+def alias_targets(spec: Mapping[str, Any]) -> list[str]:
+    """The published versions an alias spec points to (for provisioned concurrency)."""
+    routing = spec.get("routing") or {}
+    out = []
+    for version in (spec.get("version"), routing.get("additionalVersion")):
+        if isinstance(version, str) and version != constants.LATEST:
+            out.append(version)
+    return out

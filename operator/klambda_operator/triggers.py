@@ -1,0 +1,112 @@
+"""What makes a reconcile run: watch events, the deletion of a child, the resync loop.
+
+- A watch event of a Function, Version or Alias (kopf.on.event; listing at startup counts
+  as one, so a restarted operator catches up) reconciles the object. When its spec
+  changed (a generation not seen before) or it appeared or went, the objects that
+  depend on it are reconciled too: a Function's Versions (its reserved concurrency
+  scales them) and Aliases (they may have waited for it), a Version's Aliases (they may
+  point to it), an Alias's Versions (its provisioned concurrency scales them).
+- A worker Deployment or Service deleted: its owner is reconciled, which recreates it.
+- The resync loop reconciles every known object every `resync_seconds`: scale to zero
+  after the idle window, drift nobody announces (a scaled Deployment, a user ConfigMap
+  edited), causes fixed elsewhere (a missing ConfigMap created).
+
+Why a loop and not `@kopf.timer`: kopf puts a finalizer on every object that has a timer,
+so Functions could not be deleted while the operator is down. klambda needs no
+finalizer: everything it creates is garbage-collected through ownerReferences.
+
+API errors are logged and left to the next event or resync; they never stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from lightkube import ApiError
+
+from klambda_operator import constants, names
+from klambda_operator.context import Context, Key
+from klambda_operator.reconcile import (
+    alias_targets,
+    aliases_of,
+    reconcile_alias,
+    reconcile_function,
+    reconcile_version,
+    versions_of,
+)
+
+log = logging.getLogger(__name__)
+
+Reconciler = Callable[[Context, str, str], Awaitable[Any]]
+RECONCILERS: dict[str, Reconciler] = {
+    "Function": reconcile_function,
+    "Version": reconcile_version,
+    "Alias": reconcile_alias,
+}
+# Objects reconciled at once by the resync loop.
+PARALLEL = 8
+
+
+async def guarded(ctx: Context, kind: str, namespace: str, name: str) -> None:
+    try:
+        await RECONCILERS[kind](ctx, namespace, name)
+    except ApiError as err:
+        log.warning(
+            "%s %s/%s: API error %s (%s); tried again at the next event or resync",
+            kind, namespace, name, err.status.code, err.status.message,
+        )  # fmt: skip
+
+
+async def on_event(
+    ctx: Context, kind: str, type_: str | None, namespace: str, name: str, body: Mapping[str, Any]
+) -> None:
+    key: Key = (kind, namespace, name)
+    spec = body.get("spec") or {}
+    if type_ == "DELETED":
+        ctx.forget(key)
+    else:
+        changed = ctx.seen(key, (body.get("metadata") or {}).get("generation"))
+        await guarded(ctx, kind, namespace, name)
+        if not changed:
+            return
+    function = spec.get("function")
+    if kind == "Function":
+        for v in await versions_of(ctx, namespace, name):
+            await guarded(ctx, "Version", namespace, v["metadata"]["name"])
+        for a in await aliases_of(ctx, namespace, name):
+            await guarded(ctx, "Alias", namespace, a["metadata"]["name"])
+    elif kind == "Version" and isinstance(function, str):
+        for a in await aliases_of(ctx, namespace, function):
+            await guarded(ctx, "Alias", namespace, a["metadata"]["name"])
+    elif kind == "Alias" and isinstance(function, str):
+        for version in alias_targets(spec):
+            target = names.version_object_name(function, version)
+            await guarded(ctx, "Version", namespace, target)
+
+
+async def on_child_deleted(ctx: Context, child: Mapping[str, Any]) -> None:
+    """A Deployment or Service of ours went away: its owner recreates it at once."""
+    namespace = child["metadata"]["namespace"]
+    for ref in child["metadata"].get("ownerReferences") or []:
+        ours = str(ref.get("apiVersion", "")).startswith(constants.GROUP + "/")
+        if ref.get("controller") and ours and ref.get("kind") in ("Function", "Version"):
+            await guarded(ctx, ref["kind"], namespace, ref["name"])
+
+
+async def resync_forever(ctx: Context) -> None:
+    """Every `resync_seconds`, reconcile every known object (PARALLEL at a time)."""
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(key: Key) -> None:
+        async with gate:
+            try:
+                await guarded(ctx, *key)
+            except Exception:  # a bug must not end the loop for every other object
+                log.exception("reconciling %s %s/%s failed", *key)
+
+    while True:
+        await asyncio.sleep(ctx.settings.resync_seconds)
+        await asyncio.gather(*(one(key) for key in list(ctx.known)))

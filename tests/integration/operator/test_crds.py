@@ -1,0 +1,74 @@
+"""The CRDs of crds/ on a real API server: bad input is refused there, naming the field,
+before any operator sees it; Versions cannot be edited except provisionedConcurrency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import Namespace, alias_manifest, function_manifest, version_manifest
+
+REFUSED = [
+    ("memory", {"memoryMB": 64}, "spec.memoryMB"),
+    ("timeout", {"timeoutSeconds": 1000}, "spec.timeoutSeconds"),
+    ("handler", {"handler": "apphandler"}, "spec.handler"),
+    ("reserved-env", {"environment": {"AWS_REGION": "eu-west-1"}}, "reserved variable"),
+    ("env-4kb", {"environment": {"A": "x" * 2100, "B": "y" * 2100}}, "4096 bytes"),
+    ("env-name", {"environment": {"1BAD": "x"}}, "environment variable names"),
+    ("two-codes", {"code": {"inline": {"a.py": ""}, "image": "x"}}, "exactly one of"),
+    ("runtime", {"runtime": "nodejs20.x"}, "spec.runtime"),
+]
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(("case", "spec", "field"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_invalid_function_is_refused_naming_the_field(
+    ns: Namespace, case: str, spec: dict[str, Any], field: str
+) -> None:
+    out = ns.try_apply(function_manifest("bad", **spec))
+    assert out.returncode != 0
+    assert field in out.stderr, out.stderr
+    assert ns.get("Function", "bad") is None
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize("name", ["Bad_Name", "1abc", "a" * 49, "has.dot"])
+def test_bad_function_name_is_refused(ns: Namespace, name: str) -> None:
+    out = ns.try_apply(function_manifest(name))
+    assert out.returncode != 0
+    assert "metadata.name" in out.stderr, out.stderr
+
+
+@pytest.mark.kube
+def test_version_is_immutable_but_provisioned_concurrency_is_not(ns: Namespace) -> None:
+    fn = function_manifest("imm")
+    ns.apply(version_manifest(fn, 1, "c2hh"))
+    for patch, field in [
+        ({"spec": {"config": {"memoryMB": 256}}}, "spec.config"),
+        ({"spec": {"codeSha256": "b3RoZXI="}}, "spec.codeSha256"),
+        ({"spec": {"description": "changed"}}, "spec.description"),
+    ]:
+        out = ns.patch("Version", "imm.1", patch, check=False)
+        assert out.returncode != 0
+        assert f"{field}: Invalid value" in out.stderr
+        assert "is immutable" in out.stderr
+    ns.patch("Version", "imm.1", {"spec": {"provisionedConcurrency": 3}})
+    body = ns.get("Version", "imm.1")
+    assert body is not None
+    assert body["spec"]["provisionedConcurrency"] == 3
+    assert body["spec"]["config"]["memoryMB"] == 128
+
+
+@pytest.mark.kube
+def test_version_and_alias_names_are_checked(ns: Namespace) -> None:
+    fn = function_manifest("names")
+    wrong = version_manifest(fn, 1, "c2hh")
+    wrong["metadata"]["name"] = "names.2"
+    assert "metadata.name must be <function>.<version>" in ns.try_apply(wrong).stderr
+    other = alias_manifest("other", "prod", "1")
+    other["metadata"]["name"] = "names.prod"
+    assert "metadata.name must be <function>.<alias>" in ns.try_apply(other).stderr
+    assert "not only digits" in ns.try_apply(alias_manifest("names", "123", "1")).stderr
+    same = alias_manifest("names", "prod", "1", routing={"additionalVersion": "1", "weight": 0.5})
+    assert "routing.additionalVersion must differ" in ns.try_apply(same).stderr
