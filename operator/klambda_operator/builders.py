@@ -196,12 +196,16 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
         },
         "volumeMounts": mounts,
     }
+    pod: dict[str, Any] = {}
+    if settings.function_service_account:
+        pod["serviceAccountName"] = settings.function_service_account
     return {
         "metadata": {
             "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
             "annotations": {constants.ANNOTATION_CODE_SHA256: work.code_sha256},
         },
-        "spec": {
+        "spec": pod
+        | {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": spec.timeout_seconds + TERMINATION_GRACE_S,

@@ -56,7 +56,7 @@ TMP_SIZE = "512Mi"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
 WORKER_CONTAINER = "worker"
-RUN_AS_USER = 1000
+RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 
 # A ConfigMap holds at most 1 MiB; the snapshot's data must stay below it.
 CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096

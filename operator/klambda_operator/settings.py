@@ -31,6 +31,9 @@ class OperatorSettings:
     # Memory for the worker agent and its zygote, added to memoryMB in the pod's
     # request and limit (each environment's own limit is memoryMB, set by the worker).
     memory_overhead_mb: int = 128
+    # The ServiceAccount worker pods run as ("": the namespace's default). Its token is
+    # never mounted either way: a handler gets no Kubernetes API access.
+    function_service_account: str = ""
     region: str = "us-east-1"
     account_id: str = "000000000000"
 

@@ -76,6 +76,13 @@ def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
         "klambda.io/function": "hello",
         "klambda.io/version": "3",
     }
+    pod = one["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in pod  # the namespace's default, without its token
+    assert pod["automountServiceAccountToken"] is False
+    pod = builders.build_deployment(
+        work(), OperatorSettings(function_service_account="klambda-function"), replicas=0
+    )["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "klambda-function"
     service = builders.build_service(work())
     assert service["spec"]["selector"] == one["spec"]["selector"]["matchLabels"]
 

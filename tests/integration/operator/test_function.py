@@ -28,7 +28,11 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
 def test_function_becomes_snapshot_deployment_service_and_status(
     ns: Namespace, start_operator: Callable[..., Operator]
 ) -> None:
-    start_operator(image="registry.example/klambda/runtime:test", memory_overhead_mb=0)
+    start_operator(
+        image="registry.example/klambda/runtime:test",
+        memory_overhead_mb=0,
+        function_service_account="klambda-function",
+    )
     ns.apply(
         function_manifest(
             "hello",
@@ -66,6 +70,7 @@ def test_function_becomes_snapshot_deployment_service_and_status(
     assert labels["klambda.io/version"] == "latest"
     pod = template["spec"]
     assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "klambda-function"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["terminationGracePeriodSeconds"] == 15

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from klambda_operator import names
 
-from .conftest import Namespace, Operator, condition, function_manifest, version_manifest
+from .conftest import (
+    Namespace,
+    Operator,
+    alias_manifest,
+    condition,
+    function_manifest,
+    version_manifest,
+)
 
 V1 = {"app.py": "def handler(event, context):\n    return 1\n"}
 V2 = {"app.py": "def handler(event, context):\n    return 2\n"}
@@ -60,8 +67,11 @@ def test_version_runs_its_snapshot_and_cascades_with_its_function(
     assert table[1].split()[:5] == ["shop.1", "shop", "1", "Active", "256"]
 
     # deleting the Function deletes everything, by ownerReferences alone
+    ns.apply(alias_manifest("shop", "live", "1"))
+    ns.wait_state("Alias", "shop.live", "Active")
     ns.kubectl("delete", "function", "shop", "--wait=false")
     for kind, name in [
+        ("Alias", "shop.live"),
         ("Version", "shop.1"),
         ("Deployment", "shop-v1"),
         ("Service", "shop-v1"),
