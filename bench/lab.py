@@ -1,0 +1,55 @@
+"""What every benchmark part is handed: sizes, the running servers and the built tools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import Echo, Router
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How long and how many: the full run (`make bench`) or a smoke run (`--quick`)."""
+
+    latency_rounds: int = 10
+    latency_calls: int = 300  # per round and per target, so 3,000 of each
+    direct_calls: int = 20_000
+    load_seconds: float = 5.0
+    concurrencies: tuple[int, ...] = (1, 10, 50)
+    cold: int = 40
+    heavy: int = 10
+    peer_cold: int = 10
+    series_target: int = 1000
+    series_functions: int = 40
+    scrapes: int = 50
+    scale: int = 200
+    profile_seconds: float = 5.0
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            latency_rounds=2,
+            latency_calls=50,
+            direct_calls=2000,
+            load_seconds=1.0,
+            concurrencies=(1, 10),
+            cold=3,
+            heavy=1,
+            peer_cold=2,
+            series_target=150,
+            series_functions=4,
+            scrapes=5,
+            scale=5,
+            profile_seconds=1.0,
+        )
+
+
+@dataclass
+class Lab:
+    work: Path
+    sizes: Sizes
+    router: Router
+    echo: Echo
+    tools: dict[str, str] = field(default_factory=dict)  # tool -> path
+    tool_errors: dict[str, str] = field(default_factory=dict)  # tool -> why it is missing

@@ -1,0 +1,540 @@
+"""RESULTS.md from one run's results: figures, pairs, ratios and the targets they meet."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.stats import fmt, verdict
+
+HOPS = """\
+Hops on the warm hot path (local mode, `klambda up`): **2 process boundaries, 4 one-way
+messages**.
+
+1. client → router: gRPC (HTTP/2 over loopback TCP) or REST (HTTP/1.1).
+2. router → environment: one INVOKE frame over the environment's SOCK_STREAM socketpair
+   (9-byte header, small JSON meta, the payload bytes as sent, never re-encoded).
+3. environment → router: LOG frames (if the handler prints) and one RESULT frame.
+4. router → client.
+
+In local mode the worker (environment pools, timeouts, START/END/REPORT) runs inside the
+router process, so there is no router → worker hop; in cluster mode the design adds one
+(router → worker pod over gRPC). The zygote is not on the warm path: it is only asked
+for a new environment on a cold start (one SOCK_SEQPACKET message each way + fork).
+The bare echo has 1 process boundary (client → echo → client)."""
+
+ASYNC = """\
+Not measured yet. The async path (`X-Amz-Invocation-Type: Event` → durable queue →
+dispatcher → invoke, with SQLite and NATS JetStream backends) is not wired into the
+router yet: `Invoker.invoke` refuses `Event` ("asynchronous invocation is not available
+in this router"). When it is, this part will measure the enqueue rate (target ≥ 5,000
+events/s on each backend, durability kept), 202-accept p99 (target ≤ 5 ms), and the
+end-to-end rate and latency through the dispatcher."""
+
+
+def _g(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _x(v: float | None) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}x"
+
+
+def _missing(results: dict[str, Any], part: str) -> str | None:
+    if part in results["parts"]:
+        return None
+    if part in results["errors"]:
+        return f"_{results['errors'][part]}_"
+    return "_Not selected in this run._"
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    p = results["parts"]
+    rows = ["| # | target | measured in this run | |", "| --- | --- | --- | --- |"]
+
+    def row(num: str, target: str, measured: str, ok: bool | None) -> None:
+        rows.append(f"| {num} | {target} | {measured} | {verdict(ok)} |")
+
+    lat = p.get("latency")
+    if lat:
+        r = lat["ratio_p50_vs_echo"]
+        row(
+            "1",
+            "warm p50 ≤ 1.5x bare grpc.aio echo p50",
+            f"{fmt(lat['noop']['p50_ms'], 3)} ms vs {fmt(lat['echo']['p50_ms'], 3)} ms = {_x(r)}",
+            r <= 1.5,
+        )
+        r = lat["ratio_p99_vs_own_p50"]
+        row(
+            "1",
+            "warm p99 ≤ 3x own p50",
+            f"{fmt(lat['noop']['p99_ms'], 3)} ms vs {fmt(lat['noop']['p50_ms'], 3)} ms = {_x(r)}",
+            r <= 3,
+        )
+    else:
+        row("1", "warm latency", "", None)
+    g = p.get("grpc")
+    if g:
+        r = g["ratio_noop_vs_echo"]
+        row(
+            "2",
+            "warm throughput (no-op, 1,769 MB) ≥ 0.6x echo saturation (gRPC, ghz)",
+            f"{fmt(g['noop_best_rps'])} vs {fmt(g['echo_saturation_rps'])} calls/s = {_x(r)}",
+            r >= 0.6,
+        )
+    else:
+        row("2", "warm throughput, gRPC", "", None)
+    rest = p.get("rest")
+    if rest:
+        r = rest["ratio_noop_vs_echo"]
+        row(
+            "2",
+            "the same over the REST API (wrk), beside a bare aiohttp echo",
+            f"{fmt(rest['noop_best_rps'])} vs {fmt(rest['echo_saturation_rps'])} calls/s = {_x(r)}",
+            r >= 0.6,
+        )
+    cold = p.get("cold")
+    if cold:
+        r = cold["ratio_p50_vs_bare"]
+        row(
+            "3",
+            "cold start p50 ≤ 1x `python -I -S -c pass`",
+            f"{fmt(cold['cold']['p50_ms'])} ms vs "
+            f"{fmt(cold['bare_python']['p50_ms'])} ms = {_x(r)}",
+            r <= 1,
+        )
+    else:
+        row("3", "cold start", "", None)
+    row("4", "async enqueue ≥ 5,000/s, 202 p99 ≤ 5 ms", "not measured yet (see 4.)", None)
+    pe = p.get("peer")
+    if pe:
+        rw, rc = pe["warm"]["ratio_klambda_vs_rie"], pe["cold"]["ratio_klambda_vs_rie"]
+        row(
+            "5",
+            "faster than RIE + awslambdaric, warm (REST, p50)",
+            f"{fmt(pe['warm']['klambda']['p50_ms'], 3)} ms vs "
+            f"{fmt(pe['warm']['rie']['p50_ms'], 3)} ms = {_x(rw)}",
+            rw < 1,
+        )
+        row(
+            "5",
+            "faster than RIE + awslambdaric, cold (REST, p50)",
+            f"{fmt(pe['cold']['klambda']['p50_ms'])} ms vs "
+            f"{fmt(pe['cold']['rie_first_invoke']['p50_ms'])} ms = {_x(rc)}",
+            rc < 1,
+        )
+    else:
+        row("5", "peer (RIE)", "", None)
+    m = p.get("metrics")
+    if m:
+        row(
+            "",
+            "`/metrics` ≤ 10 ms with ~1,000 series",
+            f"p50 {fmt(m['scrape']['p50_ms'])} ms, p99 {fmt(m['scrape']['p99_ms'])} ms "
+            f"with {m['series']} series",
+            m["scrape"]["p50_ms"] <= 10 and m["series"] >= 900,
+        )
+        shares = m["share_of_router_cpu"]
+        worst = max(shares.values()) if shares else None
+        row(
+            "",
+            "metrics cost ≤ 3 % of throughput (no off switch: share of router CPU)",
+            f"{fmt(m['updates_per_invoke_us'])} µs per invoke, "
+            f"{'n/a' if worst is None else f'{worst * 100:.1f} %'} of the router's CPU per call",
+            None if worst is None else worst <= 0.03,
+        )
+    return rows
+
+
+def latency_section(results: dict[str, Any]) -> list[str]:
+    lat = results["parts"].get("latency")
+    if not lat:
+        return [_missing(results, "latency") or ""]
+    echo = lat["echo"]["p50_ms"]
+    out = [
+        "One call at a time from one grpc.aio client in the benchmark process; blocks of "
+        f"{results['sizes']['latency_calls']} calls alternate between the targets "
+        f"({results['sizes']['latency_rounds']} rounds).",
+        "",
+        "| path | p50 ms | p99 ms | mean ms | p50 x echo |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    names = {
+        "direct": "handler called in-process (no I/O)",
+        "echo": "bare grpc.aio echo, 2 processes",
+        "noop": "klambda no-op, 1,769 MB (1 vCPU)",
+        "noop-128": "klambda no-op, 128 MB (0.07 vCPU)",
+    }
+    for key, label in names.items():
+        s = lat[key]
+        out.append(
+            f"| {label} | {fmt(s['p50_ms'], 4)} | {fmt(s['p99_ms'], 4)} | {fmt(s['mean_ms'], 4)} "
+            f"| {_x(s['p50_ms'] / echo if echo else None)} |"
+        )
+    cpu = lat["cpu_per_invoke_us"]
+    out += [
+        "",
+        f"CPU per warm invoke (1,769 MB): router {fmt(cpu['router'])} µs, environment "
+        f"{fmt(cpu['environment'])} µs.",
+    ]
+    return out
+
+
+def _load_table(rows: dict[str, Any], label: str, sat: float) -> list[str]:
+    out = []
+    for key, r in rows.items():
+        err = f"{r['errors']}" + (f" ({r['error_sample']})" if r.get("error_sample") else "")
+        out.append(
+            f"| {label.format(key=key)} | {fmt(r['rps'])} | {_x(r['rps'] / sat if sat else None)} "
+            f"| {fmt(r['p50_ms'], 3)} | {fmt(r['p99_ms'], 3)} | {err} | {fmt(r['server_cpu'])} "
+            f"| {fmt(r['environment_cpu'])} | {fmt(r['generator_cpu'])} |"
+        )
+    return out
+
+
+def throughput_section(results: dict[str, Any]) -> list[str]:
+    s = results["sizes"]
+    head = [
+        "| target | calls/s | x echo sat. | p50 ms | p99 ms | errors | router/server CPU "
+        "| environments CPU | load gen. CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    out = [
+        f"Each run lasts {s['load_seconds']:g} s after a warm-up at the same concurrency "
+        "(environments already started). CPU columns are cores busy on average "
+        "(1.00 = one full core of the 2). Memory sizes: 1,769 MB is one vCPU after init "
+        "(local mode's cgroup CPU quota memoryMB/1769), 128 MB is 0.07 vCPU per environment.",
+        "",
+        "### gRPC (ghz, 1 connection)",
+        "",
+    ]
+    g = results["parts"].get("grpc")
+    if g:
+        sat = g["echo_saturation_rps"]
+        out += head
+        out += _load_table(g["echo"], "bare grpc.aio echo, concurrency {key}", sat)
+        for key, r in g["klambda"].items():
+            fn, _, c = key.partition("@")
+            label = {
+                "noop": "no-op 1,769 MB",
+                "sleep5": "sleep 5 ms 1,769 MB",
+                "noop-128": "no-op 128 MB",
+                "sleep5-128": "sleep 5 ms 128 MB",
+            }[fn]
+            out += _load_table({key: r}, f"klambda {label}, concurrency {c}", sat)
+    else:
+        out.append(_missing(results, "grpc") or "")
+    out += ["", "### REST API (wrk, 1 thread, POST `{}`)", ""]
+    rest = results["parts"].get("rest")
+    if rest:
+        sat = rest["echo_saturation_rps"]
+        out += head
+        out += _load_table(rest["echo"], "bare aiohttp echo, concurrency {key}", sat)
+        out += _load_table(rest["klambda"], "klambda no-op 1,769 MB, concurrency {key}", sat)
+    else:
+        out.append(_missing(results, "rest") or "")
+    return out
+
+
+def cold_section(results: dict[str, Any]) -> list[str]:
+    c = results["parts"].get("cold")
+    if not c:
+        return [_missing(results, "cold") or ""]
+    out = [
+        f"Each cold invoke goes to a function never invoked before ({int(c['cold']['n'])} "
+        "functions `cold-NNN` in the manifests), so the router forks a new environment from "
+        "the zygote, runs init, then invokes; the reply's REPORT line must show an "
+        "`Init Duration`. Each is paired with a bare interpreter started just before it. "
+        "Measured from the gRPC client: request sent → reply received.",
+        "",
+        "| what | p50 ms | p99 ms | mean ms |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, label in (
+        ("cold", "klambda cold invoke (no-op, 1,769 MB), end to end"),
+        ("init", "… of which Init Duration (in the environment, after fork)"),
+        ("bare_python", f"`{c['bare_command']}`"),
+    ):
+        s = c[key]
+        out.append(f"| {label} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {fmt(s['mean_ms'])} |")
+    out += [
+        "",
+        f"Cold start p50 / bare interpreter p50 = **{_x(c['ratio_p50_vs_bare'])}**.",
+        "",
+        "Heavy init: the handler module imports heavy modules at init. *Import alone* is "
+        "timed inside a fresh interpreter around the import statement; *interpreter + "
+        "import* is the wall time of that fresh interpreter. The zygote has already "
+        "imported what the runtime needs (json, decimal, logging, …), so a forked "
+        "environment does not pay for those again.",
+        "",
+        "| handler imports | cold invoke p50 ms | Init Duration p50 ms | import alone p50 ms "
+        "| interpreter + import p50 ms | cold / import alone |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for h in c["heavy"].values():
+        out.append(
+            f"| `{h['modules']}` | {fmt(h['cold']['p50_ms'])} | {fmt(h['init']['p50_ms'])} "
+            f"| {fmt(h['import_alone']['p50_ms'])} | {fmt(h['interpreter_and_import']['p50_ms'])} "
+            f"| {_x(h['ratio_cold_vs_import'])} |"
+        )
+    return out
+
+
+def peer_section(results: dict[str, Any]) -> list[str]:
+    pe = results["parts"].get("peer")
+    if not pe:
+        return [_missing(results, "peer") or ""]
+    c, w = pe["cold"], pe["warm"]
+    return [
+        f"AWS Lambda Runtime Interface Emulator `{pe['rie_binary'].rsplit('/', 1)[-1]}` "
+        f"(built from its Go module) running `python -m awslambdaric app.handler` "
+        f"(awslambdaric {pe['awslambdaric']} from PyPI, its own venv), the same no-op "
+        "handler file. Both over HTTP (RIE has no gRPC), same clients, same run. RIE runs "
+        "one request at a time and gives the runtime no CPU limit; klambda's function is "
+        "1,769 MB (one vCPU after init).",
+        "",
+        "| what | klambda p50 ms | klambda p99 ms | RIE p50 ms | RIE p99 ms "
+        "| klambda / RIE (p50) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| cold: first invoke (klambda: a never-invoked function; RIE: a fresh RIE, "
+        f"runtime started by the invoke) | {fmt(c['klambda']['p50_ms'])} "
+        f"| {fmt(c['klambda']['p99_ms'])} | {fmt(c['rie_first_invoke']['p50_ms'])} "
+        f"| {fmt(c['rie_first_invoke']['p99_ms'])} | {_x(c['ratio_klambda_vs_rie'])} |",
+        f"| warm, one keep-alive Python client, one call at a time "
+        f"| {fmt(w['klambda']['p50_ms'], 3)} | {fmt(w['klambda']['p99_ms'], 3)} "
+        f"| {fmt(w['rie']['p50_ms'], 3)} | {fmt(w['rie']['p99_ms'], 3)} "
+        f"| {_x(w['ratio_klambda_vs_rie'])} |",
+        f"| warm, wrk concurrency 1 | {fmt(w['wrk_klambda']['p50_ms'], 3)} "
+        f"| {fmt(w['wrk_klambda']['p99_ms'], 3)} | {fmt(w['wrk_rie']['p50_ms'], 3)} "
+        f"| {fmt(w['wrk_rie']['p99_ms'], 3)} "
+        f"| {_x(w['wrk_klambda']['p50_ms'] / w['wrk_rie']['p50_ms'])} |",
+        "",
+        f"wrk at concurrency 1: klambda {fmt(w['wrk_klambda']['rps'])} calls/s, RIE "
+        f"{fmt(w['wrk_rie']['rps'])} calls/s. RIE from process start to the first reply "
+        f"(its own start + the runtime's): p50 "
+        f"{fmt(c['rie_process_start_to_reply']['p50_ms'])} ms.",
+    ]
+
+
+def scale_section(results: dict[str, Any]) -> list[str]:
+    sc = results["parts"].get("scale")
+    if not sc:
+        return [_missing(results, "scale") or ""]
+    m = sc["environment_memory"]
+    z = sc["zygote_memory"]
+    return [
+        f"{sc['environments']} provisioned environments of one {sc['memory_mb']} MB no-op "
+        "function (alias `live` → version 1), asked for with "
+        "`PUT /2019-09-30/functions/scale/provisioned-concurrency?Qualifier=live` and "
+        "polled until READY. Memory from `/proc/<pid>/smaps_rollup` of every environment "
+        "process (the zygote's children).",
+        "",
+        "| what | figure |",
+        "| --- | --- |",
+        f"| time to bring {sc['environments']} up (PUT → READY) | {fmt(sc['bring_up_s'])} s "
+        f"({fmt(sc['per_environment_ms'])} ms each, started one after another) |",
+        f"| PSS per idle environment (median / mean) | {fmt(m['pss_mb_median'])} / "
+        f"{fmt(m['pss_mb_mean'])} MB |",
+        f"| USS per idle environment (private pages, median) | {fmt(m['uss_mb_median'])} MB |",
+        f"| RSS per idle environment (median, counts shared pages in full) "
+        f"| {fmt(m['rss_mb_median'])} MB |",
+        f"| PSS of all {m['count']} environments | {fmt(m['pss_mb_total'])} MB |",
+        f"| zygote PSS / RSS | {fmt(z['pss_mb_median'])} / {fmt(z['rss_mb_median'])} MB |",
+        f"| router PSS before → after | {fmt(sc['router_memory_before']['pss_mb_median'])} → "
+        f"{fmt(sc['router_memory_after']['pss_mb_median'])} MB |",
+    ]
+
+
+def metrics_section(results: dict[str, Any]) -> list[str]:
+    m = results["parts"].get("metrics")
+    if not m:
+        return [_missing(results, "metrics") or ""]
+    out = [
+        "There is no switch to turn metrics off, so throughput with and without them "
+        "cannot be compared directly. Measured instead:",
+        "",
+        f"- `GET /metrics` with **{m['series']} series** ({m['bytes']:,} bytes): p50 "
+        f"{fmt(m['scrape']['p50_ms'])} ms, p99 {fmt(m['scrape']['p99_ms'])} ms over "
+        f"{int(m['scrape']['n'])} scrapes on a keep-alive connection.",
+        f"- The metric updates of one warm invoke (gauges in/out, invocation counter, "
+        f"duration histogram, billed GB-s, cost, max memory), run in-process: "
+        f"**{fmt(m['updates_per_invoke_us'])} µs** per invoke.",
+    ]
+    for label, us in m["router_cpu_per_call_us"].items():
+        share = m["share_of_router_cpu"].get(label)
+        out.append(
+            f"- Router CPU per invoke, {label}: {fmt(us)} µs → metrics are "
+            f"{'n/a' if share is None else f'{share * 100:.1f} %'} of it (the throughput they "
+            "cost while the router's core is the bottleneck)."
+        )
+    return out
+
+
+def profile_section(results: dict[str, Any]) -> list[str]:
+    pr = results["parts"].get("profile")
+    if not pr:
+        return [_missing(results, "profile") or ""]
+    if "skipped" in pr:
+        return [f"_Not profiled: {pr['skipped']}_"]
+    out = [
+        f"py-spy (`record --subprocesses --nonblocking`, 250 Hz, on-CPU samples only) while "
+        f"{pr['driver']} drives the router. Share of each process kind's samples "
+        f"({', '.join(f'{k}: {v}' for k, v in pr['samples'].items())}).",
+    ]
+    for kind in ("router", "environment"):
+        d = pr.get(kind)
+        if not d:
+            continue
+        out += [
+            "",
+            f"**{kind}**: top functions by self time, and by total time (self + callees)",
+            "",
+            "| self | % | total | % |",
+            "| --- | --- | --- | --- |",
+        ]
+        for (sf, sv), (tf, tv) in zip(d["self"][:12], d["total"][:12], strict=False):
+            out.append(f"| `{sf}` | {sv * 100:.1f} | `{tf}` | {tv * 100:.1f} |")
+    return out
+
+
+def dominates(results: dict[str, Any]) -> list[str]:
+    """What the CPU split says, in words, from this run's figures."""
+    g = results["parts"].get("grpc")
+    out: list[str] = []
+    if g:
+        for key in ("noop@50", "noop@10"):
+            r = g["klambda"].get(key)
+            if r:
+                out.append(
+                    f"- At {key.replace('@', ', concurrency ')} the router process used "
+                    f"{fmt(r['server_cpu'])} cores, the environments {fmt(r['environment_cpu'])}, "
+                    f"ghz {fmt(r['generator_cpu'])}: "
+                    + (
+                        "the router's single Python thread is the bottleneck, not the environments."
+                        if r["server_cpu"] > 0.85
+                        else "the router is not saturated."
+                    )
+                )
+                break
+        e = g["echo"].get("50") or next(iter(g["echo"].values()))
+        out.append(
+            f"- The bare echo at its saturation used {fmt(e['server_cpu'])} cores for "
+            f"{fmt(e['server_cpu_per_call_us'])} µs of CPU per call; the router uses "
+            + (
+                f"{fmt(g['klambda']['noop@50']['server_cpu_per_call_us'])} µs per call"
+                if "noop@50" in g["klambda"]
+                else "more"
+            )
+            + " (gRPC server work + klambda's invoke path + the socketpair round trip)."
+        )
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    mach = results["machine"]
+    tools = results.get("tools", {})
+    la0 = ", ".join(f"{x:.2f}" for x in mach["load_average_start"])
+    la1 = ", ".join(f"{x:.2f}" for x in mach.get("load_average_end", ()))
+    lines = [
+        "# klambda benchmark results",
+        "",
+        "<!-- Written by `make bench` (bench/run.py); edits are overwritten. -->",
+        "",
+        f"Run `{results['command']}` (what `make bench` runs) at {results['started']}, "
+        f"commit {mach['commit']}; it took {results['seconds']:.0f} s."
+        + (" **Quick smoke run: tiny counts, figures not meaningful.**" * results["quick"]),
+        "",
+        "Every figure below is a pair or a ratio measured in the same run, because these "
+        "machines are shared and noisy: compare the ratios, not absolute numbers across runs. "
+        "Analysis of the figures and proposed fixes: [docs/benchmarks.md](../docs/benchmarks.md).",
+        "",
+        "## Machine",
+        "",
+        "| cores | CPU | memory | Python | kernel | load average (1, 5, 15 min) start → end "
+        "| environment limits |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {mach['cores']} ({mach['cores_usable']} usable) | {mach['cpu_model']} "
+        f"| {mach['memory_gib']:.0f} GiB | {mach['python']} | {mach['kernel']} | {la0} → {la1} "
+        f"| {mach.get('environment_limits', 'n/a')} |",
+        "",
+        "## Targets",
+        "",
+        *targets(results),
+        "",
+        "## Hot path",
+        "",
+        HOPS,
+        "",
+        "## 1. Warm invoke latency",
+        "",
+        *latency_section(results),
+        "",
+        "## 2. Warm throughput",
+        "",
+        *throughput_section(results),
+        "",
+        "## 3. Cold start",
+        "",
+        *cold_section(results),
+        "",
+        "## 4. Async (not measured yet)",
+        "",
+        ASYNC,
+        "",
+        "## 5. Peer: AWS Runtime Interface Emulator + awslambdaric",
+        "",
+        *peer_section(results),
+        "",
+        "## 6. Scale",
+        "",
+        *scale_section(results),
+        "",
+        "## Metrics cost",
+        "",
+        *metrics_section(results),
+        "",
+        "## What dominates",
+        "",
+        *(dominates(results) or ["_Needs the gRPC throughput part._"]),
+        "",
+        *profile_section(results),
+        "",
+        "## How it was measured",
+        "",
+        "- `make bench` = `make venv setup` then `.venv/bin/python -m bench.run`. Parts can be "
+        "selected: `python -m bench.run --parts latency,grpc,rest,cold,peer,metrics,profile,"
+        "scale`; `--quick` is the smoke run (tests/integration/bench/test_bench_smoke.py "
+        "runs the parts that need no Go build).",
+        "- ghz and aws-lambda-rie are built from the Go module proxy by "
+        "`bench/build-tools.sh` into `~/.cache/klambda/bin` (once; "
+        "this run: "
+        + (", ".join(f"{k} → `{v}`" for k, v in tools.get("paths", {}).items()) or "none")
+        + (
+            "; **failed: "
+            + "; ".join(f"{k}: {v}" for k, v in tools.get("errors", {}).items())
+            + "**"
+            if tools.get("errors")
+            else ""
+        )
+        + "). awslambdaric is pip-installed from PyPI into its own venv under "
+        "`~/.cache/klambda`. wrk is Debian's (`scripts/setup-system.sh`).",
+        "- The router is `klambda up --quiet` (logs still go to the state folder's files, "
+        "not echoed to the console) with cgroups on: each environment gets a memory limit "
+        "and, after init, a CPU quota of memoryMB/1769 of a CPU.",
+        "- The bare echo (`bench/echo.py`) serves the same `klambda.v1.Invoker/Invoke` "
+        "messages as the router from a plain `grpc.aio` server (and an aiohttp POST handler "
+        "for REST), in its own process, so ghz/wrk command lines are identical.",
+        "- ghz's `-z` runs cancel the calls in flight at the end; those (at most one per "
+        "concurrent worker) are not counted as errors. Calls/s counts successful calls only.",
+        "",
+    ]
+    errors = {k: v for k, v in results["errors"].items()}
+    if errors:
+        lines += ["## Errors in this run", ""]
+        lines += [f"- {k}: {v}" for k, v in errors.items()]
+        lines.append("")
+    return "\n".join(lines)
