@@ -100,6 +100,12 @@ def demand_of(body: Mapping[str, Any], reserved: int | None, provisioned: int) -
     )
 
 
+def being_deleted(body: Mapping[str, Any]) -> bool:
+    """Deleted, its dependents going (foreground deletion): recreating them would fight
+    the garbage collector, so a reconcile leaves it alone."""
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def owner_refs(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list((body.get("metadata") or {}).get("ownerReferences") or [])
 
@@ -307,7 +313,7 @@ async def reconcile_function(ctx: Context, namespace: str, name: str) -> Body | 
     """Make a Function's `$LATEST` true; the Function as it was read (None if gone)."""
     async with ctx.lock("Function", namespace, name):
         body = await ctx.kube.get("Function", name, namespace)
-        if body is None:
+        if body is None or being_deleted(body):
             return None
         now = datetime.now(UTC)
         meta, old = body["metadata"], body.get("status") or {}
@@ -415,7 +421,7 @@ async def reconcile_version(ctx: Context, namespace: str, name: str) -> Body | N
     """Make a Version's Deployment true; the Version as it was read (None if gone)."""
     async with ctx.lock("Version", namespace, name):
         body = await ctx.kube.get("Version", name, namespace)
-        if body is None:
+        if body is None or being_deleted(body):
             return None
         now = datetime.now(UTC)
         gen = body["metadata"].get("generation")
@@ -525,7 +531,7 @@ async def reconcile_alias(ctx: Context, namespace: str, name: str) -> Body | Non
     """Check an Alias against the Versions that exist; the Alias read (None if gone)."""
     async with ctx.lock("Alias", namespace, name):
         body = await ctx.kube.get("Alias", name, namespace)
-        if body is None:
+        if body is None or being_deleted(body):
             return None
         now = datetime.now(UTC)
         gen = body["metadata"].get("generation")

@@ -67,11 +67,22 @@ async def on_event(
     spec = body.get("spec") or {}
     if type_ == "DELETED":
         ctx.forget(key)
+        if kind == "Function":  # its Versions and Aliases go with it (ownerReferences)
+            return
     else:
         changed = ctx.seen(key, (body.get("metadata") or {}).get("generation"))
         await guarded(ctx, kind, namespace, name)
         if not changed:
             return
+    try:
+        await reconcile_dependents(ctx, kind, namespace, name, spec)
+    except ApiError as err:
+        log.warning("dependents of %s %s/%s: API error %s", kind, namespace, name, err)
+
+
+async def reconcile_dependents(
+    ctx: Context, kind: str, namespace: str, name: str, spec: Mapping[str, Any]
+) -> None:
     function = spec.get("function")
     if kind == "Function":
         for v in await versions_of(ctx, namespace, name):

@@ -66,10 +66,11 @@ def test_version_runs_its_snapshot_and_cascades_with_its_function(
     assert table[0].split()[:6] == ["NAME", "FUNCTION", "VERSION", "STATE", "MEMORY", "TIMEOUT"]
     assert table[1].split()[:5] == ["shop.1", "shop", "1", "Active", "256"]
 
-    # deleting the Function deletes everything, by ownerReferences alone
+    # deleting the Function deletes everything, by ownerReferences alone; in the foreground
+    # the owners wait for their dependents, which the operator must not recreate meanwhile
     ns.apply(alias_manifest("shop", "live", "1"))
     ns.wait_state("Alias", "shop.live", "Active")
-    ns.kubectl("delete", "function", "shop", "--wait=false")
+    ns.kubectl("delete", "function", "shop", "--cascade=foreground", "--wait=false")
     for kind, name in [
         ("Alias", "shop.live"),
         ("Version", "shop.1"),
@@ -79,6 +80,7 @@ def test_version_runs_its_snapshot_and_cascades_with_its_function(
         ("Service", "shop-latest"),
         ("ConfigMap", snapshot1),
         ("ConfigMap", snapshot2),
+        ("Function", "shop"),
     ]:
         ns.wait_gone(kind, name)
 
