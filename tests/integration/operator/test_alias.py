@@ -55,6 +55,14 @@ def test_alias_is_ready_only_when_its_versions_exist(ns: Namespace, operator: Op
         "AGE",
     ]
     assert table[1].split()[:6] == ["api.prod", "api", "1", "2", "0.1", "True"]
+    rows = {
+        line.split()[0]: line.split()
+        for line in ns.kubectl("get", "fn,fnv,fna").stdout.splitlines()
+        if line.strip()
+    }
+    assert rows["function.klambda.io/api"][1] == "Active"
+    assert rows["version.klambda.io/api.1"][1:4] == ["api", "1", "Active"]
+    assert rows["alias.klambda.io/api.prod"][5] == "True"
 
     # deleting a version it routes to makes it invalid again
     ns.kubectl("delete", "version", "api.2")
