@@ -22,6 +22,7 @@ from typing import Any
 
 from bench import clients, functions, stats
 from bench.lab import Lab
+from bench.procs import router
 
 INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
 BARE = [sys.executable, "-I", "-S", "-c", "pass"]
@@ -39,12 +40,31 @@ def import_alone(modules: str, site: bool) -> list[str]:
     return [sys.executable, *flags, "-c", code]
 
 
-async def _cold(client: clients.GrpcInvoker, name: str) -> tuple[float, float]:
+async def cold_invoke(client: clients.GrpcInvoker, name: str) -> tuple[float, float]:
     reply = await client.invoke(name, tail=True)
     m = INIT.search(reply.log_result)
     if m is None:
         raise RuntimeError(f"{name}: no Init Duration in its REPORT, so it was not a cold start")
     return reply.seconds, float(m.group(1)) / 1000
+
+
+async def without_cgroups(lab: Lab) -> dict[str, Any]:
+    """The same cold starts from a second router started with --no-cgroups: what the
+    per-environment cgroups (mkdir, memory limit, moving the process) add to a cold start.
+    A fresh router has invoked nothing, so the same function names are cold again."""
+    s = lab.sizes
+    with router(lab.functions, lab.work, "--no-cgroups") as r:
+        client = clients.GrpcInvoker(r.grpc_target)
+        try:
+            await client.invoke("noop")
+            noop = [(await cold_invoke(client, n))[0] for n in functions.cold_names("cold", s.cold)]
+            boto3 = [
+                (await cold_invoke(client, n))[0]
+                for n in functions.cold_names("heavy-boto3", s.heavy)
+            ]
+        finally:
+            await client.close()
+    return {"cold": stats.summary_ms(noop), "heavy-boto3": stats.summary_ms(boto3)}
 
 
 async def run(lab: Lab) -> dict[str, Any]:
@@ -56,7 +76,7 @@ async def run(lab: Lab) -> dict[str, Any]:
         cold, init, bare = [], [], []
         for name in functions.cold_names("cold", s.cold):
             bare.append(timed_process(BARE)[0])
-            total, init_s = await _cold(client, name)
+            total, init_s = await cold_invoke(client, name)
             cold.append(total)
             init.append(init_s)
         heavy: dict[str, Any] = {}
@@ -70,7 +90,7 @@ async def run(lab: Lab) -> dict[str, Any]:
                 wall, printed = timed_process(argv)
                 alone_wall.append(wall)
                 alone.append(float(printed))
-                total, init_s = await _cold(client, name)
+                total, init_s = await cold_invoke(client, name)
                 h_cold.append(total)
                 h_init.append(init_s)
             heavy[prefix] = {
@@ -90,6 +110,7 @@ async def run(lab: Lab) -> dict[str, Any]:
     finally:
         await client.close()
     return {
+        "without_cgroups": await without_cgroups(lab),
         "cold": stats.summary_ms(cold),
         "init": stats.summary_ms(init),
         "bare_python": stats.summary_ms(bare),

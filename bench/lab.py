@@ -51,5 +51,6 @@ class Lab:
     sizes: Sizes
     router: Router
     echo: Echo
+    functions: Path  # the manifests the router serves
     tools: dict[str, str] = field(default_factory=dict)  # tool -> path
     tool_errors: dict[str, str] = field(default_factory=dict)  # tool -> why it is missing

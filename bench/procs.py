@@ -124,7 +124,9 @@ class Router:
 
 
 @contextlib.contextmanager
-def router(functions: Path, work: Path, *args: str) -> Iterator[Router]:
+def router(
+    functions: Path, work: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Router]:
     http, grpc = free_port(), free_port()
     state = work / f"state-{http}"
     log = work / f"router-{http}.log"
@@ -148,6 +150,7 @@ def router(functions: Path, work: Path, *args: str) -> Iterator[Router]:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, **(env or {})},
         )
     try:
         wait_http(f"http://127.0.0.1:{http}/healthz", proc, log)

@@ -1,10 +1,13 @@
-"""Where the router's time goes under load: py-spy on the router and its environments.
+"""Where the router's time goes under load: py-spy on the router process.
 
 Optional: runs only where py-spy is installed (`.venv/bin/pip install py-spy`; it is not a
-dependency of klambda). py-spy samples the router and, with --subprocesses, the zygote's
-environments, without stopping them (--nonblocking), while ghz (or wrk) drives the no-op
-function at concurrency 10. The table lists the functions that were on CPU most often,
-by the time spent in the function itself (self) and below it (total).
+dependency of klambda). py-spy samples the router without stopping it (--nonblocking,
+Python frames only) while ghz (or wrk) drives the no-op function at concurrency 10. The
+router is the process that saturates (the CPU columns of part 2 show it); environments
+are left out because sampling hundreds of processes at once distorts what it measures.
+The table lists the functions on CPU most often, by the time spent in the function
+itself (self: time in C code such as gRPC's core or a syscall counts for the Python frame
+that called it) and, for klambda's own functions, including their callees (total).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from bench import tools
 from bench.lab import Lab
 
+KINDS = ("router", "zygote", "environment")
 FRAME = re.compile(r"^(?P<fn>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -50,10 +54,12 @@ def summarise(raw: str, top: int = 15) -> dict[str, Any]:
             continue
         count = int(count_s)
         frames = stack.split(";")
-        kind = "router"
-        if frames and frames[0].startswith("process "):
-            kind = "environment" if "zygote" in frames[0] else "router"
-            frames = frames[1:]
+        # --subprocesses prefixes the chain of processes: router; zygote; environment
+        depth = 0
+        while depth < len(frames) and frames[depth].startswith("process "):
+            depth += 1
+        kind = KINDS[min(depth, len(KINDS)) - 1] if depth else "router"
+        frames = frames[depth:]
         names = [_name(f) for f in frames if f and not f.startswith("thread ")]
         if not names:
             continue
@@ -69,7 +75,12 @@ def summarise(raw: str, top: int = 15) -> dict[str, Any]:
         n = totals[kind] or 1
         out[kind] = {
             "self": [(f, c / n) for f, c in d["self"].most_common(top)],
-            "total": [(f, c / n) for f, c in d["total"].most_common(top)],
+            # total time is told for klambda's own functions: the rest is the runtime's
+            "total": [
+                (f, c / n)
+                for f, c in d["total"].most_common()
+                if f.split("(")[-1].startswith("klambda/") and "klambda/cli" not in f
+            ][:top],
         }
     return out
 
@@ -87,7 +98,6 @@ def run(lab: Lab) -> dict[str, Any]:
             "record",
             "--pid",
             str(lab.router.pid),
-            "--subprocesses",
             "--nonblocking",
             "--rate",
             "250",

@@ -41,7 +41,7 @@ from bench import (
 from bench.lab import Lab, Sizes
 from bench.procs import ROOT, echo_server, router
 
-PARTS = ("latency", "grpc", "rest", "cold", "peer", "metrics", "profile", "scale")
+PARTS = ("latency", "grpc", "rest", "metrics", "cold", "peer", "profile", "scale")
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
 
 
@@ -51,6 +51,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="seconds and tiny counts: a smoke run")
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--json", type=Path, default=None, help="default: results.json beside --output")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: rewrite --output from a results.json of an earlier run",
+    )
     args = p.parse_args(argv)
     args.parts = [x for x in args.parts.split(",") if x]
     unknown = set(args.parts) - set(PARTS)
@@ -143,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
             )
             with echo_server(work) as echo, router(folder, work) as r:
                 results["machine"]["environment_limits"] = limits_mode(r.log)
-                lab = Lab(work, sizes, r, echo, dict(built.paths), dict(built.errors))
+                lab = Lab(work, sizes, r, echo, folder, dict(built.paths), dict(built.errors))
                 run_lab(lab, lab_parts, results)
         if "scale" in parts:
             step("scale", lambda: scale.run(work, sizes), results)
@@ -167,5 +173,11 @@ def limits_mode(log: Path) -> str:
     return "unknown"
 
 
+def render_only(source: Path, output: Path) -> int:
+    output.write_text(report.render(json.loads(source.read_text())))
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(parse(sys.argv[1:])))
+    args = parse(sys.argv[1:])
+    sys.exit(render_only(args.render, args.output) if args.render else main(args))

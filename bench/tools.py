@@ -130,7 +130,7 @@ def ghz(
     # With -z, ghz cancels the calls in flight when the time is up and counts them as
     # errors ("transport is closing", "context canceled"): an artefact of stopping, not
     # a failure of the server, as long as there are no more of them than the concurrency.
-    stopped = sum(v for k, v in errs.items() if "closing" in k or "canceled" in k)
+    stopped = sum(v for k, v in errs.items() if "closing" in k or "anceled" in k)
     real_errors = sum(errs.values()) - (stopped if stopped <= concurrency else 0)
     lat = {int(x["percentage"]): x["latency"] / 1e6 for x in d.get("latencyDistribution") or []}
     return Load(
