@@ -25,7 +25,7 @@ from typing import Any
 
 from klambda.api import FunctionSpec
 from klambda.api.limits import MB_PER_VCPU
-from klambda.worker.environment import FunctionConfig, environment_variables
+from klambda.execution import FunctionConfig, environment_variables
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings

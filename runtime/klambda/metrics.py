@@ -147,7 +147,10 @@ class Metrics:
         )
         self.function_timeout = Gauge(
             "klambda_function_timeout_seconds",
-            "The configured timeout of each version served", ["function", "version"], registry=r)
+            "The configured timeout of each version served",
+            ["function", "version"],
+            registry=r,
+        )
         self._bundles: dict[tuple[str, str, str, str], FunctionMetrics] = {}
 
     def of(self, function: str, version: str, alias: str, invocation_type: str) -> FunctionMetrics:

@@ -58,6 +58,7 @@ class SizeResult:
             "p50_ms": round(self.p50, 3),
             "p90_ms": round(self.p90, 3),
             "mean_ms": round(self.mean, 3),
+            "min_ms": round(min(self.durations_ms), 3),
             "cost_per_invocation": self.cost,
             "cost_per_million": self.cost * 1_000_000,
         }

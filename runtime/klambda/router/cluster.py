@@ -31,11 +31,12 @@ from pydantic import ValidationError
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
 from klambda.errors import ServiceUnavailable, TooManyRequests
+from klambda.execution import FunctionConfig
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
-from klambda.worker.environment import FunctionConfig, Outcome
+from klambda.worker.environment import Outcome
 
 log = logging.getLogger("klambda.router.cluster")
 

@@ -18,11 +18,11 @@ from klambda import codestore
 from klambda.api import Alias, FunctionSpec, Version
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
+from klambda.execution import FunctionConfig
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
 from klambda.worker import runtimes
-from klambda.worker.environment import FunctionConfig
 
 OVERRIDES = "concurrency.yaml"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
 from klambda.errors import ResourceConflict, ResourceNotFound
+from klambda.execution import FunctionConfig
 from klambda.router.routing import parse_function_name, pick_version
-from klambda.worker.environment import FunctionConfig
 
 
 @dataclass

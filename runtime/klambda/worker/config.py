@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from klambda.worker.environment import FunctionConfig
+from klambda.execution import FunctionConfig
 
 
 class WorkerConfigError(ValueError):

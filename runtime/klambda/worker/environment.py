@@ -20,6 +20,7 @@ from typing import Any
 
 from klambda import logformat
 from klambda.environment import protocol
+from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
@@ -28,65 +29,6 @@ from klambda.worker.zygote import Zygote
 LOG_TAIL_BYTES = 4096
 # Lambda's limit on the init phase of an on-demand environment
 INIT_TIMEOUT_S = 10
-
-
-@dataclass(frozen=True)
-class FunctionConfig:
-    """What an environment needs to know about the function version it runs."""
-
-    function: str
-    version: str  # "$LATEST" or a number
-    handler: str
-    runtime: str
-    memory_mb: int
-    timeout_s: int
-    environment: dict[str, str]
-    code_root: str
-    code_sha256: str
-    region: str = "us-east-1"
-    account: str = "000000000000"
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function}"
-
-    @property
-    def log_group(self) -> str:
-        return f"/aws/lambda/{self.function}"
-
-
-def stream_name(version: str) -> str:
-    return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{uuid.uuid4().hex}"
-
-
-def environment_variables(
-    cfg: FunctionConfig, stream: str, initialization: str = "on-demand"
-) -> dict[str, str]:
-    """The process environment: the user's variables plus Lambda's reserved ones."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.update(cfg.environment)
-    env.update(
-        {
-            "_HANDLER": cfg.handler,
-            "AWS_REGION": cfg.region,
-            "AWS_DEFAULT_REGION": cfg.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg.runtime}",
-            "AWS_LAMBDA_FUNCTION_NAME": cfg.function,
-            "AWS_LAMBDA_FUNCTION_VERSION": cfg.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
-            "AWS_LAMBDA_LOG_GROUP_NAME": cfg.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "LAMBDA_TASK_ROOT": cfg.code_root,
-            "LAMBDA_RUNTIME_DIR": os.path.dirname(protocol.__file__),
-        }
-    )
-    return env
 
 
 @dataclass

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import time
 
+from klambda.execution import FunctionConfig
 from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import Environment, FunctionConfig, InitFailed, spawn
+from klambda.worker.environment import Environment, InitFailed, spawn
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
 

@@ -15,10 +15,11 @@ import sys
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from klambda.execution import FunctionConfig
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import FunctionConfig, InitFailed, Outcome
+from klambda.worker.environment import InitFailed, Outcome
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
 from klambda.worker.zygote import Zygote

@@ -71,7 +71,7 @@ def test_tune_cpu_bound_handler_and_cost_report(tmp_path: Path) -> None:
             "--memory",
             "128,512,1769,3008",
             "--invocations",
-            "3",
+            "5",
             "--payload",
             '{"rounds": 40000}',
             "--strategy",
@@ -84,16 +84,18 @@ def test_tune_cpu_bound_handler_and_cost_report(tmp_path: Path) -> None:
         )
         assert out.returncode == 0, out.stderr
         data = json.loads(js.read_text())
-        p50 = {row["memoryMB"]: row["p50_ms"] for row in data["results"]}
+        # the least of each size's durations: what the CPU quota allows, least disturbed by
+        # whatever else this shared machine is running
+        fastest = {row["memoryMB"]: row["min_ms"] for row in data["results"]}
         cost = {row["memoryMB"]: row["cost_per_invocation"] for row in data["results"]}
         if cgroups:
             # CPU in proportion to memory up to one vCPU (13.8x from 128 to 1769 MB) ...
-            assert p50[128] > 5 * p50[1769], p50
-            assert p50[512] > 1.8 * p50[1769], p50
+            assert fastest[128] > 5 * fastest[1769], fastest
+            assert fastest[512] > 1.8 * fastest[1769], fastest
             # ... and no faster beyond it: the handler is single-threaded
-            assert p50[3008] < 1.5 * p50[1769], p50
+            assert fastest[3008] < 1.5 * fastest[1769], fastest
         else:  # no cgroups here: no CPU limit, durations stay flat (README says so)
-            assert max(p50.values()) < 3 * min(p50.values()), p50
+            assert max(fastest.values()) < 3 * min(fastest.values()), fastest
         best = data["recommendation"]["memoryMB"]
         assert cost[best] == min(cost.values())
         assert f"recommended (cost): {best} MB" in out.stdout

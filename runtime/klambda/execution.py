@@ -1,0 +1,76 @@
+"""What an execution environment of a function version is configured with. Pure.
+
+`FunctionConfig` is what a worker needs to start environments of one function version,
+and `environment_variables` the process environment each gets: the function's own
+variables plus Lambda's reserved ones. The worker (local mode, `klambda worker`) and the
+operator (a worker pod's env) share them, so both speak the same contract.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+# where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
+RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What an environment needs to know about the function version it runs."""
+
+    function: str
+    version: str  # "$LATEST" or a number
+    handler: str
+    runtime: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+    code_root: str
+    code_sha256: str
+    region: str = "us-east-1"
+    account: str = "000000000000"
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function}"
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.function}"
+
+
+def stream_name(version: str) -> str:
+    return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{uuid.uuid4().hex}"
+
+
+def environment_variables(
+    cfg: FunctionConfig, stream: str, initialization: str = "on-demand"
+) -> dict[str, str]:
+    """The process environment: the user's variables plus Lambda's reserved ones."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(cfg.environment)
+    env.update(
+        {
+            "_HANDLER": cfg.handler,
+            "AWS_REGION": cfg.region,
+            "AWS_DEFAULT_REGION": cfg.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": cfg.function,
+            "AWS_LAMBDA_FUNCTION_VERSION": cfg.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_mb),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
+            "AWS_LAMBDA_LOG_GROUP_NAME": cfg.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "LAMBDA_TASK_ROOT": cfg.code_root,
+            "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
+        }
+    )
+    return env
