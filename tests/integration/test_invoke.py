@@ -257,3 +257,14 @@ def test_metrics_cover_invocations(local_router: RunningRouter) -> None:
     ):
         assert name in text, name
     assert local_router.metric("klambda_invocations_total", function="echo", outcome="success") >= 1
+
+
+def test_grpc_reflection_lists_the_invoker(local_router: RunningRouter) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(local_router.grpc_target) as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        response = next(iter(stub.ServerReflectionInfo(iter([request]))))
+        names = {s.name for s in response.list_services_response.service}
+    assert {"klambda.v1.Invoker", "grpc.health.v1.Health"} <= names

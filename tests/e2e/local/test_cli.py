@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,29 @@ def test_missing_folder_and_bad_yaml(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "not valid YAML" in out.stderr
+
+
+def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
+    fns = copy_functions(EXAMPLES, tmp_path / "functions")
+    with router(fns, tmp_path, "-q") as r:
+        follower = subprocess.Popen(
+            [*KLAMBDA, "logs", "hello", "--follow"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "KLAMBDA_ENDPOINT": r.url},
+            cwd=ROOT,
+        )
+        try:
+            time.sleep(1.0)  # the follower is connected before the invocation
+            out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Live"}')
+            assert out.returncode == 0
+            assert follower.stdout is not None
+            seen = []
+            for line in follower.stdout:
+                seen.append(line)
+                if line.startswith("REPORT RequestId:"):
+                    break
+            assert any("greeting Live" in line for line in seen)
+        finally:
+            follower.kill()
+            follower.wait()
