@@ -15,7 +15,7 @@ from typing import Any
 
 from klambda.environment.context import LambdaContext
 
-from bench import clients, functions, stats
+from bench import clients, functions, inprocess, stats
 from bench.lab import Lab
 
 
@@ -73,6 +73,7 @@ async def run(lab: Lab) -> dict[str, Any]:
         await kl.close()
     out: dict[str, Any] = {k: stats.summary_ms(v) for k, v in samples.items()}
     out["direct"] = direct_call(lab.work / "direct", s.direct_calls)
+    out["in_process"] = await inprocess.run(lab, s.latency_rounds * s.latency_calls)
     calls = len(samples["noop"])
     out["cpu_per_invoke_us"] = {
         "router": cpu["router_s"] / calls * 1e6,

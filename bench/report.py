@@ -165,6 +165,8 @@ def latency_section(results: dict[str, Any]) -> list[str]:
     ]
     names = {
         "direct": "handler called in-process (no I/O)",
+        "in_process": "klambda's invoke path called in-process (no gRPC: `Invoker.invoke` → "
+        "environment → back)",
         "echo": "bare grpc.aio echo, 2 processes",
         "noop": "klambda no-op, 1,769 MB (1 vCPU)",
         "noop-128": "klambda no-op, 128 MB (0.07 vCPU)",
@@ -176,10 +178,13 @@ def latency_section(results: dict[str, Any]) -> list[str]:
             f"| {_x(s['p50_ms'] / echo if echo else None)} |"
         )
     cpu = lat["cpu_per_invoke_us"]
+    ip = lat["in_process"]["cpu_per_invoke_us"]
     out += [
         "",
-        f"CPU per warm invoke (1,769 MB): router {fmt(cpu['router'])} µs, environment "
-        f"{fmt(cpu['environment'])} µs.",
+        f"CPU per warm invoke (1,769 MB), full gRPC path: router {fmt(cpu['router'])} µs, "
+        f"environment {fmt(cpu['environment'])} µs. The invoke path called in-process: "
+        f"{fmt(ip['router'])} µs in the calling process, {fmt(ip['environment'])} µs in the "
+        "environment.",
     ]
     return out
 
@@ -434,6 +439,22 @@ def dominates(results: dict[str, Any]) -> list[str]:
                 )
                 break
         e = g["echo"].get("50") or next(iter(g["echo"].values()))
+        lat = results["parts"].get("latency")
+        row = g["klambda"].get("noop@50")
+        if lat and row:
+            total = row["server_cpu_per_call_us"]
+            grpc_part = e["server_cpu_per_call_us"]
+            ours = lat["in_process"]["cpu_per_invoke_us"]["router"]
+            rest = total - grpc_part - ours
+            out.append(
+                f"- Router CPU per call at concurrency 50: {fmt(total)} µs = the grpc.aio server's "
+                f"own work (what the bare echo spends per call at its saturation: "
+                f"{fmt(grpc_part)} µs, {grpc_part / total * 100:.0f} %) + klambda's invoke path "
+                f"(measured in-process: {fmt(ours)} µs, {ours / total * 100:.0f} %) + the rest "
+                f"({fmt(rest)} µs, {rest / total * 100:.0f} %: the handoff between gRPC's "
+                "callbacks and klambda's task, and running with 50 calls in flight on a "
+                "busy event loop)."
+            )
         out.append(
             f"- The bare echo at its saturation used {fmt(e['server_cpu'])} cores for "
             f"{fmt(e['server_cpu_per_call_us'])} µs of CPU per call; the router uses "
@@ -444,6 +465,24 @@ def dominates(results: dict[str, Any]) -> list[str]:
             )
             + " (gRPC server work + klambda's invoke path + the socketpair round trip)."
         )
+    return out
+
+
+def inprocess_profile(results: dict[str, Any]) -> list[str]:
+    lat = results["parts"].get("latency")
+    if not lat:
+        return []
+    out = [
+        "",
+        "cProfile of klambda's invoke path called in-process (wall time, so `send` includes "
+        "the moments the kernel runs the woken environment on the caller's core; cProfile "
+        "itself slows Python calls, so read shares, not microseconds):",
+        "",
+        "| function | self % | total % |",
+        "| --- | --- | --- |",
+    ]
+    for row in lat["in_process"]["profile"]:
+        out.append(f"| `{row['function']}` | {row['self'] * 100:.1f} | {row['total'] * 100:.1f} |")
     return out
 
 
@@ -513,6 +552,7 @@ def render(results: dict[str, Any]) -> str:
         "## What dominates",
         "",
         *(dominates(results) or ["_Needs the gRPC throughput part._"]),
+        *inprocess_profile(results),
         "",
         *profile_section(results),
         "",
