@@ -105,25 +105,25 @@ def test_timeout_is_reported_and_next_call_succeeds(local_router: RunningRouter)
 
 
 @pytest.mark.parametrize(
-    ("mode", "error_type", "detail"),
+    ("function", "mode", "error_type", "detail"),
     [
-        ("exit", "Runtime.ExitError", "exit status 3"),
-        ("segfault", "Runtime.ExitError", "signal: segmentation fault"),
-        ("memory", "Runtime.OutOfMemory", "signal: killed"),
+        ("faults", "exit", "Runtime.ExitError", "exit status 3"),
+        ("faults", "segfault", "Runtime.ExitError", "signal: segmentation fault"),
+        ("faults-slow", "memory", "Runtime.OutOfMemory", "signal: killed"),
     ],
 )
 def test_crashes_become_lambda_errors_and_environment_is_replaced(
-    local_router: RunningRouter, mode: str, error_type: str, detail: str
+    local_router: RunningRouter, function: str, mode: str, error_type: str, detail: str
 ) -> None:
-    _s, _h, body = local_router.invoke("faults", {})
+    _s, _h, body = local_router.invoke(function, {})
     pid_before = json.loads(body)["pid"]
-    status, headers, body = local_router.invoke("faults", {"mode": mode})
+    status, headers, body = local_router.invoke(function, {"mode": mode})
     assert status == 200
     assert headers["x-amz-function-error"] == "Unhandled"
     err = json.loads(body)
     assert err["errorType"] == error_type, err
     assert detail in err["errorMessage"]
-    status, headers, body = local_router.invoke("faults", {})
+    status, headers, body = local_router.invoke(function, {})
     assert status == 200, body
     assert json.loads(body)["pid"] != pid_before
 
