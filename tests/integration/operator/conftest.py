@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 
+from tests.helpers import free_port
 from tests.kube.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -123,9 +125,21 @@ class Operator:
 
     def start(self) -> None:
         assert self.runner is None
-        args = ["run", "--standalone", f"--namespace={self.namespace}"]
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        args = ["run", "--standalone", f"--namespace={self.namespace}", f"--liveness={liveness}"]
         self.runner = KopfRunner([*args, "-m", "klambda_operator.handlers"], timeout=60)
         self.runner.__enter__()
+        # Wait until kopf serves its probe: by then it has hooked its log onto the runner's
+        # output, so `output` holds everything the operator says from here on.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(liveness, timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the operator never served its liveness probe") from None
+                time.sleep(0.05)
 
     def stop(self) -> None:
         runner, self.runner = self.runner, None
