@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from bench import clients, functions, stats
-from bench.lab import Lab
+from bench.lab import Lab, Sizes
 from bench.procs import router
 
 INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
@@ -48,73 +48,73 @@ async def cold_invoke(client: clients.GrpcInvoker, name: str) -> tuple[float, fl
     return reply.seconds, float(m.group(1)) / 1000
 
 
-async def without_cgroups(lab: Lab) -> dict[str, Any]:
-    """The same cold starts from a second router started with --no-cgroups: what the
-    per-environment cgroups (mkdir, memory limit, moving the process) add to a cold start.
-    A fresh router has invoked nothing, so the same function names are cold again."""
+async def run(lab: Lab) -> dict[str, Any]:
+    """Cold starts on the lab's router, each paired with a bare interpreter, and in turn on
+    a second router started with --no-cgroups (what the per-environment cgroups add: mkdir,
+    memory limit, moving the process in). A fresh router has invoked nothing, so the same
+    function names are cold there too."""
     s = lab.sizes
-    with router(lab.functions, lab.work, "--no-cgroups") as r:
-        client = clients.GrpcInvoker(r.grpc_target)
+    with router(lab.functions, lab.work, "--no-cgroups") as plain:
+        client = clients.GrpcInvoker(lab.router.grpc_target)
+        other = clients.GrpcInvoker(plain.grpc_target)
         try:
-            await client.invoke("noop")
-            noop = [(await cold_invoke(client, n))[0] for n in functions.cold_names("cold", s.cold)]
-            boto3 = [
-                (await cold_invoke(client, n))[0]
-                for n in functions.cold_names("heavy-boto3", s.heavy)
-            ]
+            return await _measure(s, client, other)
         finally:
             await client.close()
-    return {"cold": stats.summary_ms(noop), "heavy-boto3": stats.summary_ms(boto3)}
+            await other.close()
 
 
-async def run(lab: Lab) -> dict[str, Any]:
-    s = lab.sizes
-    client = clients.GrpcInvoker(lab.router.grpc_target)
-    try:
-        await client.invoke("noop")  # the channel is open before the first timed call
-        timed_process(BARE)
-        cold, init, bare = [], [], []
-        for name in functions.cold_names("cold", s.cold):
-            bare.append(timed_process(BARE)[0])
+async def _measure(
+    s: Sizes, client: clients.GrpcInvoker, other: clients.GrpcInvoker
+) -> dict[str, Any]:
+    await client.invoke("noop")  # channels open before the first timed call
+    await other.invoke("noop")
+    timed_process(BARE)
+    cold, init, bare, no_cg, no_cg_init = [], [], [], [], []
+    for name in functions.cold_names("cold", s.cold):
+        bare.append(timed_process(BARE)[0])
+        total, init_s = await cold_invoke(client, name)
+        cold.append(total)
+        init.append(init_s)
+        total, init_s = await cold_invoke(other, name)
+        no_cg.append(total)
+        no_cg_init.append(init_s)
+    heavy: dict[str, Any] = {}
+    for prefix, modules, site in (
+        ("heavy-std", functions.HEAVY_STDLIB_MODULES, False),
+        ("heavy-boto3", "boto3", True),
+    ):
+        h_cold, h_init, alone, alone_wall, h_no_cg = [], [], [], [], []
+        argv = import_alone(modules, site)
+        for name in functions.cold_names(prefix, s.heavy):
+            wall, printed = timed_process(argv)
+            alone_wall.append(wall)
+            alone.append(float(printed))
             total, init_s = await cold_invoke(client, name)
-            cold.append(total)
-            init.append(init_s)
-        heavy: dict[str, Any] = {}
-        for prefix, modules, site in (
-            ("heavy-std", functions.HEAVY_STDLIB_MODULES, False),
-            ("heavy-boto3", "boto3", True),
-        ):
-            h_cold, h_init, alone, alone_wall = [], [], [], []
-            argv = import_alone(modules, site)
-            for name in functions.cold_names(prefix, s.heavy):
-                wall, printed = timed_process(argv)
-                alone_wall.append(wall)
-                alone.append(float(printed))
-                total, init_s = await cold_invoke(client, name)
-                h_cold.append(total)
-                h_init.append(init_s)
-            heavy[prefix] = {
-                "modules": modules,
-                "cold": stats.summary_ms(h_cold),
-                "init": stats.summary_ms(h_init),
-                "import_alone": stats.summary_ms(alone),
-                "interpreter_and_import": stats.summary_ms(alone_wall),
-                "command": " ".join(argv[:-1]) + f" -c 'import {modules}'",
-                "ratio_cold_vs_import": stats.ratio(
-                    stats.percentile(h_cold, 50), stats.percentile(alone, 50)
-                ),
-                "ratio_cold_vs_interpreter_and_import": stats.ratio(
-                    stats.percentile(h_cold, 50), stats.percentile(alone_wall, 50)
-                ),
-            }
-    finally:
-        await client.close()
+            h_cold.append(total)
+            h_init.append(init_s)
+            h_no_cg.append((await cold_invoke(other, name))[0])
+        heavy[prefix] = {
+            "modules": modules,
+            "cold": stats.summary_ms(h_cold),
+            "init": stats.summary_ms(h_init),
+            "cold_without_cgroups": stats.summary_ms(h_no_cg),
+            "import_alone": stats.summary_ms(alone),
+            "interpreter_and_import": stats.summary_ms(alone_wall),
+            "command": " ".join(argv[:-1]) + f" -c 'import {modules}'",
+            "ratio_cold_vs_import": stats.ratio(
+                stats.percentile(h_cold, 50), stats.percentile(alone, 50)
+            ),
+            "ratio_cold_vs_interpreter_and_import": stats.ratio(
+                stats.percentile(h_cold, 50), stats.percentile(alone_wall, 50)
+            ),
+        }
     return {
-        "without_cgroups": await without_cgroups(lab),
         "cold": stats.summary_ms(cold),
         "init": stats.summary_ms(init),
         "bare_python": stats.summary_ms(bare),
         "bare_command": " ".join(BARE),
         "ratio_p50_vs_bare": stats.ratio(stats.percentile(cold, 50), stats.percentile(bare, 50)),
+        "without_cgroups": {"cold": stats.summary_ms(no_cg), "init": stats.summary_ms(no_cg_init)},
         "heavy": heavy,
     }

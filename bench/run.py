@@ -169,7 +169,10 @@ def main(args: argparse.Namespace) -> int:
 def limits_mode(log: Path) -> str:
     for line in log.read_text(errors="replace").splitlines():
         if "memory limits:" in line:
-            return line.split("memory limits:", 1)[1].strip()
+            mode = line.split("memory limits:", 1)[1].strip()
+            if mode == "cgroups":
+                return "cgroups: memory limit, CPU quota memoryMB/1769 after init"
+            return f"{mode}: no CPU limit"
     return "unknown"
 
 
