@@ -492,6 +492,20 @@ def dominates(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def cold_dominates(results: dict[str, Any]) -> list[str]:
+    c = results["parts"].get("cold")
+    nc = c and c.get("without_cgroups")
+    if not nc or "init" not in nc:
+        return []
+    return [
+        f"- Cold start: p50 {fmt(c['cold']['p50_ms'])} ms with a cgroup per environment "
+        f"(Init Duration {fmt(c['init']['p50_ms'])} ms) against {fmt(nc['cold']['p50_ms'])} ms "
+        f"without (Init Duration {fmt(nc['init']['p50_ms'])} ms), taking turns. The difference "
+        "is moving the new process into its cgroup (`cgroup.procs`), which waits for an RCU "
+        "grace period; see docs/benchmarks.md for the measurement and the fix."
+    ]
+
+
 def inprocess_profile(results: dict[str, Any]) -> list[str]:
     lat = results["parts"].get("latency")
     if not lat:
@@ -576,6 +590,7 @@ def render(results: dict[str, Any]) -> str:
         "## What dominates",
         "",
         *(dominates(results) or ["_Needs the gRPC throughput part._"]),
+        *cold_dominates(results),
         *inprocess_profile(results),
         "",
         *profile_section(results),
