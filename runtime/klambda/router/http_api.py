@@ -473,7 +473,9 @@ class HttpApi:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        data = generate_latest(self.invoker.metrics.registry)
+        # rendering 1,000 series takes milliseconds: not on the event loop
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(None, generate_latest, self.invoker.metrics.registry)
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -102,6 +102,9 @@ class Invoker:
         self.env_pools: dict[str, EnvironmentPool] = {}
         self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
         self._concurrent = metrics.concurrent
+        # read at scrape time rather than set on every invocation
+        metrics.account_concurrent.set_function(lambda: self.pools.account_in_flight)
+        metrics.unreserved_concurrent.set_function(lambda: self.pools.unreserved_in_flight)
         self._background: set[asyncio.Future[Any]] = set()
         self.usage = UsageLedger()
         self._timeouts_known: set[str] = set()
@@ -188,13 +191,11 @@ class Invoker:
             raise TooManyRequests("Rate Exceeded.", reason)
         gauge = self._concurrent.labels(fn)
         gauge.inc()
-        self._account_gauges()
         try:
             out = await self._run(target, alias, rid, payload, log_tail, invocation_type)
         finally:
             gauge.dec()
             pools.release(fn)
-            self._account_gauges()
         if out.status == "invalid":
             raise InvalidRequestContent(out.body.decode())
         return InvokeResult(
@@ -270,11 +271,6 @@ class Invoker:
         gbs = fm.invoked(ok, out.duration_ms, memory_mb, out.max_memory_mb, reason)
         self.usage.record(time.time(), (function, version, alias), gbs, not ok)
 
-    def _account_gauges(self) -> None:
-        m, pools = self.metrics, self.pools
-        m.account_concurrent.set(pools.account_in_flight)
-        m.unreserved_concurrent.set(pools.unreserved_in_flight)
-
     def _provisioned_gauges(self, pool: EnvironmentPool) -> None:
         cfg, m = pool.cfg, self.metrics
         busy = pool.busy_provisioned
@@ -296,7 +292,7 @@ class Invoker:
         stream = err.stream
         for line in lines:
             self.logs.write(cfg.function, stream, line)
-        self.logs.flush()
+        self.logs.flush(cfg.function)
         body = json.loads(err.body)
         body.setdefault("requestId", rid)
         return Outcome(

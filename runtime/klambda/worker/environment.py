@@ -105,7 +105,9 @@ class Environment:
         self.writer.write(protocol.encode(protocol.INVOKE, meta, payload))
         self._start_line = logformat.start(request_id, cfg.version)
         try:
-            kind, rmeta, body = await asyncio.wait_for(self._await_result(collected), cfg.timeout_s)
+            # a timeout scope, not wait_for: no extra Task per invocation
+            async with asyncio.timeout(cfg.timeout_s):
+                kind, rmeta, body = await self._await_result(collected)
         except TimeoutError:
             self._log_start(collected)
             await self.kill()
@@ -217,7 +219,7 @@ class Environment:
             ),
             collected,
         )
-        self.logs.flush()
+        self.logs.flush(self.cfg.function)
         if collected is not None:
             out.log_tail = collected
         self.last_used = time.monotonic()

@@ -57,8 +57,14 @@ class LogHub:
             self._echo.write(f"[{function}] {text}\n")
         return rec
 
-    def flush(self) -> None:
-        for f in self._files.values():
+    def flush(self, function: str | None = None) -> None:
+        """Flush one function's log file (after each invocation), or all of them."""
+        files = (
+            self._files.values()
+            if function is None
+            else ([self._files[function]] if function in self._files else [])
+        )
+        for f in files:
             f.flush()
         if self._echo is not None:
             self._echo.flush()
