@@ -9,6 +9,7 @@ field and limit and leaves the objects as they were.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from lightkube import ApiError, Client, KubeConfig
@@ -35,12 +36,41 @@ def _raw(obj: Any) -> dict[str, Any]:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
+class RetryingClient:
+    """lightkube's Client, retrying what the API server asks to be retried.
+
+    A freshly installed CRD answers 429 "storage is (re)initializing" until its watch cache
+    is ready; client-go (kubectl) retries those after Retry-After, and so do we.
+    """
+
+    ATTEMPTS = 20
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(self.ATTEMPTS):
+                try:
+                    result = method(*args, **kwargs)
+                    return list(result) if name == "list" else result
+                except ApiError as err:
+                    if err.status.code not in (429, 503) or attempt == self.ATTEMPTS - 1:
+                        raise
+                    time.sleep(min(1.0, 0.1 * (attempt + 1)))
+            raise AssertionError("unreachable")
+
+        return call
+
+
 class Cluster:
     def __init__(self, kubeconfig: str | None, namespace: str | None) -> None:
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         current = config.get()
         self.namespace = namespace or (current.namespace if current else None) or "default"
-        self.client = Client(config=config, namespace=self.namespace)
+        self.client = RetryingClient(Client(config=config, namespace=self.namespace))
 
     def _get(self, res: Any, name: str, what: str) -> dict[str, Any]:
         try:

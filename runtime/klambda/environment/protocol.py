@@ -18,6 +18,7 @@ HEADER = struct.Struct("!BII")
 
 # worker -> environment
 INVOKE = 1
+SPEC = 2  # to a spare environment: meta is the spec it becomes (see zygote.py)
 # environment -> worker
 READY = 10  # init done: meta {"init_ms", "pid"}
 INIT_ERROR = 11  # init failed: body is Lambda's error JSON; the environment exits
@@ -41,6 +42,29 @@ def decode_header(header: bytes) -> tuple[int, int, int]:
 
 def decode_meta(raw: bytes) -> dict[str, Any]:
     return json.loads(raw) if raw else EMPTY
+
+
+def recv_frame(sock: Any) -> tuple[int, dict[str, Any], bytes] | None:
+    """Read exactly one frame from a socket, nothing past it (used before buffering)."""
+
+    def exact(n: int) -> bytes | None:
+        chunks, left = [], n
+        while left:
+            chunk = sock.recv(left)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    header = exact(HEADER.size)
+    if header is None:
+        return None
+    kind, meta_len, body_len = HEADER.unpack(header)
+    rest = exact(meta_len + body_len) if meta_len + body_len else b""
+    if rest is None:
+        return None
+    return kind, decode_meta(rest[:meta_len]), rest[meta_len:]
 
 
 def read_frame(stream: BinaryIO) -> tuple[int, dict[str, Any], bytes] | None:

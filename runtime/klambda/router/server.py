@@ -121,7 +121,7 @@ class Router:
             python = runtimes.interpreter(runtime)
             if python is None:
                 continue
-            zygote = Zygote(python, s.preload)
+            zygote = Zygote(python, s.preload, cgroups=self.cgroups)
             await zygote.start()
             invoker.zygotes[runtime] = zygote
         await self._start_async(invoker)

@@ -47,6 +47,11 @@ class EnvironmentCgroup:
         dirs = {self.memory_dir} | ({self.cpu_dir} if self.cpu_dir else set())
         return [str(d / "cgroup.procs") for d in dirs]
 
+    def set_memory(self, memory_mb: int) -> None:
+        limit = str(memory_mb * 1024 * 1024)
+        name = "memory.max" if self.v2 else "memory.limit_in_bytes"
+        (self.memory_dir / name).write_text(limit)
+
     def set_cpu(self, memory_mb: int) -> None:
         """CPU in proportion to memory: quota/period = memory / 1,769 MB."""
         if self.cpu_dir is None:

@@ -298,7 +298,14 @@ async def spawn(
     """Start an environment and run its init; InitFailed if the handler cannot load."""
     env_id = uuid.uuid4().hex
     stream = stream_name(cfg.version)
-    cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
+    spare = zygote.take_spare()
+    cgroup: EnvironmentCgroup | None
+    if spare is not None:
+        cgroup = spare.cgroup
+        if cgroup is not None:
+            cgroup.set_memory(cfg.memory_mb)
+    else:
+        cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
     spec: dict[str, Any] = {
         "id": env_id,
         "env": environment_variables(
@@ -311,13 +318,17 @@ async def spawn(
         "memory_mb": cfg.memory_mb,
         "log_group": cfg.log_group,
         "log_stream": stream,
-        "cgroup_procs": cgroup.procs_files if cgroup else [],
+        "cgroup_procs": cgroup.procs_files if cgroup and spare is None else [],
         # without a memory cgroup: cap the address space (the size plus the interpreter's)
         "rlimit_as": None if cgroup else (cfg.memory_mb + 256) * 1024 * 1024,
     }
     logs.write(cfg.function, stream, logformat.init_start(cfg.runtime, cfg.arn))
     t0 = time.perf_counter()
-    pid, sock = await zygote.spawn(spec)
+    if spare is not None:
+        pid, sock = spare.pid, spare.sock
+        sock.sendall(protocol.encode(protocol.SPEC, spec))
+    else:
+        pid, sock = await zygote.spawn(spec)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**24)
     env = Environment(
         cfg, pid, stream, reader, writer, zygote, logs, cgroup, provisioned=provisioned

@@ -87,10 +87,11 @@ async def serve(
     python = runtimes.interpreter(cfg.runtime)
     if python is None:
         raise SystemExit(f"klambda worker: runtime {cfg.runtime} is not installed here")
-    zygote = Zygote(python)
+    groups = Cgroups(enabled=cgroups)
+    zygote = Zygote(python, cgroups=groups)
     await zygote.start()
     logs = LogHub(None, sys.stdout)
-    pool = EnvironmentPool(cfg, zygote, logs, Cgroups(enabled=cgroups))
+    pool = EnvironmentPool(cfg, zygote, logs, groups)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT),

@@ -8,10 +8,14 @@ import json
 import os
 import socket
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import klambda
+from klambda.api.limits import MEMORY_MAX_MB
+from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 
 # the folder holding the `klambda` package, for interpreters outside this one's venv
 PACKAGE_ROOT = str(Path(klambda.__file__).resolve().parent.parent)
@@ -21,12 +25,31 @@ class ZygoteError(RuntimeError):
     pass
 
 
+@dataclass
+class Spare:
+    """A forked process already in its cgroup, waiting for the spec it will run."""
+
+    pid: int
+    sock: socket.socket
+    cgroup: EnvironmentCgroup | None
+
+
 class Zygote:
     """One warm interpreter of one runtime, forking environments on request."""
 
-    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        python: str = sys.executable,
+        preload: tuple[str, ...] = (),
+        cgroups: Cgroups | None = None,
+        spares: int = 1,
+    ) -> None:
         self.python = python
         self.preload = preload
+        self.cgroups = cgroups
+        self.spares_wanted = spares
+        self.spares: list[Spare] = []
+        self._making: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._ctl: socket.socket | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -54,6 +77,33 @@ class Zygote:
         parent.setblocking(False)
         self._ctl = parent
         self._reader = asyncio.create_task(self._read_loop(), name="zygote-reader")
+        self.replenish()
+
+    def take_spare(self) -> Spare | None:
+        """A spare to turn into an environment (another is prepared in the background)."""
+        spare = self.spares.pop() if self.spares else None
+        self.replenish()
+        return spare
+
+    def replenish(self) -> None:
+        if len(self.spares) < self.spares_wanted and (self._making is None or self._making.done()):
+            self._making = asyncio.create_task(self._make_spares(), name="zygote-spares")
+
+    async def _make_spares(self) -> None:
+        while len(self.spares) < self.spares_wanted:
+            cgroup = None
+            if self.cgroups is not None:
+                # the largest size Lambda allows; lowered to the function's when taken
+                cgroup = self.cgroups.create(f"spare-{uuid.uuid4().hex[:12]}", MEMORY_MAX_MB)
+            spare_id = uuid.uuid4().hex
+            procs = cgroup.procs_files if cgroup else []
+            try:
+                pid, sock = await self._fork({"spare": spare_id, "cgroup_procs": procs})
+            except ZygoteError:
+                if cgroup is not None:
+                    cgroup.remove()
+                return
+            self.spares.append(Spare(pid, sock, cgroup))
 
     async def _read_loop(self) -> None:
         assert self._ctl is not None
@@ -82,11 +132,14 @@ class Zygote:
 
     async def spawn(self, spec: dict[str, Any]) -> tuple[int, socket.socket]:
         """Fork an environment; its pid and our end of its socket."""
+        return await self._fork(spec)
+
+    async def _fork(self, spec: dict[str, Any]) -> tuple[int, socket.socket]:
         if self._ctl is None or self._reader is None or self._reader.done():
             raise ZygoteError("the zygote is not running")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._spawning[spec["id"]] = fut
+        self._spawning[spec.get("spare") or spec["id"]] = fut
         try:
             socket.send_fds(self._ctl, [json.dumps(spec).encode()], [theirs.fileno()])
         except BlockingIOError:
@@ -111,6 +164,13 @@ class Zygote:
                 self._exits.pop(pid, None)
 
     async def stop(self) -> None:
+        if self._making is not None:
+            self._making.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._making
+        for spare in self.spares:
+            spare.sock.close()  # the spare reads EOF and exits
+        spares, self.spares = self.spares, []
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None
@@ -124,3 +184,6 @@ class Zygote:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        for spare in spares:
+            if spare.cgroup is not None:
+                spare.cgroup.remove()

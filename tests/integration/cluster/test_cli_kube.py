@@ -15,6 +15,10 @@ def test_cli_verbs_against_the_api_server(
 ) -> None:
     plane, ns = kube_control_plane, kube_namespace
     plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/functions.klambda.io", "crd/versions.klambda.io", "crd/aliases.klambda.io",
+    )  # fmt: skip
 
     def klambda(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -159,6 +159,10 @@ def test_router_follows_the_api_server(
 ) -> None:
     plane, ns = kube_control_plane, kube_namespace
     plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/functions.klambda.io", "crd/versions.klambda.io", "crd/aliases.klambda.io",
+    )  # fmt: skip
     spec = function_spec()
     apply(
         plane,
