@@ -79,6 +79,22 @@ class HttpInvoker:
             raise InvokeFailed(f"{function}: HTTP {resp.status} {body[:500]!r}")
         return Reply(dt, body)
 
+    def event(self, function: str, payload: bytes = b"{}") -> float:
+        """An asynchronous invoke (`X-Amz-Invocation-Type: Event`): seconds until its 202."""
+        t0 = time.perf_counter()
+        self.conn.request(
+            "POST",
+            f"/2015-03-31/functions/{function}/invocations",
+            body=payload,
+            headers={"Content-Type": "application/json", "X-Amz-Invocation-Type": "Event"},
+        )
+        resp = self.conn.getresponse()
+        body = resp.read()
+        dt = time.perf_counter() - t0
+        if resp.status != 202:
+            raise InvokeFailed(f"{function}: HTTP {resp.status} (202 expected) {body[:500]!r}")
+        return dt
+
     def get(self, path: str) -> tuple[float, bytes]:
         t0 = time.perf_counter()
         self.conn.request("GET", path)

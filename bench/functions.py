@@ -59,14 +59,14 @@ def write_lab(folder: Path, cold: int, heavy: int, rest_cold: int, series: int) 
     docs += [function(n, HEAVY_BOTO3, FULL_VCPU_MB) for n in cold_names("heavy-boto3", heavy)]
     docs += [function(n, NOOP, FULL_VCPU_MB) for n in cold_names("rest-cold", rest_cold)]
     docs += [function(n, NOOP, SMALL_MB) for n in cold_names("series", series)]
-    return _write(folder, docs)
+    return write_manifests(folder, docs)
 
 
 def write_scale(folder: Path) -> Path:
-    return _write(folder, [function("scale", NOOP, SMALL_MB)])
+    return write_manifests(folder, [function("scale", NOOP, SMALL_MB)])
 
 
-def _write(folder: Path, docs: list[dict[str, object]]) -> Path:
+def write_manifests(folder: Path, docs: list[dict[str, object]]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "functions.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return folder

@@ -25,6 +25,12 @@ class Sizes:
     scrapes: int = 50
     scale: int = 200
     profile_seconds: float = 5.0
+    async_concurrencies: tuple[int, ...] = (1, 16, 64)
+    async_seconds: float = 2.0  # each accept run (wrk, Event)
+    async_sync_seconds: float = 2.0  # each sync no-op run beside it
+    async_burst_seconds: float = 2.0  # wrk submitting the end-to-end burst
+    async_burst_c: int = 16
+    async_paced: int = 200  # events sent one at a time, for the path's own latency
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -42,6 +48,12 @@ class Sizes:
             scrapes=5,
             scale=5,
             profile_seconds=1.0,
+            async_concurrencies=(16,),
+            async_seconds=1.0,
+            async_sync_seconds=1.0,
+            async_burst_seconds=1.0,
+            async_burst_c=1,
+            async_paced=20,
         )
 
 

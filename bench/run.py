@@ -4,10 +4,11 @@
     python -m bench.run --parts latency,cold   only these parts
     python -m bench.run --quick --output X.md  seconds, tiny counts (the smoke test)
 
-Parts: latency (1), grpc and rest (2), cold (3), peer (5), scale (6), metrics, profile.
-`grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from their Go modules
-by bench/build-tools.sh when selected; if a build fails, RESULTS.md says exactly why and
-the other parts still run. Every other part needs only Python, wrk and the repo.
+Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), metrics,
+profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from their Go
+modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says exactly
+why and the other parts still run. Every other part needs only Python, wrk, nats-server
+(async) and the repo.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    asyncbench,
     coldstart,
     functions,
     latency,
@@ -41,8 +43,9 @@ from bench import (
 from bench.lab import Lab, Sizes
 from bench.procs import ROOT, echo_server, router
 
-PARTS = ("latency", "grpc", "rest", "metrics", "cold", "peer", "profile", "scale")
+PARTS = ("latency", "grpc", "rest", "metrics", "cold", "async", "peer", "profile", "scale")
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
+OWN_ROUTERS = ("async", "scale")  # start routers of their own, after the lab's has stopped
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -138,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
             built.paths["ghz"] = str(ghz)
     with tempfile.TemporaryDirectory(prefix="klambda-bench-") as tmp:
         work = Path(tmp)
-        lab_parts = [p for p in parts if p != "scale"]
+        lab_parts = [p for p in parts if p not in OWN_ROUTERS]
         if lab_parts:
             folder = functions.write_lab(
                 work / "functions",
@@ -151,6 +154,8 @@ def main(args: argparse.Namespace) -> int:
                 results["machine"]["environment_limits"] = limits_mode(r.log)
                 lab = Lab(work, sizes, r, echo, folder, dict(built.paths), dict(built.errors))
                 run_lab(lab, lab_parts, results)
+        if "async" in parts:
+            step("async", lambda: asyncbench.run(work, sizes), results)
         if "scale" in parts:
             step("scale", lambda: scale.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()

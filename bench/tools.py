@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.procs import ROOT
 
@@ -167,11 +168,29 @@ def wrk_binary() -> str | None:
 
 def wrk(url: str, concurrency: int, seconds: float, work: Path) -> Load:
     """`wrk` POSTing `{}` to a Lambda invoke URL (the router, the echo or RIE)."""
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    d, cpu = wrk_json(script, url, concurrency, seconds)
+    errors = int(d["socket_errors"]) + int(d["non2xx"])
+    return Load(
+        ok=int(d["requests"]) - int(d["non2xx"]),
+        errors=errors,
+        seconds=d["duration_us"] / 1e6,
+        p50_ms=d["p50_us"] / 1000,
+        p99_ms=d["p99_us"] / 1000,
+        generator_cpu_s=cpu,
+        error_sample=f"{d['non2xx']} non-2xx, {d['socket_errors']} socket errors" if errors else "",
+    )
+
+
+def wrk_json(
+    script: Path, url: str, concurrency: int, seconds: float
+) -> tuple[dict[str, Any], float]:
+    """Run wrk (one thread) with a Lua script whose `done` prints one `WRK-JSON {...}` line:
+    that object, and the CPU seconds wrk used."""
     binary = wrk_binary()
     if binary is None:
         raise RuntimeError("wrk is not installed: run scripts/setup-system.sh (make setup)")
-    script = work / "post.lua"
-    script.write_text(WRK_SCRIPT)
     argv = [
         binary,
         "-t1",
@@ -189,17 +208,8 @@ def wrk(url: str, concurrency: int, seconds: float, work: Path) -> Load:
     m = re.search(r"^WRK-JSON (.*)$", stdout, re.M)
     if m is None:
         raise RuntimeError(f"wrk printed no summary:\n{stdout}")
-    d = json.loads(m.group(1))
-    errors = int(d["socket_errors"]) + int(d["non2xx"])
-    return Load(
-        ok=int(d["requests"]) - int(d["non2xx"]),
-        errors=errors,
-        seconds=d["duration_us"] / 1e6,
-        p50_ms=d["p50_us"] / 1000,
-        p99_ms=d["p99_us"] / 1000,
-        generator_cpu_s=cpu,
-        error_sample=f"{d['non2xx']} non-2xx, {d['socket_errors']} socket errors" if errors else "",
-    )
+    d: dict[str, Any] = json.loads(m.group(1))
+    return d, cpu
 
 
 RIC_VERSION = os.environ.get("KLAMBDA_AWSLAMBDARIC_VERSION", "4.2.2")

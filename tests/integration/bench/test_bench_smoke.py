@@ -1,7 +1,8 @@
 """The benchmarks still run: `python -m bench.run --quick` with real processes.
 
 Every part that needs no Go build runs for a second or a handful of calls (a real router,
-the bare echo, wrk, cold starts, provisioned environments) and must produce numbers. The
+the bare echo, wrk, cold starts, async events through SQLite and a real nats-server -js,
+provisioned environments) and must produce numbers. The
 gRPC throughput part (ghz) and the peer part (RIE) need Go tools that bench/build-tools.sh
 builds from the module proxy; they are left out here by selecting the other parts, not by
 skipping, and are run by `make bench`.
@@ -76,6 +77,16 @@ def test_the_figures_are_pairs_measured_in_the_run(results: dict[str, Any]) -> N
     assert p["scale"]["environment_memory"]["count"] >= results["sizes"]["scale"]
     assert p["scale"]["environment_memory"]["pss_mb_median"] > 0
     assert p["metrics"]["series"] > 0
+    for name in ("sqlite", "jetstream"):
+        b = p["async"]["backends"][name]
+        for c, ev in b["accept"]["event"].items():
+            assert ev["ok"] > 0, (name, c)
+            assert ev["errors"] == 0, (name, c)
+            assert b["accept"]["sync"][c]["ok"] > 0, (name, c)
+        assert b["accept"]["received"] >= b["accept"]["accepted"] > 0
+        assert b["accept"]["invoked"] == 0  # reserved concurrency 0: kept, never run
+        assert b["burst"]["events"] == b["burst"]["received"] > 0  # every accepted event ran
+        assert b["paced"]["submit_to_start"]["n"] == results["sizes"]["async_paced"]
 
 
 def test_results_md_names_the_machine_the_command_and_the_hops(results: dict[str, Any]) -> None:
@@ -83,5 +94,6 @@ def test_results_md_names_the_machine_the_command_and_the_hops(results: dict[str
     assert "## Machine" in md
     assert "-m bench.run --quick" in md
     assert "process boundaries" in md
-    assert "## 4. Async (not measured yet)" in md
+    assert "## 4. Async" in md
+    assert "| NATS JetStream | " in md
     assert "Not selected in this run" in md  # grpc and peer were left out
