@@ -25,7 +25,7 @@ from typing import Any
 
 from klambda.api import FunctionSpec
 from klambda.api.limits import MB_PER_VCPU
-from klambda.execution import FunctionConfig, environment_variables
+from klambda.execution import config_of, environment_variables
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
@@ -119,14 +119,10 @@ def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, 
     """Lambda's variables for the pod (the worker adds the per-environment ones) plus
     the `KLAMBDA_*` variables the worker builds its FunctionConfig from."""
     spec = work.spec
-    cfg = FunctionConfig(
-        function=work.function,
-        version=work.version,
-        handler=spec.handler,
-        runtime=spec.runtime,
-        memory_mb=spec.memory_mb,
-        timeout_s=spec.timeout_seconds,
-        environment=dict(spec.environment),
+    cfg = config_of(
+        work.function,
+        work.version,
+        spec,
         code_root=constants.CODE_ROOT,
         code_sha256=work.code_sha256,
         region=settings.region,

@@ -13,6 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from klambda.api.function import FunctionSpec
+
 # where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
 RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")
 
@@ -40,6 +42,32 @@ class FunctionConfig:
     @property
     def log_group(self) -> str:
         return f"/aws/lambda/{self.function}"
+
+
+def config_of(
+    function: str,
+    version: str,
+    spec: FunctionSpec,
+    *,
+    code_root: str,
+    code_sha256: str,
+    region: str,
+    account: str,
+) -> FunctionConfig:
+    """The configuration of one version of a function from its (snapshotted) spec."""
+    return FunctionConfig(
+        function=function,
+        version=version,
+        handler=spec.handler,
+        runtime=spec.runtime,
+        memory_mb=spec.memory_mb,
+        timeout_s=spec.timeout_seconds,
+        environment=dict(spec.environment),
+        code_root=code_root,
+        code_sha256=code_sha256,
+        region=region,
+        account=account,
+    )
 
 
 def stream_name(version: str) -> str:

@@ -30,6 +30,10 @@ class Backend(Protocol):
         routing: dict[str, float] | None,
         description: str | None,
     ) -> dict[str, Any]: ...
+    def delete_alias(self, function: str, name: str) -> None: ...
+
+    def delete_version(self, function: str, version: str) -> None: ...
+
     def put_reserved(self, function: str, reserved: int | None) -> None: ...
     def put_provisioned(
         self, function: str, qualifier: str, count: int, wait: bool
@@ -84,6 +88,12 @@ class RestBackend:
             return dict(self._call("PUT", f"{API}/{function}/aliases/{name}", body))
         body.setdefault("RoutingConfig", {"AdditionalVersionWeights": {}})
         return dict(self._call("POST", f"{API}/{function}/aliases", {"Name": name, **body}))
+
+    def delete_alias(self, function: str, name: str) -> None:
+        self._call("DELETE", f"{API}/{function}/aliases/{name}")
+
+    def delete_version(self, function: str, version: str) -> None:
+        self._call("DELETE", f"{API}/{function}?Qualifier={version}")
 
     def put_reserved(self, function: str, reserved: int | None) -> None:
         path = f"/2017-10-31/functions/{function}/concurrency"
@@ -207,6 +217,12 @@ class KubeBackend:
         return _alias(
             self._do(self.cluster.put_alias, function, name, version, routing, description)
         )
+
+    def delete_alias(self, function: str, name: str) -> None:
+        self._do(self.cluster.delete_alias, function, name)
+
+    def delete_version(self, function: str, version: str) -> None:
+        self._do(self.cluster.delete_version, function, version)
 
     def put_reserved(self, function: str, reserved: int | None) -> None:
         self._do(self.cluster.put_reserved, function, reserved, self.account_limit)

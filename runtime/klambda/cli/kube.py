@@ -203,6 +203,25 @@ class Cluster:
         except ApiError as err:
             raise ClusterError(f"Alias {function}.{name}: {err.status.message}") from None
 
+    def delete_alias(self, function: str, name: str) -> None:
+        self._get(AliasRes, f"{function}.{name}", f"alias {function}:{name}")
+        self.client.delete(AliasRes, f"{function}.{name}", namespace=self.namespace)
+
+    def delete_version(self, function: str, version: str) -> None:
+        self._get(VersionRes, f"{function}.{version}", f"version {function}:{version}")
+        users = sorted(
+            a["metadata"]["name"].partition(".")[2]
+            for a in self.aliases(function)
+            if version == a["spec"]["version"]
+            or version == (a["spec"].get("routing") or {}).get("additionalVersion")
+        )
+        if users:
+            raise ClusterError(
+                f"version {version} of {function} cannot be deleted: alias(es) "
+                f"{', '.join(users)} route to it"
+            )
+        self.client.delete(VersionRes, f"{function}.{version}", namespace=self.namespace)
+
     def put_reserved(self, function: str, reserved: int | None, account_limit: int) -> None:
         pools = ConcurrencyPools(account_limit=account_limit)
         for fn in self.functions():

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from klambda.cli.backends import Backend, BackendError, KubeBackend, RestBackend
-from klambda.cli.client import API, ApiError, Client, endpoint
+from klambda.cli.client import ApiError, Client, endpoint
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -442,11 +442,13 @@ def alias_delete(
     function: Annotated[str, typer.Argument()],
     name: Annotated[str, typer.Argument()],
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Delete an alias."""
     try:
-        client(ep).json("DELETE", f"{API}/{function}/aliases/{name}")
-    except ApiError as err:
+        backend(ep, kubeconfig, namespace).delete_alias(function, name)
+    except BackendError as err:
         fail(str(err))
     typer.echo(f"{function}:{name} deleted")
 
@@ -456,11 +458,13 @@ def delete_version(
     function: Annotated[str, typer.Argument()],
     version: Annotated[str, typer.Argument()],
     ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a version (refused while an alias routes to it)."""
     try:
-        client(ep).json("DELETE", f"{API}/{function}?Qualifier={version}")
-    except ApiError as err:
+        backend(ep, kubeconfig, namespace).delete_version(function, version)
+    except BackendError as err:
         fail(str(err))
     typer.echo(f"{function}:{version} deleted")
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
 from klambda.errors import ServiceUnavailable, TooManyRequests
-from klambda.execution import FunctionConfig
+from klambda.execution import FunctionConfig, config_of
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT
 from klambda.router.registry import FunctionEntry, Registry, Target
@@ -54,18 +54,9 @@ MESSAGE_LIMIT = 7 * 1024 * 1024
 
 
 def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
-    return FunctionConfig(
-        function=name,
-        version=version,
-        handler=spec.handler,
-        runtime=spec.runtime,
-        memory_mb=spec.memory_mb,
-        timeout_s=spec.timeout_seconds,
-        environment=dict(spec.environment),
-        code_root="",
-        code_sha256=sha,
-        region=s.region,
-        account=s.account_id,
+    # environments run in the worker pods: the router needs no code root
+    return config_of(
+        name, version, spec, code_root="", code_sha256=sha, region=s.region, account=s.account_id
     )
 
 

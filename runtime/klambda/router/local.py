@@ -18,7 +18,7 @@ from klambda import codestore
 from klambda.api import Alias, FunctionSpec, Version
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
-from klambda.execution import FunctionConfig
+from klambda.execution import config_of
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
@@ -48,14 +48,10 @@ def target_of(
     sha: str,
     settings: RouterSettings,
 ) -> Target:
-    cfg = FunctionConfig(
-        function=name,
-        version=version,
-        handler=spec.handler,
-        runtime=spec.runtime,
-        memory_mb=spec.memory_mb,
-        timeout_s=spec.timeout_seconds,
-        environment=dict(spec.environment),
+    cfg = config_of(
+        name,
+        version,
+        spec,
         code_root=str(code_root),
         code_sha256=sha,
         region=settings.region,

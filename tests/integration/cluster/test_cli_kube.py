@@ -120,3 +120,11 @@ def test_cli_verbs_against_the_api_server(
 
     aliases = klambda("get", "aliases", "hello").stdout.splitlines()
     assert aliases[1].split()[:3] == ["prod", "1", "2=0.1"]
+
+    out = klambda("delete-version", "hello", "2")
+    assert out.returncode == 1
+    assert "alias(es) prod route to it" in out.stderr
+    assert klambda("alias", "delete", "hello", "prod").returncode == 0
+    assert klambda("delete-version", "hello", "2").returncode == 0
+    versions = klambda("get", "versions", "hello").stdout.splitlines()
+    assert [line.split()[0] for line in versions[1:]] == ["$LATEST", "1"]
