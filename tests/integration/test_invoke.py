@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 
 import boto3
 import grpc
@@ -268,3 +270,36 @@ def test_grpc_reflection_lists_the_invoker(local_router: RunningRouter) -> None:
         response = next(iter(stub.ServerReflectionInfo(iter([request]))))
         names = {s.name for s in response.list_services_response.service}
     assert {"klambda.v1.Invoker", "grpc.health.v1.Health"} <= names
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of a process's children, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append((int(entry), cmd))
+    return out
+
+
+def test_a_dead_zygote_is_started_again(local_router: RunningRouter) -> None:
+    zygotes = [p for p, cmd in children(local_router.proc.pid) if "environment.zygote" in cmd]
+    assert len(zygotes) == 1
+    os.kill(zygotes[0], signal.SIGKILL)
+    # cold starts need the zygote (the first may take the spare it forked before it died):
+    # it is started again, and the calls succeed
+    for function in ("no-handler", "no-handler", "broken-import", "echo"):
+        status, _h, _b = local_router.invoke(function, {})
+        assert status == 200
+    fresh = [p for p, cmd in children(local_router.proc.pid) if "environment.zygote" in cmd]
+    assert len(fresh) == 1
+    assert fresh != zygotes
+    assert local_router.proc.poll() is None

@@ -326,7 +326,16 @@ async def spawn(
     t0 = time.perf_counter()
     if spare is not None:
         pid, sock = spare.pid, spare.sock
-        sock.sendall(protocol.encode(protocol.SPEC, spec))
+        try:
+            sock.sendall(protocol.encode(protocol.SPEC, spec))
+        except OSError:  # the spare died (with its zygote): fork one the ordinary way
+            sock.close()
+            if cgroup is not None:
+                cgroup.remove()
+            cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
+            spec["cgroup_procs"] = cgroup.procs_files if cgroup else []
+            spec["rlimit_as"] = None if cgroup else (cfg.memory_mb + 256) * 1024 * 1024
+            pid, sock = await zygote.spawn(spec)
     else:
         pid, sock = await zygote.spawn(spec)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**24)

@@ -16,7 +16,7 @@ from klambda.execution import FunctionConfig
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.environment import Environment, InitFailed, spawn
 from klambda.worker.logs import LogHub
-from klambda.worker.zygote import Zygote
+from klambda.worker.zygote import Zygote, ZygoteError
 
 
 class EnvironmentPool:
@@ -73,14 +73,12 @@ class EnvironmentPool:
         """A new environment, already counted busy (InitFailed if init fails)."""
         self.starting += 1
         try:
-            env = await spawn(
-                self.cfg,
-                self._zygote,
-                self._logs,
-                self._cgroups,
-                provisioned=provisioned,
-                cpu_limits=self._cpu_limits,
-            )
+            try:
+                env = await self._spawn(provisioned)
+            except (ZygoteError, OSError):
+                # the zygote died: start it again and try once more
+                await self._zygote.ensure_running()
+                env = await self._spawn(provisioned)
         finally:
             self.starting -= 1
         self.busy += 1
@@ -88,6 +86,16 @@ class EnvironmentPool:
             self.busy_provisioned += 1
             self.provisioned_ready += 1
         return env
+
+    async def _spawn(self, provisioned: bool) -> Environment:
+        return await spawn(
+            self.cfg,
+            self._zygote,
+            self._logs,
+            self._cgroups,
+            provisioned=provisioned,
+            cpu_limits=self._cpu_limits,
+        )
 
     def release(self, env: Environment) -> None:
         self.busy -= 1

@@ -50,6 +50,7 @@ class Zygote:
         self.spares_wanted = spares
         self.spares: list[Spare] = []
         self._making: asyncio.Task[None] | None = None
+        self._restarting = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
         self._ctl: socket.socket | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -79,6 +80,24 @@ class Zygote:
         self._reader = asyncio.create_task(self._read_loop(), name="zygote-reader")
         self.replenish()
 
+    @property
+    def alive(self) -> bool:
+        return (
+            self._proc is not None
+            and self._proc.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    async def ensure_running(self) -> None:
+        """Start the zygote again if it died (its environments died with their sockets)."""
+        async with self._restarting:
+            if self.alive:
+                return
+            await self.stop()
+            self._spawning.clear()
+            await self.start()
+
     def take_spare(self) -> Spare | None:
         """A spare to turn into an environment (another is prepared in the background)."""
         spare = self.spares.pop() if self.spares else None
@@ -99,9 +118,10 @@ class Zygote:
             procs = cgroup.procs_files if cgroup else []
             try:
                 pid, sock = await self._fork({"spare": spare_id, "cgroup_procs": procs})
-            except ZygoteError:
+            except (ZygoteError, OSError):
                 if cgroup is not None:
                     cgroup.remove()
+                # the zygote died: the next cold start starts it again (ensure_running)
                 return
             self.spares.append(Spare(pid, sock, cgroup))
 
