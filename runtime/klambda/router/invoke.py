@@ -102,6 +102,7 @@ class Invoker:
         self.env_pools: dict[str, EnvironmentPool] = {}
         self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
         self._concurrent = metrics.concurrent
+        self._concurrent_of: dict[str, Any] = {}
         # read at scrape time rather than set on every invocation
         metrics.account_concurrent.set_function(lambda: self.pools.account_in_flight)
         metrics.unreserved_concurrent.set_function(lambda: self.pools.unreserved_in_flight)
@@ -189,7 +190,9 @@ class Invoker:
         if reason is not None:
             self.metrics.throttles.labels(fn, reason).inc()
             raise TooManyRequests("Rate Exceeded.", reason)
-        gauge = self._concurrent.labels(fn)
+        gauge = self._concurrent_of.get(fn)
+        if gauge is None:
+            gauge = self._concurrent_of[fn] = self._concurrent.labels(fn)
         gauge.inc()
         try:
             out = await self._run(target, alias, rid, payload, log_tail, invocation_type)
@@ -292,7 +295,7 @@ class Invoker:
         stream = err.stream
         for line in lines:
             self.logs.write(cfg.function, stream, line)
-        self.logs.flush(cfg.function)
+        self.logs.dirty()
         body = json.loads(err.body)
         body.setdefault("requestId", rid)
         return Outcome(

@@ -219,7 +219,7 @@ class Environment:
             ),
             collected,
         )
-        self.logs.flush(self.cfg.function)
+        self.logs.dirty()
         if collected is not None:
             out.log_tail = collected
         self.last_used = time.monotonic()

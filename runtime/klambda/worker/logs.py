@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
 
+# how long a log line may wait in a buffer before it reaches its file or the console
+FLUSH_S = 0.2
+
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
@@ -35,6 +38,7 @@ class LogHub:
         self._recent: dict[str, collections.deque[LogRecord]] = {}
         self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
         self._files: dict[str, IO[str]] = {}
+        self._flusher: asyncio.TimerHandle | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -56,6 +60,18 @@ class LogHub:
         if self._echo is not None:
             self._echo.write(f"[{function}] {text}\n")
         return rec
+
+    def dirty(self) -> None:
+        """Lines were written: flush them soon (within FLUSH_S), not one syscall per line."""
+        if self._flusher is None:
+            try:
+                self._flusher = asyncio.get_running_loop().call_later(FLUSH_S, self._flush_now)
+            except RuntimeError:  # no event loop: flush at once
+                self.flush()
+
+    def _flush_now(self) -> None:
+        self._flusher = None
+        self.flush()
 
     def flush(self, function: str | None = None) -> None:
         """Flush one function's log file (after each invocation), or all of them."""
@@ -82,6 +98,9 @@ class LogHub:
         self._followers.get(function, set()).discard(q)
 
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
         for f in self._files.values():
             f.close()
         self._files.clear()
