@@ -34,7 +34,7 @@ from klambda.errors import ServiceUnavailable, TooManyRequests
 from klambda.execution import FunctionConfig, config_of
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT
-from klambda.router.registry import FunctionEntry, Registry, Target
+from klambda.router.registry import FunctionEntry, Registry, Target, provisioned_by_version
 from klambda.settings import RouterSettings
 from klambda.worker.environment import Outcome
 
@@ -125,6 +125,14 @@ def endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[str]]:
             for addr in ep.get("addresses") or []:
                 out.setdefault(f"{fn}:{version}", []).append(f"{addr}:{ports[0]}")
     return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def beyond_provisioned(peak: int, registry: Registry, function: str, version: str) -> int:
+    """The operator's `klambda.io/demand`: environments wanted beyond the provisioned ones
+    (the operator adds those itself). Pure."""
+    entry = registry.functions.get(function)
+    provisioned = provisioned_by_version(entry).get(version, 0) if entry else 0
+    return max(0, peak - provisioned)
 
 
 @dataclass
@@ -254,6 +262,7 @@ class ClusterSource:
         self.client: AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
+        self.registry = Registry()
         self._synced_kinds: set[str] = set()
 
     async def start(self) -> None:
@@ -304,14 +313,13 @@ class ClusterSource:
         if kind == "EndpointSlice":
             self.workers.set_endpoints(endpoints_of(list(self.cache[kind].values())))
         else:
-            self.on_registry(
-                build_registry(
-                    list(self.cache["Function"].values()),
-                    list(self.cache["Version"].values()),
-                    list(self.cache["Alias"].values()),
-                    self.settings,
-                )
+            self.registry = build_registry(
+                list(self.cache["Function"].values()),
+                list(self.cache["Version"].values()),
+                list(self.cache["Alias"].values()),
+                self.settings,
             )
+            self.on_registry(self.registry)
         self._synced_kinds.add(kind)
         if len(self._synced_kinds) == 4:
             self.synced.set()
@@ -322,11 +330,14 @@ class ClusterSource:
         while True:
             await asyncio.sleep(1.0)
             for key, d in list(self.workers.demand.items()):
-                state = (d.peak, round(d.last_invoked))
+                fn, _, version = key.partition(":")
+                state = (
+                    beyond_provisioned(d.peak, self.registry, fn, version),
+                    round(d.last_invoked),
+                )
                 d.peak = d.in_flight
                 if state == d.written:
                     continue
-                fn, _, version = key.partition(":")
                 res, name = (
                     (FunctionRes, fn) if version == LATEST else (VersionRes, f"{fn}.{version}")
                 )

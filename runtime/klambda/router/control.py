@@ -17,7 +17,7 @@ from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotF
 from klambda.router.admission import ReservationError
 from klambda.router.invoke import Invoker
 from klambda.router.local import check_alias, read_overrides, version_target, write_overrides
-from klambda.router.registry import FunctionEntry, Target
+from klambda.router.registry import FunctionEntry, Target, provisioned_by_version
 
 
 def _write(path: Path, text: str) -> None:
@@ -219,26 +219,8 @@ class LocalControl:
             v.spec.provisioned_concurrency for v in entry.versions.values()
         )
 
-    def provisioned_targets(self, entry: FunctionEntry) -> dict[str, int]:
-        """How many provisioned environments each version of a function should have.
-
-        A version's own setting plus its share of every alias's, split by the alias's
-        routing weights as Lambda does.
-        """
-        want = {v: spec.spec.provisioned_concurrency for v, spec in entry.versions.items()}
-        for alias in entry.aliases.values():
-            n = alias.spec.provisioned_concurrency
-            if not n:
-                continue
-            r = alias.spec.routing
-            extra = round(n * r.weight) if r else 0
-            want[alias.spec.version] = want.get(alias.spec.version, 0) + n - extra
-            if r and extra:
-                want[r.additional_version] = want.get(r.additional_version, 0) + extra
-        return want
-
     def apply_provisioned(self, entry: FunctionEntry) -> None:
-        want = self.provisioned_targets(entry)
+        want = provisioned_by_version(entry)
         for number, target in entry.targets.items():
             count = want.get(number, 0)
             pool = self.invoker.env_pools.get(target.key)

@@ -40,6 +40,25 @@ class FunctionEntry:
     tuning: dict[str, Target] = field(default_factory=dict)  # temporary, by qualifier
 
 
+def provisioned_by_version(entry: FunctionEntry) -> dict[str, int]:
+    """How many provisioned environments each version of a function should have. Pure.
+
+    A version's own setting plus its share of every alias's, split by the alias's routing
+    weights as Lambda does.
+    """
+    want = {v: spec.spec.provisioned_concurrency for v, spec in entry.versions.items()}
+    for alias in entry.aliases.values():
+        n = alias.spec.provisioned_concurrency
+        if not n:
+            continue
+        r = alias.spec.routing
+        extra = round(n * r.weight) if r else 0
+        want[alias.spec.version] = want.get(alias.spec.version, 0) + n - extra
+        if r and extra:
+            want[r.additional_version] = want.get(r.additional_version, 0) + extra
+    return want
+
+
 class Registry:
     def __init__(self) -> None:
         self.functions: dict[str, FunctionEntry] = {}

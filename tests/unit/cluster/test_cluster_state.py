@@ -107,3 +107,44 @@ def test_endpoints_from_slices() -> None:
         ]
     )
     assert eps == {"hello:$LATEST": ["10.1.0.5:9000", "10.1.0.6:9000"]}
+
+
+def test_demand_written_for_the_operator_is_beyond_provisioned() -> None:
+    from klambda.router.cluster import beyond_provisioned
+
+    reg = build_registry(
+        [obj("Function", "hello", SPEC)],
+        [
+            obj(
+                "Version",
+                f"hello.{v}",
+                {
+                    "function": "hello",
+                    "version": v,
+                    "codeSha256": v,
+                    "config": SPEC,
+                    "provisionedConcurrency": p,
+                },
+            )
+            for v, p in (("1", 1), ("2", 0))
+        ],
+        [
+            obj(
+                "Alias",
+                "hello.prod",
+                {
+                    "function": "hello",
+                    "version": "1",
+                    "provisionedConcurrency": 4,
+                    "routing": {"additionalVersion": "2", "weight": 0.5},
+                },
+            )
+        ],
+        RouterSettings(),
+    )
+    # version 1: its own 1 + half of the alias's 4; version 2: the other half
+    assert beyond_provisioned(5, reg, "hello", "1") == 2
+    assert beyond_provisioned(2, reg, "hello", "1") == 0
+    assert beyond_provisioned(3, reg, "hello", "2") == 1
+    assert beyond_provisioned(3, reg, "hello", "$LATEST") == 3
+    assert beyond_provisioned(3, reg, "gone", "1") == 3
