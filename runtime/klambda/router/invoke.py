@@ -158,6 +158,15 @@ class Invoker:
         if invocation_type == EVENT:
             if self.dispatcher is None:
                 raise InvalidParameterValue("this router has no queue for asynchronous invocation")
+            if len(payload) <= limits.ASYNC_PAYLOAD_MAX_BYTES:
+                # refused now, as Lambda does, rather than dead-lettered later; larger
+                # payloads are refused by submit() with the limit named
+                try:
+                    json.loads(payload or b"{}")
+                except ValueError as err:
+                    raise InvalidRequestContent(
+                        f"Could not parse request body into json: {err}"
+                    ) from None
             _fn, q = parse_function_name(name, qualifier)
             event = await self.dispatcher.submit(cfg.function, payload, qualifier=q)
             return InvokeResult(202, b"", event.request_id, cfg.version)

@@ -132,6 +132,16 @@ def test_no_retries_when_retry_attempts_is_0_and_big_payloads_are_refused(
         assert "262144" in json.loads(body)["message"]
         status, _h, _b = r.invoke("nope", {}, **{"X-Amz-Invocation-Type": "Event"})
         assert status == 404
+        req = urllib.request.Request(
+            f"{r.url}/2015-03-31/functions/flaky/invocations",
+            data=b"{not json",
+            method="POST",
+            headers={"X-Amz-Invocation-Type": "Event"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 400
+        assert err.value.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
 
 
 def test_throttled_events_are_retried_then_expire_at_max_event_age(tmp_path: Path) -> None:
