@@ -34,6 +34,24 @@ def _own_path(controller: str) -> str | None:
     return None
 
 
+def remove_stale(folder: Path) -> list[str]:
+    """Remove `klambda-<pid>` cgroups whose process is gone (a router killed with -9 leaves
+    them behind); busy or foreign ones are left. The names removed."""
+    removed = []
+    for parent in folder.glob("klambda-*"):
+        pid = parent.name.removeprefix("klambda-")
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+            removed.append(parent.name)
+    return removed
+
+
 @dataclass
 class EnvironmentCgroup:
     """The cgroup directories of one environment (one per v1 hierarchy, or one in v2)."""
@@ -107,9 +125,11 @@ class Cgroups:
             except OSError:
                 return
             self.memory_parent = parent
+            remove_stale(parent.parent)
             cpu = _own_path("cpu")
             if cpu is not None and (ROOT / "cpu").is_dir():
                 cpu_parent = ROOT / "cpu" / cpu.lstrip("/") / name
+                remove_stale(cpu_parent.parent)
                 with contextlib.suppress(OSError):
                     cpu_parent.mkdir(exist_ok=True)
                     self.cpu_parent = cpu_parent
