@@ -6,8 +6,10 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -43,9 +45,18 @@ EndpointOpt = Annotated[
 ]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """An error from the router or the API server ends the command with its message."""
+    try:
+        yield
+    except (ApiError, BackendError) as err:
+        fail(str(err))
 
 
 def client(ep: str | None) -> Client:
@@ -213,7 +224,6 @@ def worker(
         cfg = from_environment(os.environ)
     except WorkerConfigError as err:
         fail(str(err), 2)
-        return
     if (cfg.function, cfg.version) != (function, version):
         fail(
             f"--function/--version {function}:{version} do not match the environment's "
@@ -235,7 +245,7 @@ def invoke(
     ep: EndpointOpt = None,
 ) -> None:
     """Invoke a function and print its result."""
-    try:
+    with reported():
         res = client(ep).invoke(
             name,
             read_payload(payload),
@@ -243,9 +253,6 @@ def invoke(
             "Event" if async_ else "RequestResponse",
             log_tail,
         )
-    except ApiError as err:
-        fail(str(err))
-        return
     if res.log is not None:
         typer.echo(res.log.rstrip("\n"), err=True)
     if async_:
@@ -290,11 +297,8 @@ def get_functions(
     ep: EndpointOpt = None, kubeconfig: KubeconfigOpt = None, namespace: NamespaceOpt = None
 ) -> None:
     """Name, runtime, memory, timeout, state of every function."""
-    try:
+    with reported():
         fns = backend(ep, kubeconfig, namespace).functions()
-    except BackendError as err:
-        fail(str(err))
-        return
     table(
         [
             [
@@ -320,11 +324,8 @@ def get_versions(
     namespace: NamespaceOpt = None,
 ) -> None:
     """A function's versions: $LATEST and the published ones."""
-    try:
+    with reported():
         vs = backend(ep, kubeconfig, namespace).versions(function)
-    except BackendError as err:
-        fail(str(err))
-        return
     table(
         [
             [
@@ -349,11 +350,8 @@ def get_aliases(
     namespace: NamespaceOpt = None,
 ) -> None:
     """A function's aliases and their routing."""
-    try:
+    with reported():
         aliases = backend(ep, kubeconfig, namespace).aliases(function)
-    except BackendError as err:
-        fail(str(err))
-        return
     rows = []
     for a in aliases:
         weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
@@ -371,11 +369,8 @@ def publish_version(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Snapshot $LATEST as a new immutable version (the same one if nothing changed)."""
-    try:
+    with reported():
         v = backend(ep, kubeconfig, namespace).publish_version(function, description)
-    except BackendError as err:
-        fail(str(err))
-        return
     typer.echo(
         f"{function}: version {v['Version']}  code {v['CodeSha256'][:12]}  "
         f"{v['MemorySize']} MB {v['Timeout']} s"
@@ -419,13 +414,10 @@ def alias_set(
 ) -> None:
     """Point an alias at a version, optionally splitting traffic with a second one."""
     routing = parse_weights(weight) if weight else ({} if no_routing else None)
-    try:
+    with reported():
         a = backend(ep, kubeconfig, namespace).put_alias(
             function, name, version, routing, description
         )
-    except BackendError as err:
-        fail(str(err))
-        return
     typer.echo(describe_alias(function, a))
 
 
@@ -446,10 +438,8 @@ def alias_delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete an alias."""
-    try:
+    with reported():
         backend(ep, kubeconfig, namespace).delete_alias(function, name)
-    except BackendError as err:
-        fail(str(err))
     typer.echo(f"{function}:{name} deleted")
 
 
@@ -462,10 +452,8 @@ def delete_version(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete a version (refused while an alias routes to it)."""
-    try:
+    with reported():
         backend(ep, kubeconfig, namespace).delete_version(function, version)
-    except BackendError as err:
-        fail(str(err))
     typer.echo(f"{function}:{version} deleted")
 
 
@@ -480,10 +468,8 @@ def concurrency_put(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Reserve concurrency for a function (it never runs more than that)."""
-    try:
+    with reported():
         backend(ep, kubeconfig, namespace).put_reserved(function, reserved)
-    except BackendError as err:
-        fail(str(err))
     typer.echo(f"{function}: reserved concurrency {reserved}")
 
 
@@ -495,10 +481,8 @@ def concurrency_delete(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Remove a function's reservation: it shares the unreserved pool again."""
-    try:
+    with reported():
         backend(ep, kubeconfig, namespace).put_reserved(function, None)
-    except BackendError as err:
-        fail(str(err))
     typer.echo(f"{function}: no reserved concurrency")
 
 
@@ -513,13 +497,10 @@ def provisioned_put(
 ) -> None:
     """Keep COUNT environments initialised ahead of traffic for a version or alias."""
     function, _, qualifier = target.partition(":")
-    try:
+    with reported():
         status = backend(ep, kubeconfig, namespace).put_provisioned(
             function, qualifier, count, wait
         )
-    except BackendError as err:
-        fail(str(err))
-        return
     typer.echo(
         f"{target}: provisioned {status['AvailableProvisionedConcurrentExecutions']}/"
         f"{status['RequestedProvisionedConcurrentExecutions']} {status['Status']}"
@@ -536,11 +517,8 @@ def dlq_list(
     ep: EndpointOpt = None,
 ) -> None:
     """Events that failed every attempt: request id, error, attempts."""
-    try:
+    with reported():
         data = client(ep).json("GET", f"/klambda/v1/functions/{function}/dlq?limit={limit}")
-    except ApiError as err:
-        fail(str(err))
-        return
     table(
         [
             [
@@ -567,15 +545,12 @@ def dlq_redrive(
     """Send dead letters through again, with their request ids."""
     if bool(request_id) == all_:
         fail("give a REQUEST_ID or --all", 2)
-    try:
+    with reported():
         data = client(ep).json(
             "POST",
             f"/klambda/v1/functions/{function}/dlq/redrive",
             {"RequestId": request_id} if request_id else {},
         )
-    except ApiError as err:
-        fail(str(err))
-        return
     typer.echo(f"{function}: {data['Redriven']} event(s) sent through again")
 
 
@@ -628,7 +603,6 @@ def cost_estimate(
         ms = parse_duration_ms(duration)
     except ValueError as err:
         fail(str(err), 2)
-        return
     prices = prices_of(price_gb_second, price_million_requests)
     bill = monthly(invocations, memory, ms, prices, free_tier)
     typer.echo(f"{invocations:,} invocations x {ms:g} ms at {memory} MB")
@@ -658,14 +632,10 @@ def cost_report(
     m = re.fullmatch(r"([0-9]+)([smhd])", since)
     if not m:
         fail(f"--since: {since!r} is not a window like 15m, 1h or 24h", 2)
-        return
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     q = {"since": str(seconds)} | ({"function": function} if function else {})
-    try:
+    with reported():
         data = client(ep).json("GET", "/klambda/v1/usage?" + urllib.parse.urlencode(q))
-    except ApiError as err:
-        fail(str(err))
-        return
     rows = [
         [
             u["function"],
@@ -710,7 +680,6 @@ def tune(
         sizes = parse_memory_list(memory)
     except ValueError as err:
         fail(str(err), 2)
-        return
     if invocations < 1:
         fail(f"--invocations: must be at least 1, got {invocations}", 2)
     if strategy not in STRATEGIES:
@@ -719,7 +688,7 @@ def tune(
     prices = prices_of(price_gb_second, price_million_requests)
     c = client(ep)
     results = []
-    try:
+    with reported():
         for mb in sizes:
             r = tuning_io.measure(c, function, mb, body, invocations, prices)
             results.append(r)
@@ -727,9 +696,6 @@ def tune(
                 f"{mb:>6} MB  p50 {r.p50:9.2f} ms  p90 {r.p90:9.2f} ms  "
                 f"${r.cost * 1_000_000:9.4f}/M" + (f"  {r.errors} errors" if r.errors else "")
             )
-    except ApiError as err:
-        fail(str(err))
-        return
     best = tuning_io.recommend(results, strategy)
     typer.echo(
         f"recommended ({strategy}): {best.memory_mb} MB  p50 {best.p50:.2f} ms  "
