@@ -70,3 +70,8 @@ ENV_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]*$"
 VERSION_PATTERN = r"^[1-9][0-9]{0,8}$"
 
 LATEST = "$LATEST"
+
+# Lambda's throttle reasons (the `Reason` of a TooManyRequestsException)
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"

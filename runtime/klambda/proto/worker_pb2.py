@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aklambda/proto/worker.proto\x12\nklambda.v1\"s\n\x13WorkerInvokeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x13\n\x0binvoked_arn\x18\x03 \x01(\t\x12\x10\n\x08log_tail\x18\x04 \x01(\x08\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\xbc\x01\n\x14WorkerInvokeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\x12\x15\n\rmax_memory_mb\x18\x05 \x01(\x05\x12\x12\n\ncold_start\x18\x06 \x01(\x08\x12\x0f\n\x07init_ms\x18\x07 \x01(\x01\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08log_tail\x18\t \x03(\t2U\n\x06Worker\x12K\n\x06Invoke\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a .klambda.v1.WorkerInvokeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aklambda/proto/worker.proto\x12\nklambda.v1\"s\n\x13WorkerInvokeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x13\n\x0binvoked_arn\x18\x03 \x01(\t\x12\x10\n\x08log_tail\x18\x04 \x01(\x08\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\xd1\x01\n\x14WorkerInvokeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\x12\x15\n\rmax_memory_mb\x18\x05 \x01(\x05\x12\x12\n\ncold_start\x18\x06 \x01(\x08\x12\x0f\n\x07init_ms\x18\x07 \x01(\x01\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08log_tail\x18\t \x03(\t\x12\x13\n\x0bprovisioned\x18\n \x01(\x08\x32U\n\x06Worker\x12K\n\x06Invoke\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a .klambda.v1.WorkerInvokeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKERINVOKEREQUEST']._serialized_start=42
   _globals['_WORKERINVOKEREQUEST']._serialized_end=157
   _globals['_WORKERINVOKERESPONSE']._serialized_start=160
-  _globals['_WORKERINVOKERESPONSE']._serialized_end=348
-  _globals['_WORKER']._serialized_start=350
-  _globals['_WORKER']._serialized_end=435
+  _globals['_WORKERINVOKERESPONSE']._serialized_end=369
+  _globals['_WORKER']._serialized_start=371
+  _globals['_WORKER']._serialized_end=456
 # @@protoc_insertion_point(module_scope)

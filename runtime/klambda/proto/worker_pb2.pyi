@@ -21,7 +21,7 @@ class WorkerInvokeRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., payload: _Optional[bytes] = ..., invoked_arn: _Optional[str] = ..., log_tail: _Optional[bool] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class WorkerInvokeResponse(_message.Message):
-    __slots__ = ("status", "body", "version", "duration_ms", "max_memory_mb", "cold_start", "init_ms", "error_type", "log_tail")
+    __slots__ = ("status", "body", "version", "duration_ms", "max_memory_mb", "cold_start", "init_ms", "error_type", "log_tail", "provisioned")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class WorkerInvokeResponse(_message.Message):
     INIT_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONED_FIELD_NUMBER: _ClassVar[int]
     status: str
     body: bytes
     version: str
@@ -40,4 +41,5 @@ class WorkerInvokeResponse(_message.Message):
     init_ms: float
     error_type: str
     log_tail: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, status: _Optional[str] = ..., body: _Optional[bytes] = ..., version: _Optional[str] = ..., duration_ms: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., cold_start: _Optional[bool] = ..., init_ms: _Optional[float] = ..., error_type: _Optional[str] = ..., log_tail: _Optional[_Iterable[str]] = ...) -> None: ...
+    provisioned: bool
+    def __init__(self, status: _Optional[str] = ..., body: _Optional[bytes] = ..., version: _Optional[str] = ..., duration_ms: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., cold_start: _Optional[bool] = ..., init_ms: _Optional[float] = ..., error_type: _Optional[str] = ..., log_tail: _Optional[_Iterable[str]] = ..., provisioned: _Optional[bool] = ...) -> None: ...

@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from klambda.api import limits
+from klambda.api.limits import ACCOUNT_LIMIT, RESERVED_LIMIT, SCALE_UP_LIMIT
 
-RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
-ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
-SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"
+__all__ = [
+    "ACCOUNT_LIMIT",
+    "RESERVED_LIMIT",
+    "SCALE_UP_LIMIT",
+    "ConcurrencyPools",
+    "ReservationError",
+    "ScaleUpLimiter",
+]
 
 
 class ReservationError(ValueError):

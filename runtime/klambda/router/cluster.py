@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 from lightkube import AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.discovery_v1 import EndpointSlice
@@ -30,13 +26,10 @@ from pydantic import ValidationError
 
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
-from klambda.errors import ServiceUnavailable, TooManyRequests
 from klambda.execution import FunctionConfig, config_of
-from klambda.proto import worker_pb2, worker_pb2_grpc
-from klambda.router.admission import SCALE_UP_LIMIT
 from klambda.router.registry import FunctionEntry, Registry, Target, provisioned_by_version
+from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
-from klambda.worker.environment import Outcome
 
 log = logging.getLogger("klambda.router.cluster")
 
@@ -50,7 +43,6 @@ LATEST_LABEL = "latest"
 ANNOTATION_DEMAND = "klambda.io/demand"
 ANNOTATION_LAST_INVOKED = "klambda.io/last-invoked"
 WORKER_PORT_NAME = "grpc"
-MESSAGE_LIMIT = 7 * 1024 * 1024
 
 
 def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
@@ -133,108 +125,6 @@ def beyond_provisioned(peak: int, registry: Registry, function: str, version: st
     entry = registry.functions.get(function)
     provisioned = provisioned_by_version(entry).get(version, 0) if entry else 0
     return max(0, peak - provisioned)
-
-
-@dataclass
-class Demand:
-    in_flight: int = 0
-    peak: int = 0
-    last_invoked: float = 0.0
-    written: tuple[int, float] = (-1, 0.0)
-
-
-@dataclass
-class RemoteWorkers:
-    """Forwards invocations to worker pods; one gRPC channel per worker address."""
-
-    endpoints: dict[str, list[str]] = field(default_factory=dict)
-    wait_for_worker_s: float = 30.0
-    demand: dict[str, Demand] = field(default_factory=dict)
-    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
-    _turn: itertools.count[int] = field(default_factory=itertools.count)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _closing: set[asyncio.Future[None]] = field(default_factory=set)
-
-    def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
-        self.endpoints = endpoints
-        for addr in set(self._channels) - {a for v in endpoints.values() for a in v}:
-            closing = asyncio.ensure_future(self._channels.pop(addr).close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def _stub(self, addr: str) -> worker_pb2_grpc.WorkerStub:
-        ch = self._channels.get(addr)
-        if ch is None:
-            ch = self._channels[addr] = grpc.aio.insecure_channel(
-                addr,
-                options=[
-                    ("grpc.max_receive_message_length", MESSAGE_LIMIT),
-                    ("grpc.max_send_message_length", MESSAGE_LIMIT),
-                ],
-            )
-        return worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
-
-    async def _addresses(self, key: str) -> list[str]:
-        deadline = time.monotonic() + self.wait_for_worker_s
-        while not self.endpoints.get(key):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServiceUnavailable(
-                    f"no worker of {key} became ready within {self.wait_for_worker_s:.0f}s"
-                )
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
-        return self.endpoints[key]
-
-    async def invoke(
-        self, target: Target, request_id: str, payload: bytes, arn: str, tail: bool
-    ) -> tuple[Outcome, worker_pb2.WorkerInvokeResponse]:
-        key = target.key
-        d = self.demand.setdefault(key, Demand())
-        d.in_flight += 1
-        d.peak = max(d.peak, d.in_flight)
-        d.last_invoked = time.time()
-        try:
-            addrs = await self._addresses(key)
-            start = next(self._turn)
-            request = worker_pb2.WorkerInvokeRequest(
-                request_id=request_id, payload=payload, invoked_arn=arn, log_tail=tail
-            )
-            timeout = target.config.timeout_s + 15.0
-            for i in range(len(addrs)):
-                addr = addrs[(start + i) % len(addrs)]
-                try:
-                    resp = await self._stub(addr).Invoke(request, timeout=timeout)
-                except grpc.aio.AioRpcError as err:
-                    if err.code() in (
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        grpc.StatusCode.UNAVAILABLE,
-                    ):
-                        continue
-                    raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
-                out = Outcome(
-                    resp.status,
-                    resp.body,
-                    request_id,
-                    resp.version or target.config.version,
-                    resp.duration_ms,
-                    resp.max_memory_mb,
-                    resp.init_ms if resp.cold_start else None,
-                    resp.error_type or None,
-                    list(resp.log_tail) if tail else None,
-                )
-                return out, resp
-            raise TooManyRequests("Rate Exceeded.", SCALE_UP_LIMIT)
-        finally:
-            d.in_flight -= 1
-
-    async def close(self) -> None:
-        for ch in self._channels.values():
-            await ch.close()
-        self._channels.clear()
 
 
 class ClusterSource:

@@ -6,7 +6,9 @@ request leaves the previous configuration as it was; accepted changes are writte
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,12 @@ class LocalControl:
         self.registry = invoker.registry
         self.state_dir = state_dir
         self.manifests = state_dir / "manifests"
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # versions
 
@@ -91,9 +99,7 @@ class LocalControl:
         (self.manifests / f"{function}.{number}.yaml").unlink(missing_ok=True)
         del entry.versions[number]
         target = entry.targets.pop(number)
-        pool = self.invoker.env_pools.pop(target.key, None)
-        if pool is not None:
-            self.invoker.spawn_background(pool.close())
+        self._background(self.invoker.executor.discard(target))
 
     # aliases
 
@@ -222,10 +228,7 @@ class LocalControl:
     def apply_provisioned(self, entry: FunctionEntry) -> None:
         want = provisioned_by_version(entry)
         for number, target in entry.targets.items():
-            count = want.get(number, 0)
-            pool = self.invoker.env_pools.get(target.key)
-            if count or pool is not None:
-                self.invoker.pool_for(target).set_provisioned(count)
+            self.invoker.executor.set_provisioned(target, want.get(number, 0))
 
     def provisioned_config(self, function: str, qualifier: str) -> dict[str, Any]:
         entry = self.registry.get(function)
@@ -237,11 +240,13 @@ class LocalControl:
             numbers = [a.version] + ([a.routing.additional_version] if a.routing else [])
         else:
             numbers = [qualifier]
-        pools = [
-            self.invoker.env_pools.get(entry.targets[n].key) for n in numbers if n in entry.targets
+        states = [
+            self.invoker.executor.provisioned(entry.targets[n])
+            for n in numbers
+            if n in entry.targets
         ]
-        ready = sum(p.provisioned_ready for p in pools if p is not None)
-        failed = [p.provisioning_error for p in pools if p is not None and p.provisioning_error]
+        ready = sum(p.ready for p in states)
+        failed = [p.error for p in states if p.error]
         status = "FAILED" if failed else ("READY" if ready >= requested else "IN_PROGRESS")
         return {
             "RequestedProvisionedConcurrentExecutions": requested,
@@ -279,9 +284,7 @@ class LocalControl:
         target = entry.tuning.pop(qualifier, None)
         if target is None:
             raise ResourceNotFound(f"no tuning target {function}:{qualifier}")
-        pool = self.invoker.env_pools.pop(target.key, None)
-        if pool is not None:
-            await pool.close()
+        await self.invoker.executor.discard(target)
 
     def start(self) -> None:
         """Bring provisioned environments up for every function (at router start)."""

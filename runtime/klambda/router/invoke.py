@@ -1,20 +1,22 @@
 """The one invoke path: every entry point (gRPC, REST, async dispatcher, event sources)
 calls `Invoker.invoke`, so admission, routing, cold starts, logs and metrics are the
 same whoever asks.
+
+A sync invocation: the REST or gRPC handler calls `invoke` -> checks of the request ->
+`Registry.resolve` (qualifier, alias weights) -> `ConcurrencyPools.try_acquire` (a throttle
+is a refusal, never a queue) -> `Executor.run` (klambda.router.executor: a local
+environment or a worker pod; cold starts happen there) -> metrics and the usage ledger
+from the `Outcome` -> `InvokeResult` back to the handler.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from klambda import logformat
 from klambda.api import limits
 from klambda.errors import (
     InvalidParameterValue,
@@ -22,18 +24,16 @@ from klambda.errors import (
     RequestTooLarge,
     TooManyRequests,
 )
+from klambda.invocation import Call, Outcome
 from klambda.metrics import FunctionMetrics, Metrics
 from klambda.queue import Dispatcher
-from klambda.router.admission import SCALE_UP_LIMIT, ConcurrencyPools, ScaleUpLimiter
+from klambda.router.admission import ConcurrencyPools
+from klambda.router.executor import Executor, NoCapacity
 from klambda.router.registry import Registry, Target
 from klambda.router.routing import parse_function_name
 from klambda.settings import RouterSettings
 from klambda.usage import UsageLedger
-from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import InitFailed, Outcome
 from klambda.worker.logs import LogHub
-from klambda.worker.pool import EnvironmentPool
-from klambda.worker.zygote import Zygote
 
 REQUEST_RESPONSE = "RequestResponse"
 EVENT = "Event"
@@ -45,21 +45,6 @@ ERROR_REASONS = {
     "timeout": "timeout",
     "init_error": "init_error",
 }
-
-
-class RemoteCold(Protocol):
-    cold_start: bool
-    init_ms: float
-
-
-class RemoteExecutor(Protocol):
-    """Runs invocations in worker pods (cluster mode): klambda.router.cluster.RemoteWorkers."""
-
-    async def invoke(
-        self, target: Target, request_id: str, payload: bytes, arn: str, tail: bool
-    ) -> tuple[Outcome, RemoteCold]: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass
@@ -80,56 +65,33 @@ class InvokeResult:
 
 
 class Invoker:
+    """Admission, routing and accounting around one `Executor`; built whole by the router."""
+
     def __init__(
         self,
         registry: Registry,
         settings: RouterSettings,
-        logs: LogHub,
         metrics: Metrics,
-        zygotes: dict[str, Zygote],
-        cgroups: Cgroups,
-        pools: ConcurrencyPools | None = None,
+        executor: Executor,
+        pools: ConcurrencyPools,
+        logs: LogHub,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
-        self.registry = registry
+        self.registry = registry  # swapped whole when the cluster's objects change
         self.settings = settings
-        self.logs = logs
         self.metrics = metrics
-        self.zygotes = zygotes
-        self.cgroups = cgroups
-        self.pools = pools or ConcurrencyPools(
-            settings.account_concurrency, settings.unreserved_min
-        )
-        self.env_pools: dict[str, EnvironmentPool] = {}
-        self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
+        self.executor = executor
+        self.pools = pools
+        self.logs = logs
+        self.dispatcher = dispatcher  # the async queue (klambda.queue), if the router has one
+        self.usage = UsageLedger()
         self._concurrent = metrics.concurrent
         self._concurrent_of: dict[str, Any] = {}
         # read at scrape time rather than set on every invocation
         metrics.account_concurrent.set_function(lambda: self.pools.account_in_flight)
         metrics.unreserved_concurrent.set_function(lambda: self.pools.unreserved_in_flight)
-        self._background: set[asyncio.Future[Any]] = set()
-        self.usage = UsageLedger()
         self._timeouts_known: set[str] = set()
-        # the async queue's dispatcher (klambda.queue), when the router has a queue
-        self.dispatcher: Dispatcher | None = None
-        # cluster mode: environments live in worker pods (klambda.router.cluster)
-        self.remote: RemoteExecutor | None = None
-
-    def spawn_background(self, coro: Coroutine[Any, Any, Any]) -> None:
-        fut = asyncio.ensure_future(coro)
-        self._background.add(fut)
-        fut.add_done_callback(self._background.discard)
-
-    def pool_for(self, target: Target) -> EnvironmentPool:
-        pool = self.env_pools.get(target.key)
-        if pool is None:
-            pool = self.env_pools[target.key] = EnvironmentPool(
-                target.config,
-                self.zygotes[target.config.runtime],
-                self.logs,
-                self.cgroups,
-                cpu_limits=self.settings.cpu_limits,
-            )
-        return pool
+        self._provisioned_known: set[str] = set()
 
     async def invoke(
         self,
@@ -203,8 +165,10 @@ class Invoker:
         if gauge is None:
             gauge = self._concurrent_of[fn] = self._concurrent.labels(fn)
         gauge.inc()
+        qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
+        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail)
         try:
-            out = await self._run(target, alias, rid, payload, log_tail, invocation_type)
+            out = await self._run(target, alias, call, invocation_type)
         finally:
             gauge.dec()
             pools.release(fn)
@@ -219,48 +183,42 @@ class Invoker:
             out.log_tail,
         )
 
-    async def _run(
-        self, target: Target, alias: str, rid: str, payload: bytes, tail: bool, itype: str
-    ) -> Outcome:
+    async def _run(self, target: Target, alias: str, call: Call, itype: str) -> Outcome:
         cfg = target.config
         fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
-        if self.remote is not None:
-            qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
-            out, resp = await self.remote.invoke(
-                target, rid, payload, _arn(cfg.arn, qualified), tail
-            )
-            if resp.cold_start:
-                fm.cold_start(resp.init_ms)
-            self._account(fm, cfg.function, cfg.version, cfg.memory_mb, alias, out)
-            return out
-        pool = self.pool_for(target)
-        env = pool.take_idle()
-        if env is None:
-            if not self.scale_up.try_take(time.monotonic()):
-                self.metrics.throttles.labels(cfg.function, SCALE_UP_LIMIT).inc()
-                raise TooManyRequests("Rate Exceeded.", SCALE_UP_LIMIT)
-            try:
-                env = await pool.start()
-            except InitFailed as err:
-                out = self._init_failed(target, rid, err, tail)
-                fm.cold_start(err.init_ms)
-                gbs = fm.invoked(False, 0.0, cfg.memory_mb, 0, "init_error")
-                self.usage.record(time.time(), (cfg.function, cfg.version, alias), gbs, True)
-                return out
-            fm.cold_start(env.init_ms)
-        if pool.provisioned_target:
-            self._provisioned_gauges(pool)
-            if not env.provisioned:
-                fm.spillover.inc()
         try:
-            qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
-            out = await env.invoke(rid, payload, invoked_arn=_arn(cfg.arn, qualified), tail=tail)
-        finally:
-            pool.release(env)
-            if pool.provisioned_target:
-                self._provisioned_gauges(pool)
+            out = await self.executor.run(target, call)
+        except NoCapacity as err:
+            self.metrics.throttles.labels(cfg.function, err.reason).inc()
+            raise TooManyRequests(str(err), err.reason) from None
+        if out.init_ms is not None:
+            fm.cold_start(out.init_ms)
+        if not out.provisioned and self._has_provisioned(target):
+            fm.spillover.inc()
         self._account(fm, cfg.function, cfg.version, cfg.memory_mb, alias, out)
         return out
+
+    def _has_provisioned(self, target: Target) -> bool:
+        """Whether the version has provisioned concurrency; its gauges are read at scrape
+        time from the executor once it has."""
+        if not self.executor.provisioned(target).configured:
+            return False
+        if target.key not in self._provisioned_known:
+            self._provisioned_known.add(target.key)
+            m, cfg, ex = self.metrics, target.config, self.executor
+            m.provisioned_concurrent.labels(cfg.function, cfg.version).set_function(
+                lambda: ex.provisioned(target).busy
+            )
+            m.provisioned_configured.labels(cfg.function, cfg.version).set_function(
+                lambda: ex.provisioned(target).configured
+            )
+
+            def utilization() -> float:
+                p = ex.provisioned(target)
+                return p.busy / p.configured if p.configured else 0.0
+
+            m.provisioned_utilization.labels(cfg.function, cfg.version).set_function(utilization)
+        return True
 
     def _account(
         self,
@@ -283,51 +241,8 @@ class Invoker:
         gbs = fm.invoked(ok, out.duration_ms, memory_mb, out.max_memory_mb, reason)
         self.usage.record(time.time(), (function, version, alias), gbs, not ok)
 
-    def _provisioned_gauges(self, pool: EnvironmentPool) -> None:
-        cfg, m = pool.cfg, self.metrics
-        busy = pool.busy_provisioned
-        m.provisioned_concurrent.labels(cfg.function, cfg.version).set(busy)
-        m.provisioned_configured.labels(cfg.function, cfg.version).set(pool.provisioned_target)
-        m.provisioned_utilization.labels(cfg.function, cfg.version).set(
-            busy / pool.provisioned_target if pool.provisioned_target else 0.0
-        )
-
-    def _init_failed(self, target: Target, rid: str, err: InitFailed, tail: bool) -> Outcome:
-        cfg = target.config
-        lines = [
-            logformat.start(rid, cfg.version),
-            logformat.end(rid),
-            logformat.report(
-                rid, err.init_ms, cfg.memory_mb, 0, err.init_ms, "error", err.error_type
-            ),
-        ]
-        stream = err.stream
-        for line in lines:
-            self.logs.write(cfg.function, stream, line)
-        self.logs.dirty()
-        body = json.loads(err.body)
-        body.setdefault("requestId", rid)
-        return Outcome(
-            "init_error",
-            json.dumps(body).encode(),
-            rid,
-            cfg.version,
-            err.init_ms,
-            0,
-            err.init_ms,
-            err.error_type,
-            lines if tail else None,
-        )
-
-    async def reclaim_idle(self) -> None:
-        for pool in list(self.env_pools.values()):
-            await pool.reclaim(self.settings.keep_warm_seconds)
-
     async def close(self) -> None:
-        await asyncio.gather(*(p.close() for p in self.env_pools.values()))
-        for z in self.zygotes.values():
-            with contextlib.suppress(Exception):
-                await z.stop()
+        await self.executor.close()
 
 
 def _arn(base: str, alias: str) -> str:

@@ -22,18 +22,18 @@ from aiohttp import web
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
-from klambda.router.cluster import ClusterSource, RemoteWorkers
+from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
+from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
-from klambda.router.invoke import Invoker
+from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
 from klambda.router.registry import Registry
+from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
-from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
-from klambda.worker.zygote import Zygote
 
 log = logging.getLogger("klambda.router")
 
@@ -60,6 +60,9 @@ class Router:
         self.cluster = cluster
         self.source: ClusterSource | None = None
         self.workers = RemoteWorkers()
+        self.environments: LocalEnvironments | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._queue_open = False
         base = functions_dir / ".klambda" if functions_dir else Path(".klambda")
         self.state_dir = (settings.state_dir or base).resolve()
         self.invoker: Invoker | None = None
@@ -73,24 +76,65 @@ class Router:
         self.queue: Queue | None = None
 
     def load(self) -> Invoker:
-        """Read and check everything; raises ManifestError before anything starts."""
+        """Read and check everything and build the invoke path; raises ManifestError
+        before anything starts."""
         s = self.settings
         metrics = Metrics(prices=s.prices)
-        if self.cluster is None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
-        else:  # function logs are the worker pods' (kubectl logs)
-            logs = LogHub(None, None)
         self.cgroups = Cgroups(enabled=s.cgroups)
         pools = ConcurrencyPools(s.account_concurrency, s.unreserved_min)
-        if self.cluster is not None:
-            self.invoker = Invoker(Registry(), s, logs, metrics, {}, self.cgroups, pools)
-            self.workers = RemoteWorkers(wait_for_worker_s=self.cluster.wait_for_worker_s)
-            self.invoker.remote = self.workers
-            return self.invoker
-        assert self.functions_dir is not None
-        registry = load_registry(self.functions_dir, self.state_dir, s, pools)
-        self.invoker = Invoker(registry, s, logs, metrics, {}, self.cgroups, pools)
+        executor: Executor
+        if self.cluster is None:
+            assert self.functions_dir is not None
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            registry = load_registry(self.functions_dir, self.state_dir, s, pools)
+            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+            executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
+        else:  # function logs are the worker pods' (kubectl logs)
+            registry = Registry()
+            logs = LogHub(None, None)
+            executor = self.workers = RemoteWorkers(
+                wait_for_worker_s=self.cluster.wait_for_worker_s
+            )
+        self.dispatcher = self._dispatcher(metrics)
+        self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        return self.invoker
+
+    def _dispatcher(self, metrics: Metrics) -> Dispatcher | None:
+        """The durable queue and its dispatcher, for InvocationType Event (not yet open)."""
+        s = self.settings
+        url = s.queue_url
+        if not url and self.cluster is None:
+            url = f"sqlite:///{self.state_dir / 'queue.db'}"
+        if not url:
+            log.warning("no KLAMBDA_QUEUE_URL: asynchronous invocation is off")
+            return None
+        self.queue = open_queue(url)
+
+        def policy(function: str) -> AsyncPolicy:
+            return AsyncPolicy.from_spec(self._invoker().registry.get(function).function.spec)
+
+        async def invoke_event(
+            function: str, payload: bytes, *, qualifier: str | None, request_id: str
+        ) -> InvokeResult:
+            return await self._invoker().invoke_event(
+                function, payload, qualifier=qualifier, request_id=request_id
+            )
+
+        return Dispatcher(
+            self.queue,
+            invoke_event,
+            policy,
+            workers=s.async_workers,
+            schedule=RetrySchedule(
+                error_base=s.async_retry_base_seconds, throttle_base=s.async_throttle_base_seconds
+            ),
+            metrics=AsyncMetrics(metrics.registry),
+            region=s.region,
+            account_id=s.account_id,
+        )
+
+    def _invoker(self) -> Invoker:
+        assert self.invoker is not None
         return self.invoker
 
     def _use_registry(self, registry: Registry) -> None:
@@ -117,14 +161,14 @@ class Router:
                 self.workers,
             )
             await self.source.start()
-        for runtime in {e.latest.config.runtime for e in invoker.registry.functions.values()}:
-            python = runtimes.interpreter(runtime)
-            if python is None:
-                continue
-            zygote = Zygote(python, s.preload, cgroups=self.cgroups)
-            await zygote.start()
-            invoker.zygotes[runtime] = zygote
-        await self._start_async(invoker)
+        if self.environments is not None:
+            await self.environments.start(
+                {e.latest.config.runtime for e in invoker.registry.functions.values()}
+            )
+        if self.queue is not None and self.dispatcher is not None:
+            await self.queue.open()
+            self._queue_open = True
+            await self.dispatcher.start()
         self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
@@ -141,36 +185,6 @@ class Router:
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
 
-    async def _start_async(self, invoker: Invoker) -> None:
-        """The durable queue and its dispatcher, for InvocationType Event."""
-        s = self.settings
-        url = s.queue_url
-        if not url and self.cluster is None:
-            url = f"sqlite:///{self.state_dir / 'queue.db'}"
-        if not url:
-            log.warning("no KLAMBDA_QUEUE_URL: asynchronous invocation is off")
-            return
-        self.queue = open_queue(url)
-        await self.queue.open()
-
-        def policy(function: str) -> AsyncPolicy:
-            return AsyncPolicy.from_spec(invoker.registry.get(function).function.spec)
-
-        dispatcher = Dispatcher(
-            self.queue,
-            invoker.invoke_event,
-            policy,
-            workers=s.async_workers,
-            schedule=RetrySchedule(
-                error_base=s.async_retry_base_seconds, throttle_base=s.async_throttle_base_seconds
-            ),
-            metrics=AsyncMetrics(invoker.metrics.registry),
-            region=s.region,
-            account_id=s.account_id,
-        )
-        await dispatcher.start()
-        invoker.dispatcher = dispatcher
-
     def endpoint(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -184,7 +198,7 @@ class Router:
         period = max(1.0, min(30.0, self.settings.keep_warm_seconds / 4))
         while True:
             await asyncio.sleep(period)
-            await self.invoker.reclaim_idle()
+            await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -195,15 +209,13 @@ class Router:
             await self.grpc_server.stop(grace=1.0)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
-        if self.invoker is not None and self.invoker.dispatcher is not None:
-            await self.invoker.dispatcher.stop(grace=5.0)
-        if self.queue is not None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(grace=5.0)
+        if self.queue is not None and self._queue_open:
             await self.queue.close()
         if self.source is not None:
             await self.source.stop()
         if self.invoker is not None:
-            if self.invoker.remote is not None:
-                await self.invoker.remote.close()
             await self.invoker.close()
             self.invoker.logs.close()
         if self.cgroups is not None:

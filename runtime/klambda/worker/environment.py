@@ -21,6 +21,7 @@ from typing import Any
 from klambda import logformat
 from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, stream_name
+from klambda.invocation import Outcome
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
@@ -29,25 +30,6 @@ from klambda.worker.zygote import Zygote
 LOG_TAIL_BYTES = 4096
 # Lambda's limit on the init phase of an on-demand environment
 INIT_TIMEOUT_S = 10
-
-
-@dataclass
-class Outcome:
-    """The end of one invocation, as the router reports it."""
-
-    status: str  # ok | error | invalid | timeout | crash | init_error
-    body: bytes
-    request_id: str
-    version: str
-    duration_ms: float = 0.0
-    max_memory_mb: int = 0
-    init_ms: float | None = None
-    error_type: str | None = None
-    log_tail: list[str] | None = None
-
-    @property
-    def function_error(self) -> bool:
-        return self.status not in ("ok", "invalid")
 
 
 class InitFailed(Exception):

@@ -15,11 +15,13 @@ import sys
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from klambda.api.limits import SCALE_UP_LIMIT
 from klambda.execution import FunctionConfig
+from klambda.invocation import call_from_proto, to_proto
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import InitFailed, Outcome
+from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
 from klambda.worker.zygote import Zygote
@@ -28,57 +30,17 @@ MESSAGE_LIMIT = 7 * 1024 * 1024
 
 
 class WorkerService(worker_pb2_grpc.WorkerServicer):
-    def __init__(self, pool: EnvironmentPool, max_environments: int) -> None:
-        self.pool = pool
-        self.max_environments = max_environments
+    def __init__(self, executor: VersionExecutor) -> None:
+        self.executor = executor
 
     async def Invoke(
         self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
     ) -> worker_pb2.WorkerInvokeResponse:
-        pool = self.pool
-        env = pool.take_idle()
-        cold = False
-        if env is None:
-            if pool.size >= self.max_environments:
-                await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"all {self.max_environments} environments of this worker are busy",
-                )
-            try:
-                env = await pool.start()
-            except InitFailed as err:
-                return worker_pb2.WorkerInvokeResponse(
-                    status="init_error",
-                    body=err.body,
-                    version=pool.cfg.version,
-                    duration_ms=err.init_ms,
-                    cold_start=True,
-                    init_ms=err.init_ms,
-                    error_type=err.error_type,
-                    log_tail=[],
-                )
-            cold = True
         try:
-            out: Outcome = await env.invoke(
-                request.request_id,
-                request.payload,
-                invoked_arn=request.invoked_arn or None,
-                tail=request.log_tail,
-                trace_id=request.trace_id or None,
-            )
-        finally:
-            pool.release(env)
-        return worker_pb2.WorkerInvokeResponse(
-            status=out.status,
-            body=out.body,
-            version=out.version,
-            duration_ms=out.duration_ms,
-            max_memory_mb=out.max_memory_mb,
-            cold_start=cold,
-            init_ms=env.init_ms,
-            error_type=out.error_type or "",
-            log_tail=out.log_tail or [],
-        )
+            out = await self.executor.run(call_from_proto(request))
+        except NoCapacity as err:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+        return to_proto(out)
 
 
 async def serve(
@@ -92,6 +54,12 @@ async def serve(
     await zygote.start()
     logs = LogHub(None, sys.stdout)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
+
+    def may_start() -> tuple[str, str] | None:
+        if pool.size < max_environments:
+            return None
+        return SCALE_UP_LIMIT, f"all {max_environments} environments of this worker are busy"
+
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT),
@@ -99,7 +67,7 @@ async def serve(
         ]
     )
     worker_pb2_grpc.add_WorkerServicer_to_server(  # type: ignore[no-untyped-call]
-        WorkerService(pool, max_environments), server
+        WorkerService(VersionExecutor(pool, logs, may_start)), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -1,0 +1,100 @@
+"""One invocation as both sides of the execution seam see it: the `Call` that goes in, the
+`Outcome` that comes out, and their wire form between the router and a worker pod.
+
+The router's invoke path and every executor (the local environments, the remote worker
+pods) speak these types, so an outcome means the same thing whichever executor ran it;
+`to_proto`/`from_proto` are the only place it is converted for the hop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from klambda.proto import worker_pb2
+
+
+@dataclass(frozen=True)
+class Call:
+    """What an executor is asked to run."""
+
+    request_id: str
+    payload: bytes
+    invoked_arn: str | None = None
+    log_tail: bool = False
+    trace_id: str | None = None
+
+
+@dataclass
+class Outcome:
+    """The end of one invocation, as the router reports it."""
+
+    status: str  # ok | error | invalid | timeout | crash | init_error
+    body: bytes
+    request_id: str
+    version: str
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None  # set when this invocation started its environment
+    error_type: str | None = None
+    log_tail: list[str] | None = None
+    provisioned: bool = False  # ran in a provisioned environment
+
+    @property
+    def function_error(self) -> bool:
+        return self.status not in ("ok", "invalid")
+
+    @property
+    def cold_start(self) -> bool:
+        return self.init_ms is not None
+
+
+def call_to_proto(call: Call) -> worker_pb2.WorkerInvokeRequest:
+    return worker_pb2.WorkerInvokeRequest(
+        request_id=call.request_id,
+        payload=call.payload,
+        invoked_arn=call.invoked_arn or "",
+        log_tail=call.log_tail,
+        trace_id=call.trace_id or "",
+    )
+
+
+def call_from_proto(msg: worker_pb2.WorkerInvokeRequest) -> Call:
+    return Call(
+        msg.request_id,
+        msg.payload,
+        msg.invoked_arn or None,
+        msg.log_tail,
+        msg.trace_id or None,
+    )
+
+
+def to_proto(out: Outcome) -> worker_pb2.WorkerInvokeResponse:
+    return worker_pb2.WorkerInvokeResponse(
+        status=out.status,
+        body=out.body,
+        version=out.version,
+        duration_ms=out.duration_ms,
+        max_memory_mb=out.max_memory_mb,
+        cold_start=out.cold_start,
+        init_ms=out.init_ms or 0.0,
+        error_type=out.error_type or "",
+        log_tail=out.log_tail or [],
+        provisioned=out.provisioned,
+    )
+
+
+def from_proto(
+    msg: worker_pb2.WorkerInvokeResponse, request_id: str, version: str, tail: bool
+) -> Outcome:
+    return Outcome(
+        msg.status,
+        msg.body,
+        request_id,
+        msg.version or version,
+        msg.duration_ms,
+        msg.max_memory_mb,
+        msg.init_ms if msg.cold_start else None,
+        msg.error_type or None,
+        list(msg.log_tail) if tail else None,
+        msg.provisioned,
+    )

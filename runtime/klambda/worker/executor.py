@@ -1,0 +1,96 @@
+"""Running invocations of one function version in its environments: the half of the
+execution seam that local mode's router and a worker pod share.
+
+A warm environment is used when one is idle (provisioned ones first); otherwise one is
+started (a cold start) if `may_start` allows it, else `NoCapacity` is raised at once with
+the reason, for the caller to throttle or try elsewhere. An init that fails writes the
+invocation's START, END and REPORT lines to the environment's stream and ends as an
+`init_error` outcome, wherever it ran.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from klambda import logformat
+from klambda.invocation import Call, Outcome
+from klambda.worker.environment import InitFailed
+from klambda.worker.logs import LogHub
+from klambda.worker.pool import EnvironmentPool
+
+
+class NoCapacity(Exception):
+    """No idle environment and none may be started; `reason` is Lambda's throttle reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _always() -> tuple[str, str] | None:
+    return None
+
+
+class VersionExecutor:
+    def __init__(
+        self,
+        pool: EnvironmentPool,
+        logs: LogHub,
+        may_start: Callable[[], tuple[str, str] | None] = _always,
+    ) -> None:
+        self.pool = pool
+        self.logs = logs
+        # None when a new environment may start, else (throttle reason, message)
+        self.may_start = may_start
+
+    async def run(self, call: Call) -> Outcome:
+        pool = self.pool
+        env = pool.take_idle()
+        if env is None:
+            refused = self.may_start()
+            if refused is not None:
+                raise NoCapacity(*refused)
+            try:
+                env = await pool.start()
+            except InitFailed as err:
+                return self._init_failed(call, err)
+        try:
+            out = await env.invoke(
+                call.request_id,
+                call.payload,
+                invoked_arn=call.invoked_arn,
+                tail=call.log_tail,
+                trace_id=call.trace_id,
+            )
+        finally:
+            pool.release(env)
+        out.provisioned = env.provisioned
+        return out
+
+    def _init_failed(self, call: Call, err: InitFailed) -> Outcome:
+        cfg = self.pool.cfg
+        rid = call.request_id
+        lines = [
+            logformat.start(rid, cfg.version),
+            logformat.end(rid),
+            logformat.report(
+                rid, err.init_ms, cfg.memory_mb, 0, err.init_ms, "error", err.error_type
+            ),
+        ]
+        for line in lines:
+            self.logs.write(cfg.function, err.stream, line)
+        self.logs.dirty()
+        body = json.loads(err.body)
+        body.setdefault("requestId", rid)
+        return Outcome(
+            "init_error",
+            json.dumps(body).encode(),
+            rid,
+            cfg.version,
+            err.init_ms,
+            0,
+            err.init_ms,
+            err.error_type,
+            lines if call.log_tail else None,
+        )
