@@ -23,21 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from klambda import contract
 from klambda.api import FunctionSpec
 from klambda.api.limits import MB_PER_VCPU
-from klambda.execution import config_of, environment_variables
+from klambda.execution import config_of
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
 from klambda_operator.snapshots import Snapshot
 
-# Set by the worker for each environment it starts, not per pod.
-PER_ENVIRONMENT = (
-    "PATH",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "LAMBDA_RUNTIME_DIR",
-)
 # Extra time a terminating pod gets past the function's timeout, to finish an invocation.
 TERMINATION_GRACE_S = 5
 
@@ -128,19 +122,7 @@ def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, 
         region=settings.region,
         account=settings.account_id,
     )
-    env = {k: v for k, v in environment_variables(cfg, "").items() if k not in PER_ENVIRONMENT}
-    env.update(
-        {
-            "KLAMBDA_FUNCTION": work.function,
-            "KLAMBDA_VERSION": work.version,
-            "KLAMBDA_TIMEOUT_SECONDS": str(spec.timeout_seconds),
-            "KLAMBDA_CODE_SHA256": work.code_sha256,
-            "KLAMBDA_ACCOUNT_ID": settings.account_id,
-            "KLAMBDA_USER_ENVIRONMENT": ",".join(sorted(spec.environment)),
-            "KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT),
-        }
-    )
-    return env
+    return contract.worker_environment(cfg, constants.WORKER_PORT)
 
 
 def worker_command(work: Workload) -> list[str]:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from klambda import contract
 from lightkube import ApiError, AsyncClient
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Event, Service
 from lightkube.types import PatchType
@@ -23,9 +23,9 @@ from klambda_operator import constants
 
 log = logging.getLogger(__name__)
 
-FUNCTION = create_namespaced_resource(constants.GROUP, constants.VERSION, "Function", "functions")
-VERSION = create_namespaced_resource(constants.GROUP, constants.VERSION, "Version", "versions")
-ALIAS = create_namespaced_resource(constants.GROUP, constants.VERSION, "Alias", "aliases")
+FUNCTION = contract.FunctionResource
+VERSION = contract.VersionResource
+ALIAS = contract.AliasResource
 CONFIG_MAP = ConfigMap
 DEPLOYMENT = Deployment
 SERVICE = Service

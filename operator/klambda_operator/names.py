@@ -11,12 +11,11 @@ import base64
 import binascii
 import hashlib
 
+from klambda.contract import version_label
+
 from klambda_operator import constants
 
-
-def version_label(version: str) -> str:
-    """The label value and name suffix of a version: "latest" for $LATEST."""
-    return constants.LATEST_LABEL if version == constants.LATEST else version
+__all__ = ["short_hash", "snapshot_name", "version_label", "workload_name"]
 
 
 def workload_name(function: str, version: str) -> str:

@@ -13,19 +13,18 @@ import time
 from typing import Any
 
 from lightkube import ApiError, Client, KubeConfig
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import PatchType
 from pydantic import ValidationError
 
+from klambda import contract
 from klambda.api import Alias, AliasSpec, Function, ObjectMeta, RoutingConfig
 from klambda.api.limits import LATEST
 from klambda.api.manifest import describe_errors
 from klambda.router.admission import ConcurrencyPools, ReservationError
 
-GROUP, VERSION = "klambda.io", "v1alpha1"
-FunctionRes = create_namespaced_resource(GROUP, VERSION, "Function", "functions")
-VersionRes = create_namespaced_resource(GROUP, VERSION, "Version", "versions")
-AliasRes = create_namespaced_resource(GROUP, VERSION, "Alias", "aliases")
+FunctionRes = contract.FunctionResource
+VersionRes = contract.VersionResource
+AliasRes = contract.AliasResource
 
 
 class ClusterError(Exception):
@@ -119,7 +118,7 @@ class Cluster:
                 return versions[-1]
         number = str(max((int(v["spec"]["version"]) for v in versions), default=0) + 1)
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": contract.API_VERSION,
             "kind": "Version",
             "metadata": {"name": f"{function}.{number}", "namespace": self.namespace},
             "spec": {
@@ -183,7 +182,7 @@ class Cluster:
                     f"(published: {', '.join(sorted(published, key=int)) or 'none'})"
                 )
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": contract.API_VERSION,
             "kind": "Alias",
             "metadata": {"name": f"{function}.{name}", "namespace": self.namespace},
             "spec": spec,

@@ -217,11 +217,11 @@ def worker(
     """A function pod's agent: serve klambda.v1.Worker for one function version."""
     import os
 
-    from klambda.worker.config import WorkerConfigError, from_environment
+    from klambda.contract import WorkerConfigError, config_from_environment
     from klambda.worker.server import serve
 
     try:
-        cfg = from_environment(os.environ)
+        cfg = config_from_environment(os.environ)
     except WorkerConfigError as err:
         fail(str(err), 2)
     if (cfg.function, cfg.version) != (function, version):

@@ -19,30 +19,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import AsyncClient, KubeConfig
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 from pydantic import ValidationError
 
+from klambda import contract
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
 from klambda.execution import FunctionConfig, config_of
-from klambda.router.registry import FunctionEntry, Registry, Target, provisioned_by_version
+from klambda.router.registry import (
+    FunctionEntry,
+    Registry,
+    Target,
+    provisioned_by_version,
+    state_of,
+)
 from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
 
 log = logging.getLogger("klambda.router.cluster")
 
-GROUP, API_VERSION = "klambda.io", "v1alpha1"
-FunctionRes = create_namespaced_resource(GROUP, API_VERSION, "Function", "functions")
-VersionRes = create_namespaced_resource(GROUP, API_VERSION, "Version", "versions")
-AliasRes = create_namespaced_resource(GROUP, API_VERSION, "Alias", "aliases")
-LABEL_FUNCTION = "klambda.io/function"
-LABEL_VERSION = "klambda.io/version"
-LATEST_LABEL = "latest"
-ANNOTATION_DEMAND = "klambda.io/demand"
-ANNOTATION_LAST_INVOKED = "klambda.io/last-invoked"
-WORKER_PORT_NAME = "grpc"
+FunctionRes = contract.FunctionResource
+VersionRes = contract.VersionResource
+AliasRes = contract.AliasResource
 
 
 def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
@@ -66,10 +65,10 @@ def build_registry(
         except ValidationError as err:
             log.warning("ignoring Function %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
-        sha = (raw.get("status") or {}).get("codeSha256", "")
-        reg.functions[fn.name] = FunctionEntry(
-            fn, Target(_config(fn.name, fn.spec, LATEST, sha, settings))
-        )
+        status = raw.get("status") or {}
+        target = Target(_config(fn.name, fn.spec, LATEST, status.get("codeSha256", ""), settings))
+        target.state, target.state_reason = state_of(status)
+        reg.functions[fn.name] = FunctionEntry(fn, target)
     for raw in versions:
         try:
             v = Version.model_validate({**raw, "status": None})
@@ -80,9 +79,11 @@ def build_registry(
         if entry is None:
             continue
         entry.versions[v.spec.version] = v
-        entry.targets[v.spec.version] = Target(
+        target = Target(
             _config(v.spec.function, v.spec.config, v.spec.version, v.spec.code_sha256, settings)
         )
+        target.state, target.state_reason = state_of(raw.get("status"))
+        entry.targets[v.spec.version] = target
     for raw in aliases:
         try:
             a = Alias.model_validate({**raw, "status": None})
@@ -100,14 +101,14 @@ def endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for s in slices:
         labels = (s.get("metadata") or {}).get("labels") or {}
-        fn, version = labels.get(LABEL_FUNCTION), labels.get(LABEL_VERSION)
+        fn, version = labels.get(contract.LABEL_FUNCTION), labels.get(contract.LABEL_VERSION)
         if not fn or not version:
             continue
-        version = LATEST if version == LATEST_LABEL else version
+        version = contract.version_of_label(version)
         ports = [
             p.get("port")
             for p in s.get("ports") or []
-            if p.get("name") in (WORKER_PORT_NAME, None, "") and p.get("port")
+            if p.get("name") in (contract.WORKER_PORT_NAME, None, "") and p.get("port")
         ]
         if not ports:
             continue
@@ -166,7 +167,7 @@ class ClusterSource:
             ("Function", FunctionRes, None),
             ("Version", VersionRes, None),
             ("Alias", AliasRes, None),
-            ("EndpointSlice", EndpointSlice, {LABEL_FUNCTION: None}),
+            ("EndpointSlice", EndpointSlice, {contract.LABEL_FUNCTION: None}),
         ):
             self._tasks.append(asyncio.create_task(self._follow(kind, res, labels)))
         self._tasks.append(asyncio.create_task(self._write_demand()))
@@ -235,8 +236,8 @@ class ClusterSource:
                 patch = {
                     "metadata": {
                         "annotations": {
-                            ANNOTATION_DEMAND: str(state[0]),
-                            ANNOTATION_LAST_INVOKED: stamp,
+                            contract.ANNOTATION_DEMAND: str(state[0]),
+                            contract.ANNOTATION_LAST_INVOKED: stamp,
                         }
                     }
                 }

@@ -7,7 +7,9 @@ fill it from the API server's watch. Either way the router only asks `resolve()`
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
@@ -57,6 +59,24 @@ def provisioned_by_version(entry: FunctionEntry) -> dict[str, int]:
         if r and extra:
             want[r.additional_version] = want.get(r.additional_version, 0) + extra
     return want
+
+
+def state_of(status: Mapping[str, Any] | None) -> tuple[str, str | None]:
+    """A target's (state, reason) from a Function's or Version's `status`. Pure.
+
+    No status yet means no operator has looked at the object: it is routed (the call waits
+    for a worker) rather than refused. `Pending` and `Failed` are refused at once, as
+    Lambda refuses a function in those states, instead of waiting for a worker that the
+    operator will not start.
+    """
+    if not status or not status.get("state"):
+        return "Active", None
+    state = str(status["state"])
+    reason = status.get("stateReason")
+    if not reason:
+        ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+        reason = ready[0].get("message") if ready and ready[0].get("status") != "True" else None
+    return state, (str(reason) if reason else None)
 
 
 class Registry:

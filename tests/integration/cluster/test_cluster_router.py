@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from klambda.contract import worker_environment
+from klambda.execution import FunctionConfig
+
 from tests.helpers import KLAMBDA, ROOT, RunningRouter, free_port, wait_healthy
 from tests.kube.controlplane import ControlPlane
 from tests.netns import NetHost, network_host
@@ -43,17 +46,8 @@ def worker(host: NetHost, tmp: Path, version: str, tag: str) -> Iterator[int]:
     code.mkdir()
     (code / "app.py").write_text(CODE.format(tag=tag))
     port = free_port()
-    env = {
-        **os.environ,
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-        "_HANDLER": "app.handler",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        "KLAMBDA_TIMEOUT_SECONDS": "3",
-        "KLAMBDA_FUNCTION": "hello",
-        "KLAMBDA_VERSION": version,
-        "LAMBDA_TASK_ROOT": str(code),
-        "AWS_REGION": "us-east-1",
-    }
+    cfg = FunctionConfig("hello", version, "app.handler", "python3.11", 128, 3, {}, str(code), "")
+    env = {**os.environ, **worker_environment(cfg)}
     log = open(tmp / f"worker-{version}.log", "wb")  # noqa: SIM115 - closed below
     argv = [
         *KLAMBDA,

@@ -1,52 +1,13 @@
-"""Cluster mode's pure parts: the worker contract, registries and endpoints from API objects."""
+"""Cluster mode's pure parts: registries and endpoints from API objects."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from klambda.errors import ResourceConflict
 from klambda.router.cluster import build_registry, endpoints_of
 from klambda.settings import RouterSettings
-from klambda.worker.config import WorkerConfigError, from_environment
-
-CONTRACT = {
-    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
-    "_HANDLER": "app.handler",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-    "KLAMBDA_TIMEOUT_SECONDS": "30",
-    "KLAMBDA_FUNCTION": "hello",
-    "KLAMBDA_VERSION": "3",
-    "LAMBDA_TASK_ROOT": "/var/task",
-    "AWS_REGION": "eu-west-1",
-    "KLAMBDA_USER_ENVIRONMENT": "GREETING,COLOR",
-    "GREETING": "Hi",
-    "COLOR": "red",
-    "UNRELATED": "x",
-}
-
-
-def test_worker_config_from_the_contract() -> None:
-    cfg = from_environment(CONTRACT)
-    assert (cfg.function, cfg.version, cfg.runtime) == ("hello", "3", "python3.12")
-    assert (cfg.memory_mb, cfg.timeout_s, cfg.region) == (512, 30, "eu-west-1")
-    assert cfg.environment == {"GREETING": "Hi", "COLOR": "red"}
-    assert cfg.code_root == "/var/task"
-
-
-@pytest.mark.parametrize(
-    ("drop", "change", "message"),
-    [
-        ("_HANDLER", {}, "needs _HANDLER"),
-        (None, {"AWS_EXECUTION_ENV": "python"}, "is not AWS_Lambda_<runtime>"),
-        ("COLOR", {}, "user variables COLOR are not set"),
-        (None, {"KLAMBDA_TIMEOUT_SECONDS": "soon"}, "invalid literal"),
-    ],
-)
-def test_worker_config_errors(drop: str | None, change: dict[str, str], message: str) -> None:
-    env = {k: v for k, v in CONTRACT.items() if k != drop} | change
-    with pytest.raises(WorkerConfigError, match=message):
-        from_environment(env)
-
 
 SPEC = {"runtime": "python3.11", "handler": "app.handler", "code": {"inline": {"app.py": "x"}}}
 
@@ -148,3 +109,44 @@ def test_demand_written_for_the_operator_is_beyond_provisioned() -> None:
     assert beyond_provisioned(3, reg, "hello", "2") == 1
     assert beyond_provisioned(3, reg, "hello", "$LATEST") == 3
     assert beyond_provisioned(3, reg, "gone", "1") == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "reason"),
+    [
+        (None, "Active", None),
+        ({"state": "Active"}, "Active", None),
+        ({"state": "Failed", "stateReason": "no code"}, "Failed", "no code"),
+        (
+            {
+                "state": "Failed",
+                "conditions": [{"type": "Ready", "status": "False", "message": "too big"}],
+            },
+            "Failed",
+            "too big",
+        ),
+        ({"state": "Pending"}, "Pending", None),
+    ],
+)
+def test_target_state_follows_the_status(
+    status: dict[str, Any] | None, state: str, reason: str | None
+) -> None:
+    fn = obj("Function", "hello", SPEC)
+    v = obj(
+        "Version",
+        "hello.1",
+        {"function": "hello", "version": "1", "codeSha256": "x", "config": SPEC},
+    )
+    if status is not None:
+        fn["status"] = v["status"] = status
+    reg = build_registry([fn], [v], [], RouterSettings())
+    for target in (reg.functions["hello"].latest, reg.functions["hello"].targets["1"]):
+        assert (target.state, target.state_reason) == (state, reason)
+
+
+def test_a_failed_function_is_refused_at_once_not_routed() -> None:
+    fn = obj("Function", "hello", SPEC)
+    fn["status"] = {"state": "Failed", "stateReason": "code ConfigMap too large"}
+    reg = build_registry([fn], [], [], RouterSettings())
+    with pytest.raises(ResourceConflict, match="Failed \\(code ConfigMap too large\\)"):
+        reg.resolve("hello")

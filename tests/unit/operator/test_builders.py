@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from klambda import codestore
+from klambda import codestore, contract
 from klambda.api import FunctionSpec
 from klambda_operator import builders, names, snapshots
 from klambda_operator.drift import differences
@@ -63,7 +63,7 @@ def test_worker_environment_has_lambda_variables_and_the_worker_contract() -> No
     assert env["KLAMBDA_TIMEOUT_SECONDS"] == "30"
     assert env["KLAMBDA_USER_ENVIRONMENT"] == "A,B"
     assert env["KLAMBDA_ACCOUNT_ID"] == "123456789012"
-    for per_environment in builders.PER_ENVIRONMENT:
+    for per_environment in contract.PER_ENVIRONMENT:
         assert per_environment not in env  # the worker sets these for each environment
 
 
