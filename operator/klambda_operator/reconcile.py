@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from klambda.api import Alias, Function, Version
+from klambda.api import Alias, AliasSpec, Function, Version, rules
 from klambda.api.manifest import describe_errors
 from lightkube import ApiError
 from pydantic import BaseModel, ValidationError
@@ -298,6 +298,14 @@ async def versions_of(ctx: Context, namespace: str, function: str) -> list[Body]
     ]
 
 
+def alias_spec(body: Mapping[str, Any]) -> AliasSpec | None:
+    """An Alias's spec as the model, None for one the API server should have refused."""
+    try:
+        return AliasSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return None
+
+
 async def aliases_of(ctx: Context, namespace: str, function: str) -> list[Body]:
     return [
         a
@@ -511,10 +519,8 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
         snapshot=snap_name,
         items=items,
     )
-    aliases = [a.get("spec") or {} for a in await aliases_of(ctx, namespace, fn_name)]
-    provisioned = version.spec.provisioned_concurrency + scaling.alias_provisioned(
-        aliases, version.spec.version
-    )
+    aliases = [a for a in map(alias_spec, await aliases_of(ctx, namespace, fn_name)) if a]
+    provisioned = rules.provisioned_by_version([version.spec], aliases).get(version.spec.version, 0)
     # reserved concurrency is the function's, not the version's snapshot of it
     reserved = (function.get("spec") or {}).get("reservedConcurrency")
     want = demand_of(body, reserved if isinstance(reserved, int) else None, provisioned)
@@ -560,19 +566,14 @@ async def realise_alias(ctx: Context, body: Body, status: Body, new: list[Body])
         )
     await adopt(ctx, body, function)
     additional = spec.routing.additional_version if spec.routing else None
-    for where, version in (
-        ("spec.version", spec.version),
-        ("spec.routing.additionalVersion", additional),
-    ):
-        if version is None or version == constants.LATEST:
-            continue
-        target = names.version_object_name(spec.function, version)
-        if await ctx.kube.get("Version", target, namespace) is None:
-            raise Failure(
-                "VersionNotFound",
-                f"{where}: version {version} of function {spec.function} does not exist "
-                f"(no Version {target})",
-            )
+    published = [
+        str((v.get("spec") or {}).get("version"))
+        for v in await versions_of(ctx, namespace, spec.function)
+    ]
+    try:
+        rules.check_alias_targets(spec, published)
+    except rules.RuleError as err:
+        raise Failure("VersionNotFound", str(err)) from None
     if spec.provisioned_concurrency and spec.version == constants.LATEST:
         raise Failure(
             "ProvisionedConcurrencyOnLatest",

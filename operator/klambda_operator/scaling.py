@@ -18,10 +18,8 @@ One pod hosts one environment, so replicas = desired environments:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 WINDOW = timedelta(seconds=60)  # the bucket holds one minute of scale-up
 
@@ -100,21 +98,3 @@ def decide(
             clock,
         )
     return Decision(replicas, desired, "Scaled", f"{desired} environments: {parts}", clock)
-
-
-def alias_provisioned(aliases: Iterable[Mapping[str, Any]], version: str) -> int:
-    """Provisioned concurrency that aliases (specs of one function) give `version`: all of
-    an alias's for its version, split by weight when it routes to an additional one."""
-    total = 0
-    for spec in aliases:
-        amount = spec.get("provisionedConcurrency") or 0
-        if not isinstance(amount, int) or amount <= 0:
-            continue
-        routing = spec.get("routing") or {}
-        additional = routing.get("additionalVersion")
-        share = round(amount * float(routing.get("weight") or 0)) if additional else 0
-        if spec.get("version") == version:
-            total += amount - share
-        if additional == version:
-            total += share
-    return total

@@ -230,7 +230,7 @@ class KubeBackend:
     def put_provisioned(
         self, function: str, qualifier: str, count: int, wait: bool
     ) -> dict[str, Any]:
-        self._do(self.cluster.put_provisioned, function, qualifier, count)
+        self._do(self.cluster.put_provisioned, function, qualifier, count, self.account_limit)
         # the operator starts the pods; the count is what was asked for
         return {
             "RequestedProvisionedConcurrentExecutions": count,

@@ -17,10 +17,9 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from klambda import contract
-from klambda.api import Alias, AliasSpec, Function, ObjectMeta, RoutingConfig
-from klambda.api.limits import LATEST
+from klambda.api import Alias, AliasSpec, Function, ObjectMeta, RoutingConfig, VersionSpec, rules
+from klambda.api.limits import UNRESERVED_CONCURRENCY_MIN
 from klambda.api.manifest import describe_errors
-from klambda.router.admission import ConcurrencyPools, ReservationError
 
 FunctionRes = contract.FunctionResource
 VersionRes = contract.VersionResource
@@ -113,10 +112,10 @@ class Cluster:
         versions = self.versions(function)
         config = fn.spec.wire()
         if versions:
-            newest = versions[-1]["spec"]
-            if newest["codeSha256"] == sha and newest["config"] == config:
+            newest = VersionSpec.model_validate(versions[-1]["spec"])
+            if rules.unchanged_since(newest, sha, fn.spec):
                 return versions[-1]
-        number = str(max((int(v["spec"]["version"]) for v in versions), default=0) + 1)
+        number = rules.next_version(v["spec"]["version"] for v in versions)
         body = {
             "apiVersion": contract.API_VERSION,
             "kind": "Version",
@@ -164,23 +163,19 @@ class Cluster:
             else:
                 spec.pop("routing", None)
         try:
-            Alias(
+            alias = Alias(
                 metadata=ObjectMeta(name=f"{function}.{name}"), spec=AliasSpec.model_validate(spec)
             )
             if "routing" in spec:
                 RoutingConfig.model_validate(spec["routing"])
         except ValidationError as err:
             raise ClusterError("; ".join(describe_errors(err))) from None
-        published = {v["spec"]["version"] for v in self.versions(function)}
-        wanted = [("spec.version", spec["version"])]
-        if "routing" in spec:
-            wanted.append(("spec.routing.additionalVersion", spec["routing"]["additionalVersion"]))
-        for field, v in wanted:
-            if v != LATEST and v not in published:
-                raise ClusterError(
-                    f"{field}: version {v} of {function} does not exist "
-                    f"(published: {', '.join(sorted(published, key=int)) or 'none'})"
-                )
+        try:
+            rules.check_alias_targets(
+                alias.spec, (v["spec"]["version"] for v in self.versions(function))
+            )
+        except rules.RuleError as err:
+            raise ClusterError(str(err)) from None
         body = {
             "apiVersion": contract.API_VERSION,
             "kind": "Alias",
@@ -208,29 +203,32 @@ class Cluster:
 
     def delete_version(self, function: str, version: str) -> None:
         self._get(VersionRes, f"{function}.{version}", f"version {function}:{version}")
-        users = sorted(
-            a["metadata"]["name"].partition(".")[2]
-            for a in self.aliases(function)
-            if version == a["spec"]["version"]
-            or version == (a["spec"].get("routing") or {}).get("additionalVersion")
-        )
-        if users:
-            raise ClusterError(
-                f"version {version} of {function} cannot be deleted: alias(es) "
-                f"{', '.join(users)} route to it"
-            )
+        try:
+            rules.check_delete_version(function, version, self._alias_specs(function))
+        except rules.RuleError as err:
+            raise ClusterError(str(err)) from None
         self.client.delete(VersionRes, f"{function}.{version}", namespace=self.namespace)
 
+    def _alias_specs(self, function: str) -> dict[str, AliasSpec]:
+        return {
+            a["metadata"]["name"].partition(".")[2]: AliasSpec.model_validate(a["spec"])
+            for a in self.aliases(function)
+        }
+
+    def _reservations(self) -> dict[str, int]:
+        return {
+            fn["metadata"]["name"]: r
+            for fn in self.functions()
+            if (r := fn["spec"].get("reservedConcurrency")) is not None
+        }
+
     def put_reserved(self, function: str, reserved: int | None, account_limit: int) -> None:
-        pools = ConcurrencyPools(account_limit=account_limit)
-        for fn in self.functions():
-            r = fn["spec"].get("reservedConcurrency")
-            if r is not None and fn["metadata"]["name"] != function:
-                pools.reserved[fn["metadata"]["name"]] = r
         self._get(FunctionRes, function, f"Function {function}")
         try:
-            pools.check_reservation(function, reserved)
-        except ReservationError as err:
+            rules.check_reservation(
+                function, reserved, self._reservations(), account_limit, UNRESERVED_CONCURRENCY_MIN
+            )
+        except rules.RuleError as err:
             raise ClusterError(f"spec.reservedConcurrency: {err}") from None
         self.client.patch(
             FunctionRes,
@@ -240,15 +238,33 @@ class Cluster:
             patch_type=PatchType.MERGE,
         )
 
-    def put_provisioned(self, function: str, qualifier: str, count: int) -> None:
-        if count < 0:
-            raise ClusterError(f"spec.provisionedConcurrency: must be >= 0, got {count}")
+    def put_provisioned(
+        self, function: str, qualifier: str, count: int, account_limit: int
+    ) -> None:
+        fn = self._get(FunctionRes, function, f"Function {function}")
+        versions = [VersionSpec.model_validate(v["spec"]) for v in self.versions(function)]
+        aliases = self._alias_specs(function)
+        mine = [v.provisioned_concurrency for v in versions if v.version == qualifier] + [
+            a.provisioned_concurrency for n, a in aliases.items() if n == qualifier
+        ]
+        reservations = self._reservations()
+        others_reserved = sum(n for f, n in reservations.items() if f != function)
+        try:
+            rules.check_provisioned(
+                function,
+                qualifier,
+                count,
+                rules.provisioned_total(versions, aliases.values()) - sum(mine),
+                fn["spec"].get("reservedConcurrency"),
+                account_limit - others_reserved - UNRESERVED_CONCURRENCY_MIN,
+                UNRESERVED_CONCURRENCY_MIN,
+            )
+        except rules.RuleError as err:
+            raise ClusterError(str(err)) from None
         if qualifier.isdigit():
             res, name = VersionRes, f"{function}.{qualifier}"
-        elif qualifier and qualifier != LATEST:
-            res, name = AliasRes, f"{function}.{qualifier}"
         else:
-            raise ClusterError("provisioned concurrency needs a version or an alias")
+            res, name = AliasRes, f"{function}.{qualifier}"
         self._get(res, name, f"{function}:{qualifier}")
         try:
             self.client.patch(

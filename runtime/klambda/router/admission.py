@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from klambda.api import limits
 from klambda.api.limits import ACCOUNT_LIMIT, RESERVED_LIMIT, SCALE_UP_LIMIT
+from klambda.api.rules import RuleError, check_reservation
 
 __all__ = [
     "ACCOUNT_LIMIT",
@@ -23,8 +24,8 @@ __all__ = [
 ]
 
 
-class ReservationError(ValueError):
-    pass
+# refusals of a reservation are the control rules' (klambda.api.rules)
+ReservationError = RuleError
 
 
 @dataclass
@@ -53,19 +54,9 @@ class ConcurrencyPools:
 
     def check_reservation(self, function: str, reserved: int | None) -> None:
         """ReservationError (naming the limit) unless `reserved` can be given to `function`."""
-        if reserved is None:
-            return
-        if reserved < 0:
-            raise ReservationError(f"reservedConcurrency must be >= 0, got {reserved}")
-        others = self.total_reserved - self.reserved.get(function, 0)
-        most = self.account_limit - self.unreserved_min - others
-        if reserved > most:
-            raise ReservationError(
-                f"reservedConcurrency {reserved} for {function} would leave "
-                f"{self.account_limit - others - reserved} unreserved; at least "
-                f"{self.unreserved_min} of the account's {self.account_limit} must stay "
-                f"unreserved (at most {max(0, most)} can be reserved for it)"
-            )
+        check_reservation(
+            function, reserved, self.reserved, self.account_limit, self.unreserved_min
+        )
 
     def set_reserved(self, function: str, reserved: int | None) -> None:
         self.check_reservation(function, reserved)

@@ -12,8 +12,16 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from klambda.api import Alias, AliasSpec, ObjectMeta, RoutingConfig, Version, VersionSpec, limits
-from klambda.api.limits import LATEST
+from klambda.api import (
+    Alias,
+    AliasSpec,
+    ObjectMeta,
+    RoutingConfig,
+    Version,
+    VersionSpec,
+    limits,
+    rules,
+)
 from klambda.api.manifest import dump
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.admission import ReservationError
@@ -47,15 +55,10 @@ class LocalControl:
         entry = self.registry.get(function)
         latest = entry.latest.config
         spec = entry.function.spec
-        if entry.versions:
-            newest = entry.versions[max(entry.versions, key=int)]
-            same_code = newest.spec.code_sha256 == latest.code_sha256
-            same_config = newest.spec.config.model_dump(exclude={"code"}) == spec.model_dump(
-                exclude={"code"}
-            )
-            if same_code and same_config:
-                return entry.targets[newest.spec.version]
-        number = str(max((int(v) for v in entry.versions), default=0) + 1)
+        newest = entry.versions[max(entry.versions, key=int)].spec if entry.versions else None
+        if newest is not None and rules.unchanged_since(newest, latest.code_sha256, spec):
+            return entry.targets[newest.version]
+        number = rules.next_version(entry.versions)
         self.manifests.mkdir(parents=True, exist_ok=True)
         path = self.manifests / f"{function}.{number}.yaml"
         code: dict[str, Any]
@@ -84,18 +87,12 @@ class LocalControl:
         entry = self.registry.get(function)
         if number not in entry.versions:
             raise ResourceNotFound(f"Function not found: {function}:{number}")
-        users = sorted(
-            name
-            for name, alias in entry.aliases.items()
-            if number == alias.spec.version
-            or (alias.spec.routing is not None and number == alias.spec.routing.additional_version)
-        )
-        if users:
-            raise ResourceConflict(
-                f"version {number} of {function} cannot be deleted: "
-                f"{'aliases' if len(users) > 1 else 'alias'} {', '.join(users)} "
-                f"{'route' if len(users) > 1 else 'routes'} to it"
+        try:
+            rules.check_delete_version(
+                function, number, {n: a.spec for n, a in entry.aliases.items()}
             )
+        except rules.RuleError as err:
+            raise ResourceConflict(str(err)) from None
         (self.manifests / f"{function}.{number}.yaml").unlink(missing_ok=True)
         del entry.versions[number]
         target = entry.targets.pop(number)
@@ -143,7 +140,7 @@ class LocalControl:
         alias: Alias = _validated(Alias, metadata=ObjectMeta(name=f"{function}.{name}"), spec=spec)
         try:
             check_alias(entry, alias)
-        except ValueError as err:
+        except rules.RuleError as err:
             raise InvalidParameterValue(str(err)) from None
         self.manifests.mkdir(parents=True, exist_ok=True)
         _write(self.manifests / f"{function}.{name}.yaml", dump(alias))
@@ -173,28 +170,22 @@ class LocalControl:
 
     def put_provisioned(self, function: str, qualifier: str, count: int) -> None:
         entry = self.registry.get(function)
-        if count < 0:
-            raise InvalidParameterValue(
-                f"ProvisionedConcurrentExecutions: must be >= 0, got {count}"
+        pools = self.invoker.pools
+        total = rules.provisioned_total(
+            (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
+        )
+        try:
+            rules.check_provisioned(
+                function,
+                qualifier,
+                count,
+                total - self._provisioned_of(entry, qualifier),
+                pools.reserved.get(function),
+                pools.unreserved_limit - pools.unreserved_min,
+                pools.unreserved_min,
             )
-        if qualifier == LATEST or not qualifier:
-            raise InvalidParameterValue(
-                "Qualifier: provisioned concurrency needs a version or an alias, not $LATEST"
-            )
-        reserved = self.invoker.pools.reserved.get(function)
-        others = self._provisioned_total(entry) - self._provisioned_of(entry, qualifier)
-        if reserved is not None and others + count > reserved:
-            raise InvalidParameterValue(
-                f"ProvisionedConcurrentExecutions: {others + count} provisioned in all for "
-                f"{function} is more than its reserved concurrency of {reserved}"
-            )
-        limit = self.invoker.pools.unreserved_limit - self.invoker.pools.unreserved_min
-        if reserved is None and others + count > limit:
-            raise InvalidParameterValue(
-                f"ProvisionedConcurrentExecutions: {others + count} is more than the "
-                f"{limit} the account can give while keeping "
-                f"{self.invoker.pools.unreserved_min} unreserved"
-            )
+        except rules.RuleError as err:
+            raise InvalidParameterValue(str(err)) from None
         if qualifier in entry.aliases:
             alias = entry.aliases[qualifier]
             updated_alias = alias.model_copy(
@@ -219,11 +210,6 @@ class LocalControl:
         if qualifier in entry.versions:
             return entry.versions[qualifier].spec.provisioned_concurrency
         return 0
-
-    def _provisioned_total(self, entry: FunctionEntry) -> int:
-        return sum(a.spec.provisioned_concurrency for a in entry.aliases.values()) + sum(
-            v.spec.provisioned_concurrency for v in entry.versions.values()
-        )
 
     def apply_provisioned(self, entry: FunctionEntry) -> None:
         want = provisioned_by_version(entry)

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from klambda import codestore
-from klambda.api import Alias, FunctionSpec, Version
+from klambda.api import Alias, FunctionSpec, Version, rules
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.execution import config_of
@@ -75,16 +75,8 @@ def version_target(v: Version, source: Path, store: Path, settings: RouterSettin
 
 
 def check_alias(entry: FunctionEntry, alias: Alias) -> None:
-    """ValueError naming the field unless every version the alias routes to exists."""
-    versions = [("spec.version", alias.spec.version)]
-    if alias.spec.routing is not None:
-        versions.append(("spec.routing.additionalVersion", alias.spec.routing.additional_version))
-    for field, v in versions:
-        if v != LATEST and v not in entry.targets:
-            have = ", ".join(sorted(entry.targets, key=int)) or "none"
-            raise ValueError(
-                f"{field}: version {v} of {entry.function.name} does not exist (published: {have})"
-            )
+    """RuleError naming the field unless every version the alias routes to exists."""
+    rules.check_alias_targets(alias.spec, entry.targets)
 
 
 def read_overrides(state_dir: Path) -> dict[str, int | None]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from klambda.api import Alias, Function, Version
+from klambda.api import Alias, Function, Version, rules
 from klambda.api.limits import LATEST
 from klambda.errors import ResourceConflict, ResourceNotFound
 from klambda.execution import FunctionConfig
@@ -43,22 +43,10 @@ class FunctionEntry:
 
 
 def provisioned_by_version(entry: FunctionEntry) -> dict[str, int]:
-    """How many provisioned environments each version of a function should have. Pure.
-
-    A version's own setting plus its share of every alias's, split by the alias's routing
-    weights as Lambda does.
-    """
-    want = {v: spec.spec.provisioned_concurrency for v, spec in entry.versions.items()}
-    for alias in entry.aliases.values():
-        n = alias.spec.provisioned_concurrency
-        if not n:
-            continue
-        r = alias.spec.routing
-        extra = round(n * r.weight) if r else 0
-        want[alias.spec.version] = want.get(alias.spec.version, 0) + n - extra
-        if r and extra:
-            want[r.additional_version] = want.get(r.additional_version, 0) + extra
-    return want
+    """How many provisioned environments each version of a function should have."""
+    return rules.provisioned_by_version(
+        (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
+    )
 
 
 def state_of(status: Mapping[str, Any] | None) -> tuple[str, str | None]:

@@ -29,7 +29,7 @@ from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
-from klambda.router.registry import Registry
+from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
 from klambda.worker.cgroups import Cgroups
@@ -147,6 +147,10 @@ class Router:
                 log.warning("Function %s: reservedConcurrency not applied: %s", name, err)
         for name in set(self.invoker.pools.reserved) - set(registry.functions):
             self.invoker.pools.set_reserved(name, None)
+        for entry in registry.functions.values():
+            want = provisioned_by_version(entry)
+            for number, target in entry.targets.items():
+                self.workers.set_provisioned(target, want.get(number, 0))
         self.invoker.registry = registry
 
     async def start(self) -> None:

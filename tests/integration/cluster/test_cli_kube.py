@@ -71,6 +71,11 @@ def test_cli_verbs_against_the_api_server(
 
     assert "version 1" in klambda("publish-version", "hello", "-d", "first").stdout
     assert "version 1" in klambda("publish-version", "hello").stdout  # unchanged: same
+    # the same bytes from another place (the CodeSha256 is unchanged) are the same code,
+    # as in local mode: no new version
+    moved = {"spec": {"code": {"inline": {"handler.py": "def handler(e, c): return 1"}}}}
+    plane.kubectl("patch", "function", "hello", "-n", ns, "--type=merge", "-p", json.dumps(moved))
+    assert "version 1" in klambda("publish-version", "hello").stdout
     plane.kubectl(
         "patch",
         "function",
@@ -117,13 +122,19 @@ def test_cli_verbs_against_the_api_server(
     out = klambda("provisioned", "put", "hello:prod", "--count", "-1")
     assert out.returncode == 1
     assert ">= 0" in out.stderr
+    out = klambda("provisioned", "put", "hello:prod", "--count", "6")  # reserved is 5
+    assert out.returncode == 1
+    assert "6 provisioned in all for hello is more than its reserved concurrency of 5" in (
+        out.stderr
+    )
+    assert plane.get_json("alias", "hello.prod", "-n", ns)["spec"]["provisionedConcurrency"] == 3
 
     aliases = klambda("get", "aliases", "hello").stdout.splitlines()
     assert aliases[1].split()[:3] == ["prod", "1", "2=0.1"]
 
     out = klambda("delete-version", "hello", "2")
     assert out.returncode == 1
-    assert "alias(es) prod route to it" in out.stderr
+    assert "version 2 of hello cannot be deleted: alias prod routes to it" in out.stderr
     assert klambda("alias", "delete", "hello", "prod").returncode == 0
     assert klambda("delete-version", "hello", "2").returncode == 0
     versions = klambda("get", "versions", "hello").stdout.splitlines()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from klambda_operator.scaling import Demand, ScalingPolicy, alias_provisioned, decide
+from klambda_operator.scaling import Demand, ScalingPolicy, decide
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = ScalingPolicy(idle_seconds=600, scale_up_per_minute=60, max_environments=1000)
@@ -72,30 +71,3 @@ def test_the_scale_up_clock_is_a_token_bucket() -> None:
     small = decide(Demand(61), 60, NOW - timedelta(hours=1), NOW, POLICY)
     assert small.replicas == 61
     assert small.clock == NOW - timedelta(seconds=59)  # 59 of the minute's 60 left
-
-
-def alias(version: str, provisioned: Any, weight: float | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"version": version, "provisionedConcurrency": provisioned}
-    if weight is not None:
-        spec["routing"] = {"additionalVersion": "2", "weight": weight}
-    return spec
-
-
-ALIASES: list[tuple[str, list[dict[str, Any]], str, int]] = [
-    ("none",                [],                            "1", 0),
-    ("plain",               [alias("1", 4)],               "1", 4),
-    ("other version",       [alias("2", 4)],               "1", 0),
-    ("weighted primary",    [alias("1", 10, 0.2)],         "1", 8),
-    ("weighted additional", [alias("1", 10, 0.2)],         "2", 2),
-    ("two aliases add up",  [alias("1", 1), alias("1", 2)], "1", 3),
-    ("garbage ignored",     [alias("1", "many")],          "1", 0),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("what", "aliases", "version", "expected"), ALIASES, ids=[a[0] for a in ALIASES]
-)
-def test_alias_provisioned(
-    what: str, aliases: list[dict[str, Any]], version: str, expected: int
-) -> None:
-    assert alias_provisioned(aliases, version) == expected
