@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,17 @@ def apply(plane: ControlPlane, ns: str, obj: dict[str, Any]) -> None:
 
 
 @contextmanager
-def worker(host: NetHost, tmp: Path, version: str, tag: str) -> Iterator[int]:
+def worker(
+    host: NetHost,
+    tmp: Path,
+    version: str,
+    tag: str,
+    source: str | None = None,
+    max_environments: int = 4,
+) -> Iterator[int]:
     code = tmp / f"code-{version}"
     code.mkdir()
-    (code / "app.py").write_text(CODE.format(tag=tag))
+    (code / "app.py").write_text(source or CODE.format(tag=tag))
     port = free_port()
     cfg = FunctionConfig("hello", version, "app.handler", "python3.11", 128, 3, {}, str(code), "")
     env = {**os.environ, **worker_environment(cfg)}
@@ -61,7 +69,7 @@ def worker(host: NetHost, tmp: Path, version: str, tag: str) -> Iterator[int]:
         "--port",
         str(port),
         "--max-environments",
-        "4",
+        str(max_environments),
     ]
     proc = subprocess.Popen(
         host.wrap(argv),
@@ -240,3 +248,76 @@ def test_router_follows_the_api_server(
         # deleting the Function removes it from the router
         plane.kubectl("delete", "function", "hello", "-n", ns)
         until(lambda: r.invoke("hello")[0] == 404)
+
+
+BROKEN = "raise RuntimeError('no database')\n"
+SLOW = """\
+import time
+def handler(event, context):
+    time.sleep(1.5)
+    return "done"
+"""
+
+
+def test_worker_pods_fail_init_and_throttle_as_local_environments_do(
+    kube_control_plane: ControlPlane, kube_namespace: str, tmp_path: Path
+) -> None:
+    """An init failure in a worker pod writes START/END/REPORT there and counts as a cold
+    start and an error at the router; a call no pod can take is a counted throttle."""
+    plane, ns = kube_control_plane, kube_namespace
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/functions.klambda.io", "crd/versions.klambda.io", "crd/aliases.klambda.io",
+    )  # fmt: skip
+    spec = function_spec()
+    fn = {"apiVersion": "klambda.io/v1alpha1", "kind": "Function", "metadata": {"name": "hello"}}
+    apply(plane, ns, {**fn, "spec": spec})
+    for v in ("1", "2"):
+        apply(
+            plane,
+            ns,
+            {
+                "apiVersion": "klambda.io/v1alpha1",
+                "kind": "Version",
+                "metadata": {"name": f"hello.{v}"},
+                "spec": {"function": "hello", "version": v, "codeSha256": "x", "config": spec},
+            },
+        )
+    with (
+        network_host() as host,
+        worker(host, tmp_path, "1", "broken", source=BROKEN) as p1,
+        worker(host, tmp_path, "2", "slow", source=SLOW, max_environments=1) as p2,
+        cluster_router(plane, ns, tmp_path) as r,
+    ):
+        apply(plane, ns, endpoint_slice("1", host.address, p1))
+        apply(plane, ns, endpoint_slice("2", host.address, p2))
+        until(lambda: r.invoke("hello:1")[0] == 200)
+        _status, headers, body = r.invoke("hello:1")
+        assert headers["x-amz-function-error"] == "Unhandled"
+        error = json.loads(body)
+        assert (error["errorType"], error["errorMessage"]) == ("RuntimeError", "no database")
+        log = (tmp_path / "worker-1.log").read_text()
+        for line in ("START RequestId:", "END RequestId:", "REPORT RequestId:"):
+            assert line in log
+        assert "Status: error\tError Type: RuntimeError" in log
+        assert r.metric("klambda_cold_starts_total", function="hello", version="1") >= 2
+        assert (
+            r.metric("klambda_errors_total", function="hello", version="1", reason="init_error")
+            >= 2
+        )
+
+        until(lambda: r.invoke("hello:2")[0] == 200)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: r.invoke("hello:2"), range(2)))
+        assert sorted(a[0] for a in answers) == [200, 429]
+        throttled = next(a for a in answers if a[0] == 429)
+        assert json.loads(throttled[2])["Reason"] == "FunctionInvocationRateLimitExceeded"
+        assert (
+            r.metric(
+                "klambda_throttles_total",
+                function="hello",
+                reason="FunctionInvocationRateLimitExceeded",
+            )
+            == 1
+        )
