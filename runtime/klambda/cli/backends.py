@@ -10,7 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from klambda import shapes
+from klambda.api import AliasSpec, FunctionSpec
+from klambda.api.limits import LATEST
 from klambda.cli.client import API, ApiError, Client
+from klambda.execution import FunctionConfig, config_of
 
 
 class BackendError(Exception):
@@ -115,35 +119,30 @@ class RestBackend:
 
 
 def _configuration(
-    name: str, version: str, spec: dict[str, Any], sha: str, state: str, description: str
+    name: str, version: str, spec: dict[str, Any], sha: str, status: Any, description: str
 ) -> dict[str, Any]:
-    return {
-        "FunctionName": name,
-        "Version": version,
-        "Runtime": spec.get("runtime", ""),
-        "Handler": spec.get("handler", ""),
-        "MemorySize": spec.get("memoryMB", 128),
-        "Timeout": spec.get("timeoutSeconds", 3),
-        "State": state or "Pending",
-        "CodeSha256": sha or "-",
-        "Description": description,
-    }
+    """Lambda's FunctionConfiguration of a Function or Version object, as the router's REST
+    API gives it (klambda.shapes)."""
+    cfg = config_of(
+        name,
+        version,
+        FunctionSpec.model_validate(spec),
+        code_root="",
+        code_sha256=sha or "-",
+        region="us-east-1",
+        account="000000000000",
+    )
+    status = status or {}
+    return shapes.function_configuration(
+        cfg, status.get("state") or "Pending", status.get("stateReason"), description
+    )
 
 
 def _alias(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj["spec"]
-    out = {
-        "Name": obj["metadata"]["name"].partition(".")[2],
-        "FunctionVersion": spec["version"],
-        "Description": spec.get("description", ""),
-    }
-    if spec.get("routing"):
-        out["RoutingConfig"] = {
-            "AdditionalVersionWeights": {
-                spec["routing"]["additionalVersion"]: spec["routing"]["weight"]
-            }
-        }
-    return out
+    function, _, name = obj["metadata"]["name"].partition(".")
+    spec = AliasSpec.model_validate(obj["spec"])
+    cfg = FunctionConfig(function, LATEST, "", "", 128, 3, {}, "", "")
+    return shapes.alias_configuration(cfg, name, spec)
 
 
 class KubeBackend:
@@ -172,7 +171,7 @@ class KubeBackend:
                 "$LATEST",
                 f["spec"],
                 (f.get("status") or {}).get("codeSha256", ""),
-                (f.get("status") or {}).get("state", ""),
+                f.get("status"),
                 f["spec"].get("description", ""),
             )
             for f in self._do(self.cluster.functions)
@@ -186,7 +185,7 @@ class KubeBackend:
                 v["spec"]["version"],
                 v["spec"]["config"],
                 v["spec"]["codeSha256"],
-                (v.get("status") or {}).get("state", ""),
+                v.get("status"),
                 v["spec"].get("description", ""),
             )
             for v in self._do(self.cluster.versions, function)
@@ -202,7 +201,7 @@ class KubeBackend:
             v["spec"]["version"],
             v["spec"]["config"],
             v["spec"]["codeSha256"],
-            "",
+            None,
             v["spec"].get("description", ""),
         )
 

@@ -1,0 +1,56 @@
+"""Lambda's JSON shapes (FunctionConfiguration, AliasConfiguration), built in one place.
+
+The router's REST API answers with them, and the CLI builds the same ones from the API
+server's objects when it talks to a cluster, so `klambda get ...` prints one shape
+whichever it asked. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klambda.api import AliasSpec
+from klambda.api.limits import LATEST
+from klambda.execution import FunctionConfig
+
+
+def function_arn(cfg: FunctionConfig, qualifier: str | None = None) -> str:
+    return f"{cfg.arn}:{qualifier}" if qualifier else cfg.arn
+
+
+def function_configuration(
+    cfg: FunctionConfig, state: str, state_reason: str | None = None, description: str = ""
+) -> dict[str, Any]:
+    """Lambda's FunctionConfiguration of one version."""
+    return {
+        "FunctionName": cfg.function,
+        "FunctionArn": function_arn(cfg, None if cfg.version == LATEST else cfg.version),
+        "Runtime": cfg.runtime,
+        "Role": f"arn:aws:iam::{cfg.account}:role/klambda",
+        "Handler": cfg.handler,
+        "Description": description,
+        "Timeout": cfg.timeout_s,
+        "MemorySize": cfg.memory_mb,
+        "CodeSha256": cfg.code_sha256,
+        "Version": cfg.version,
+        "Environment": {"Variables": dict(cfg.environment)},
+        "State": state,
+        "StateReason": state_reason or "",
+        "PackageType": "Zip",
+        "Architectures": ["x86_64"],
+    }
+
+
+def alias_configuration(function: FunctionConfig, name: str, spec: AliasSpec) -> dict[str, Any]:
+    """Lambda's AliasConfiguration; `function` is any version's config (for the ARN)."""
+    out: dict[str, Any] = {
+        "AliasArn": function_arn(function, name),
+        "Name": name,
+        "FunctionVersion": spec.version,
+        "Description": spec.description,
+    }
+    if spec.routing is not None:
+        out["RoutingConfig"] = {
+            "AdditionalVersionWeights": {spec.routing.additional_version: spec.routing.weight}
+        }
+    return out
