@@ -554,17 +554,6 @@ def dlq_redrive(
     typer.echo(f"{function}: {data['Redriven']} event(s) sent through again")
 
 
-def prices_of(per_gb_second: float | None, per_million: float | None) -> Any:
-    from klambda.pricing import DEFAULT_PRICES, Prices
-
-    return Prices(
-        per_million_requests=DEFAULT_PRICES.per_million_requests
-        if per_million is None
-        else per_million,
-        per_gb_second=DEFAULT_PRICES.per_gb_second if per_gb_second is None else per_gb_second,
-    )
-
-
 def plain(x: float) -> str:
     """A price as written, without exponent: 0.00001667, 0.2."""
     return f"{x:.10f}".rstrip("0").rstrip(".")
@@ -590,7 +579,7 @@ def cost_estimate(
 ) -> None:
     """A month's Lambda bill for a workload."""
     from klambda.api import limits
-    from klambda.pricing import monthly
+    from klambda.pricing import monthly, prices_with
     from klambda.tuning import parse_duration_ms
 
     if invocations < 0:
@@ -603,7 +592,7 @@ def cost_estimate(
         ms = parse_duration_ms(duration)
     except ValueError as err:
         fail(str(err), 2)
-    prices = prices_of(price_gb_second, price_million_requests)
+    prices = prices_with(price_gb_second, price_million_requests)
     bill = monthly(invocations, memory, ms, prices, free_tier)
     typer.echo(f"{invocations:,} invocations x {ms:g} ms at {memory} MB")
     typer.echo(
@@ -674,6 +663,7 @@ def tune(
 ) -> None:
     """Power tuning: run FUNCTION at each memory size and recommend one."""
     from klambda.cli import tune as tuning_io
+    from klambda.pricing import prices_with
     from klambda.tuning import STRATEGIES, parse_memory_list
 
     try:
@@ -685,7 +675,7 @@ def tune(
     if strategy not in STRATEGIES:
         fail(f"--strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}", 2)
     body = read_payload(payload)
-    prices = prices_of(price_gb_second, price_million_requests)
+    prices = prices_with(price_gb_second, price_million_requests)
     c = client(ep)
     results = []
     with reported():

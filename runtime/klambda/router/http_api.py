@@ -26,6 +26,7 @@ from klambda.errors import (
     ResourceConflict,
     ResourceNotFound,
 )
+from klambda.pricing import usage_cost
 from klambda.queue import Dispatcher
 from klambda.router.control import LocalControl
 from klambda.router.invoke import Invoker
@@ -445,8 +446,7 @@ class HttpApi:
                     "requests": u.requests,
                     "errors": u.errors,
                     "gbSeconds": u.gb_seconds,
-                    "cost": u.requests * prices.per_million_requests / 1_000_000
-                    + u.gb_seconds * prices.per_gb_second,
+                    "cost": usage_cost(u.requests, u.gb_seconds, prices),
                 }
             )
         return web.json_response(
