@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from klambda.cli.output import fail
+from klambda.shutdown import run_until_signal
 
 
 def up(
@@ -59,11 +58,7 @@ def up(
         typer.echo(f"klambda up: nothing started, {err}", err=True)
         raise typer.Exit(2) from None
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def start() -> None:
         try:
             await router.start()
         except OSError as err:
@@ -81,12 +76,12 @@ def up(
         cg = router.cgroups
         typer.echo(f"  memory limits: {'cgroups' if cg and cg.available else 'RLIMIT_AS'}")
         typer.echo(f"klambda: REST API on {ep['http']}, gRPC on {ep['grpc']}  (Ctrl-C stops)")
-        sys.stdout.flush()
-        await stop.wait()
+
+    async def stop() -> None:
         typer.echo("klambda: stopping")
         await router.stop()
 
-    asyncio.run(main())
+    run_until_signal(start, stop)
 
 
 def router(
@@ -123,21 +118,14 @@ def router(
     r = Router(settings, cluster=ClusterOptions(namespace, kubeconfig, wait_for_worker))
     r.load()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def start() -> None:
         await r.start()
         ep = r.endpoint()
         typer.echo(
             f"klambda router: namespace {namespace}; REST API on {ep['http']}, gRPC on {ep['grpc']}"
         )
-        sys.stdout.flush()
-        await stop.wait()
-        await r.stop()
 
-    asyncio.run(main())
+    run_until_signal(start, r.stop)
 
 
 def worker(
