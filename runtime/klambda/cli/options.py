@@ -21,7 +21,11 @@ KubeconfigOpt = Annotated[
     str | None,
     typer.Option("--kubeconfig", help="Act on the cluster's objects instead of a router"),
 ]
-NamespaceOpt = Annotated[str | None, typer.Option("--namespace", "-N")]
+NAMESPACE = ("--namespace", "-n")  # one spelling for every verb that takes one
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option(*NAMESPACE, help="With --kubeconfig: the namespace (default: the context's)"),
+]
 PriceGbOpt = Annotated[
     float | None, typer.Option("--price-gb-second", help="$ per GB-second (default 0.00001667)")
 ]

@@ -216,7 +216,7 @@ def concurrency_delete(
 @provisioned_app.command("put")
 def provisioned_put(
     target: Annotated[str, typer.Argument(help="FUNCTION:QUALIFIER (a version or an alias)")],
-    count: Annotated[int, typer.Option("--count", "-n")],
+    count: Annotated[int, typer.Option("--count", "-c", help="Environments to keep ready")],
     wait: Annotated[bool, typer.Option(help="Wait until the environments are ready")] = True,
     ep: EndpointOpt = None,
     kubeconfig: KubeconfigOpt = None,

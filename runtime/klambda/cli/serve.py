@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from klambda.cli.options import NAMESPACE
 from klambda.cli.output import fail
 from klambda.shutdown import run_until_signal
 
@@ -88,7 +89,9 @@ def router(
     cluster: Annotated[
         bool, typer.Option("--cluster", help="Learn functions from the API server")
     ] = True,
-    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    namespace: Annotated[
+        str, typer.Option(*NAMESPACE, help="Where the Functions, Versions, Aliases are")
+    ] = "default",
     kubeconfig: Annotated[
         str | None, typer.Option(envvar="KUBECONFIG", help="Default: in-cluster service account")
     ] = None,
