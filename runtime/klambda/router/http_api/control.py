@@ -14,7 +14,7 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.control import LocalControl
-from klambda.router.http_api.params import API, int_field, json_body
+from klambda.router.http_api.params import API, function_of, int_field, json_body, target_of
 from klambda.router.http_api.shapes import alias_configuration, configuration
 from klambda.router.invoke import Invoker
 from klambda.router.registry import FunctionEntry, Target
@@ -60,9 +60,8 @@ class ControlApi:
         return web.json_response({"Functions": out})
 
     def _target(self, request: web.Request) -> tuple[Target, str]:
-        name = request.match_info["name"]
-        entry = self.invoker.registry.get(name.split(":")[0])
-        qualifier = request.query.get("Qualifier") or name.partition(":")[2]
+        function, qualifier = target_of(request)
+        entry = self.invoker.registry.get(function)
         if qualifier in entry.aliases:
             qualifier = entry.aliases[qualifier].spec.version
         if qualifier and qualifier != limits.LATEST:
@@ -90,7 +89,7 @@ class ControlApi:
     # versions and aliases
 
     def _entry(self, request: web.Request) -> FunctionEntry:
-        return self.invoker.registry.get(request.match_info["name"])
+        return self.invoker.registry.get(function_of(request))
 
     def _control(self) -> LocalControl:
         assert self.control is not None
@@ -98,10 +97,9 @@ class ControlApi:
 
     async def publish_version(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        target = self._control().publish_version(
-            request.match_info["name"], str(body.get("Description", ""))
-        )
-        entry = self._entry(request)
+        function = function_of(request)
+        target = self._control().publish_version(function, str(body.get("Description", "")))
+        entry = self.invoker.registry.get(function)
         v = entry.versions[target.config.version]
         return web.json_response(configuration(target, v.spec.description), status=201)
 
@@ -115,13 +113,13 @@ class ControlApi:
         return web.json_response({"Versions": out})
 
     async def delete_function(self, request: web.Request) -> web.Response:
-        qualifier = request.query.get("Qualifier")
+        function, qualifier = target_of(request)
         if not qualifier or not qualifier.isdigit():
             raise InvalidParameterValue(
                 "Qualifier: give the version number to delete; functions themselves are "
                 "removed by deleting their manifest"
             )
-        self._control().delete_version(request.match_info["name"], qualifier)
+        self._control().delete_version(function, qualifier)
         return web.Response(status=204)
 
     @staticmethod
@@ -162,7 +160,7 @@ class ControlApi:
         return web.json_response(alias_configuration(entry, alias))
 
     async def delete_alias(self, request: web.Request) -> web.Response:
-        self._control().delete_alias(request.match_info["name"], request.match_info["alias"])
+        self._control().delete_alias(function_of(request), request.match_info["alias"])
         return web.Response(status=204)
 
     async def list_aliases(self, request: web.Request) -> web.Response:
@@ -185,16 +183,16 @@ class ControlApi:
     async def put_concurrency(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         reserved = int_field(body, "ReservedConcurrentExecutions")
-        self._control().put_reserved(request.match_info["name"], reserved)
+        self._control().put_reserved(function_of(request), reserved)
         return web.json_response({"ReservedConcurrentExecutions": reserved})
 
     async def delete_concurrency(self, request: web.Request) -> web.Response:
-        self._control().put_reserved(request.match_info["name"], None)
+        self._control().put_reserved(function_of(request), None)
         return web.Response(status=204)
 
     async def get_concurrency(self, request: web.Request) -> web.Response:
-        self._entry(request)
-        reserved = self.invoker.pools.reserved.get(request.match_info["name"])
+        entry = self._entry(request)
+        reserved = self.invoker.pools.reserved.get(entry.function.name)
         return web.json_response(
             {} if reserved is None else {"ReservedConcurrentExecutions": reserved}
         )
@@ -208,31 +206,29 @@ class ControlApi:
     async def put_provisioned(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         count = int_field(body, "ProvisionedConcurrentExecutions")
-        name, q = request.match_info["name"], self._qualifier(request)
+        name, q = function_of(request), self._qualifier(request)
         control = self._control()
         control.put_provisioned(name, q, count)
         return web.json_response(control.provisioned_config(name, q), status=202)
 
     async def get_provisioned(self, request: web.Request) -> web.Response:
-        name, q = request.match_info["name"], self._qualifier(request)
+        name, q = function_of(request), self._qualifier(request)
         control = self.control
         if control is None:
             raise InvalidParameterValue("provisioned concurrency is not managed by this router")
         return web.json_response(control.provisioned_config(name, q))
 
     async def delete_provisioned(self, request: web.Request) -> web.Response:
-        self._control().put_provisioned(request.match_info["name"], self._qualifier(request), 0)
+        self._control().put_provisioned(function_of(request), self._qualifier(request), 0)
         return web.Response(status=204)
 
     async def start_tuning(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        q = self._control().start_tuning(request.match_info["name"], int_field(body, "MemorySize"))
+        q = self._control().start_tuning(function_of(request), int_field(body, "MemorySize"))
         return web.json_response({"Qualifier": q}, status=201)
 
     async def stop_tuning(self, request: web.Request) -> web.Response:
-        await self._control().stop_tuning(
-            request.match_info["name"], request.match_info["qualifier"]
-        )
+        await self._control().stop_tuning(function_of(request), request.match_info["qualifier"])
         return web.Response(status=204)
 
     async def account_settings(self, request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from klambda.errors import InvalidParameterValue, ResourceNotFound
 from klambda.queue import Dispatcher
-from klambda.router.http_api.params import json_body
+from klambda.router.http_api.params import function_of, json_body
 from klambda.router.invoke import Invoker
 
 
@@ -27,7 +27,7 @@ class QueueApi:
         return d
 
     async def dlq_list(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+        name = function_of(request)
         self.invoker.registry.get(name)
         limit = int(request.query.get("limit", "100") or 100)
         letters = await self._dispatcher().dead_letters(name, limit)
@@ -40,7 +40,7 @@ class QueueApi:
         )
 
     async def dlq_redrive(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+        name = function_of(request)
         self.invoker.registry.get(name)
         body = await json_body(request)
         rid = body.get("RequestId")

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from klambda.errors import InvalidParameterValue
 from klambda.pricing import usage_cost
+from klambda.router.http_api.params import function_of
 from klambda.router.invoke import Invoker
+from klambda.router.routing import parse_function
 
 
 class ReportApi:
@@ -28,6 +30,7 @@ class ReportApi:
             raise InvalidParameterValue("since: a number of seconds") from None
         only = request.query.get("function")
         if only:
+            only = parse_function(only, "function")
             self.invoker.registry.get(only)
         prices = self.invoker.metrics.prices
         rows = []
@@ -59,7 +62,7 @@ class ReportApi:
         )
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
+        name = function_of(request)
         self.invoker.registry.get(name)
         limit = int(request.query.get("limit", "0") or 0) or None
         follow = request.query.get("follow", "") in ("1", "true")
