@@ -7,6 +7,7 @@ examples ($0.20 per million requests, $0.00001667 per GB-second).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -22,6 +23,21 @@ class Prices:
 DEFAULT_PRICES = Prices()
 
 
+def prices_with(
+    per_gb_second: float | None = None,
+    per_million_requests: float | None = None,
+    base: Prices = DEFAULT_PRICES,
+) -> Prices:
+    """`base` with the prices given (a flag, a setting) in place of its own."""
+    return dataclasses.replace(
+        base,
+        per_million_requests=base.per_million_requests
+        if per_million_requests is None
+        else per_million_requests,
+        per_gb_second=base.per_gb_second if per_gb_second is None else per_gb_second,
+    )
+
+
 def billed_ms(duration_ms: float) -> int:
     """Billed duration: rounded up to the next millisecond, at least 1 ms."""
     return max(1, math.ceil(round(duration_ms, 6)))
@@ -31,12 +47,18 @@ def gb_seconds(duration_ms: float, memory_mb: int) -> float:
     return billed_ms(duration_ms) / 1000.0 * memory_mb / 1024.0
 
 
+def usage_cost(requests: int, billed_gb_seconds: float, prices: Prices = DEFAULT_PRICES) -> float:
+    """What `requests` invocations using `billed_gb_seconds` add to the bill, before any
+    free tier (a usage report's cost column)."""
+    return (
+        requests * prices.per_million_requests / 1_000_000
+        + billed_gb_seconds * prices.per_gb_second
+    )
+
+
 def invocation_cost(duration_ms: float, memory_mb: int, prices: Prices = DEFAULT_PRICES) -> float:
     """What one invocation adds to the bill, before any free tier."""
-    return (
-        prices.per_million_requests / 1_000_000
-        + gb_seconds(duration_ms, memory_mb) * prices.per_gb_second
-    )
+    return usage_cost(1, gb_seconds(duration_ms, memory_mb), prices)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,58 @@ def test_unknown_function(lam, local_router: RunningRouter) -> None:  # type: ig
         assert "ResourceNotFoundException" in (err.value.details() or "")
 
 
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:echo"
+
+
+@pytest.mark.parametrize(
+    "name", [ARN, f"{ARN}:$LATEST", "000000000000:function:echo", "echo:$LATEST"]
+)
+def test_boto3_invoke_by_arn(lam, local_router: RunningRouter, name: str) -> None:  # type: ignore[no-untyped-def]
+    resp = lam.invoke(FunctionName=name, Payload=b'{"name": "Ada"}')
+    assert resp["StatusCode"] == 200
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert json.loads(resp["Payload"].read())["event"] == {"name": "Ada"}
+    with grpc.insecure_channel(local_router.grpc_target) as ch:
+        stub = invoker_pb2_grpc.InvokerStub(ch)
+        reply = stub.Invoke(invoker_pb2.InvokeRequest(function_name=name, payload=b"{}"))
+        assert reply.status_code == 200
+
+
+def test_control_api_takes_arns(lam) -> None:  # type: ignore[no-untyped-def]
+    assert lam.get_function(FunctionName=ARN)["Configuration"]["FunctionArn"] == ARN
+    conf = lam.get_function_configuration(FunctionName=ARN, Qualifier="$LATEST")
+    assert (conf["FunctionName"], conf["Version"]) == ("echo", "$LATEST")
+    versions = lam.list_versions_by_function(FunctionName="000000000000:function:echo")
+    assert versions["Versions"][0]["Version"] == "$LATEST"
+    assert lam.list_aliases(FunctionName=ARN)["Aliases"] == []
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=ARN)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("arn:aws:s3:::my-bucket", "is an ARN of s3, not of a Lambda function"),
+        ("arn:aws:lambda:us-east-1:000000000000:layer:echo:1", "is not a function ARN"),
+        ("e" * 65, "has a function name longer than 64 characters"),
+        ("echo world", "has a function name that is not letters, digits"),
+    ],
+)
+def test_names_lambda_refuses_are_refused_naming_the_field(  # type: ignore[no-untyped-def]
+    lam, local_router: RunningRouter, name: str, why: str
+) -> None:
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
+        lam.invoke(FunctionName=name, Payload=b"{}")
+    message = err.value.response["Error"]["Message"]
+    assert message.startswith("FunctionName: ")
+    assert why in message
+    with grpc.insecure_channel(local_router.grpc_target) as ch:
+        stub = invoker_pb2_grpc.InvokerStub(ch)
+        with pytest.raises(grpc.RpcError) as rpc:
+            stub.Invoke(invoker_pb2.InvokeRequest(function_name=name, payload=b"{}"))
+        assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert why in (rpc.value.details() or "")
+
+
 def test_invalid_json(lam) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(lam.exceptions.InvalidRequestContentException):
         lam.invoke(FunctionName="echo", Payload=b"{not json")

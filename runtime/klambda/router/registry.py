@@ -80,10 +80,7 @@ class Registry:
 
     def resolve(self, name: str, qualifier: str | None = None) -> tuple[Target, str]:
         """(the target version, the alias name or "") for a name and qualifier."""
-        try:
-            fn, q = parse_function_name(name, qualifier)
-        except ValueError as err:
-            raise ResourceNotFound(str(err)) from None
+        fn, q = parse_function_name(name, qualifier)
         entry = self.get(fn)
         if q is None or q == LATEST:
             target, alias = entry.latest, ""

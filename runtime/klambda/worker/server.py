@@ -8,8 +8,6 @@ RESOURCE_EXHAUSTED at once, so the router can try another pod or throttle.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 
 import grpc
@@ -19,6 +17,7 @@ from klambda.api.limits import SCALE_UP_LIMIT
 from klambda.execution import FunctionConfig
 from klambda.invocation import call_from_proto, to_proto
 from klambda.proto import worker_pb2, worker_pb2_grpc
+from klambda.shutdown import stop_requested
 from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
@@ -75,11 +74,7 @@ async def serve(
         raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
     await server.start()
     print(f"klambda worker: {cfg.function}:{cfg.version} on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_requested().wait()
     await server.stop(grace=float(cfg.timeout_s))
     await pool.close()
     await zygote.stop()

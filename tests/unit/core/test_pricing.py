@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from klambda.pricing import Prices, billed_ms, gb_seconds, invocation_cost, monthly
+from klambda.pricing import (
+    Prices,
+    billed_ms,
+    gb_seconds,
+    invocation_cost,
+    monthly,
+    prices_with,
+    usage_cost,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,3 +47,37 @@ def test_billed_duration_rounds_up_to_the_millisecond(duration: float, billed: i
 def test_gb_seconds_and_cost_of_one_invocation() -> None:
     assert gb_seconds(1000, 1024) == 1.0
     assert invocation_cost(1000, 1024) == pytest.approx(0.2e-6 + 0.00001667)
+
+
+@pytest.mark.parametrize(
+    ("requests", "gbs", "cost"),
+    [
+        (0, 0.0, 0.0),
+        (1_000_000, 0.0, 0.20),
+        (0, 1.0, 0.00001667),
+        (5, 2.5, 5 * 0.2e-6 + 2.5 * 0.00001667),
+        (3_000_000, 1_500_000.0, 0.60 + 1_500_000 * 0.00001667),  # before the free tier
+    ],
+)
+def test_usage_cost_is_requests_plus_gb_seconds(requests: int, gbs: float, cost: float) -> None:
+    assert usage_cost(requests, gbs) == pytest.approx(cost)
+
+
+def test_usage_cost_uses_the_prices_given() -> None:
+    prices = Prices(per_million_requests=1.0, per_gb_second=0.001)
+    assert usage_cost(2_000_000, 10.0, prices) == pytest.approx(2.0 + 0.01)
+
+
+@pytest.mark.parametrize(
+    ("gb", "million", "expected"),
+    [
+        (None, None, Prices()),
+        (0.0000166667, None, Prices(per_gb_second=0.0000166667)),
+        (None, 0.25, Prices(per_million_requests=0.25)),
+        (0.0, 0.0, Prices(per_gb_second=0.0, per_million_requests=0.0)),
+    ],
+)
+def test_prices_with_replaces_only_what_is_given(
+    gb: float | None, million: float | None, expected: Prices
+) -> None:
+    assert prices_with(gb, million) == expected

@@ -1,0 +1,37 @@
+"""How a verb reports: aligned tables, prices as written, and errors that end the command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+
+from klambda.cli.backends import BackendError
+from klambda.cli.client import ApiError
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """An error from the router or the API server ends the command with its message."""
+    try:
+        yield
+    except (ApiError, BackendError) as err:
+        fail(str(err))
+
+
+def table(rows: list[list[Any]], header: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())
+
+
+def plain(x: float) -> str:
+    """A price as written, without exponent: 0.00001667, 0.2."""
+    return f"{x:.10f}".rstrip("0").rstrip(".")

@@ -1,0 +1,160 @@
+"""Serving verbs: `up` (local mode), `router` (cluster mode) and `worker` (a function pod)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from klambda.cli.options import NAMESPACE
+from klambda.cli.output import fail
+from klambda.shutdown import run_until_signal
+
+
+def up(
+    directory: Annotated[Path, typer.Argument(help="Folder (or file) of Function manifests")],
+    http_port: Annotated[int, typer.Option(help="Lambda REST API, /metrics, /healthz")] = 8080,
+    grpc_port: Annotated[int, typer.Option(help="gRPC klambda.v1.Invoker")] = 50051,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    state: Annotated[Path | None, typer.Option(help="State folder (default DIR/.klambda)")] = None,
+    account_concurrency: Annotated[
+        int | None, typer.Option(help="Account concurrency limit")
+    ] = None,
+    keep_warm: Annotated[
+        float | None, typer.Option(help="Seconds an idle environment is kept")
+    ] = None,
+    cgroups: Annotated[
+        bool, typer.Option(help="Limit memory/CPU with cgroups where possible")
+    ] = True,
+    cpu_limits: Annotated[
+        bool, typer.Option(help="CPU in proportion to memory (1769 MB = 1 vCPU)")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo function logs")] = False,
+) -> None:
+    """Run the functions in DIRECTORY locally: router, workers and environments."""
+    from klambda.api.manifest import ManifestError
+    from klambda.router.server import Router
+    from klambda.settings import RouterSettings
+
+    if not directory.exists():
+        fail(f"{directory}: no such file or folder", 2)
+    settings = RouterSettings.from_env(
+        http_port=http_port,
+        grpc_port=grpc_port,
+        http_host=host,
+        grpc_host=host,
+        state_dir=state,
+        account_concurrency=account_concurrency,
+        keep_warm_seconds=keep_warm,
+        cgroups=cgroups,
+        cpu_limits=cpu_limits,
+        echo_logs=not quiet,
+    )
+    router = Router(settings, directory)
+    try:
+        invoker = router.load()
+    except ManifestError as err:
+        typer.echo(f"klambda up: nothing started, {err}", err=True)
+        raise typer.Exit(2) from None
+
+    async def start() -> None:
+        try:
+            await router.start()
+        except OSError as err:
+            await router.stop()
+            fail(f"cannot start the router: {err}", 2)
+        ep = router.endpoint()
+        typer.echo(f"klambda: {len(invoker.registry.functions)} function(s) from {directory}")
+        for name, entry in sorted(invoker.registry.functions.items()):
+            t = entry.latest
+            note = "" if t.state == "Active" else f"  {t.state}: {t.state_reason}"
+            typer.echo(
+                f"  {name:<24} {t.config.runtime:<11} {t.config.memory_mb:>5} MB "
+                f"{t.config.timeout_s:>4} s{note}"
+            )
+        cg = router.cgroups
+        typer.echo(f"  memory limits: {'cgroups' if cg and cg.available else 'RLIMIT_AS'}")
+        typer.echo(f"klambda: REST API on {ep['http']}, gRPC on {ep['grpc']}  (Ctrl-C stops)")
+
+    async def stop() -> None:
+        typer.echo("klambda: stopping")
+        await router.stop()
+
+    run_until_signal(start, stop)
+
+
+def router(
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Learn functions from the API server")
+    ] = True,
+    namespace: Annotated[
+        str, typer.Option(*NAMESPACE, help="Where the Functions, Versions, Aliases are")
+    ] = "default",
+    kubeconfig: Annotated[
+        str | None, typer.Option(envvar="KUBECONFIG", help="Default: in-cluster service account")
+    ] = None,
+    http_port: Annotated[int, typer.Option()] = 8080,
+    grpc_port: Annotated[int, typer.Option()] = 50051,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    account_concurrency: Annotated[int | None, typer.Option()] = None,
+    wait_for_worker: Annotated[
+        float,
+        typer.Option(help="Seconds a request waits for a worker pod of a version scaled to zero"),
+    ] = 30.0,
+) -> None:
+    """Cluster mode: route to worker pods of the Functions, Versions, Aliases in NAMESPACE."""
+    from klambda.router.server import ClusterOptions, Router
+    from klambda.settings import RouterSettings
+
+    if not cluster:
+        fail("use `klambda up DIR` for local mode", 2)
+    settings = RouterSettings.from_env(
+        http_port=http_port,
+        grpc_port=grpc_port,
+        http_host=host,
+        grpc_host=host,
+        account_concurrency=account_concurrency,
+        echo_logs=False,
+    )
+    r = Router(settings, cluster=ClusterOptions(namespace, kubeconfig, wait_for_worker))
+    r.load()
+
+    async def start() -> None:
+        await r.start()
+        ep = r.endpoint()
+        typer.echo(
+            f"klambda router: namespace {namespace}; REST API on {ep['http']}, gRPC on {ep['grpc']}"
+        )
+
+    run_until_signal(start, r.stop)
+
+
+def worker(
+    function: Annotated[str, typer.Option("--function")],
+    version: Annotated[str, typer.Option("--version")],
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int | None, typer.Option(envvar="KLAMBDA_WORKER_PORT")] = None,
+    max_environments: Annotated[
+        int, typer.Option(help="Environments this worker may run at once")
+    ] = 1,
+    cgroups: Annotated[bool, typer.Option()] = True,
+) -> None:
+    """A function pod's agent: serve klambda.v1.Worker for one function version."""
+    import os
+
+    from klambda.contract import WorkerConfigError, config_from_environment
+    from klambda.worker.server import serve
+
+    try:
+        cfg = config_from_environment(os.environ)
+    except WorkerConfigError as err:
+        fail(str(err), 2)
+    if (cfg.function, cfg.version) != (function, version):
+        fail(
+            f"--function/--version {function}:{version} do not match the environment's "
+            f"{cfg.function}:{cfg.version}",
+            2,
+        )
+    asyncio.run(serve(cfg, host, port or 9000, max_environments, cgroups))

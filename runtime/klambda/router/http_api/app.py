@@ -1,0 +1,62 @@
+"""The router's HTTP application: every sub-API's routes, Lambda's error shapes, the body limit.
+
+Handlers raise `KlambdaError`s; the one middleware here turns them into Lambda's error
+responses (status, `x-amzn-ErrorType`, JSON body), so boto3 raises what Lambda would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from klambda.api import limits
+from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.router.control import LocalControl
+from klambda.router.http_api.control import ControlApi
+from klambda.router.http_api.health import HealthApi
+from klambda.router.http_api.invoke import InvokeApi
+from klambda.router.http_api.queues import QueueApi
+from klambda.router.http_api.reports import ReportApi
+from klambda.router.invoke import Invoker
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: KlambdaError) -> web.Response:
+    return web.json_response(
+        err.body(), status=err.http_status, headers={"x-amzn-ErrorType": err.code}
+    )
+
+
+@web.middleware
+async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except KlambdaError as err:
+        return error_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(
+            RequestTooLarge(
+                f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
+                "InvokeFunction operation"
+            )
+        )
+
+
+class HttpApi:
+    def __init__(self, invoker: Invoker, control: LocalControl | None = None) -> None:
+        self.invoker = invoker
+        self.control = control
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[lambda_errors],
+            client_max_size=limits.SYNC_PAYLOAD_MAX_BYTES + 64 * 1024,
+        )
+        InvokeApi(self.invoker).add_routes(app.router)
+        ControlApi(self.invoker, self.control).add_routes(app.router)
+        QueueApi(self.invoker).add_routes(app.router)
+        ReportApi(self.invoker).add_routes(app.router)
+        HealthApi(self.invoker).add_routes(app.router)
+        return app
