@@ -7,9 +7,10 @@ the Go module proxy by ``scripts/testenv.sh``; this module starts them as plain 
 stay Pending, but the garbage collector, namespace, service-account, deployment and replicaset
 controllers run, so ownerReferences, namespace deletion and Deployments behave for real.
 
-Only the standard library is used, so this file also runs as a debugging CLI::
+Only the standard library and ``klambda.testing`` (itself standard library only) are used,
+so this file also runs as a debugging CLI::
 
-    python tests/kube/controlplane.py [--bin-dir DIR] [--dir DIR]
+    .venv/bin/python tests/kube/controlplane.py [--bin-dir DIR] [--dir DIR]
 
 which starts a control plane, prints its kubeconfig path and waits for Ctrl-C.
 """
@@ -26,7 +27,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from klambda.testing import free_port
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,14 +88,6 @@ def ensure_binaries(components: Sequence[str] = ()) -> Path:
         return bin_dir
     subprocess.run(["bash", str(TESTENV_SCRIPT), *wanted], check=True, stdout=subprocess.DEVNULL)
     return bin_dir
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -24,11 +24,12 @@ import kopf
 import pytest
 import yaml
 from klambda import codestore
+from klambda.testing import free_port
 from kopf.testing import KopfRunner
 from lightkube.config.kubeconfig import KubeConfig
 
 from tests.e2e.helm.chart import ROOT
-from tests.kube.controlplane import LOOPBACK, ControlPlane, free_port
+from tests.kube.controlplane import LOOPBACK, ControlPlane
 
 from .conftest import Release
 

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from klambda.testing import RouterRunner, free_port
 
-from tests.helpers import KLAMBDA, ROOT, copy_functions, free_port, router
+from tests.helpers import KLAMBDA, ROOT, copy_functions
 
 EXAMPLES = ROOT / "examples" / "functions"
 
@@ -29,7 +30,7 @@ def klambda(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_examples_up_invoke_get_logs(tmp_path: Path) -> None:
     fns = copy_functions(EXAMPLES, tmp_path / "functions")
-    with router(fns, tmp_path) as r:
+    with RouterRunner.up(fns, workdir=tmp_path) as r:
         out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Ada"}')
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"message": "Hello, Ada!"}
@@ -154,7 +155,7 @@ def test_missing_folder_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
     fns = copy_functions(EXAMPLES, tmp_path / "functions")
-    with router(fns, tmp_path, "-q") as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path) as r:
         follower = subprocess.Popen(
             [*KLAMBDA, "logs", "hello", "--follow"],
             stdout=subprocess.PIPE,

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import KLAMBDA, ROOT, RunningRouter, free_port, wait_healthy
+from klambda.testing import RouterRunner, free_port
+
+from tests.helpers import KLAMBDA, ROOT
 from tests.kube.controlplane import ControlPlane
 from tests.netns import NetHost, network_host
 
@@ -110,38 +112,20 @@ def endpoint_slice(version: str, address: str, port: int) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> Iterator[RunningRouter]:
-    http, grpc_port = free_port(), free_port()
-    log = tmp / "router.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                *KLAMBDA,
-                "router",
-                "--namespace",
-                ns,
-                "--kubeconfig",
-                str(plane.kubeconfig),
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc_port),
-                "--wait-for-worker",
-                "3",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{http}", proc, log)
-        yield RunningRouter(proc, http, grpc_port, log, tmp)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> RouterRunner:
+    """`klambda router` in cluster mode, watching `ns` of the control plane."""
+    return RouterRunner(
+        "router",
+        "--namespace",
+        ns,
+        "--kubeconfig",
+        str(plane.kubeconfig),
+        "--host",
+        "127.0.0.1",
+        "--wait-for-worker",
+        "3",
+        workdir=tmp,
+    )
 
 
 def until(check: Any, timeout: float = 10.0) -> float:

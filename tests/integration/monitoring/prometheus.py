@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from tests.helpers import free_port
+from klambda.testing import free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from klambda.testing import free_port
 from kopf.testing import KopfRunner
 
-from tests.helpers import free_port
 from tests.kube.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import free_port
+from klambda.testing import free_port
 
 
 @dataclass
