@@ -43,6 +43,8 @@ __all__ = [
     "StopWaiting",
     "accepts_tcp",
     "answers_http",
+    "children",
+    "cmdline",
     "eventually",
     "eventually_async",
     "free_port",
@@ -212,7 +214,7 @@ def _tail(path: Path, lines: int = 100) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """The child processes of `pid` (of all its threads), from /proc."""
     out: list[int] = []
     with contextlib.suppress(OSError):
@@ -222,7 +224,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
+    """The command line of `pid`, arguments joined by spaces ('' if it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
@@ -356,11 +359,12 @@ class RouterRunner(contextlib.AbstractContextManager["RouterRunner"]):
 
     def zygotes(self) -> list[int]:
         """The router's zygote processes (the forks that environments start from)."""
-        return [p for p in _children(self.pid) if "klambda.environment.zygote" in _cmdline(p)]
+        return [p for p in children(self.pid) if "klambda.environment.zygote" in cmdline(p)]
 
     def environments(self) -> list[int]:
-        """Live execution environment processes: the children of the router's zygotes."""
-        return [e for z in self.zygotes() for e in _children(z)]
+        """The children of the router's zygotes: its live execution environments, and the
+        spare each zygote forks ahead of need."""
+        return [e for z in self.zygotes() for e in children(z)]
 
     # -- the router's HTTP API ----------------------------------------------------------
 
