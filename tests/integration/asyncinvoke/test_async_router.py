@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from klambda.testing import RouterRunner
+from klambda.testing import RouterRunner, eventually
 
 from tests.helpers import KLAMBDA, ROOT
 from tests.integration.queue.natsserver import nats_server
@@ -69,11 +69,8 @@ def submit(r: RouterRunner, payload: Any, name: str = "flaky") -> str:
     return headers["x-amzn-requestid"]
 
 
-def until(check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+def dlq_depth(r: RouterRunner) -> int:
+    return int(call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"])
 
 
 FAST = {"KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2", "KLAMBDA_ASYNC_THROTTLE_BASE_SECONDS": "0.5"}
@@ -86,7 +83,7 @@ def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(
     write_fn(fns, seen, fail=True, retries=2)
     with RouterRunner.up(fns, "-q", workdir=tmp_path, state=state, env=FAST) as r:
         rid = submit(r, {"n": 1})
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 20)
+        eventually(lambda: dlq_depth(r) == 1, "the event in the DLQ", timeout=20)
         dead = call(r, "GET", "/klambda/v1/functions/flaky/dlq")["DeadLetters"]
         assert [(d["requestId"], d["attempts"], d["condition"], d["errorType"]) for d in dead] == [
             (rid, 3, "RetriesExhausted", "RuntimeError")
@@ -112,8 +109,8 @@ def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(
             env={**os.environ, "KLAMBDA_ENDPOINT": r.url},
         )
         assert "1 event(s) sent through again" in out.stdout, out.stderr
-        until(lambda: seen.read_text().split().count(rid) == 4, 20)
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 0, 20)
+        eventually(lambda: seen.read_text().split().count(rid) == 4, "a 4th run", timeout=20)
+        eventually(lambda: dlq_depth(r) == 0, "an empty DLQ", timeout=20)
 
 
 def test_no_retries_when_retry_attempts_is_0_and_big_payloads_are_refused(
@@ -123,7 +120,7 @@ def test_no_retries_when_retry_attempts_is_0_and_big_payloads_are_refused(
     write_fn(fns, seen, fail=True, retries=0)
     with RouterRunner.up(fns, "-q", workdir=tmp_path, env=FAST) as r:
         rid = submit(r, {})
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 20)
+        eventually(lambda: dlq_depth(r) == 1, "the event in the DLQ", timeout=20)
         assert seen.read_text().split() == [rid]
         status, _headers, body = r.invoke(
             "flaky", "x" * (256 * 1024), **{"X-Amz-Invocation-Type": "Event"}
@@ -153,8 +150,8 @@ def test_throttled_events_are_retried_then_expire_at_max_event_age(tmp_path: Pat
         rid = submit(r, {})
         time.sleep(5)
         assert r.metric("klambda_throttles_total", function="flaky") >= 2  # retried
-        assert call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 0  # kept
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 75)
+        assert dlq_depth(r) == 0  # kept
+        eventually(lambda: dlq_depth(r) == 1, "the expired event in the DLQ", timeout=75)
         dead = call(r, "GET", "/klambda/v1/functions/flaky/dlq")["DeadLetters"][0]
         assert (dead["requestId"], dead["condition"]) == (rid, "EventAgeExceeded")
         assert not seen.exists()  # never invoked
@@ -204,12 +201,20 @@ def test_kill_9_with_1000_events_queued_loses_none(tmp_path: Path, backend: str)
             with ThreadPoolExecutor(16) as pool:
                 rids = list(pool.map(lambda i: submit(r, {"i": i}, "slow"), range(1000)))
             assert len(set(rids)) == 1000
-            until(lambda: seen.exists() and len(seen.read_text().split()) >= 100, 60)
+            eventually(
+                lambda: seen.exists() and len(seen.read_text().split()) >= 100,
+                "100 events run",
+                timeout=60,
+            )
             r.proc.send_signal(signal.SIGKILL)  # events queued and in flight
             r.proc.wait(10)
         done_before = set(seen.read_text().split())
         assert len(done_before) < 1000, "the kill came too late to prove anything"
         with RouterRunner.up(fns, "-q", workdir=tmp_path, env=env):
-            until(lambda: set(rids) <= set(seen.read_text().split()), 120)
+            eventually(
+                lambda: set(rids) <= set(seen.read_text().split()),
+                "every accepted event run",
+                timeout=120,
+            )
         processed = seen.read_text().split()
         assert set(processed) == set(rids)  # every accepted event, at least once

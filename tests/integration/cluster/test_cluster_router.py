@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from klambda.testing import RouterRunner, free_port
+from klambda.testing import RouterRunner, eventually, free_port, still_running
 
 from tests.helpers import KLAMBDA, ROOT
 from tests.kube.controlplane import ControlPlane
@@ -79,11 +79,12 @@ def worker(host: NetHost, tmp: Path, version: str, tag: str) -> Iterator[int]:
         cwd=ROOT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while b"klambda worker:" not in (tmp / f"worker-{version}.log").read_bytes():
-            assert proc.poll() is None, (tmp / f"worker-{version}.log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        logged = tmp / f"worker-{version}.log"
+        eventually(
+            lambda: still_running(proc, logged) and b"klambda worker:" in logged.read_bytes(),
+            f"worker {version} to start",
+            timeout=20,
+        )
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -126,16 +127,6 @@ def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> RouterRunner:
         "3",
         workdir=tmp,
     )
-
-
-def until(check: Any, timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while True:
-        value = check()
-        if value:
-            return time.monotonic() - start
-        assert time.monotonic() - start < timeout, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_router_follows_the_api_server(
@@ -194,7 +185,7 @@ def test_router_follows_the_api_server(
             status, _headers, body = r.invoke(f"hello:{q}", {})
             return status, json.loads(body)
 
-        until(lambda: reply("prod")[0] == 200)
+        eventually(lambda: reply("prod")[0] == 200, "the alias prod served", timeout=10)
         assert reply("prod")[1] == {"from": "one", "version": "1"}
         assert reply("2")[1] == {"from": "two", "version": "2"}
         status, _h, _body = r.invoke("hello:7")
@@ -203,8 +194,9 @@ def test_router_follows_the_api_server(
         # kubectl apply of an alias change reroutes within a second or two
         alias["spec"]["version"] = "2"
         apply(plane, ns, alias)
-        took = until(lambda: reply("prod")[1]["from"] == "two", timeout=5)
-        assert took < 2.5
+        t0 = time.monotonic()
+        eventually(lambda: reply("prod")[1]["from"] == "two", "prod on version 2", timeout=5)
+        assert time.monotonic() - t0 < 2.5
 
         # weighted routing from the API server's alias
         alias["spec"] = {
@@ -213,7 +205,11 @@ def test_router_follows_the_api_server(
             "routing": {"additionalVersion": "2", "weight": 0.5},
         }
         apply(plane, ns, alias)
-        until(lambda: r.invoke("hello:prod")[1]["x-amz-executed-version"] == "2")
+        eventually(
+            lambda: r.invoke("hello:prod")[1]["x-amz-executed-version"] == "2",
+            "a call of prod routed to version 2",
+            timeout=10,
+        )
         seen = {r.invoke("hello:prod")[1]["x-amz-executed-version"] for _ in range(60)}
         assert seen == {"1", "2"}
 
@@ -222,11 +218,11 @@ def test_router_follows_the_api_server(
             obj = plane.get_json("version", "hello.1", "-n", ns)
             return obj["metadata"].get("annotations", {}).get("klambda.io/last-invoked")
 
-        until(demand, timeout=5)
+        eventually(demand, "the last-invoked annotation on version 1", timeout=5)
 
         # a version whose workers are gone answers 503 after the wait, not a hang
         plane.kubectl("delete", "endpointslice", "hello-v2-test", "-n", ns)
-        until(lambda: r.invoke("hello:2")[0] == 503, timeout=15)
+        eventually(lambda: r.invoke("hello:2")[0] == 503, "503 from version 2", timeout=15)
         # deleting the Function removes it from the router
         plane.kubectl("delete", "function", "hello", "-n", ns)
-        until(lambda: r.invoke("hello")[0] == 404)
+        eventually(lambda: r.invoke("hello")[0] == 404, "404 for hello", timeout=10)

@@ -11,7 +11,6 @@ import json
 import math
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from klambda.testing import free_port
+from klambda.testing import answers_http, eventually, free_port, still_running
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -88,19 +87,11 @@ def prometheus(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready after 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+        eventually(
+            lambda: still_running(proc, log) and answers_http(url + "/-/ready"),
+            f"prometheus ready at {url}",
+            interval=0.1,
+        )
         yield Prometheus(url, log)
     finally:
         proc.terminate()

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from klambda.testing import RouterRunner
+from klambda.testing import RouterRunner, eventually
 
 from tests.integration.monitoring import dashboard
 from tests.integration.monitoring.prometheus import Prometheus, prometheus
@@ -89,11 +89,13 @@ def provision_live_alias(r: RouterRunner) -> None:
     path = "/2019-09-30/functions/ok/provisioned-concurrency?Qualifier=live"
     status, cfg = call(r, "PUT", path, {"ProvisionedConcurrentExecutions": 1})
     assert status == 202, cfg
-    deadline = time.monotonic() + 30
-    while cfg["Status"] != "READY":
-        assert time.monotonic() < deadline, cfg
-        time.sleep(0.05)
+
+    def ready() -> bool:
         cfg = call(r, "GET", path)[1]
+        assert cfg["Status"] == "READY", cfg
+        return True
+
+    eventually(ready, "the provisioned environment of ok:live READY")
 
 
 def drive_load(r: RouterRunner, seconds: float) -> None:
@@ -140,22 +142,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterRunne
     with RouterRunner.up(FUNCTIONS, "-q", workdir=tmp, env=ASYNC_ENV) as r:
         provision_live_alias(r)
         with prometheus(tmp, [f"127.0.0.1:{r.http_port}"], [rules]) as prom:
-            deadline = time.monotonic() + 15
-            while not prom.targets_up():
-                assert time.monotonic() < deadline, "prometheus never scraped the router"
-                time.sleep(0.2)
+            eventually(prom.targets_up, "prometheus to scrape the router", timeout=15)
             drive_load(r, LOAD_SECONDS)
             time.sleep(1.5)  # the last scrape and rule evaluation
             yield r, prom
-
-
-def eventually(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.5)
 
 
 def test_the_pending_lists_name_real_queries_and_alerts() -> None:
@@ -169,12 +159,17 @@ def test_the_pending_lists_name_real_queries_and_alerts() -> None:
 
 def test_every_live_panel_returns_data(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
-    empty = [
-        f"{t.panel} [{t.ref}]: {t.promql}"
-        for t in dashboard.targets()
-        if not pending(t.promql) and not eventually(lambda t=t: prom.finite_values(t.promql))
-    ]
-    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+    def every_panel_has_data() -> bool:
+        empty = [
+            f"{t.panel} [{t.ref}]: {t.promql}"
+            for t in dashboard.targets()
+            if not pending(t.promql) and not prom.finite_values(t.promql)
+        ]
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+        return True
+
+    eventually(every_panel_has_data, "data in every live panel", timeout=15, interval=0.5)
 
 
 def test_the_load_shows_in_the_panels(live: tuple[RouterRunner, Prometheus]) -> None:
@@ -213,10 +208,14 @@ def test_alerts_klambda_can_produce_fire(live: tuple[RouterRunner, Prometheus]) 
             if a["state"] == "firing"
         }
 
-    eventually(lambda: firing() >= LIVE_ALERTS)
-    assert firing() >= LIVE_ALERTS
+    def all_live_alerts_fire() -> set[tuple[str, str]]:
+        now = firing()
+        assert now >= LIVE_ALERTS, f"not firing: {LIVE_ALERTS - now}"
+        return now
+
+    now = eventually(all_live_alerts_fire, "the live alerts to fire", timeout=15, interval=0.5)
     # and nothing fires for the healthy function
-    assert not {a for a, fn in firing() if fn == "ok"}
+    assert not {a for a, fn in now if fn == "ok"}
 
 
 def test_pending_alerts_lack_a_metric(live: tuple[RouterRunner, Prometheus]) -> None:

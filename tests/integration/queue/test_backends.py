@@ -11,6 +11,7 @@ import pytest
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue
 from klambda.queue import AsyncEvent, DeadLetter, Delivery, Queue
+from klambda.testing import eventually_async
 
 from tests.integration.queue.conftest import MakeQueue
 
@@ -124,8 +125,12 @@ async def dead_letter_all(q: Queue, n: int, function: str) -> list[AsyncEvent]:
     for e in sent:
         await q.enqueue(e)
     got: list[Delivery] = []
-    while len(got) < n:
-        got += await q.receive(n, wait=2)
+
+    async def all_received() -> bool:
+        got.extend(await q.receive(n - len(got), wait=1))
+        return len(got) >= n
+
+    await eventually_async(all_received, f"{n} events of {function} received", interval=0.01)
     for d in got:
         failed = replace(d.event, attempts=3, last_error_type="ValueError", last_error="boom")
         arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function}:$LATEST"

@@ -8,9 +8,10 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
-from klambda.testing import RouterRunner
+from klambda.testing import RouterRunner, eventually
 
 from tests.integration.versions.test_versions_aliases import API, call
 
@@ -145,10 +146,13 @@ def test_provisioned_environments_serve_first_calls_without_cold_starts(
         path = "/2019-09-30/functions/sleepy/provisioned-concurrency?Qualifier=live"
         status, cfg = call(r, "PUT", path, {"ProvisionedConcurrentExecutions": 3})
         assert status == 202
-        deadline = time.monotonic() + 30
-        while cfg["Status"] != "READY" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            cfg = call(r, "GET", path)[1]
+
+        def ready() -> dict[str, Any]:
+            cfg: dict[str, Any] = call(r, "GET", path)[1]
+            assert cfg["Status"] == "READY", cfg
+            return cfg
+
+        cfg = eventually(ready, "3 provisioned environments READY")
         assert cfg["AvailableProvisionedConcurrentExecutions"] == 3
         results = []
         with ThreadPoolExecutor(3) as pool:
