@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -156,6 +156,8 @@ def test_missing_folder_and_bad_yaml(tmp_path: Path) -> None:
 def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
     fns = copy_functions(EXAMPLES, tmp_path / "functions")
     with RouterRunner.up(fns, "-q", workdir=tmp_path) as r:
+        out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Earlier"}')
+        assert out.returncode == 0
         follower = subprocess.Popen(
             [*KLAMBDA, "logs", "hello", "--follow"],
             stdout=subprocess.PIPE,
@@ -164,16 +166,25 @@ def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
             cwd=ROOT,
         )
         try:
-            time.sleep(1.0)  # the follower is connected before the invocation
+            assert follower.stdout is not None
+            # The router subscribes a follower before it sends the lines it already has:
+            # once the earlier REPORT line is here, every later line will be too.
+            earlier = until_report(follower.stdout)
+            assert any("greeting Earlier" in line for line in earlier)
             out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Live"}')
             assert out.returncode == 0
-            assert follower.stdout is not None
-            seen = []
-            for line in follower.stdout:
-                seen.append(line)
-                if line.startswith("REPORT RequestId:"):
-                    break
-            assert any("greeting Live" in line for line in seen)
+            live = until_report(follower.stdout)
+            assert any("greeting Live" in line for line in live)
         finally:
             follower.kill()
             follower.wait()
+
+
+def until_report(lines: Iterator[str]) -> list[str]:
+    """The lines up to and including the next REPORT line."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line.startswith("REPORT RequestId:"):
+            return seen
+    raise AssertionError(f"the stream ended without a REPORT line: {seen}")

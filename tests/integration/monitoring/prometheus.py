@@ -14,6 +14,7 @@ import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,21 @@ class Prometheus:
     def targets_up(self) -> bool:
         active = self.api("/api/v1/targets")["activeTargets"]
         return bool(active) and all(t["health"] == "up" for t in active)
+
+    def caught_up(self, since: float) -> bool:
+        """Every target scraped since `since` (a `time.time()`), and every rule group
+        evaluated after that scrape had ended: queries and alerts now see what happened
+        before `since`."""
+        active = self.api("/api/v1/targets")["activeTargets"]
+        if not active or min(_epoch(t["lastScrape"]) for t in active) <= since:
+            return False
+        scraped = max(_epoch(t["lastScrape"]) + t["lastScrapeDuration"] for t in active)
+        groups = self.api("/api/v1/rules")["groups"]
+        return all(_epoch(g["lastEvaluation"]) > scraped for g in groups)
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp()
 
 
 @contextlib.contextmanager

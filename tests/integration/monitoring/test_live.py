@@ -144,7 +144,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterRunne
         with prometheus(tmp, [f"127.0.0.1:{r.http_port}"], [rules]) as prom:
             eventually(prom.targets_up, "prometheus to scrape the router", timeout=15)
             drive_load(r, LOAD_SECONDS)
-            time.sleep(1.5)  # the last scrape and rule evaluation
+            loaded = time.time()
+            eventually(
+                lambda: prom.caught_up(loaded),
+                "a scrape and a rule evaluation after the load",
+                timeout=15,
+                interval=0.2,
+            )
             yield r, prom
 
 

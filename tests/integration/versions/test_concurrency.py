@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ spec:
   code:
     inline:
       app.py: |
-        import time
+        import os, time
         def handler(event, context):
             time.sleep(event.get("sleep", 0))
-            return {"ok": True}
+            return {"pid": os.getpid()} if event.get("pid") else {"ok": True}
 """
 
 
@@ -39,6 +38,15 @@ def burst(
 ) -> list[tuple[int, dict[str, str], bytes]]:
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda _: r.invoke(name, {"sleep": sleep}), range(n)))
+
+
+def exited(pid: int) -> bool:
+    """The process is gone (or a zombie its parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -203,8 +211,9 @@ def test_scale_up_rate_throttles_instead_of_hanging(sleepy: Path, tmp_path: Path
 def test_idle_environments_are_reclaimed_after_keep_warm(sleepy: Path, tmp_path: Path) -> None:
     with RouterRunner.up(sleepy, "-q", "--keep-warm", "1", workdir=tmp_path) as r:
         r.invoke("sleepy")
-        r.invoke("sleepy")
+        pid = json.loads(r.invoke("sleepy", {"pid": True})[2])["pid"]
         assert r.metric("klambda_cold_starts_total", function="sleepy") == 1
-        time.sleep(3)
+        # idle for longer than the keep-warm second, the environment is closed
+        eventually(lambda: exited(pid), f"environment {pid} reclaimed", timeout=15)
         r.invoke("sleepy")
         assert r.metric("klambda_cold_starts_total", function="sleepy") == 2
