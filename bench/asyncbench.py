@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from klambda.settings import RouterSettings
+from klambda.testing import eventually
 
 from bench import clients, functions, stats, tools
 from bench.lab import Sizes
@@ -229,14 +230,13 @@ def read_records(path: Path, offset: int = 0) -> list[tuple[int, int]]:
 
 
 def wait_records(path: Path, offset: int, want: int, timeout: float) -> list[tuple[int, int]]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def enough() -> list[tuple[int, int]]:
         recs = read_records(path, offset)
-        if len(recs) >= want:
-            return recs
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(recs)} of {want} accepted events ran in {timeout} s")
-        time.sleep(0.05)
+        if len(recs) < want:
+            raise RuntimeError(f"{len(recs)} of {want} ran so far")
+        return recs
+
+    return eventually(enough, f"{want} accepted events to run", timeout=timeout)
 
 
 def latencies(recs: list[tuple[int, int]]) -> dict[str, float]:
@@ -320,11 +320,11 @@ def hold_dispatcher(r: Router, files: Files, workers: int) -> None:
             http.event(HOLD)
     finally:
         http.close()
-    deadline = time.monotonic() + 30
-    while len(list(files.held.iterdir())) < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the dispatcher did not start {workers} {HOLD} invocations")
-        time.sleep(0.02)
+    eventually(
+        lambda: len(list(files.held.iterdir())) >= workers,
+        f"the dispatcher to start {workers} {HOLD} invocations",
+        interval=0.02,
+    )
 
 
 def measured(r: Router, be: Backend, run: Any) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from typing import Any
 
 from klambda.router.server import Router
 from klambda.settings import RouterSettings
+from klambda.testing import children, cmdline
 
 from bench import stats
 from bench.lab import Lab
-from bench.procs import children, cmdline, cpu_seconds
+from bench.procs import cpu_seconds
 
 
 def _environment_cpu() -> float:

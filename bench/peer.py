@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from klambda.testing import accepts_tcp, eventually, free_port, still_running
+
 from bench import clients, functions, stats, tools
 from bench.lab import Lab
-from bench.procs import free_port, stop, wait_port
+from bench.procs import stop
 
 RIE_FUNCTION = "function"  # RIE serves any name; this is the one its docs use
 
@@ -48,7 +50,11 @@ def start_rie(rie: str, python: str, code: Path, work: Path) -> tuple[subprocess
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    wait_port(port, proc, log)
+    eventually(
+        lambda: still_running(proc, log) and accepts_tcp(port),
+        f"the emulator to listen on {port}",
+        interval=0.01,
+    )
     return proc, port
 
 

@@ -10,48 +10,25 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from klambda.testing import (
+    RouterRunner,
+    accepts_tcp,
+    answers_http,
+    eventually,
+    free_port,
+    still_running,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ECHO = [sys.executable, "-m", "bench.echo"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.01)
-    raise RuntimeError(f"{proc.args!r} did not listen on {port} in {timeout}s:\n{log.read_text()}")
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"{url} did not answer in {timeout}s:\n{log.read_text()}")
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
@@ -73,90 +50,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                out.extend(int(x) for x in (task / "children").read_text().split())
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-@dataclass
-class Router:
-    """A running `klambda up`."""
-
-    proc: subprocess.Popen[bytes]
-    http_port: int
-    grpc_port: int
-    state: Path
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def zygotes(self) -> list[int]:
-        return [p for p in children(self.pid) if "klambda.environment.zygote" in cmdline(p)]
-
-    def environments(self) -> list[int]:
-        """Environment processes: the children of the router's zygotes."""
-        return [e for z in self.zygotes() for e in children(z)]
+class Router(RouterRunner):
+    """A running `klambda up`, and where its CPU time goes."""
 
     def cpu(self) -> tuple[float, float]:
         """CPU seconds so far of (the router, its live environments)."""
         return cpu_seconds(self.pid), sum(cpu_seconds(e) for e in self.environments())
 
 
-@contextlib.contextmanager
-def router(
-    functions: Path, work: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[Router]:
-    http, grpc = free_port(), free_port()
-    state = work / f"state-{http}"
-    log = work / f"router-{http}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "klambda.cli.main",
-                "up",
-                str(functions),
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc),
-                "--state",
-                str(state),
-                "--quiet",
-                *args,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-        )
-    try:
-        wait_http(f"http://127.0.0.1:{http}/healthz", proc, log)
-        yield Router(proc, http, grpc, state, log)
-    finally:
-        stop(proc)
+def router(functions: Path, work: Path, *args: str, env: dict[str, str] | None = None) -> Router:
+    """`klambda up --quiet` with a state folder of its own (two may run side by side)."""
+    work.mkdir(parents=True, exist_ok=True)
+    state = Path(tempfile.mkdtemp(prefix="state-", dir=work))
+    return Router.up(functions, "--quiet", *args, workdir=work, state=state, env=env, cwd=ROOT)
 
 
 @dataclass
@@ -187,8 +93,14 @@ def echo_server(work: Path) -> Iterator[Echo]:
             cwd=ROOT,
         )
     try:
-        wait_port(grpc, proc, log)
-        wait_http(f"http://127.0.0.1:{http}/healthz", proc, log)
+        eventually(
+            lambda: (
+                still_running(proc, log)
+                and accepts_tcp(grpc)
+                and answers_http(f"http://127.0.0.1:{http}/healthz")
+            ),
+            f"the echo server on ports {grpc} and {http}",
+        )
         yield Echo(proc, grpc, http)
     finally:
         stop(proc)

@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from klambda.testing import StopWaiting, eventually
+
 from bench import functions
 from bench.lab import Sizes
 from bench.procs import Router, router
@@ -64,17 +66,17 @@ def bring_up(r: Router, count: int, timeout: float = 600) -> float:
     version = _call(f"{base}/versions", "POST", {"Description": "bench"})["Version"]
     _call(f"{base}/aliases", "POST", {"Name": "live", "FunctionVersion": version})
     pc = f"{r.url}/2019-09-30/functions/scale/provisioned-concurrency?Qualifier=live"
+
+    def ready() -> bool:
+        status = _call(pc, "GET")
+        if status["Status"] == "FAILED":
+            raise StopWaiting(f"provisioned concurrency failed: {status}")
+        return bool(status["Status"] == "READY")
+
     t0 = time.perf_counter()
     _call(pc, "PUT", {"ProvisionedConcurrentExecutions": count})
-    deadline = t0 + timeout
-    while time.perf_counter() < deadline:
-        status = _call(pc, "GET")
-        if status["Status"] == "READY":
-            return time.perf_counter() - t0
-        if status["Status"] == "FAILED":
-            raise RuntimeError(f"provisioned concurrency failed: {status}")
-        time.sleep(0.02)
-    raise RuntimeError(f"{count} provisioned environments not READY in {timeout}s")
+    eventually(ready, f"{count} provisioned environments READY", timeout=timeout, interval=0.02)
+    return time.perf_counter() - t0
 
 
 def run(work: Path, sizes: Sizes) -> dict[str, Any]:
@@ -83,10 +85,17 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
         base = _memory([r.pid])
         zygote = r.zygotes()
         seconds = bring_up(r, sizes.scale)
-        time.sleep(0.5)  # let the last READY frames settle before reading memory
-        envs = r.environments()
-        if len(envs) < sizes.scale:
-            raise RuntimeError(f"{len(envs)} environment processes, expected {sizes.scale}")
+        # A measurement pause, not a readiness guess: the environments that just sent READY
+        # finish their first steps before their memory is read.
+        time.sleep(0.5)
+
+        def all_there() -> list[int]:
+            envs = r.environments()
+            if len(envs) < sizes.scale:
+                raise RuntimeError(f"{len(envs)} found so far")
+            return envs
+
+        envs = eventually(all_there, f"{sizes.scale} environment processes", timeout=10)
         return {
             "environments": sizes.scale,
             "memory_mb": functions.SMALL_MB,

@@ -12,12 +12,11 @@ import grpc
 import pytest
 from botocore.config import Config
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
-
-from tests.helpers import RunningRouter
+from klambda.testing import RouterRunner
 
 
 @pytest.fixture(scope="module")
-def lam(local_router: RunningRouter):  # type: ignore[no-untyped-def]
+def lam(local_router: RouterRunner):  # type: ignore[no-untyped-def]
     return boto3.client(
         "lambda",
         endpoint_url=local_router.url,
@@ -73,7 +72,7 @@ def test_handler_exception_is_lambdas_error_json(lam) -> None:  # type: ignore[n
     assert "Status: error\tError Type: KeyError" in log
 
 
-def test_warm_invokes_reuse_one_environment(local_router: RunningRouter) -> None:
+def test_warm_invokes_reuse_one_environment(local_router: RouterRunner) -> None:
     before = local_router.metric("klambda_cold_starts_total", function="echo")
     pids = set()
     calls = []
@@ -88,7 +87,7 @@ def test_warm_invokes_reuse_one_environment(local_router: RunningRouter) -> None
     assert local_router.metric("klambda_cold_starts_total", function="echo") - before <= 1
 
 
-def test_timeout_is_reported_and_next_call_succeeds(local_router: RunningRouter) -> None:
+def test_timeout_is_reported_and_next_call_succeeds(local_router: RouterRunner) -> None:
     status, headers, body = local_router.invoke(
         "faults", {"mode": "sleep"}, **{"X-Amz-Log-Type": "Tail"}
     )
@@ -115,7 +114,7 @@ def test_timeout_is_reported_and_next_call_succeeds(local_router: RunningRouter)
     ],
 )
 def test_crashes_become_lambda_errors_and_environment_is_replaced(
-    local_router: RunningRouter, function: str, mode: str, error_type: str, detail: str
+    local_router: RouterRunner, function: str, mode: str, error_type: str, detail: str
 ) -> None:
     _s, _h, body = local_router.invoke(function, {})
     pid_before = json.loads(body)["pid"]
@@ -130,7 +129,7 @@ def test_crashes_become_lambda_errors_and_environment_is_replaced(
     assert json.loads(body)["pid"] != pid_before
 
 
-def test_response_too_large(local_router: RunningRouter) -> None:
+def test_response_too_large(local_router: RouterRunner) -> None:
     status, _headers, body = local_router.invoke("faults", {"mode": "big"})
     assert status == 200
     err = json.loads(body)
@@ -138,7 +137,7 @@ def test_response_too_large(local_router: RunningRouter) -> None:
     assert "6291456" in err["errorMessage"]
 
 
-def test_unserialisable_result(local_router: RunningRouter) -> None:
+def test_unserialisable_result(local_router: RouterRunner) -> None:
     _status, _h, body = local_router.invoke("faults", {"mode": "unserialisable"})
     assert json.loads(body)["errorType"] == "Runtime.MarshalError"
 
@@ -156,7 +155,7 @@ def test_unserialisable_result(local_router: RunningRouter) -> None:
     ],
 )
 def test_init_errors(
-    local_router: RunningRouter, function: str, error_type: str, message: str
+    local_router: RouterRunner, function: str, error_type: str, message: str
 ) -> None:
     for _ in range(2):  # each call retries init in a fresh environment, as Lambda does
         status, headers, body = local_router.invoke(function, {})
@@ -167,7 +166,7 @@ def test_init_errors(
         assert err["errorMessage"] == message
 
 
-def test_unknown_function(lam, local_router: RunningRouter) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_function(lam, local_router: RouterRunner) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName="nope", Payload=b"{}")
     with grpc.insecure_channel(local_router.grpc_target) as ch:
@@ -235,7 +234,7 @@ def test_invalid_json(lam) -> None:  # type: ignore[no-untyped-def]
         lam.invoke(FunctionName="echo", Payload=b"{not json")
 
 
-def test_payload_over_6mb_names_the_limit(local_router: RunningRouter) -> None:
+def test_payload_over_6mb_names_the_limit(local_router: RouterRunner) -> None:
     status, headers, body = local_router.invoke("echo", "x" * (6 * 1024 * 1024))
     assert status == 413
     assert headers["x-amzn-errortype"] == "RequestEntityTooLargeException"
@@ -254,7 +253,7 @@ def test_payload_over_6mb_names_the_limit(local_router: RunningRouter) -> None:
         assert "6291456" in (err.value.details() or "")
 
 
-def test_grpc_invoke_and_health(local_router: RunningRouter) -> None:
+def test_grpc_invoke_and_health(local_router: RouterRunner) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(local_router.grpc_target) as ch:
@@ -272,13 +271,13 @@ def test_grpc_invoke_and_health(local_router: RunningRouter) -> None:
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_dry_run(local_router: RunningRouter) -> None:
+def test_dry_run(local_router: RouterRunner) -> None:
     status, _h, body = local_router.invoke("echo", {}, **{"X-Amz-Invocation-Type": "DryRun"})
     assert status == 204
     assert body == b""
 
 
-def test_logs_and_list_functions(lam, local_router: RunningRouter) -> None:  # type: ignore[no-untyped-def]
+def test_logs_and_list_functions(lam, local_router: RouterRunner) -> None:  # type: ignore[no-untyped-def]
     names = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     assert {"echo", "faults", "broken-import"} <= set(names)
     assert names["faults"]["Timeout"] == 2
@@ -296,7 +295,7 @@ def test_logs_and_list_functions(lam, local_router: RunningRouter) -> None:  # t
     assert "echoing" in text
 
 
-def test_metrics_cover_invocations(local_router: RunningRouter) -> None:
+def test_metrics_cover_invocations(local_router: RouterRunner) -> None:
     local_router.invoke("echo", {})
     text = local_router.metrics()
     for name in (
@@ -313,7 +312,7 @@ def test_metrics_cover_invocations(local_router: RunningRouter) -> None:
     assert local_router.metric("klambda_invocations_total", function="echo", outcome="success") >= 1
 
 
-def test_grpc_reflection_lists_the_invoker(local_router: RunningRouter) -> None:
+def test_grpc_reflection_lists_the_invoker(local_router: RouterRunner) -> None:
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     with grpc.insecure_channel(local_router.grpc_target) as ch:
@@ -324,26 +323,8 @@ def test_grpc_reflection_lists_the_invoker(local_router: RunningRouter) -> None:
     assert {"klambda.v1.Invoker", "grpc.health.v1.Health"} <= names
 
 
-def children(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of a process's children, from /proc."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            out.append((int(entry), cmd))
-    return out
-
-
-def test_a_dead_zygote_is_started_again(local_router: RunningRouter) -> None:
-    zygotes = [p for p, cmd in children(local_router.proc.pid) if "environment.zygote" in cmd]
+def test_a_dead_zygote_is_started_again(local_router: RouterRunner) -> None:
+    zygotes = local_router.zygotes()
     assert len(zygotes) == 1
     os.kill(zygotes[0], signal.SIGKILL)
     # cold starts need the zygote (the first may take the spare it forked before it died):
@@ -351,7 +332,7 @@ def test_a_dead_zygote_is_started_again(local_router: RunningRouter) -> None:
     for function in ("no-handler", "no-handler", "broken-import", "echo"):
         status, _h, _b = local_router.invoke(function, {})
         assert status == 200
-    fresh = [p for p, cmd in children(local_router.proc.pid) if "environment.zygote" in cmd]
+    fresh = local_router.zygotes()
     assert len(fresh) == 1
     assert fresh != zygotes
     assert local_router.proc.poll() is None

@@ -7,9 +7,10 @@ the Go module proxy by ``scripts/testenv.sh``; this module starts them as plain 
 stay Pending, but the garbage collector, namespace, service-account, deployment and replicaset
 controllers run, so ownerReferences, namespace deletion and Deployments behave for real.
 
-Only the standard library is used, so this file also runs as a debugging CLI::
+Only the standard library and ``klambda.testing`` (itself standard library only) are used,
+so this file also runs as a debugging CLI::
 
-    python tests/kube/controlplane.py [--bin-dir DIR] [--dir DIR]
+    .venv/bin/python tests/kube/controlplane.py [--bin-dir DIR] [--dir DIR]
 
 which starts a control plane, prints its kubeconfig path and waits for Ctrl-C.
 """
@@ -26,7 +27,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from klambda.testing import StopWaiting, eventually, free_port
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,14 +88,6 @@ def ensure_binaries(components: Sequence[str] = ()) -> Path:
         return bin_dir
     subprocess.run(["bash", str(TESTENV_SCRIPT), *wanted], check=True, stdout=subprocess.DEVNULL)
     return bin_dir
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -419,29 +413,23 @@ class ControlPlane:
 
     def _wait(self, proc: _Process, url: str, context: ssl.SSLContext | None) -> None:
         """Poll ``url`` until HTTP 200; fail early if the process exits."""
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer yet"
-        while True:
+
+        def ready() -> bool:
             if proc.popen.poll() is not None:
-                raise ControlPlaneError(
-                    f"{proc.name} exited with {proc.popen.returncode} before {url} was ready; "
-                    f"log {proc.log_path}:\n{tail(proc.log_path)}"
-                )
+                raise StopWaiting(f"{proc.name} exited with {proc.popen.returncode}")
             try:
                 with urllib.request.urlopen(url, context=context, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-                    last = f"HTTP {resp.status}"
+                    return bool(resp.status == 200)
             except urllib.error.HTTPError as err:
-                last = f"HTTP {err.code}: {err.read()[:500].decode(errors='replace')}"
-            except (OSError, ssl.SSLError) as err:
-                last = repr(err)
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{proc.name} not ready at {url} after {self.startup_timeout:.0f}s "
-                    f"(last: {last}); log {proc.log_path}:\n{tail(proc.log_path)}"
-                )
-            time.sleep(0.2)
+                body = err.read()[:500].decode(errors="replace")
+                raise ControlPlaneError(f"HTTP {err.code}: {body}") from None
+
+        try:
+            eventually(
+                ready, f"{proc.name} ready at {url}", timeout=self.startup_timeout, interval=0.2
+            )
+        except AssertionError as err:
+            raise ControlPlaneError(f"{err}; log {proc.log_path}:\n{tail(proc.log_path)}") from err
 
     def _admin_ssl(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca_cert))
@@ -529,17 +517,18 @@ class ControlPlane:
         """The serviceaccount controller is working once default/default exists."""
         if "serviceaccount-controller" not in self.controllers:
             return
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            path = "/api/v1/namespaces/default/serviceaccounts/default"
-            status, _ = self.api_request("GET", path)
-            if status == 200:
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            "ServiceAccount default/default never appeared; kube-controller-manager log:\n"
-            + self.log_tail("kube-controller-manager")
-        )
+        path = "/api/v1/namespaces/default/serviceaccounts/default"
+        try:
+            eventually(
+                lambda: self.api_request("GET", path)[0] == 200,
+                "ServiceAccount default/default",
+                timeout=self.startup_timeout,
+                interval=0.2,
+            )
+        except AssertionError as err:
+            raise ControlPlaneError(
+                f"{err}; kube-controller-manager log:\n" + self.log_tail("kube-controller-manager")
+            ) from err
 
     def _write_kubeconfig(
         self, path: Path, *, user: dict[str, str], user_name: str = "admin"

@@ -11,11 +11,11 @@ functions. RBAC is checked with tokens minted for the chart's ServiceAccounts.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
+from klambda.testing import eventually
 
 from tests.e2e.helm.chart import CHART, ROOT, Access, mismatches
 from tests.kube.controlplane import ControlPlane, ControlPlaneError
@@ -70,17 +70,16 @@ def test_every_object_is_stored_as_rendered(release: Release) -> None:
 
 def test_pods_are_admitted_under_the_restricted_pod_security_standard(release: Release) -> None:
     assert "PodSecurity" not in release.install_output
-    deadline = time.monotonic() + 30
-    components = {"operator", "router"}
-    while True:
+
+    def created() -> set[str]:
         pods = release.plane.get_json("pods", "-n", release.namespace)["items"]
-        running = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
-        if components <= running:
-            break
-        if time.monotonic() > deadline:
-            events = release.plane.kubectl("get", "events", "-n", release.namespace).stdout
-            pytest.fail(f"pods not created ({running}); events:\n{events}")
-        time.sleep(0.3)
+        return {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
+
+    try:
+        eventually(lambda: {"operator", "router"} <= created(), "the operator and router pods")
+    except AssertionError as err:
+        events = release.plane.kubectl("get", "events", "-n", release.namespace).stdout
+        pytest.fail(f"{err}; pods: {created()}; events:\n{events}")
 
 
 def test_operator_may_do_its_job(release: Release) -> None:

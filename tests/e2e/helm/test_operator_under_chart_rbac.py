@@ -13,28 +13,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 import pytest
 import yaml
 from klambda import codestore
+from klambda.testing import answers_http, eventually, free_port
 from kopf.testing import KopfRunner
 from lightkube.config.kubeconfig import KubeConfig
 
 from tests.e2e.helm.chart import ROOT
-from tests.kube.controlplane import LOOPBACK, ControlPlane, free_port
+from tests.kube.controlplane import LOOPBACK, ControlPlane
 
 from .conftest import Release
 
 pytestmark = pytest.mark.kube
 
-T = TypeVar("T")
 HELLO = ROOT / "examples" / "functions" / "hello.yaml"
 ENV_PREFIX = "KLAMBDA_OPERATOR_"
 # What a refusal looks like in kopf's and lightkube's logs: "... is forbidden: User ...",
@@ -83,25 +81,6 @@ def kopf_args(command: list[str], liveness: str) -> list[str]:
     return [f"--liveness={liveness}" if a.startswith("--liveness=") else a for a in command[1:]]
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def alive(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def no_namespace_terminating(plane: ControlPlane) -> None:
     """The operator watches every namespace: objects left in one being deleted (by an
     earlier test) would be refused for that reason, not for RBAC. Let them go first."""
@@ -111,7 +90,7 @@ def no_namespace_terminating(plane: ControlPlane) -> None:
         assert status == 200, body
         return all(ns["status"].get("phase") != "Terminating" for ns in body["items"])
 
-    wait_for(settled, "namespaces being deleted to be gone", timeout=60)
+    eventually(settled, "namespaces being deleted to be gone", timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +128,9 @@ def chart_operator(release: Release) -> Iterator[ChartOperator]:
         )
         try:
             # up, and its log bound to the runner's output before pytest moves on
-            wait_for(lambda: alive(liveness), f"the operator's liveness probe at {liveness}")
+            eventually(
+                lambda: answers_http(liveness), f"the operator's liveness probe at {liveness}"
+            )
             yield op
         finally:
             op.stop()
@@ -213,7 +194,7 @@ def test_the_operator_reconciles_functions_versions_and_aliases(
         current = status.get("observedGeneration") == body["metadata"].get("generation")
         return body if current and status.get("state") == "Active" else None
 
-    fn = wait_for(lambda: active(f"{api}/functions/{name}"), f"Function {name} Active")
+    fn = eventually(lambda: active(f"{api}/functions/{name}"), f"Function {name} Active")
     inline = function["spec"]["code"]["inline"]
     sha = codestore.digest({k: v.encode() for k, v in inline.items()})
     assert fn["status"]["codeSha256"] == sha
@@ -234,7 +215,9 @@ def test_the_operator_reconciles_functions_versions_and_aliases(
         """The Deployment and Service of one version's worker pods."""
         labels = ours | {"klambda.io/component": "worker", "klambda.io/version": version}
         selector = {"klambda.io/function": name, "klambda.io/version": version}
-        deployment = wait_for(lambda: get(plane, f"{apps}/deployments/{workload}"), workload)
+        deployment = eventually(
+            lambda: get(plane, f"{apps}/deployments/{workload}"), f"Deployment {workload}"
+        )
         assert deployment["metadata"]["labels"].items() >= labels.items()
         template = deployment["spec"]["template"]
         assert template["metadata"]["labels"].items() >= selector.items()
@@ -265,13 +248,13 @@ def test_the_operator_reconciles_functions_versions_and_aliases(
         "spec": {"function": name, "version": "1"},
     }
     plane.apply(version, namespace=fns)
-    published = wait_for(lambda: active(f"{api}/versions/{name}.1"), f"Version {name}.1 Active")
+    published = eventually(lambda: active(f"{api}/versions/{name}.1"), f"Version {name}.1 Active")
     assert [o["name"] for o in published["metadata"]["ownerReferences"]] == [name]
     deployment = worker(f"{name}-v1", "1")
     [owner] = deployment["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"]) == ("Version", f"{name}.1")
     plane.apply(alias, namespace=fns)
-    live = wait_for(lambda: active(f"{api}/aliases/{name}.live"), f"Alias {name}.live Active")
+    live = eventually(lambda: active(f"{api}/aliases/{name}.live"), f"Alias {name}.live Active")
     ready = condition(live, "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "Resolved")
     assert live["status"]["routing"] == "1: 100%"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from klambda.testing import RouterRunner, free_port
 
-from tests.helpers import KLAMBDA, ROOT, copy_functions, free_port, router
+from tests.helpers import KLAMBDA, ROOT, copy_functions
 
 EXAMPLES = ROOT / "examples" / "functions"
 
@@ -29,7 +30,7 @@ def klambda(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_examples_up_invoke_get_logs(tmp_path: Path) -> None:
     fns = copy_functions(EXAMPLES, tmp_path / "functions")
-    with router(fns, tmp_path) as r:
+    with RouterRunner.up(fns, workdir=tmp_path) as r:
         out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Ada"}')
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"message": "Hello, Ada!"}
@@ -154,7 +155,9 @@ def test_missing_folder_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
     fns = copy_functions(EXAMPLES, tmp_path / "functions")
-    with router(fns, tmp_path, "-q") as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path) as r:
+        out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Earlier"}')
+        assert out.returncode == 0
         follower = subprocess.Popen(
             [*KLAMBDA, "logs", "hello", "--follow"],
             stdout=subprocess.PIPE,
@@ -163,16 +166,25 @@ def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
             cwd=ROOT,
         )
         try:
-            time.sleep(1.0)  # the follower is connected before the invocation
+            assert follower.stdout is not None
+            # The router subscribes a follower before it sends the lines it already has:
+            # once the earlier REPORT line is here, every later line will be too.
+            earlier = until_report(follower.stdout)
+            assert any("greeting Earlier" in line for line in earlier)
             out = klambda(r.url, "invoke", "hello", "--payload", '{"name": "Live"}')
             assert out.returncode == 0
-            assert follower.stdout is not None
-            seen = []
-            for line in follower.stdout:
-                seen.append(line)
-                if line.startswith("REPORT RequestId:"):
-                    break
-            assert any("greeting Live" in line for line in seen)
+            live = until_report(follower.stdout)
+            assert any("greeting Live" in line for line in live)
         finally:
             follower.kill()
             follower.wait()
+
+
+def until_report(lines: Iterator[str]) -> list[str]:
+    """The lines up to and including the next REPORT line."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line.startswith("REPORT RequestId:"):
+            return seen
+    raise AssertionError(f"the stream ended without a REPORT line: {seen}")

@@ -8,17 +8,16 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from klambda.testing import RouterRunner, eventually
 
-from tests.helpers import KLAMBDA, ROOT, RunningRouter, free_port, router, wait_healthy
+from tests.helpers import KLAMBDA, ROOT
 from tests.integration.queue.natsserver import nats_server
 
 FLAKY = """\
@@ -55,25 +54,22 @@ def write_fn(fns: Path, seen: Path, fail: bool, retries: int = 2, reserved: str 
     )
 
 
-def call(r: RunningRouter, method: str, path: str, body: Any = None) -> Any:
+def call(r: RouterRunner, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(r.url + path, data=data, method=method)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"null")
 
 
-def submit(r: RunningRouter, payload: Any, name: str = "flaky") -> str:
+def submit(r: RouterRunner, payload: Any, name: str = "flaky") -> str:
     status, headers, body = r.invoke(name, payload, **{"X-Amz-Invocation-Type": "Event"})
     assert status == 202, body
     assert body == b""
     return headers["x-amzn-requestid"]
 
 
-def until(check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+def dlq_depth(r: RouterRunner) -> int:
+    return int(call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"])
 
 
 FAST = {"KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2", "KLAMBDA_ASYNC_THROTTLE_BASE_SECONDS": "0.5"}
@@ -84,9 +80,9 @@ def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(
 ) -> None:
     fns, seen, state = tmp_path / "fns", tmp_path / "seen.txt", tmp_path / "state"
     write_fn(fns, seen, fail=True, retries=2)
-    with router(fns, tmp_path, "-q", state=state, env=FAST) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path, state=state, env=FAST) as r:
         rid = submit(r, {"n": 1})
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 20)
+        eventually(lambda: dlq_depth(r) == 1, "the event in the DLQ", timeout=20)
         dead = call(r, "GET", "/klambda/v1/functions/flaky/dlq")["DeadLetters"]
         assert [(d["requestId"], d["attempts"], d["condition"], d["errorType"]) for d in dead] == [
             (rid, 3, "RetriesExhausted", "RuntimeError")
@@ -100,7 +96,7 @@ def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(
         assert r.metric("klambda_dlq_depth", function="flaky") == 1
     # fix the handler, restart: the dead letter is still there; redrive drains it
     write_fn(fns, seen, fail=False)
-    with router(fns, tmp_path, "-q", state=state, env=FAST) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path, state=state, env=FAST) as r:
         assert call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1
         out = subprocess.run(
             [*KLAMBDA, "dlq", "redrive", "flaky", "--all"],
@@ -112,8 +108,8 @@ def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(
             env={**os.environ, "KLAMBDA_ENDPOINT": r.url},
         )
         assert "1 event(s) sent through again" in out.stdout, out.stderr
-        until(lambda: seen.read_text().split().count(rid) == 4, 20)
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 0, 20)
+        eventually(lambda: seen.read_text().split().count(rid) == 4, "a 4th run", timeout=20)
+        eventually(lambda: dlq_depth(r) == 0, "an empty DLQ", timeout=20)
 
 
 def test_no_retries_when_retry_attempts_is_0_and_big_payloads_are_refused(
@@ -121,9 +117,9 @@ def test_no_retries_when_retry_attempts_is_0_and_big_payloads_are_refused(
 ) -> None:
     fns, seen = tmp_path / "fns", tmp_path / "seen.txt"
     write_fn(fns, seen, fail=True, retries=0)
-    with router(fns, tmp_path, "-q", env=FAST) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path, env=FAST) as r:
         rid = submit(r, {})
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 20)
+        eventually(lambda: dlq_depth(r) == 1, "the event in the DLQ", timeout=20)
         assert seen.read_text().split() == [rid]
         status, _headers, body = r.invoke(
             "flaky", "x" * (256 * 1024), **{"X-Amz-Invocation-Type": "Event"}
@@ -149,47 +145,17 @@ def test_throttled_events_are_retried_then_expire_at_max_event_age(tmp_path: Pat
     run, and after maxEventAgeSeconds (60, Lambda's least) it goes to the DLQ."""
     fns, seen = tmp_path / "fns", tmp_path / "seen.txt"
     write_fn(fns, seen, fail=False, reserved="reservedConcurrency: 0")
-    with router(fns, tmp_path, "-q", env=FAST) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path, env=FAST) as r:
         rid = submit(r, {})
-        time.sleep(5)
-        assert r.metric("klambda_throttles_total", function="flaky") >= 2  # retried
-        assert call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 0  # kept
-        until(lambda: call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"] == 1, 75)
+        eventually(
+            lambda: r.metric("klambda_throttles_total", function="flaky") >= 2,
+            "a throttled attempt retried",
+        )
+        assert dlq_depth(r) == 0  # kept: the event is far younger than its 60 s max age
+        eventually(lambda: dlq_depth(r) == 1, "the expired event in the DLQ", timeout=75)
         dead = call(r, "GET", "/klambda/v1/functions/flaky/dlq")["DeadLetters"][0]
         assert (dead["requestId"], dead["condition"]) == (rid, "EventAgeExceeded")
         assert not seen.exists()  # never invoked
-
-
-@contextmanager
-def killable_router(fns: Path, tmp: Path, env: dict[str, str]) -> Iterator[RunningRouter]:
-    http, grpc_port = free_port(), free_port()
-    log = tmp / f"router-{http}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                *KLAMBDA,
-                "up",
-                str(fns),
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc_port),
-                "--state",
-                str(tmp / "state"),
-                "-q",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **env},
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{http}", proc, log)
-        yield RunningRouter(proc, http, grpc_port, log, tmp / "state")
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
 
 
 SLOW = """\
@@ -232,16 +198,24 @@ def test_kill_9_with_1000_events_queued_loses_none(tmp_path: Path, backend: str)
             else f"{nats.url}?visibility_timeout=3"
         )
         env = {**FAST, "KLAMBDA_QUEUE_URL": url, "KLAMBDA_ASYNC_WORKERS": "8"}
-        with killable_router(fns, tmp_path, env) as r:
+        with RouterRunner.up(fns, "-q", workdir=tmp_path, env=env) as r:
             with ThreadPoolExecutor(16) as pool:
                 rids = list(pool.map(lambda i: submit(r, {"i": i}, "slow"), range(1000)))
             assert len(set(rids)) == 1000
-            until(lambda: seen.exists() and len(seen.read_text().split()) >= 100, 60)
+            eventually(
+                lambda: seen.exists() and len(seen.read_text().split()) >= 100,
+                "100 events run",
+                timeout=60,
+            )
             r.proc.send_signal(signal.SIGKILL)  # events queued and in flight
             r.proc.wait(10)
         done_before = set(seen.read_text().split())
         assert len(done_before) < 1000, "the kill came too late to prove anything"
-        with killable_router(fns, tmp_path, env):
-            until(lambda: set(rids) <= set(seen.read_text().split()), 120)
+        with RouterRunner.up(fns, "-q", workdir=tmp_path, env=env):
+            eventually(
+                lambda: set(rids) <= set(seen.read_text().split()),
+                "every accepted event run",
+                timeout=120,
+            )
         processed = seen.read_text().split()
         assert set(processed) == set(rids)  # every accepted event, at least once

@@ -16,8 +16,9 @@ from typing import Any
 
 from klambda.contract import worker_environment
 from klambda.execution import FunctionConfig
+from klambda.testing import RouterRunner, eventually, free_port, still_running
 
-from tests.helpers import KLAMBDA, ROOT, RunningRouter, free_port, wait_healthy
+from tests.helpers import KLAMBDA, ROOT
 from tests.kube.controlplane import ControlPlane
 from tests.netns import NetHost, network_host
 
@@ -79,11 +80,12 @@ def worker(
         cwd=ROOT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while b"klambda worker:" not in (tmp / f"worker-{version}.log").read_bytes():
-            assert proc.poll() is None, (tmp / f"worker-{version}.log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        logged = tmp / f"worker-{version}.log"
+        eventually(
+            lambda: still_running(proc, logged) and b"klambda worker:" in logged.read_bytes(),
+            f"worker {version} to start",
+            timeout=20,
+        )
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -112,48 +114,20 @@ def endpoint_slice(version: str, address: str, port: int) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> Iterator[RunningRouter]:
-    http, grpc_port = free_port(), free_port()
-    log = tmp / "router.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                *KLAMBDA,
-                "router",
-                "--namespace",
-                ns,
-                "--kubeconfig",
-                str(plane.kubeconfig),
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc_port),
-                "--wait-for-worker",
-                "3",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{http}", proc, log)
-        yield RunningRouter(proc, http, grpc_port, log, tmp)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-
-
-def until(check: Any, timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while True:
-        value = check()
-        if value:
-            return time.monotonic() - start
-        assert time.monotonic() - start < timeout, "condition not met in time"
-        time.sleep(0.05)
+def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> RouterRunner:
+    """`klambda router` in cluster mode, watching `ns` of the control plane."""
+    return RouterRunner(
+        "router",
+        "--namespace",
+        ns,
+        "--kubeconfig",
+        str(plane.kubeconfig),
+        "--host",
+        "127.0.0.1",
+        "--wait-for-worker",
+        "3",
+        workdir=tmp,
+    )
 
 
 def test_router_follows_the_api_server(
@@ -212,7 +186,7 @@ def test_router_follows_the_api_server(
             status, _headers, body = r.invoke(f"hello:{q}", {})
             return status, json.loads(body)
 
-        until(lambda: reply("prod")[0] == 200)
+        eventually(lambda: reply("prod")[0] == 200, "the alias prod served", timeout=10)
         assert reply("prod")[1] == {"from": "one", "version": "1"}
         assert reply("2")[1] == {"from": "two", "version": "2"}
         status, _h, _body = r.invoke("hello:7")
@@ -221,8 +195,9 @@ def test_router_follows_the_api_server(
         # kubectl apply of an alias change reroutes within a second or two
         alias["spec"]["version"] = "2"
         apply(plane, ns, alias)
-        took = until(lambda: reply("prod")[1]["from"] == "two", timeout=5)
-        assert took < 2.5
+        t0 = time.monotonic()
+        eventually(lambda: reply("prod")[1]["from"] == "two", "prod on version 2", timeout=5)
+        assert time.monotonic() - t0 < 2.5
 
         # weighted routing from the API server's alias
         alias["spec"] = {
@@ -231,7 +206,11 @@ def test_router_follows_the_api_server(
             "routing": {"additionalVersion": "2", "weight": 0.5},
         }
         apply(plane, ns, alias)
-        until(lambda: r.invoke("hello:prod")[1]["x-amz-executed-version"] == "2")
+        eventually(
+            lambda: r.invoke("hello:prod")[1]["x-amz-executed-version"] == "2",
+            "a call of prod routed to version 2",
+            timeout=10,
+        )
         seen = {r.invoke("hello:prod")[1]["x-amz-executed-version"] for _ in range(60)}
         assert seen == {"1", "2"}
 
@@ -240,14 +219,14 @@ def test_router_follows_the_api_server(
             obj = plane.get_json("version", "hello.1", "-n", ns)
             return obj["metadata"].get("annotations", {}).get("klambda.io/last-invoked")
 
-        until(demand, timeout=5)
+        eventually(demand, "the last-invoked annotation on version 1", timeout=5)
 
         # a version whose workers are gone answers 503 after the wait, not a hang
         plane.kubectl("delete", "endpointslice", "hello-v2-test", "-n", ns)
-        until(lambda: r.invoke("hello:2")[0] == 503, timeout=15)
+        eventually(lambda: r.invoke("hello:2")[0] == 503, "503 from version 2", timeout=15)
         # deleting the Function removes it from the router
         plane.kubectl("delete", "function", "hello", "-n", ns)
-        until(lambda: r.invoke("hello")[0] == 404)
+        eventually(lambda: r.invoke("hello")[0] == 404, "404 for hello", timeout=10)
 
 
 BROKEN = "raise RuntimeError('no database')\n"
@@ -292,7 +271,7 @@ def test_worker_pods_fail_init_and_throttle_as_local_environments_do(
     ):
         apply(plane, ns, endpoint_slice("1", host.address, p1))
         apply(plane, ns, endpoint_slice("2", host.address, p2))
-        until(lambda: r.invoke("hello:1")[0] == 200)
+        eventually(lambda: r.invoke("hello:1")[0] == 200, "an answer from version 1")
         _status, headers, body = r.invoke("hello:1")
         assert headers["x-amz-function-error"] == "Unhandled"
         error = json.loads(body)
@@ -307,7 +286,7 @@ def test_worker_pods_fail_init_and_throttle_as_local_environments_do(
             >= 2
         )
 
-        until(lambda: r.invoke("hello:2")[0] == 200)
+        eventually(lambda: r.invoke("hello:2")[0] == 200, "an answer from version 2")
         with ThreadPoolExecutor(2) as pool:
             answers = list(pool.map(lambda _: r.invoke("hello:2"), range(2)))
         assert sorted(a[0] for a in answers) == [200, 429]

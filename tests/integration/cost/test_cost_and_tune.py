@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from klambda.testing import RouterRunner
 
-from tests.helpers import KLAMBDA, ROOT, router
+from tests.helpers import KLAMBDA, ROOT
 
 EXAMPLES = ROOT / "examples" / "functions"
 
@@ -62,7 +63,7 @@ def test_tune_cpu_bound_handler_and_cost_report(tmp_path: Path) -> None:
     fns = tmp_path / "fns"
     fns.mkdir()
     (fns / "hasher.yaml").write_text((EXAMPLES / "hasher.yaml").read_text())
-    with router(fns, tmp_path, "-q") as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp_path) as r:
         cgroups = "memory limits: cgroups" in r.output()
         png, js = tmp_path / "tune.png", tmp_path / "tune.json"
         out = klambda(

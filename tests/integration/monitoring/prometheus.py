@@ -11,16 +11,15 @@ import json
 import math
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from tests.helpers import free_port
+from klambda.testing import answers_http, eventually, free_port, still_running
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -57,6 +56,21 @@ class Prometheus:
         active = self.api("/api/v1/targets")["activeTargets"]
         return bool(active) and all(t["health"] == "up" for t in active)
 
+    def caught_up(self, since: float) -> bool:
+        """Every target scraped since `since` (a `time.time()`), and every rule group
+        evaluated after that scrape had ended: queries and alerts now see what happened
+        before `since`."""
+        active = self.api("/api/v1/targets")["activeTargets"]
+        if not active or min(_epoch(t["lastScrape"]) for t in active) <= since:
+            return False
+        scraped = max(_epoch(t["lastScrape"]) + t["lastScrapeDuration"] for t in active)
+        groups = self.api("/api/v1/rules")["groups"]
+        return all(_epoch(g["lastEvaluation"]) > scraped for g in groups)
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339).timestamp()
+
 
 @contextlib.contextmanager
 def prometheus(
@@ -89,19 +103,11 @@ def prometheus(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready after 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+        eventually(
+            lambda: still_running(proc, log) and answers_http(url + "/-/ready"),
+            f"prometheus ready at {url}",
+            interval=0.1,
+        )
         yield Prometheus(url, log)
     finally:
         proc.terminate()

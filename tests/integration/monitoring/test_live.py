@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+from klambda.testing import RouterRunner, eventually
 
-from tests.helpers import RunningRouter, router
 from tests.integration.monitoring import dashboard
 from tests.integration.monitoring.prometheus import Prometheus, prometheus
 
@@ -69,7 +69,7 @@ def pending(promql: str) -> str | None:
 LOAD_SECONDS = 8.0
 
 
-def call(r: RunningRouter, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(r: RouterRunner, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Lambda's REST control API of the router."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(r.url + path, data=data, method=method)
@@ -81,7 +81,7 @@ def call(r: RunningRouter, method: str, path: str, body: Any = None) -> tuple[in
         return err.code, json.loads(err.read() or b"null")
 
 
-def provision_live_alias(r: RunningRouter) -> None:
+def provision_live_alias(r: RouterRunner) -> None:
     """ok version 1 behind alias `live` with one provisioned environment."""
     assert call(r, "POST", "/2015-03-31/functions/ok/versions", {})[1]["Version"] == "1"
     body = {"Name": "live", "FunctionVersion": "1"}
@@ -89,14 +89,16 @@ def provision_live_alias(r: RunningRouter) -> None:
     path = "/2019-09-30/functions/ok/provisioned-concurrency?Qualifier=live"
     status, cfg = call(r, "PUT", path, {"ProvisionedConcurrentExecutions": 1})
     assert status == 202, cfg
-    deadline = time.monotonic() + 30
-    while cfg["Status"] != "READY":
-        assert time.monotonic() < deadline, cfg
-        time.sleep(0.05)
+
+    def ready() -> bool:
         cfg = call(r, "GET", path)[1]
+        assert cfg["Status"] == "READY", cfg
+        return True
+
+    eventually(ready, "the provisioned environment of ok:live READY")
 
 
-def drive_load(r: RunningRouter, seconds: float) -> None:
+def drive_load(r: RouterRunner, seconds: float) -> None:
     """Successes, errors, throttles, timeouts (each a cold start after), spillover."""
     stop = time.monotonic() + seconds
 
@@ -133,29 +135,23 @@ def for_zero(rules: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningRouter, Prometheus]]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterRunner, Prometheus]]:
     tmp = tmp_path_factory.mktemp("monitoring")
     rules = tmp / "rules.yaml"
     rules.write_text(yaml.safe_dump(for_zero(dashboard.load_rules())))
-    with router(FUNCTIONS, tmp, "-q", env=ASYNC_ENV) as r:
+    with RouterRunner.up(FUNCTIONS, "-q", workdir=tmp, env=ASYNC_ENV) as r:
         provision_live_alias(r)
         with prometheus(tmp, [f"127.0.0.1:{r.http_port}"], [rules]) as prom:
-            deadline = time.monotonic() + 15
-            while not prom.targets_up():
-                assert time.monotonic() < deadline, "prometheus never scraped the router"
-                time.sleep(0.2)
+            eventually(prom.targets_up, "prometheus to scrape the router", timeout=15)
             drive_load(r, LOAD_SECONDS)
-            time.sleep(1.5)  # the last scrape and rule evaluation
+            loaded = time.time()
+            eventually(
+                lambda: prom.caught_up(loaded),
+                "a scrape and a rule evaluation after the load",
+                timeout=15,
+                interval=0.2,
+            )
             yield r, prom
-
-
-def eventually(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.5)
 
 
 def test_the_pending_lists_name_real_queries_and_alerts() -> None:
@@ -167,17 +163,22 @@ def test_the_pending_lists_name_real_queries_and_alerts() -> None:
     assert not set(NOT_PRODUCED) & live
 
 
-def test_every_live_panel_returns_data(live: tuple[RunningRouter, Prometheus]) -> None:
+def test_every_live_panel_returns_data(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
-    empty = [
-        f"{t.panel} [{t.ref}]: {t.promql}"
-        for t in dashboard.targets()
-        if not pending(t.promql) and not eventually(lambda t=t: prom.finite_values(t.promql))
-    ]
-    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+    def every_panel_has_data() -> bool:
+        empty = [
+            f"{t.panel} [{t.ref}]: {t.promql}"
+            for t in dashboard.targets()
+            if not pending(t.promql) and not prom.finite_values(t.promql)
+        ]
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+        return True
+
+    eventually(every_panel_has_data, "data in every live panel", timeout=15, interval=0.5)
 
 
-def test_the_load_shows_in_the_panels(live: tuple[RunningRouter, Prometheus]) -> None:
+def test_the_load_shows_in_the_panels(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
     by_fn = "sum by (function) (rate(klambda_{}_total[1m]))"
     assert {s["metric"]["function"] for s in prom.query(by_fn.format("throttles") + " > 0")} == {
@@ -191,7 +192,7 @@ def test_the_load_shows_in_the_panels(live: tuple[RunningRouter, Prometheus]) ->
     assert {"1", "$LATEST"} <= versions
 
 
-def test_pending_queries_have_no_data(live: tuple[RunningRouter, Prometheus]) -> None:
+def test_pending_queries_have_no_data(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
     appeared = [
         f"{t.panel}: {t.promql}"
@@ -203,7 +204,7 @@ def test_pending_queries_have_no_data(live: tuple[RunningRouter, Prometheus]) ->
     )
 
 
-def test_alerts_klambda_can_produce_fire(live: tuple[RunningRouter, Prometheus]) -> None:
+def test_alerts_klambda_can_produce_fire(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
 
     def firing() -> set[tuple[str, str]]:
@@ -213,13 +214,17 @@ def test_alerts_klambda_can_produce_fire(live: tuple[RunningRouter, Prometheus])
             if a["state"] == "firing"
         }
 
-    eventually(lambda: firing() >= LIVE_ALERTS)
-    assert firing() >= LIVE_ALERTS
+    def all_live_alerts_fire() -> set[tuple[str, str]]:
+        now = firing()
+        assert now >= LIVE_ALERTS, f"not firing: {LIVE_ALERTS - now}"
+        return now
+
+    now = eventually(all_live_alerts_fire, "the live alerts to fire", timeout=15, interval=0.5)
     # and nothing fires for the healthy function
-    assert not {a for a, fn in firing() if fn == "ok"}
+    assert not {a for a, fn in now if fn == "ok"}
 
 
-def test_pending_alerts_lack_a_metric(live: tuple[RunningRouter, Prometheus]) -> None:
+def test_pending_alerts_lack_a_metric(live: tuple[RouterRunner, Prometheus]) -> None:
     _r, prom = live
     known = set(prom.api("/api/v1/label/__name__/values"))
     for name in PENDING_ALERTS:
@@ -229,7 +234,7 @@ def test_pending_alerts_lack_a_metric(live: tuple[RunningRouter, Prometheus]) ->
 
 
 def test_alerts_not_produced_here_have_their_metrics_and_stay_quiet(
-    live: tuple[RunningRouter, Prometheus],
+    live: tuple[RouterRunner, Prometheus],
 ) -> None:
     _r, prom = live
     known = set(prom.api("/api/v1/label/__name__/values"))

@@ -7,8 +7,8 @@ and at the garbage collector's work, never at running pods.
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from klambda.testing import answers_http, eventually, free_port
 from kopf.testing import KopfRunner
 
-from tests.helpers import free_port
 from tests.kube.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -81,14 +81,9 @@ class Namespace:
         self, probe: Callable[[], T | None], what: str, timeout: float = 30.0, every: float = 0.2
     ) -> T:
         """Poll `probe` until it returns something truthy; fail naming `what`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = probe()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(every)
+        got = eventually(probe, what, timeout=timeout, interval=every)
+        assert got is not None  # eventually returns something truthy
+        return got
 
     def status_of(self, kind: str, name: str) -> dict[str, Any]:
         return (self.get(kind, name) or {}).get("status") or {}
@@ -131,15 +126,7 @@ class Operator:
         self.runner.__enter__()
         # Wait until kopf serves its probe: by then it has hooked its log onto the runner's
         # output, so `output` holds everything the operator says from here on.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(liveness, timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("the operator never served its liveness probe") from None
-                time.sleep(0.05)
+        eventually(lambda: answers_http(liveness), "the operator's liveness probe")
 
     def stop(self) -> None:
         runner, self.runner = self.runner, None
@@ -174,8 +161,11 @@ def garbage_collector(klambda_crds: ControlPlane) -> ControlPlane:
     """
     plane, probe_ns = klambda_crds, "klambda-gc-probe"
     plane.kubectl("create", "namespace", probe_ns, check=False)
-    deadline = time.monotonic() + 90
-    for attempt in range(1000):
+    attempts = itertools.count()
+
+    def cascades() -> bool:
+        """One probe: True if its ConfigMap went within 3 s of the Function."""
+        attempt = next(attempts)
         fn = function_manifest(f"probe{attempt}")
         plane.kubectl("apply", f"--namespace={probe_ns}", "-f", "-", input=json.dumps(fn))
         uid = plane.get_json("function", f"probe{attempt}", f"--namespace={probe_ns}")["metadata"][
@@ -195,14 +185,16 @@ def garbage_collector(klambda_crds: ControlPlane) -> ControlPlane:
         plane.kubectl("apply", f"--namespace={probe_ns}", "-f", "-", input=json.dumps(owned))
         plane.kubectl("delete", f"--namespace={probe_ns}", "function", f"probe{attempt}")
         path = f"/api/v1/namespaces/{probe_ns}/configmaps/probe{attempt}"
-        until = time.monotonic() + 3
-        while time.monotonic() < until:
-            if plane.api_request("GET", path)[0] == 404:
-                return plane
-            time.sleep(0.2)
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError("the garbage collector never cascaded a Function's deletion")
+        eventually(
+            lambda: plane.api_request("GET", path)[0] == 404,
+            f"ConfigMap probe{attempt} deleted with its Function",
+            timeout=3,
+            interval=0.2,
+        )
+        return True
+
+    eventually(cascades, "the garbage collector to cascade a Function's deletion", timeout=90)
+    return plane
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ Throttles are what the router raises when concurrency is exhausted: `TooManyRequ
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,18 +101,3 @@ def failing_until(n: int, message: str = "boom") -> Handler:
         return {"ok": True, "event": event}
 
     return handler
-
-
-async def eventually(check: Callable[[], object], within: float = 15.0) -> None:
-    """Wait until `check()` (or what it returns, if awaitable) is true, polling; fail with
-    the time is up."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)

@@ -10,13 +10,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import free_port
+from klambda.testing import eventually, free_port, still_running
 
 
 @dataclass
@@ -58,13 +57,12 @@ def nats_server(tmp: Path, timeout: float = 15.0) -> Iterator[NatsServer]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + timeout
-        while not _ready(port, log):
-            if proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {proc.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nats-server not ready in {timeout}s:\n{log.read_text()}")
-            time.sleep(0.02)
+        eventually(
+            lambda: still_running(proc, log) and _ready(port, log),
+            f"nats-server ready on port {port}",
+            timeout=timeout,
+            interval=0.02,
+        )
         yield NatsServer(f"nats://127.0.0.1:{port}", port, store, log, proc)
     finally:
         if proc.poll() is None:

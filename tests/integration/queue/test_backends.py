@@ -11,6 +11,7 @@ import pytest
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue
 from klambda.queue import AsyncEvent, DeadLetter, Delivery, Queue
+from klambda.testing import eventually_async
 
 from tests.integration.queue.conftest import MakeQueue
 
@@ -47,7 +48,10 @@ async def test_a_full_size_payload_is_stored(make_queue: MakeQueue) -> None:
 async def test_receive_waits_for_an_event_that_arrives(make_queue: MakeQueue) -> None:
     q = await make_queue()
     waiting = asyncio.create_task(q.receive(1, wait=5))
+    # A moment for the receive to start waiting: the point of the test, not a readiness
+    # guess (were it late, the event would be there at once and the test would still pass).
     await asyncio.sleep(0.1)
+    assert not waiting.done()
     t0 = time.monotonic()
     await q.enqueue(AsyncEvent.new("hello", b"{}"))
     got = await waiting
@@ -59,23 +63,30 @@ async def test_receive_waits_for_an_event_that_arrives(make_queue: MakeQueue) ->
 async def test_a_leased_event_is_hidden_then_delivered_again_if_never_acked(
     make_queue: MakeQueue,
 ) -> None:
-    q = await make_queue(visibility=0.6)
+    # The lease (1.5 s) outlasts the 0.2 s look by far, so a stall of a busy machine
+    # between the two receives does not make the event visible early.
+    q = await make_queue(visibility=1.5)
     await q.enqueue(AsyncEvent.new("hello", b"{}"))
     [first] = await q.receive(1, wait=2)
     assert await q.receive(1, wait=0.2) == []  # leased: invisible
-    [again] = await q.receive(1, wait=3)  # the lease ran out: delivered again
+    [again] = await q.receive(1, wait=5)  # the lease ran out: delivered again
     assert again.event.request_id == first.event.request_id
     await again.ack()
     assert await q.depth() == 0
 
 
 async def test_extend_keeps_a_long_running_event_leased(make_queue: MakeQueue) -> None:
-    q = await make_queue(visibility=0.4)
+    # Held for 1.5 s in all, longer than the 1 s visibility timeout, and extended every
+    # 0.25 s: the sleeps are the point (time passing while the event is worked on), and
+    # each extension may come 0.75 s late on a busy machine before the lease would lapse.
+    q = await make_queue(visibility=1.0)
     await q.enqueue(AsyncEvent.new("hello", b"{}"))
     [d] = await q.receive(1, wait=2)
-    for _ in range(3):  # 0.6 s in all, longer than the visibility timeout
-        await asyncio.sleep(0.2)
+    held = time.monotonic()
+    for _ in range(6):
+        await asyncio.sleep(0.25)
         await d.extend()
+    assert time.monotonic() - held > 1.0
     assert await q.receive(1, wait=0.1) == []
     await d.ack()
 
@@ -97,12 +108,12 @@ async def test_retry_writes_the_new_counts_and_waits_until_not_before(
     q = await make_queue()
     await q.enqueue(AsyncEvent.new("hello", b"{}"))
     [d] = await q.receive(1, wait=2)
-    later = replace(d.event, attempts=1, last_error="boom", not_before=time.time() + 0.4)
+    # not_before 1 s ahead: the 0.2 s look comes well before it even on a busy machine
+    later = replace(d.event, attempts=1, last_error="boom", not_before=time.time() + 1.0)
     await d.retry(later)
-    t0 = time.monotonic()
     assert await q.receive(1, wait=0.2) == []
-    [again] = await q.receive(1, wait=3)
-    assert time.monotonic() - t0 >= 0.3
+    [again] = await q.receive(1, wait=5)
+    assert time.time() >= later.not_before  # never handed out early
     assert again.event.attempts == 1
     assert again.event.last_error == "boom"
     assert again.event.request_id == d.event.request_id
@@ -124,8 +135,12 @@ async def dead_letter_all(q: Queue, n: int, function: str) -> list[AsyncEvent]:
     for e in sent:
         await q.enqueue(e)
     got: list[Delivery] = []
-    while len(got) < n:
-        got += await q.receive(n, wait=2)
+
+    async def all_received() -> bool:
+        got.extend(await q.receive(n - len(got), wait=1))
+        return len(got) >= n
+
+    await eventually_async(all_received, f"{n} events of {function} received", interval=0.01)
     for d in got:
         failed = replace(d.event, attempts=3, last_error_type="ValueError", last_error="boom")
         arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function}:$LATEST"

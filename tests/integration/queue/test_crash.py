@@ -3,17 +3,16 @@ flight; restart it; every accepted event is processed at least once. Both backen
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from klambda.queue import open_queue
+from klambda.testing import eventually_async, still_running
 
 from tests.helpers import ROOT
 from tests.integration.queue.conftest import queue_url
@@ -37,18 +36,17 @@ def start(url: str, out: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 async def wait_for(
-    proc: subprocess.Popen[bytes], out: Path, check: Callable[[], bool], within: float
+    proc: subprocess.Popen[bytes], out: Path, check: Callable[[], bool], what: str, within: float
 ) -> None:
-    deadline = time.monotonic() + within
-    while not check():
+    try:
+        await eventually_async(
+            lambda: still_running(proc, out / "worker.log") and check(), what, timeout=within
+        )
+    except AssertionError as err:
         if proc.poll() is not None:
-            raise AssertionError(
-                f"worker exited with {proc.returncode}:\n{(out / 'worker.log').read_text()}"
-            )
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"timed out:\n{(out / 'worker.log').read_text()}")
-        await asyncio.sleep(0.01)
+            raise  # it exited: the message has its log
+        proc.kill()
+        raise AssertionError(f"{err}\n{(out / 'worker.log').read_text()}") from err
 
 
 async def test_kill_9_with_events_in_flight_loses_none(
@@ -70,6 +68,7 @@ async def test_kill_9_with_events_in_flight_loses_none(
                 and len(ids(out / "done")) >= 150
                 and len(ids(out / "started")) > len(ids(out / "done"))
             ),
+            "every event submitted, 150 done and some in flight",
             within=30,
         )
     finally:
@@ -83,7 +82,9 @@ async def test_kill_9_with_events_in_flight_loses_none(
 
     second = start(url, out, *common)
     try:
-        await wait_for(second, out, lambda: submitted <= set(ids(out / "done")), within=60)
+        await wait_for(
+            second, out, lambda: submitted <= set(ids(out / "done")), "every event done", 60
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0, (out / "worker.log").read_text()

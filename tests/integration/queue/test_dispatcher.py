@@ -21,10 +21,11 @@ from klambda.queue import (
     RetrySchedule,
     Target,
 )
+from klambda.testing import eventually_async
 from prometheus_client import CollectorRegistry
 
 from tests.integration.queue.conftest import MakeQueue
-from tests.integration.queue.functions import Functions, eventually, failing_until
+from tests.integration.queue.functions import Functions, failing_until
 
 FAST = RetrySchedule(error_base=0.05, throttle_base=0.02, throttle_cap=0.1, jitter=0.0)
 
@@ -47,19 +48,19 @@ class Harness:
         async def reached() -> bool:
             return await self.dlq(function) == n
 
-        await eventually(reached)
+        await eventually_async(reached, f"{n} dead letters of {function}")
 
     async def wait_empty(self) -> None:
         async def empty() -> bool:
             return await self.queue.depth() == 0
 
-        await eventually(empty)
+        await eventually_async(empty, "an empty queue")
 
     async def records(self, queue: str, n: int) -> list[dict[str, Any]]:
         async def enough() -> bool:
             return len(await self.queue.messages(queue)) >= n
 
-        await eventually(enough)
+        await eventually_async(enough, f"{n} messages in {queue}")
         return [json.loads(m.body) for m in await self.queue.messages(queue)]
 
 
@@ -175,7 +176,9 @@ async def test_an_always_failing_function_ends_in_the_dlq_after_1_plus_retry_att
     assert h.metric("klambda_async_retries_total", function="broken", reason="function_error") == (
         retry_attempts
     )
-    await eventually(lambda: h.metric("klambda_dlq_depth", function="broken") == 1)
+    await eventually_async(
+        lambda: h.metric("klambda_dlq_depth", function="broken") == 1, "DLQ depth 1 of broken"
+    )
 
 
 async def test_redrive_after_fixing_the_function_drains_the_dlq(h: Harness) -> None:
@@ -198,10 +201,12 @@ async def test_redrive_after_fixing_the_function_drains_the_dlq(h: Harness) -> N
     assert await h.dlq("buggy") == 2
     assert await h.dispatcher.redrive("buggy") == 2
     assert await h.dlq("buggy") == 0
-    await eventually(lambda: len(h.functions.calls_of("buggy")) == 6)
+    await eventually_async(lambda: len(h.functions.calls_of("buggy")) == 6, "6 calls of buggy")
     retried = h.functions.calls_of("buggy")[3:]
     assert sorted(c.request_id for c in retried) == sorted(e.request_id for e in sent)
-    await eventually(lambda: h.metric("klambda_dlq_depth", function="buggy") == 0)
+    await eventually_async(
+        lambda: h.metric("klambda_dlq_depth", function="buggy") == 0, "DLQ depth 0 of buggy"
+    )
     await h.wait_empty()
 
 
@@ -274,7 +279,7 @@ async def test_a_function_destination_is_invoked_asynchronously_with_the_record(
     h.functions.add("auditor", lambda event, rid: {"saw": event["requestContext"]["condition"]})
     h.policies["worker"] = AsyncPolicy(retry_attempts=0, on_failure=Target(function="auditor"))
     event = await h.dispatcher.submit("worker", b'{"job": 1}')
-    await eventually(lambda: bool(h.functions.calls_of("auditor")))
+    await eventually_async(lambda: h.functions.calls_of("auditor"), "a call of auditor")
     [call] = h.functions.calls_of("auditor")
     assert call.request_id != event.request_id  # a new invocation of its own
     assert call.event["requestContext"]["requestId"] == event.request_id
@@ -287,7 +292,7 @@ async def test_workers_bound_the_invocations_in_flight(h: Harness) -> None:
     h.functions.delay = 0.03
     for i in range(24):
         await h.dispatcher.submit("work", b"%d" % i)
-    await eventually(lambda: len(h.functions.calls) == 24)
+    await eventually_async(lambda: len(h.functions.calls) == 24, "24 calls")
     assert h.functions.max_running == h.dispatcher.workers == 4
 
 
@@ -297,7 +302,7 @@ async def test_payloads_over_256_kb_are_refused_naming_the_limit(h: Harness) -> 
         await h.dispatcher.submit("big", b'"' + b"x" * limits.ASYNC_PAYLOAD_MAX_BYTES + b'"')
     ok = b'"' + b"x" * (limits.ASYNC_PAYLOAD_MAX_BYTES - 2) + b'"'
     await h.dispatcher.submit("big", ok)
-    await eventually(lambda: bool(h.functions.calls))
+    await eventually_async(lambda: h.functions.calls, "a call")
     assert h.metric("klambda_async_events_received_total", function="big") == 1
 
 
@@ -309,14 +314,14 @@ async def test_stop_hands_running_events_back_for_redelivery(make_queue: MakeQue
     first = Dispatcher(queue, functions, lambda fn: AsyncPolicy(), poll_wait=0.1)
     await first.start()
     event = await first.submit("long", b"{}")
-    await eventually(lambda: first.in_flight == 1)
+    await eventually_async(lambda: first.in_flight == 1, "the event in flight")
     await first.stop(grace=0.1)
 
     functions.delay = 0.0
     second = Dispatcher(queue, functions, lambda fn: AsyncPolicy(), poll_wait=0.1)
     await second.start()
     try:
-        await eventually(lambda: bool(functions.calls), within=5)
+        await eventually_async(lambda: functions.calls, "the event delivered again", timeout=5)
         assert functions.calls[0].request_id == event.request_id
     finally:
         await second.stop()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from klambda.testing import RouterRunner, eventually
 
-from tests.helpers import RunningRouter, router
 from tests.integration.versions.test_versions_aliases import API, call
 
 SLEEPY = """\
@@ -26,18 +26,27 @@ spec:
   code:
     inline:
       app.py: |
-        import time
+        import os, time
         def handler(event, context):
             time.sleep(event.get("sleep", 0))
-            return {"ok": True}
+            return {"pid": os.getpid()} if event.get("pid") else {"ok": True}
 """
 
 
 def burst(
-    r: RunningRouter, name: str, n: int, sleep: float
+    r: RouterRunner, name: str, n: int, sleep: float
 ) -> list[tuple[int, dict[str, str], bytes]]:
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda _: r.invoke(name, {"sleep": sleep}), range(n)))
+
+
+def exited(pid: int) -> bool:
+    """The process is gone (or a zombie its parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -49,7 +58,7 @@ def sleepy(tmp_path: Path) -> Path:
 
 
 def test_reserved_5_gives_5_successes_and_15_throttles(sleepy: Path, tmp_path: Path) -> None:
-    with router(sleepy, tmp_path, "-q") as r:
+    with RouterRunner.up(sleepy, "-q", workdir=tmp_path) as r:
         assert (
             call(
                 r,
@@ -79,7 +88,7 @@ def test_reserved_5_gives_5_successes_and_15_throttles(sleepy: Path, tmp_path: P
 
 
 def test_reserved_0_throttles_every_call(sleepy: Path, tmp_path: Path) -> None:
-    with router(sleepy, tmp_path, "-q") as r:
+    with RouterRunner.up(sleepy, "-q", workdir=tmp_path) as r:
         call(
             r,
             "PUT",
@@ -88,7 +97,7 @@ def test_reserved_0_throttles_every_call(sleepy: Path, tmp_path: Path) -> None:
         )
         assert {r.invoke("sleepy")[0] for _ in range(5)} == {429}
         # and the setting survives a restart
-    with router(sleepy, tmp_path, "-q") as r:
+    with RouterRunner.up(sleepy, "-q", workdir=tmp_path) as r:
         status, _h, body = r.invoke("sleepy")
         assert status == 429
         assert json.loads(body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -104,7 +113,7 @@ def test_reserved_0_throttles_every_call(sleepy: Path, tmp_path: Path) -> None:
 def test_reservations_beyond_the_account_are_refused(
     sleepy: Path, tmp_path: Path, reserved: int, message: str
 ) -> None:
-    with router(sleepy, tmp_path, "-q") as r:
+    with RouterRunner.up(sleepy, "-q", workdir=tmp_path) as r:
         call(
             r,
             "PUT",
@@ -126,7 +135,9 @@ def test_reservations_beyond_the_account_are_refused(
 
 def test_account_limit_throttles_unreserved_functions(sleepy: Path, tmp_path: Path) -> None:
     env = {"KLAMBDA_UNRESERVED_MIN": "2"}
-    with router(sleepy, tmp_path, "-q", "--account-concurrency", "3", env=env) as r:
+    with RouterRunner.up(
+        sleepy, "-q", "--account-concurrency", "3", workdir=tmp_path, env=env
+    ) as r:
         statuses = collections.Counter(s for s, _h, _b in burst(r, "sleepy", 6, 1.0))
         assert statuses == {200: 3, 429: 3}
         assert json.loads(r.invoke("sleepy")[2]) == {"ok": True}
@@ -137,16 +148,19 @@ def test_account_limit_throttles_unreserved_functions(sleepy: Path, tmp_path: Pa
 def test_provisioned_environments_serve_first_calls_without_cold_starts(
     sleepy: Path, tmp_path: Path
 ) -> None:
-    with router(sleepy, tmp_path, "-q") as r:
+    with RouterRunner.up(sleepy, "-q", workdir=tmp_path) as r:
         call(r, "POST", f"{API}/sleepy/versions", {})
         call(r, "POST", f"{API}/sleepy/aliases", {"Name": "live", "FunctionVersion": "1"})
         path = "/2019-09-30/functions/sleepy/provisioned-concurrency?Qualifier=live"
         status, cfg = call(r, "PUT", path, {"ProvisionedConcurrentExecutions": 3})
         assert status == 202
-        deadline = time.monotonic() + 30
-        while cfg["Status"] != "READY" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            cfg = call(r, "GET", path)[1]
+
+        def ready() -> dict[str, Any]:
+            cfg: dict[str, Any] = call(r, "GET", path)[1]
+            assert cfg["Status"] == "READY", cfg
+            return cfg
+
+        cfg = eventually(ready, "3 provisioned environments READY")
         assert cfg["AvailableProvisionedConcurrentExecutions"] == 3
         results = []
         with ThreadPoolExecutor(3) as pool:
@@ -182,7 +196,9 @@ def test_provisioned_environments_serve_first_calls_without_cold_starts(
 
 
 def test_scale_up_rate_throttles_instead_of_hanging(sleepy: Path, tmp_path: Path) -> None:
-    with router(sleepy, tmp_path, "-q", env={"KLAMBDA_SCALE_UP_PER_MINUTE": "2"}) as r:
+    with RouterRunner.up(
+        sleepy, "-q", workdir=tmp_path, env={"KLAMBDA_SCALE_UP_PER_MINUTE": "2"}
+    ) as r:
         results = burst(r, "sleepy", 3, 1.0)
         statuses = collections.Counter(s for s, _h, _b in results)
         assert statuses == {200: 2, 429: 1}
@@ -193,10 +209,11 @@ def test_scale_up_rate_throttles_instead_of_hanging(sleepy: Path, tmp_path: Path
 
 
 def test_idle_environments_are_reclaimed_after_keep_warm(sleepy: Path, tmp_path: Path) -> None:
-    with router(sleepy, tmp_path, "-q", "--keep-warm", "1") as r:
+    with RouterRunner.up(sleepy, "-q", "--keep-warm", "1", workdir=tmp_path) as r:
         r.invoke("sleepy")
-        r.invoke("sleepy")
+        pid = json.loads(r.invoke("sleepy", {"pid": True})[2])["pid"]
         assert r.metric("klambda_cold_starts_total", function="sleepy") == 1
-        time.sleep(3)
+        # idle for longer than the keep-warm second, the environment is closed
+        eventually(lambda: exited(pid), f"environment {pid} reclaimed", timeout=15)
         r.invoke("sleepy")
         assert r.metric("klambda_cold_starts_total", function="sleepy") == 2

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.helpers import RunningRouter, router
+from klambda.testing import RouterRunner
 
 API = "/2015-03-31/functions"
 
@@ -32,7 +31,7 @@ spec:
 """
 
 
-def call(r: RunningRouter, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(r: RouterRunner, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(r.url + path, data=data, method=method)
     try:
@@ -50,14 +49,14 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     fns, state = tmp / "fns", tmp / "state"
     fns.mkdir()
     (fns / "greet.yaml").write_text(manifest("one"))
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         assert (
             call(r, "POST", f"{API}/greet/versions", {"Description": "first"})[1]["Version"] == "1"
         )
         # unchanged $LATEST published again: the same version
         assert call(r, "POST", f"{API}/greet/versions", {})[1]["Version"] == "1"
     (fns / "greet.yaml").write_text(manifest("two", memory=256))
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         status, v2 = call(r, "POST", f"{API}/greet/versions", {"Description": "second"})
         assert status == 201
         assert v2["Version"] == "2"
@@ -68,7 +67,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 def test_versions_are_immutable_snapshots(two_versions: tuple[Path, Path, Path]) -> None:
     tmp, fns, state = two_versions
     (fns / "greet.yaml").write_text(manifest("three"))
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         replies = {q: json.loads(r.invoke(f"greet:{q}")[2])["reply"] for q in ("1", "2")}
         assert replies == {"1": "one", "2": "two"}
         assert json.loads(r.invoke("greet")[2]) == {"reply": "three", "version": "$LATEST"}
@@ -81,7 +80,7 @@ def test_weighted_alias_routes_within_tolerance_and_survives_restart(
     two_versions: tuple[Path, Path, Path],
 ) -> None:
     tmp, fns, state = two_versions
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         status, alias = call(
             r,
             "POST",
@@ -105,7 +104,7 @@ def test_weighted_alias_routes_within_tolerance_and_survives_restart(
         text = r.metrics()
         assert 'alias="prod"' in text
         assert 'version="2"' in text
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         status, got = call(r, "GET", f"{API}/greet/aliases/prod")
         assert status == 200
         assert got["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.1}}
@@ -132,7 +131,7 @@ def test_bad_alias_changes_are_refused_and_leave_it_untouched(
     two_versions: tuple[Path, Path, Path], body: dict[str, Any], message: str
 ) -> None:
     tmp, fns, state = two_versions
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         call(r, "POST", f"{API}/greet/aliases", {"Name": "stable", "FunctionVersion": "1"})
         status, err = call(r, "PUT", f"{API}/greet/aliases/stable", body)
         assert status == 400
@@ -144,7 +143,7 @@ def test_bad_alias_changes_are_refused_and_leave_it_untouched(
 
 def test_version_behind_an_alias_cannot_be_deleted(two_versions: tuple[Path, Path, Path]) -> None:
     tmp, fns, state = two_versions
-    with router(fns, tmp, "-q", state=state) as r:
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
         call(r, "POST", f"{API}/greet/aliases", {"Name": "pinned", "FunctionVersion": "2"})
         status, err = call(r, "DELETE", f"{API}/greet?Qualifier=2")
         assert status == 409
