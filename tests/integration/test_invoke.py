@@ -183,7 +183,7 @@ ARN = "arn:aws:lambda:us-east-1:000000000000:function:echo"
 @pytest.mark.parametrize(
     "name", [ARN, f"{ARN}:$LATEST", "000000000000:function:echo", "echo:$LATEST"]
 )
-def test_boto3_invoke_by_arn(lam, local_router: RunningRouter, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_boto3_invoke_by_arn(lam, local_router: RouterRunner, name: str) -> None:  # type: ignore[no-untyped-def]
     resp = lam.invoke(FunctionName=name, Payload=b'{"name": "Ada"}')
     assert resp["StatusCode"] == 200
     assert resp["ExecutedVersion"] == "$LATEST"
@@ -214,7 +214,7 @@ def test_control_api_takes_arns(lam) -> None:  # type: ignore[no-untyped-def]
     ],
 )
 def test_names_lambda_refuses_are_refused_naming_the_field(  # type: ignore[no-untyped-def]
-    lam, local_router: RunningRouter, name: str, why: str
+    lam, local_router: RouterRunner, name: str, why: str
 ) -> None:
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
         lam.invoke(FunctionName=name, Payload=b"{}")
