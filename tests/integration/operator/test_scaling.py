@@ -36,9 +36,13 @@ def test_replicas_follow_demand_then_scale_to_zero_when_idle(
     annotate(ns, "busy", demand="0")
     assert replicas(ns, "busy-latest") == 4  # kept warm within the idle window
     ns.wait(lambda: replicas(ns, "busy-latest") == 0, "scale to zero after 3 s idle", timeout=15)
-    fn = ns.get("Function", "busy")
-    assert fn is not None
-    assert condition(fn, "Scaled")["reason"] == "ScaledToZero"
+    # the Deployment is scaled before the status says so: wait for both
+    ns.wait(
+        lambda: (
+            (f := ns.get("Function", "busy")) and condition(f, "Scaled")["reason"] == "ScaledToZero"
+        ),
+        "the ScaledToZero condition",
+    )
 
     # beyond a minute's burst the rate limit shows
     annotate(ns, "busy", demand="100", last_invoked=datetime.now(UTC).isoformat())
