@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from klambda.cli.backends import Backend, KubeBackend, RestBackend
 from klambda.cli.client import Client, endpoint
+from klambda.cli.control import ClusterControl, Control, RouterControl
 from klambda.cli.output import fail
 
 EndpointOpt = Annotated[
@@ -39,7 +39,7 @@ def client(ep: str | None) -> Client:
     return Client(endpoint(ep))
 
 
-def backend(ep: str | None, kubeconfig: str | None, namespace: str | None) -> Backend:
+def control(ep: str | None, kubeconfig: str | None, namespace: str | None) -> Control:
     if kubeconfig:
         import os
 
@@ -48,8 +48,8 @@ def backend(ep: str | None, kubeconfig: str | None, namespace: str | None) -> Ba
         limit = int(
             os.environ.get("KLAMBDA_ACCOUNT_CONCURRENCY", limits.ACCOUNT_CONCURRENCY_DEFAULT)
         )
-        return KubeBackend(kubeconfig, namespace, limit)
-    return RestBackend(client(ep))
+        return ClusterControl(kubeconfig, namespace, limit)
+    return RouterControl(client(ep))
 
 
 def read_payload(payload: str | None) -> bytes:

@@ -8,8 +8,8 @@ from typing import Any, NoReturn
 
 import typer
 
-from klambda.cli.backends import BackendError
 from klambda.cli.client import ApiError
+from klambda.cli.control import ControlError
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -22,7 +22,7 @@ def reported() -> Iterator[None]:
     """An error from the router or the API server ends the command with its message."""
     try:
         yield
-    except (ApiError, BackendError) as err:
+    except (ApiError, ControlError) as err:
         fail(str(err))
 
 

@@ -1,6 +1,6 @@
 """Resource verbs: functions, versions, aliases, reserved and provisioned concurrency.
 
-Each goes to a `Backend` - the router's REST API, or the API server's objects with
+Each goes to a `Control` - the router's REST API, or the API server's objects with
 `--kubeconfig` - and prints Lambda's shapes the same way whichever answered.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from klambda.cli.options import EndpointOpt, KubeconfigOpt, NamespaceOpt, backend
+from klambda.cli.options import EndpointOpt, KubeconfigOpt, NamespaceOpt, control
 from klambda.cli.output import fail, reported, table
 
 get_app = typer.Typer(help="List functions, versions or aliases.", no_args_is_help=True)
@@ -27,7 +27,7 @@ def get_functions(
 ) -> None:
     """Name, runtime, memory, timeout, state of every function."""
     with reported():
-        fns = backend(ep, kubeconfig, namespace).functions()
+        fns = control(ep, kubeconfig, namespace).functions()
     table(
         [
             [
@@ -54,7 +54,7 @@ def get_versions(
 ) -> None:
     """A function's versions: $LATEST and the published ones."""
     with reported():
-        vs = backend(ep, kubeconfig, namespace).versions(function)
+        vs = control(ep, kubeconfig, namespace).versions(function)
     table(
         [
             [
@@ -80,7 +80,7 @@ def get_aliases(
 ) -> None:
     """A function's aliases and their routing."""
     with reported():
-        aliases = backend(ep, kubeconfig, namespace).aliases(function)
+        aliases = control(ep, kubeconfig, namespace).aliases(function)
     rows = []
     for a in aliases:
         weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
@@ -98,7 +98,7 @@ def publish_version(
 ) -> None:
     """Snapshot $LATEST as a new immutable version (the same one if nothing changed)."""
     with reported():
-        v = backend(ep, kubeconfig, namespace).publish_version(function, description)
+        v = control(ep, kubeconfig, namespace).publish_version(function, description)
     typer.echo(
         f"{function}: version {v['Version']}  code {v['CodeSha256'][:12]}  "
         f"{v['MemorySize']} MB {v['Timeout']} s"
@@ -143,7 +143,7 @@ def alias_set(
     """Point an alias at a version, optionally splitting traffic with a second one."""
     routing = parse_weights(weight) if weight else ({} if no_routing else None)
     with reported():
-        a = backend(ep, kubeconfig, namespace).put_alias(
+        a = control(ep, kubeconfig, namespace).put_alias(
             function, name, version, routing, description
         )
     typer.echo(describe_alias(function, a))
@@ -167,7 +167,7 @@ def alias_delete(
 ) -> None:
     """Delete an alias."""
     with reported():
-        backend(ep, kubeconfig, namespace).delete_alias(function, name)
+        control(ep, kubeconfig, namespace).delete_alias(function, name)
     typer.echo(f"{function}:{name} deleted")
 
 
@@ -180,7 +180,7 @@ def delete_version(
 ) -> None:
     """Delete a version (refused while an alias routes to it)."""
     with reported():
-        backend(ep, kubeconfig, namespace).delete_version(function, version)
+        control(ep, kubeconfig, namespace).delete_version(function, version)
     typer.echo(f"{function}:{version} deleted")
 
 
@@ -196,7 +196,7 @@ def concurrency_put(
 ) -> None:
     """Reserve concurrency for a function (it never runs more than that)."""
     with reported():
-        backend(ep, kubeconfig, namespace).put_reserved(function, reserved)
+        control(ep, kubeconfig, namespace).put_reserved(function, reserved)
     typer.echo(f"{function}: reserved concurrency {reserved}")
 
 
@@ -209,7 +209,7 @@ def concurrency_delete(
 ) -> None:
     """Remove a function's reservation: it shares the unreserved pool again."""
     with reported():
-        backend(ep, kubeconfig, namespace).put_reserved(function, None)
+        control(ep, kubeconfig, namespace).put_reserved(function, None)
     typer.echo(f"{function}: no reserved concurrency")
 
 
@@ -225,7 +225,7 @@ def provisioned_put(
     """Keep COUNT environments initialised ahead of traffic for a version or alias."""
     function, _, qualifier = target.partition(":")
     with reported():
-        status = backend(ep, kubeconfig, namespace).put_provisioned(
+        status = control(ep, kubeconfig, namespace).put_provisioned(
             function, qualifier, count, wait
         )
     typer.echo(

@@ -1,8 +1,10 @@
-"""Where the command line's control verbs go: the router's REST API (local mode, or a
-router that manages its own state), or the API server's objects (`--kubeconfig`).
+"""The `Control` protocol: where the command line's control verbs go.
 
-Both answer in Lambda's shapes (FunctionConfiguration, AliasConfiguration, ...) so one
-piece of code prints them.
+Two implementations: `RouterControl`, the router's REST API (local mode, where the router's
+`klambda.router.control.LocalControl` keeps the state), and `ClusterControl`, the API
+server's objects (`--kubeconfig`; klambda.cli.kube), which the operator and the routers
+then act on. Both decide with the same rules (klambda.api.rules) and answer in Lambda's
+shapes (klambda.shapes), so one piece of code prints them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from klambda.cli.client import API, ApiError, Client
 from klambda.execution import FunctionConfig, config_of
 
 
-class BackendError(Exception):
+class ControlError(Exception):
     pass
 
 
-class Backend(Protocol):
+class Control(Protocol):
     def functions(self) -> list[dict[str, Any]]: ...
     def versions(self, function: str) -> list[dict[str, Any]]: ...
     def aliases(self, function: str) -> list[dict[str, Any]]: ...
@@ -44,7 +46,7 @@ class Backend(Protocol):
     ) -> dict[str, Any]: ...
 
 
-class RestBackend:
+class RouterControl:
     def __init__(self, client: Client) -> None:
         self.c = client
 
@@ -52,7 +54,7 @@ class RestBackend:
         try:
             return self.c.json(method, path, body)
         except ApiError as err:
-            raise BackendError(str(err)) from None
+            raise ControlError(str(err)) from None
 
     def functions(self) -> list[dict[str, Any]]:
         return list(self._call("GET", API)["Functions"])
@@ -86,7 +88,7 @@ class RestBackend:
             exists = True
         except ApiError as err:
             if err.code != "ResourceNotFoundException":
-                raise BackendError(str(err)) from None
+                raise ControlError(str(err)) from None
             exists = False
         if exists:
             return dict(self._call("PUT", f"{API}/{function}/aliases/{name}", body))
@@ -145,7 +147,7 @@ def _alias(obj: dict[str, Any]) -> dict[str, Any]:
     return shapes.alias_configuration(cfg, name, spec)
 
 
-class KubeBackend:
+class ClusterControl:
     def __init__(self, kubeconfig: str | None, namespace: str | None, account_limit: int) -> None:
         from klambda.cli.kube import Cluster
 
@@ -160,9 +162,9 @@ class KubeBackend:
         try:
             return fn(*args)
         except ClusterError as err:
-            raise BackendError(str(err)) from None
+            raise ControlError(str(err)) from None
         except KubeApiError as err:
-            raise BackendError(err.status.message or str(err)) from None
+            raise ControlError(err.status.message or str(err)) from None
 
     def functions(self) -> list[dict[str, Any]]:
         return [
