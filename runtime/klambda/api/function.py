@@ -8,12 +8,13 @@ event-age bounds); the validators here give the same answers as the CRD schema i
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.meta import Condition, Model, ObjectMeta
+from klambda.api.triggers import FunctionUrl, Trigger, TriggerStatus, check_events
 
 
 class Code(Model):
@@ -95,6 +96,17 @@ class FunctionSpec(Model):
     dead_letter: Destination | None = Field(default=None, alias="deadLetter")
     destinations: Destinations | None = None
 
+    # -- triggers (klambda.api.triggers): what invokes $LATEST besides direct calls; not
+    # part of a published version's configuration
+    events: dict[str, Trigger] | None = None
+    function_url: FunctionUrl | None = Field(default=None, alias="functionUrl")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, events: Any) -> Any:
+        check_events(events if isinstance(events, dict) else None)
+        return events
+
     @field_validator("environment")
     @classmethod
     def _environment(cls, env: dict[str, str]) -> dict[str, str]:
@@ -121,6 +133,9 @@ class FunctionStatus(Model):
     last_modified: str | None = Field(default=None, alias="lastModified")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(default_factory=list)
+    # -- triggers: each declared trigger's state, and the function URL
+    triggers: list[TriggerStatus] | None = None
+    function_url: str | None = Field(default=None, alias="functionUrl")
 
 
 class Function(Model):

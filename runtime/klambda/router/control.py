@@ -66,7 +66,9 @@ class LocalControl:
             code = {"inline": dict(spec.code.inline)}
         else:
             code = {"path": os.path.relpath(latest.code_root, self.manifests)}
-        config = spec.model_copy(update={"code": type(spec.code).model_validate(code)})
+        config = rules.version_config(spec).model_copy(
+            update={"code": type(spec.code).model_validate(code)}
+        )
         version = Version(
             metadata=ObjectMeta(name=f"{function}.{number}"),
             spec=VersionSpec(
@@ -136,6 +138,8 @@ class LocalControl:
             if description is not None
             else (old.spec.description if old else ""),
             provisioned_concurrency=old.spec.provisioned_concurrency if old else 0,
+            events=old.spec.events if old else None,
+            function_url=old.spec.function_url if old else None,
         )
         alias: Alias = _validated(Alias, metadata=ObjectMeta(name=f"{function}.{name}"), spec=spec)
         try:

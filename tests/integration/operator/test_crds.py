@@ -18,7 +18,24 @@ REFUSED = [
     ("env-name", {"environment": {"1BAD": "x"}}, "environment variable names"),
     ("two-codes", {"code": {"inline": {"a.py": ""}, "image": "x"}}, "exactly one of"),
     ("runtime", {"runtime": "nodejs20.x"}, "spec.runtime"),
-]
+    # triggers: the schema and CEL rules of the `events` map and `functionUrl`
+    ("event-name", {"events": {"bad name": {"type": "HttpApi", "path": "/"}}}, "events: names"),
+    ("event-type", {"events": {"t": {"type": "S3"}}}, "spec.events.t.type"),
+    ("schedule-missing", {"events": {"t": {"type": "Schedule"}}}, "schedule is required"),
+    ("schedule-syntax", {"events": {"t": {"type": "Schedule", "schedule": "daily"}}},
+     "schedule must be rate"),
+    ("cron-five-fields", {"events": {"t": {"type": "Schedule", "schedule": "cron(0 3 * * ?)"}}},
+     "schedule must be rate"),
+    ("path-on-topic", {"events": {"t": {"type": "SNS", "topic": "t", "path": "/x"}}},
+     "path is required for type HttpApi"),
+    ("input-on-route", {"events": {"t": {"type": "HttpApi", "path": "/", "input": "{}"}}},
+     "belong to type Schedule"),
+    ("default-method", {"events": {"t": {"type": "HttpApi", "path": "$default", "method": "GET"}}},
+     "$default route"),
+    ("retries-on-route", {"events": {"t": {"type": "HttpApi", "path": "/", "retryAttempts": 1}}},
+     "asynchronous triggers"),
+    ("url-auth", {"functionUrl": {"authType": "AWS_IAM"}}, "spec.functionUrl.authType"),
+]  # fmt: skip
 
 
 @pytest.mark.kube
@@ -30,6 +47,20 @@ def test_invalid_function_is_refused_naming_the_field(
     assert out.returncode != 0
     assert field in out.stderr, out.stderr
     assert ns.get("Function", "bad") is None
+
+
+@pytest.mark.kube
+def test_triggers_are_accepted_with_defaults(ns: Namespace) -> None:
+    events = {
+        "nightly": {"type": "Schedule", "schedule": "cron(0 3 * * ? *)", "input": '{"full": 1}'},
+        "getItem": {"type": "HttpApi", "path": "/items/{id}", "method": "GET"},
+        "orders": {"type": "SNS", "topic": "orders", "filterPolicy": {"kind": ["paid"]}},
+    }
+    ns.apply(function_manifest("triggered", events=events, functionUrl={}))
+    got = ns.get("Function", "triggered")
+    assert got is not None
+    assert got["spec"]["events"] == events
+    assert got["spec"]["functionUrl"] == {"authType": "NONE", "invokeMode": "BUFFERED"}
 
 
 @pytest.mark.kube
