@@ -33,6 +33,8 @@ class RouterSettings:
     async_workers: int = 8
     async_retry_base_seconds: float = 60.0
     async_throttle_base_seconds: float = 1.0
+    # a schedule's tick missed by less than this (a restart across it) is fired late
+    schedule_grace_seconds: float = 60.0
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
 

@@ -37,6 +37,43 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The trigger an event came from (a schedule, a topic subscription), with the retry
+    and dead-letter settings it overrides for its own events."""
+
+    trigger: str
+    type: str
+    retry_attempts: int | None = None
+    max_event_age_seconds: float | None = None
+    dead_letter_function: str | None = None
+    dead_letter_queue: str | None = None
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "type": self.type,
+            "retryAttempts": self.retry_attempts,
+            "maxEventAgeSeconds": self.max_event_age_seconds,
+            "deadLetterFunction": self.dead_letter_function,
+            "deadLetterQueue": self.dead_letter_queue,
+        }
+
+    @classmethod
+    def from_header(cls, h: dict[str, Any] | None) -> Origin | None:
+        if not h:
+            return None
+        age = h.get("maxEventAgeSeconds")
+        return cls(
+            trigger=str(h["trigger"]),
+            type=str(h["type"]),
+            retry_attempts=h.get("retryAttempts"),
+            max_event_age_seconds=None if age is None else float(age),
+            dead_letter_function=h.get("deadLetterFunction"),
+            dead_letter_queue=h.get("deadLetterQueue"),
+        )
+
+
+@dataclass(frozen=True)
 class AsyncEvent:
     request_id: str
     function: str
@@ -53,6 +90,8 @@ class AsyncEvent:
     last_error: str | None = None
     last_response: Response | None = None
     redrives: int = 0
+    origin: Origin | None = None
+    """The trigger that produced the event; None for a direct asynchronous invocation."""
 
     @classmethod
     def new(
@@ -63,6 +102,7 @@ class AsyncEvent:
         qualifier: str | None = None,
         request_id: str | None = None,
         received_at: float | None = None,
+        origin: Origin | None = None,
     ) -> AsyncEvent:
         return cls(
             request_id=request_id or str(uuid.uuid4()),
@@ -70,6 +110,7 @@ class AsyncEvent:
             payload=payload,
             qualifier=qualifier,
             received_at=time.time() if received_at is None else received_at,
+            origin=origin,
         )
 
     def age(self, now: float) -> float:
@@ -109,6 +150,8 @@ def header(event: AsyncEvent) -> dict[str, Any]:
         "lastError": event.last_error,
         "redrives": event.redrives,
     }
+    if event.origin is not None:
+        out["origin"] = event.origin.header()
     r = event.last_response
     if r is not None:
         out["lastResponse"] = {
@@ -142,6 +185,7 @@ def from_header(h: dict[str, Any], payload: bytes) -> AsyncEvent:
             _bytes(r["payload"]),
         ),
         redrives=int(h.get("redrives", 0)),
+        origin=Origin.from_header(h.get("origin")),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class LocalControl:
         self.state_dir = state_dir
         self.manifests = state_dir / "manifests"
         self._tasks: set[asyncio.Future[None]] = set()
+        # told when aliases change, so that their triggers are served (or no longer)
+        self.changed: Callable[[], None] = lambda: None
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -150,6 +152,7 @@ class LocalControl:
         _write(self.manifests / f"{function}.{name}.yaml", dump(alias))
         entry.aliases[name] = alias
         self.apply_provisioned(entry)
+        self.changed()
         return alias
 
     def delete_alias(self, function: str, name: str) -> None:
@@ -159,6 +162,7 @@ class LocalControl:
         (self.manifests / f"{function}.{name}.yaml").unlink(missing_ok=True)
         del entry.aliases[name]
         self.apply_provisioned(entry)
+        self.changed()
 
     # concurrency
 

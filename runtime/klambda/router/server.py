@@ -31,7 +31,10 @@ from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
+from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
+from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
+from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
 
@@ -74,6 +77,10 @@ class Router:
         self.cgroups: Cgroups | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
+        # triggers (klambda.router.triggers): rebuilt from the registry on every change
+        self.triggers = Triggers()
+        self.trigger_metrics: TriggerMetrics | None = None
+        self.scheduler: Scheduler | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -95,8 +102,10 @@ class Router:
             executor = self.workers = RemoteWorkers(
                 wait_for_worker_s=self.cluster.wait_for_worker_s
             )
+        self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        self.triggers.refresh(registry)
         return self.invoker
 
     def _dispatcher(self, metrics: Metrics) -> Dispatcher | None:
@@ -129,6 +138,7 @@ class Router:
                 error_base=s.async_retry_base_seconds, throttle_base=s.async_throttle_base_seconds
             ),
             metrics=AsyncMetrics(metrics.registry),
+            trigger_metrics=self.trigger_metrics,
             region=s.region,
             account_id=s.account_id,
         )
@@ -152,6 +162,7 @@ class Router:
             for number, target in entry.targets.items():
                 self.workers.set_provisioned(target, want.get(number, 0))
         self.invoker.registry = registry
+        self.triggers.refresh(registry)
 
     async def start(self) -> None:
         invoker = self.invoker or self.load()
@@ -173,14 +184,19 @@ class Router:
             await self.queue.open()
             self._queue_open = True
             await self.dispatcher.start()
+            self.scheduler = self._scheduler(self.dispatcher)
+            self.triggers.listen(self._schedule)
+            await self.scheduler.start()
         self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
         await self.grpc_server.start()
         if self.cluster is None:
             self.control = LocalControl(invoker, self.state_dir)
+            self.control.changed = lambda: self.triggers.refresh(invoker.registry)
             self.control.start()
-        self.http_runner = web.AppRunner(HttpApi(invoker, self.control).app(), access_log=None)
+        api = HttpApi(invoker, self.control, self.triggers, self.scheduler, self.trigger_metrics)
+        self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -188,6 +204,26 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
+        s = self.settings
+        state = (
+            FileScheduleState(self.state_dir / "schedules.json")
+            if self.cluster is None
+            else MemoryScheduleState()
+        )
+        return Scheduler(
+            dispatcher.submit,
+            state,
+            region=s.region,
+            account=s.account_id,
+            metrics=self.trigger_metrics,
+            grace=s.schedule_grace_seconds,
+        )
+
+    def _schedule(self, table: TriggerTable) -> None:
+        if self.scheduler is not None:
+            self.scheduler.configure(table.schedules)
 
     def endpoint(self) -> dict[str, Any]:
         s = self.settings
@@ -205,6 +241,8 @@ class Router:
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

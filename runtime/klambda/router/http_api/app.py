@@ -18,7 +18,11 @@ from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
+from klambda.router.http_api.triggers import TriggerApi
 from klambda.router.invoke import Invoker
+from klambda.router.scheduler import Scheduler
+from klambda.router.triggers import Triggers
+from klambda.trigger_metrics import TriggerMetrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,9 +49,20 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class HttpApi:
-    def __init__(self, invoker: Invoker, control: LocalControl | None = None) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        control: LocalControl | None = None,
+        triggers: Triggers | None = None,
+        scheduler: Scheduler | None = None,
+        trigger_metrics: TriggerMetrics | None = None,
+    ) -> None:
         self.invoker = invoker
         self.control = control
+        # triggers: their state, the HTTP API's routes, function URLs, topics
+        self.triggers = triggers or Triggers()
+        self.scheduler = scheduler
+        self.trigger_metrics = trigger_metrics or TriggerMetrics()
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -59,4 +74,5 @@ class HttpApi:
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
+        TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         return app
