@@ -14,6 +14,7 @@ from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
+from klambda.router.http_api.gateway import Gateway
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
 from klambda.router.http_api.queues import QueueApi
@@ -75,4 +76,7 @@ class HttpApi:
         ReportApi(self.invoker).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
+        Gateway(
+            self.invoker, self.triggers, self.trigger_metrics, self.invoker.settings.account_id
+        ).add_routes(app.router)
         return app
