@@ -12,7 +12,7 @@
     klambda_trigger_http_responses_total{function,alias,trigger,status_class}
         HTTP answers by class: 2xx, 3xx, 4xx, 5xx
     klambda_trigger_http_duration_seconds{function,alias,trigger}
-        request received -> response started, histogram
+        request received -> response (a streamed one: its end), histogram
     klambda_trigger_schedule_delay_seconds{function,alias,trigger}
         a schedule's tick -> its event queued, histogram
 

@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from klambda.environment import protocol
+from klambda.environment import protocol, streaming
 from klambda.environment.context import LambdaContext
 
 RESPONSE_MAX_BYTES = 6 * 1024 * 1024
@@ -290,7 +290,8 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
         t0 = perf()
         kind = protocol.RESULT
         try:
-            result = handler(event, ctx)
+            # a generator or a (event, response_stream, context) handler streams
+            result = streaming.run(handler, event, ctx, channel, bool(meta.get("stream")))
         except SystemExit as exc:
             stdout.flush()
             stderr.flush()
@@ -309,7 +310,7 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
             body = json.dumps(err).encode()
         else:
             duration = (perf() - t0) * 1000
-            body, kind = _encode_result(result, rid)
+            body, kind = streaming.finished(result) or _encode_result(result, rid)
         stdout.flush()
         stderr.flush()
         channel.request_id = ""

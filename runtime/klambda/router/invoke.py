@@ -24,7 +24,7 @@ from klambda.errors import (
     RequestTooLarge,
     TooManyRequests,
 )
-from klambda.invocation import Call, Outcome
+from klambda.invocation import Call, Outcome, StreamSink
 from klambda.metrics import FunctionMetrics, Metrics
 from klambda.queue import Dispatcher
 from klambda.router.admission import ConcurrencyPools
@@ -102,7 +102,9 @@ class Invoker:
         invocation_type: str = REQUEST_RESPONSE,
         log_tail: bool = False,
         request_id: str | None = None,
+        stream: StreamSink | None = None,
     ) -> InvokeResult:
+        """`stream`: a synchronous invocation's response goes there as it is produced."""
         if invocation_type not in INVOCATION_TYPES:
             raise InvalidParameterValue(
                 f"InvocationType must be one of {', '.join(INVOCATION_TYPES)}, "
@@ -132,7 +134,9 @@ class Invoker:
             _fn, q = parse_function_name(name, qualifier)
             event = await self.dispatcher.submit(cfg.function, payload, qualifier=q)
             return InvokeResult(202, b"", event.request_id, cfg.version)
-        return await self._invoke_now(target, alias, payload, log_tail, request_id, invocation_type)
+        return await self._invoke_now(
+            target, alias, payload, log_tail, request_id, invocation_type, stream
+        )
 
     async def invoke_event(
         self, function: str, payload: bytes, *, qualifier: str | None, request_id: str
@@ -149,6 +153,7 @@ class Invoker:
         log_tail: bool,
         request_id: str | None,
         invocation_type: str,
+        stream: StreamSink | None = None,
     ) -> InvokeResult:
         cfg = target.config
         if target.key not in self._timeouts_known:
@@ -166,7 +171,7 @@ class Invoker:
             gauge = self._concurrent_of[fn] = self._concurrent.labels(fn)
         gauge.inc()
         qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
-        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail)
+        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, stream=stream)
         try:
             out = await self._run(target, alias, call, invocation_type)
         finally:

@@ -21,7 +21,7 @@ from typing import Any
 from klambda import logformat
 from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, stream_name
-from klambda.invocation import Outcome
+from klambda.invocation import Outcome, StreamSink
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote
@@ -70,6 +70,7 @@ class Environment:
         invoked_arn: str | None = None,
         tail: bool = False,
         trace_id: str | None = None,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         cfg = self.cfg
         collected: list[str] | None = [] if tail else None
@@ -83,13 +84,15 @@ class Environment:
         }
         if trace_id:
             meta["trace"] = trace_id
+        if stream is not None:
+            meta["stream"] = True
         started = time.perf_counter()
         self.writer.write(protocol.encode(protocol.INVOKE, meta, payload))
         self._start_line = logformat.start(request_id, cfg.version)
         try:
             # a timeout scope, not wait_for: no extra Task per invocation
             async with asyncio.timeout(cfg.timeout_s):
-                kind, rmeta, body = await self._await_result(collected)
+                kind, rmeta, body = await self._await_result(collected, stream)
         except TimeoutError:
             self._log_start(collected)
             await self.kill()
@@ -154,13 +157,23 @@ class Environment:
             self._log(self._start_line, collected)
             self._start_line = ""
 
-    async def _await_result(self, collected: list[str] | None) -> tuple[int, dict[str, Any], bytes]:
+    async def _await_result(
+        self, collected: list[str] | None, sink: StreamSink | None = None
+    ) -> tuple[int, dict[str, Any], bytes]:
         readexactly = self.reader.readexactly
         write = self.logs.write
         fn, stream = self.cfg.function, self.stream
         while True:
             kind, mlen, blen = protocol.decode_header(await readexactly(protocol.HEADER.size))
             raw = await readexactly(mlen + blen) if mlen + blen else b""
+            if kind == protocol.CHUNK:
+                self._log_start(collected)
+                if sink is not None:
+                    if mlen:
+                        ctype = protocol.decode_meta(raw[:mlen]).get("content_type", "")
+                        await sink.start(ctype, self.cfg.version)
+                    await sink.write(raw[mlen:])
+                continue
             if kind != protocol.LOG:
                 if kind != protocol.INVALID:
                     self._log_start(collected)

@@ -19,6 +19,7 @@ from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
+from klambda.router.http_api.streaming import StreamingApi
 from klambda.router.http_api.triggers import TriggerApi
 from klambda.router.invoke import Invoker
 from klambda.router.scheduler import Scheduler
@@ -76,6 +77,7 @@ class HttpApi:
         ReportApi(self.invoker).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
+        StreamingApi(self.invoker).add_routes(app.router)
         Gateway(
             self.invoker, self.triggers, self.trigger_metrics, self.invoker.settings.account_id
         ).add_routes(app.router)

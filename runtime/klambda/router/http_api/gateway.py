@@ -32,6 +32,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from klambda.errors import KlambdaError, RequestTooLarge, TooManyRequests
+from klambda.router.http_api.streaming import stream_url
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.triggers import Triggers, UrlConfig
 from klambda.trigger_metrics import TriggerMetrics
@@ -194,6 +195,8 @@ class Gateway:
         req = request_of(request, body, raw_path)
         event = httpapi.event_v2(req, "$default", {}, Api(url.path_name, self.account))
         self.metrics.events.labels(*labels, "FunctionUrl").inc()
+        if url.config.invoke_mode == "RESPONSE_STREAM":
+            return await stream_url(self, request, url, event, labels, started)
         resp, reason = await self._invoke(url.function, url.alias, event, None)
         if reason == "FunctionError":
             resp = httpapi.message(502, "Internal Server Error")
