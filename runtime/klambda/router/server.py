@@ -32,6 +32,7 @@ from klambda.router.local import load_registry
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
+from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
 from klambda.trigger_metrics import TriggerMetrics
@@ -195,7 +196,18 @@ class Router:
             self.control = LocalControl(invoker, self.state_dir)
             self.control.changed = lambda: self.triggers.refresh(invoker.registry)
             self.control.start()
-        api = HttpApi(invoker, self.control, self.triggers, self.scheduler, self.trigger_metrics)
+        topics = None
+        if self.dispatcher is not None and self.trigger_metrics is not None:
+            topics = Topics(
+                self.triggers,
+                self.dispatcher.submit,
+                self.trigger_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
+        api = HttpApi(
+            invoker, self.control, self.triggers, self.scheduler, self.trigger_metrics, topics
+        )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)

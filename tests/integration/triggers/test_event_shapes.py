@@ -7,7 +7,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from klambda.triggers import eventbridge, httpapi
+from klambda.triggers import eventbridge, httpapi, sns
 
 from tests.samcli import generate_event, shape
 
@@ -110,3 +110,34 @@ def test_http_api_event_v1_matches_sams_proxy_event() -> None:
             continue
         assert type(ours[key]) is type(sam[key]), key
     assert ours["multiValueQueryStringParameters"]["parameter1"] == ["value1", "value2"]
+
+
+def test_sns_notification_matches_sam() -> None:
+    sam = generate_event("sns", "notification")
+    arn = sns.topic_arn("us-east-1", "123456789012", "ExampleTopic")
+    ours = sns.notification_event(
+        message_id="95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+        topic=arn,
+        subscription=sns.subscription_arn(arn, "hello/orders"),
+        message="example message",
+        subject="example subject",
+        attrs=sns.attributes(
+            {
+                "Test": {"DataType": "String", "StringValue": "TestString"},
+                "TestBinary": {"DataType": "Binary", "BinaryValue": "VGVzdEJpbmFyeQ=="},
+            }
+        ),
+        published=0.0,
+    )
+    assert shape(ours) == shape(sam)
+    (record,), (sam_record,) = ours["Records"], sam["Records"]
+    assert list(record) == list(sam_record)
+    assert list(record["Sns"]) == list(sam_record["Sns"])
+    for key in ("EventSource", "EventVersion"):
+        assert record[key] == sam_record[key]
+    for key in ("Type", "TopicArn", "Subject", "Message", "Timestamp", "SignatureVersion"):
+        assert record["Sns"][key] == sam_record["Sns"][key], key
+    assert (
+        record["Sns"]["MessageAttributes"]["Test"] == sam_record["Sns"]["MessageAttributes"]["Test"]
+    )
+    assert record["EventSubscriptionArn"].startswith(arn + ":")

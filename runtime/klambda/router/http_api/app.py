@@ -20,9 +20,11 @@ from klambda.router.http_api.invoke import InvokeApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
 from klambda.router.http_api.streaming import StreamingApi
+from klambda.router.http_api.topics import TopicApi
 from klambda.router.http_api.triggers import TriggerApi
 from klambda.router.invoke import Invoker
 from klambda.router.scheduler import Scheduler
+from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers
 from klambda.trigger_metrics import TriggerMetrics
 
@@ -58,6 +60,7 @@ class HttpApi:
         triggers: Triggers | None = None,
         scheduler: Scheduler | None = None,
         trigger_metrics: TriggerMetrics | None = None,
+        topics: Topics | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -65,6 +68,7 @@ class HttpApi:
         self.triggers = triggers or Triggers()
         self.scheduler = scheduler
         self.trigger_metrics = trigger_metrics or TriggerMetrics()
+        self.topics = topics
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -78,6 +82,8 @@ class HttpApi:
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)
+        if self.topics is not None:
+            TopicApi(self.topics).add_routes(app.router)
         Gateway(
             self.invoker, self.triggers, self.trigger_metrics, self.invoker.settings.account_id
         ).add_routes(app.router)
