@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.meta import Model
@@ -270,3 +271,46 @@ class TriggerStatus(Model):
     detail: str | None = None  # the route, the topic, the URL
     next_fire: str | None = Field(default=None, alias="nextFire")
     last_fire: str | None = Field(default=None, alias="lastFire")
+
+
+def describe(event: ScheduleEvent | HttpApiEvent | TopicEvent) -> str:
+    """What a trigger listens to: its schedule, its route, its topic."""
+    if isinstance(event, ScheduleEvent):
+        return f"{event.schedule} {event.timezone}"
+    if isinstance(event, HttpApiEvent):
+        return event.route_key
+    return f"topic {event.topic_name}"
+
+
+_TRIGGER: TypeAdapter[ScheduleEvent | HttpApiEvent | TopicEvent] = TypeAdapter(Trigger)
+
+
+def declared_status(spec: Mapping[str, Any], url_path: str) -> dict[str, Any]:
+    """`status.triggers` and `status.functionUrl` of an object with this (raw) spec, as the
+    operator writes them: each trigger Active or Disabled, or Failed with what the CRD's
+    rules could not check (a cron field, a time zone, a filter policy's grammar). The
+    routers serve the Active ones; route conflicts show in `klambda get triggers`."""
+    rows: list[dict[str, Any]] = []
+    for name, raw in sorted((spec.get("events") or {}).items()):
+        kind = str(raw.get("type")) if isinstance(raw, Mapping) else "?"
+        try:
+            event = _TRIGGER.validate_python(raw)
+        except ValidationError as err:
+            reason = "; ".join(
+                ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+                for e in err.errors()
+            )
+            row = TriggerStatus(name=name, type=kind, state="Failed", reason=reason)
+        else:
+            enabled = not isinstance(event, ScheduleEvent | TopicEvent) or event.enabled
+            row = TriggerStatus(
+                name=name,
+                type="SNS" if isinstance(event, TopicEvent) else event.type,
+                state="Active" if enabled else "Disabled",
+                detail=describe(event),
+            )
+        rows.append(row.wire())
+    return {
+        "triggers": rows or None,
+        "functionUrl": url_path if spec.get("functionUrl") is not None else None,
+    }

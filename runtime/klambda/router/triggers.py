@@ -19,6 +19,7 @@ from klambda.api.triggers import (
     ScheduleEvent,
     TopicEvent,
     TriggerStatus,
+    describe,
 )
 from klambda.router.registry import Registry
 from klambda.triggers.httpapi import Route, RouteTable
@@ -130,12 +131,7 @@ def status(
 ) -> TriggerStatus:
     """One trigger's state: Failed with the reason, Disabled, or Active with its detail."""
     event = d.event
-    if isinstance(event, ScheduleEvent):
-        detail = f"{event.schedule} {event.timezone}"
-    elif isinstance(event, HttpApiEvent):
-        detail = event.route_key
-    else:
-        detail = f"topic {event.topic_name}"
+    detail = describe(event)
     reason = table.problems.get(d.key) or failure
     enabled = not isinstance(event, ScheduleEvent | TopicEvent) or event.enabled
     state = "Failed" if reason else "Active" if enabled else "Disabled"
