@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
+from klambda.api.logconfig import LoggingConfig, check_retention
 from klambda.api.meta import Condition, Model, ObjectMeta
 
 
@@ -94,6 +95,19 @@ class FunctionSpec(Model):
     )
     dead_letter: Destination | None = Field(default=None, alias="deadLetter")
     destinations: Destinations | None = None
+    # logs (klambda.api.logconfig): Lambda's LoggingConfig and the log group's retention
+    logging_config: LoggingConfig | None = Field(default=None, alias="loggingConfig")
+    log_retention_in_days: int | None = Field(default=None, alias="logRetentionInDays")
+
+    @field_validator("log_retention_in_days")
+    @classmethod
+    def _retention(cls, days: int | None) -> int | None:
+        return check_retention(days)
+
+    @property
+    def logging(self) -> LoggingConfig:
+        """The logging configuration in force: Lambda's defaults (Text) when none is given."""
+        return self.logging_config or LoggingConfig()
 
     @field_validator("environment")
     @classmethod

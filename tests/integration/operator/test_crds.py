@@ -18,6 +18,14 @@ REFUSED = [
     ("env-name", {"environment": {"1BAD": "x"}}, "environment variable names"),
     ("two-codes", {"code": {"inline": {"a.py": ""}, "image": "x"}}, "exactly one of"),
     ("runtime", {"runtime": "nodejs20.x"}, "spec.runtime"),
+    ("log-format", {"loggingConfig": {"logFormat": "Json"}}, "spec.loggingConfig.logFormat"),
+    ("level-text", {"loggingConfig": {"applicationLogLevel": "WARN"}}, "need logFormat JSON"),
+    (
+        "system-level",
+        {"loggingConfig": {"logFormat": "JSON", "systemLogLevel": "ERROR"}},
+        "spec.loggingConfig.systemLogLevel",
+    ),
+    ("retention", {"logRetentionInDays": 2}, "spec.logRetentionInDays"),
 ]
 
 
@@ -72,3 +80,21 @@ def test_version_and_alias_names_are_checked(ns: Namespace) -> None:
     assert "not only digits" in ns.try_apply(alias_manifest("names", "123", "1")).stderr
     same = alias_manifest("names", "prod", "1", routing={"additionalVersion": "1", "weight": 0.5})
     assert "routing.additionalVersion must differ" in ns.try_apply(same).stderr
+
+
+@pytest.mark.kube
+def test_logging_config_is_accepted_with_lambdas_default_format(ns: Namespace) -> None:
+    ns.apply(
+        function_manifest(
+            "logged",
+            loggingConfig={"logFormat": "JSON", "applicationLogLevel": "WARN"},
+            logRetentionInDays=7,
+        )
+    )
+    ns.apply(function_manifest("plain", loggingConfig={}))
+    logged, plain = ns.get("Function", "logged"), ns.get("Function", "plain")
+    assert logged is not None
+    assert plain is not None
+    assert logged["spec"]["loggingConfig"] == {"logFormat": "JSON", "applicationLogLevel": "WARN"}
+    assert logged["spec"]["logRetentionInDays"] == 7
+    assert plain["spec"]["loggingConfig"] == {"logFormat": "Text"}

@@ -12,7 +12,7 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from klambda.api import limits
+from klambda.api import limits, logconfig
 from klambda.api.alias import AliasSpec, RoutingConfig
 from klambda.api.function import Code, Destination, FunctionSpec
 from klambda.api.version import VersionSpec
@@ -64,6 +64,12 @@ def test_function_spec_matches(crd: str) -> None:
     rules = " ".join(r["rule"] for r in props["environment"]["x-kubernetes-validations"])
     assert set(re.findall(r"'([A-Z_]+)'", rules)) == set(limits.RESERVED_ENVIRONMENT)
     assert f"<= {limits.ENVIRONMENT_MAX_BYTES}" in rules
+    logging = props["loggingConfig"]["properties"]
+    check_model(logconfig.LoggingConfig, logging)
+    assert tuple(logging["logFormat"]["enum"]) == logconfig.LOG_FORMATS
+    assert tuple(logging["applicationLogLevel"]["enum"]) == logconfig.APPLICATION_LOG_LEVELS
+    assert tuple(logging["systemLogLevel"]["enum"]) == logconfig.SYSTEM_LOG_LEVELS
+    assert tuple(props["logRetentionInDays"]["enum"]) == logconfig.RETENTION_DAYS
 
 
 def test_alias_spec_matches() -> None:
