@@ -26,6 +26,7 @@ class LogRecord:
     function: str
     stream: str
     text: str
+    request_id: str = ""
 
 
 class LogHub:
@@ -42,8 +43,8 @@ class LogHub:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, function: str, stream: str, text: str) -> LogRecord:
-        rec = LogRecord(time.time(), function, stream, text)
+    def write(self, function: str, stream: str, text: str, request_id: str = "") -> LogRecord:
+        rec = LogRecord(time.time(), function, stream, text, request_id)
         recent = self._recent.get(function)
         if recent is None:
             recent = self._recent[function] = collections.deque(maxlen=self._keep)
