@@ -35,6 +35,9 @@ class RouterSettings:
     async_throttle_base_seconds: float = 1.0
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
+    # the log store (local mode): STATE/logs.duckdb, fed from STATE/logs every N seconds
+    log_store: bool = True
+    log_ingest_seconds: float = 1.0
 
     @property
     def prices(self) -> Prices:

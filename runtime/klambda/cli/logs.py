@@ -1,25 +1,60 @@
-"""`klambda logs`: a function's log lines from the router, as Lambda writes them."""
+"""`klambda logs`: a function's log lines as Lambda writes them, recent, followed, or from
+any time window the router's log store keeps.
+
+`klambda logs FUNCTION` is `klambda logs show FUNCTION`: the group runs `show` for any
+first word that is not one of its verbs (a function called `query` is `logs show query`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from klambda.cli.client import ApiError
 from klambda.cli.options import EndpointOpt, client
 from klambda.cli.output import fail
 
 
-def logs(
+class ShowByDefault(TyperGroup):
+    """`logs FUNCTION ...` runs `logs show FUNCTION ...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+logs_app = typer.Typer(
+    cls=ShowByDefault,
+    help="Function logs: recent and followed, a time window, Insights queries.",
+    no_args_is_help=True,
+)
+
+SinceOpt = Annotated[
+    str | None, typer.Option(help="How far back: 30s, 15m, 1h, 7d (a window from the store)")
+]
+StartOpt = Annotated[str | None, typer.Option(help="From: ISO 8601 (UTC) or epoch seconds")]
+EndOpt = Annotated[str | None, typer.Option(help="To: ISO 8601 (UTC) or epoch seconds")]
+
+
+@logs_app.command("show")
+def show(
     function: Annotated[str, typer.Argument()],
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
     limit: Annotated[int | None, typer.Option(help="Only the last N lines")] = None,
+    since: SinceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     ep: EndpointOpt = None,
 ) -> None:
     """Print a function's log lines (START, handler output, END, REPORT)."""
+    window: dict[str, Any] = {"since": since, "start": start, "end": end}
+    if follow and any(window.values()):
+        fail("--follow shows lines as they come: it takes no --since, --start or --end")
     try:
-        for line in client(ep).logs(function, follow, limit):
+        for line in client(ep).logs(function, follow, limit, **window):
             typer.echo(line)
     except ApiError as err:
         fail(str(err))

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from klambda.logstore import Ingester, LogStore
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
@@ -74,6 +75,8 @@ class Router:
         self.cgroups: Cgroups | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
+        self.logstore: LogStore | None = None
+        self.ingester: Ingester | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -89,6 +92,11 @@ class Router:
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
+            if s.log_store:
+                self.logstore = LogStore(self.state_dir / "logs.duckdb")
+                self.ingester = Ingester(
+                    self.logstore, self.state_dir / "logs", period=s.log_ingest_seconds
+                )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
             logs = LogHub(None, None)
@@ -180,7 +188,11 @@ class Router:
         if self.cluster is None:
             self.control = LocalControl(invoker, self.state_dir)
             self.control.start()
-        self.http_runner = web.AppRunner(HttpApi(invoker, self.control).app(), access_log=None)
+        if self.ingester is not None:
+            self.ingester.start()
+        self.http_runner = web.AppRunner(
+            HttpApi(invoker, self.control, self.logstore).app(), access_log=None
+        )
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -222,6 +234,10 @@ class Router:
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()
+        if self.ingester is not None:  # a last pass over what was just flushed
+            await asyncio.to_thread(self.ingester.stop)
+        if self.logstore is not None:
+            self.logstore.close()
         if self.cgroups is not None:
             self.cgroups.close()
         with contextlib.suppress(OSError):

@@ -12,10 +12,12 @@ from aiohttp import web
 
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.logstore import LogStore
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
+from klambda.router.http_api.logs import LogsApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
 from klambda.router.invoke import Invoker
@@ -45,9 +47,15 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class HttpApi:
-    def __init__(self, invoker: Invoker, control: LocalControl | None = None) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        control: LocalControl | None = None,
+        logstore: LogStore | None = None,
+    ) -> None:
         self.invoker = invoker
         self.control = control
+        self.logstore = logstore
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -58,5 +66,6 @@ class HttpApi:
         ControlApi(self.invoker, self.control).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
+        LogsApi(self.invoker, self.logstore).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         return app

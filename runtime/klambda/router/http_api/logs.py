@@ -1,0 +1,110 @@
+"""Function logs over HTTP: recent lines from memory and followed as they come, or any time
+range from the log store (`klambda logs`); Logs Insights queries and filter patterns over
+the store are added beside them.
+
+The store's calls block (DuckDB), so they run in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from aiohttp import web
+
+from klambda.errors import InvalidParameterValue, ResourceNotFound
+from klambda.logs import timerange
+from klambda.logstore import LogStore
+from klambda.router.http_api.params import function_of
+from klambda.router.invoke import Invoker
+
+UTC = dt.UTC
+
+
+def _duration(text: str) -> str:
+    """A bare number of seconds, or a duration with its unit."""
+    return f"{text}s" if text.replace(".", "", 1).isdigit() else text
+
+
+def range_of(request: web.Request, default_since: str = "1h") -> tuple[dt.datetime, dt.datetime]:
+    q = request.query
+    since = q.get("since")
+    try:
+        return timerange.time_range(
+            dt.datetime.now(UTC),
+            _duration(since) if since else None,
+            q.get("start"),
+            q.get("end"),
+            default_since,
+        )
+    except ValueError as err:
+        raise InvalidParameterValue(str(err)) from None
+
+
+def limit_of(request: web.Request, default: int | None = None, most: int = 10_000) -> int | None:
+    raw = request.query.get("limit", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise InvalidParameterValue(f"limit: {raw!r} is not a number from 1 to {most}")
+    return int(raw)
+
+
+class LogsApi:
+    def __init__(self, invoker: Invoker, store: LogStore | None) -> None:
+        self.invoker = invoker
+        self.store = store
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/klambda/v1/logs/{name}", self.logs)
+
+    def _store(self) -> LogStore:
+        if self.store is None:
+            raise InvalidParameterValue(
+                "this router keeps no log store (cluster mode, or KLAMBDA_LOG_STORE=0)"
+            )
+        return self.store
+
+    async def _known(self, name: str) -> None:
+        """A function of the registry, or one whose records the store still has."""
+        if name in self.invoker.registry.functions:
+            return
+        if self.store is not None and name in await asyncio.to_thread(self.store.functions):
+            return
+        self.invoker.registry.get(name)  # raises Lambda's ResourceNotFoundException
+        raise ResourceNotFound(f"Function not found: {name}")
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        name = function_of(request)
+        await self._known(name)
+        q = request.query
+        if any(k in q for k in ("since", "start", "end")):
+            return await self._history(request, name)
+        limit = limit_of(request, None, 1_000_000)
+        follow = q.get("follow", "") in ("1", "true")
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await resp.prepare(request)
+        hub = self.invoker.logs
+        queue = hub.follow(name) if follow else None
+        try:
+            lines = [r.text for r in hub.recent(name, limit)]
+            if lines:
+                await resp.write(("\n".join(lines) + "\n").encode())
+            while queue is not None:
+                rec = await queue.get()
+                await resp.write((rec.text + "\n").encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            if queue is not None:
+                hub.unfollow(name, queue)
+        await resp.write_eof()
+        return resp
+
+    async def _history(self, request: web.Request, name: str) -> web.Response:
+        store = self._store()
+        start, end = range_of(request)
+        limit = limit_of(request, None, 1_000_000)
+        records = await asyncio.to_thread(store.records, [name], start, end, limit)
+        text = "".join(r.message + "\n" for r in records)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
