@@ -7,6 +7,7 @@ first word that is not one of its verbs (a function called `query` is `logs show
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +15,7 @@ from typer.core import TyperGroup
 
 from klambda.cli.client import ApiError
 from klambda.cli.options import EndpointOpt, client
-from klambda.cli.output import fail
+from klambda.cli.output import fail, reported, table
 
 
 class ShowByDefault(TyperGroup):
@@ -60,3 +61,52 @@ def show(
         fail(str(err))
     except KeyboardInterrupt:
         pass
+
+
+@logs_app.command("query")
+def query(
+    query_string: Annotated[str, typer.Argument(metavar="QUERY", help="A Logs Insights query")],
+    function: Annotated[
+        list[str] | None,
+        typer.Option("--function", help="A function to query (repeat it; default: all)"),
+    ] = None,
+    since: SinceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Insights' JSON results")] = False,
+    ep: EndpointOpt = None,
+) -> None:
+    """Run a Logs Insights query across functions, e.g.
+
+    klambda logs query 'filter @message like /ERROR/ | stats count() by bin(5m)' --since 1h
+    """
+    body: dict[str, Any] = {"queryString": query_string, "functions": function or []}
+    if since is not None:
+        body["since"] = since
+    if start is not None:
+        body["startTime"] = start
+    if end is not None:
+        body["endTime"] = end
+    with reported():
+        out = client(ep).json("POST", "/klambda/v1/logs/query", body)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    fields: list[str] = out["fields"]
+    rows = [
+        [_cell({c["field"]: c["value"] for c in row}.get(f)) for f in fields]
+        for row in out["results"]
+    ]
+    table(rows, fields)
+    stats = out["statistics"]
+    typer.echo(
+        f"{len(rows)} row(s); {stats['recordsMatched']:.0f} records matched, "
+        f"{stats['recordsScanned']:.0f} scanned in {stats['seconds']:.3f}s",
+        err=True,
+    )
+
+
+def _cell(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return value.replace("\n", "\\n").replace("\t", " ")

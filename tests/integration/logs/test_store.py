@@ -18,7 +18,10 @@ from klambda.worker.logs import LogHub
 from tests.unit.logs.test_discover import CASES, RID
 
 UTC = dt.UTC
-FIELDS = "type, request_id, level, duration, billed_duration, memory_size, max_memory_used, init_duration"
+FIELDS = (
+    "type, request_id, level, duration, billed_duration, memory_size, max_memory_used, "
+    "init_duration"
+)
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ def test_records_are_stored_once_and_partial_lines_wait(store: LogStore, tmp_pat
     assert ing.ingest_once() == 1
     assert store.count() == 6
     rec = store.records(["fn"], dt.datetime(1969, 12, 31, tzinfo=UTC), dt.datetime.now(UTC))
-    assert [r.message for r in rec][0] == "half"  # t=1.0: the oldest
+    assert rec[0].message == "half"  # t=1.0: the oldest
     assert {r.request_id for r in rec} == {"r1"}
     assert {r.stream for r in rec} == {"s1"}
     hub.close()

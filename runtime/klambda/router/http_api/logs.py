@@ -12,10 +12,12 @@ import datetime as dt
 
 from aiohttp import web
 
-from klambda.errors import InvalidParameterValue, ResourceNotFound
+from klambda.errors import InvalidParameterValue, MalformedQuery, ResourceNotFound
 from klambda.logs import timerange
+from klambda.logs.insights import QueryError
 from klambda.logstore import LogStore
-from klambda.router.http_api.params import function_of
+from klambda.logstore.query import run_query
+from klambda.router.http_api.params import function_of, json_body
 from klambda.router.invoke import Invoker
 
 UTC = dt.UTC
@@ -56,6 +58,7 @@ class LogsApi:
         self.store = store
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/klambda/v1/logs/query", self.query)
         router.add_get("/klambda/v1/logs/{name}", self.logs)
 
     def _store(self) -> LogStore:
@@ -108,3 +111,34 @@ class LogsApi:
         records = await asyncio.to_thread(store.records, [name], start, end, limit)
         text = "".join(r.message + "\n" for r in records)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    async def query(self, request: web.Request) -> web.Response:
+        """A Logs Insights query: {"queryString", "functions" (default all), "since" or
+        "startTime"/"endTime" (epoch seconds or ISO 8601)}; Insights' results."""
+        store = self._store()
+        body = await json_body(request)
+        text = body.get("queryString")
+        if not isinstance(text, str):
+            raise InvalidParameterValue("queryString: the query, a string, is required")
+        functions = body.get("functions") or []
+        if not isinstance(functions, list) or not all(isinstance(f, str) for f in functions):
+            raise InvalidParameterValue("functions: a list of function names")
+        for name in functions:
+            await self._known(name)
+        try:
+            start, end = timerange.time_range(
+                dt.datetime.now(UTC),
+                _duration(str(body["since"])) if body.get("since") is not None else None,
+                str(body["startTime"]) if body.get("startTime") is not None else None,
+                str(body["endTime"]) if body.get("endTime") is not None else None,
+            )
+        except ValueError as err:
+            raise InvalidParameterValue(str(err)) from None
+        account = self.invoker.settings.account_id
+        try:
+            result = await asyncio.to_thread(run_query, store, text, functions, start, end, account)
+        except QueryError as err:
+            raise MalformedQuery(str(err)) from None
+        out = result.insights()
+        out["startTime"], out["endTime"] = start.timestamp(), end.timestamp()
+        return web.json_response(out)
