@@ -13,7 +13,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
-from klambda.api.logconfig import LoggingConfig, check_retention
+from klambda.api.logconfig import (
+    LoggingConfig,
+    MetricFilter,
+    check_metric_filters,
+    check_retention,
+)
 from klambda.api.meta import Condition, Model, ObjectMeta
 
 
@@ -98,6 +103,12 @@ class FunctionSpec(Model):
     # logs (klambda.api.logconfig): Lambda's LoggingConfig and the log group's retention
     logging_config: LoggingConfig | None = Field(default=None, alias="loggingConfig")
     log_retention_in_days: int | None = Field(default=None, alias="logRetentionInDays")
+    metric_filters: list[MetricFilter] | None = Field(default=None, alias="metricFilters")
+
+    @field_validator("metric_filters")
+    @classmethod
+    def _metric_filters(cls, filters: list[MetricFilter] | None) -> list[MetricFilter] | None:
+        return None if filters is None else check_metric_filters(filters)
 
     @field_validator("log_retention_in_days")
     @classmethod

@@ -48,6 +48,14 @@ def show(
     since: SinceOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
+    filter_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--filter-pattern",
+            help="Only records matching a CloudWatch filter pattern: ERROR -Retry, "
+            "'{ $.level = \"ERROR\" }', '[ip, ..., status = 5*, bytes]'",
+        ),
+    ] = None,
     ep: EndpointOpt = None,
 ) -> None:
     """Print a function's log lines (START, handler output, END, REPORT)."""
@@ -55,7 +63,9 @@ def show(
     if follow and any(window.values()):
         fail("--follow shows lines as they come: it takes no --since, --start or --end")
     try:
-        for line in client(ep).logs(function, follow, limit, **window):
+        for line in client(ep).logs(
+            function, follow, limit, filterPattern=filter_pattern, **window
+        ):
             typer.echo(line)
     except ApiError as err:
         fail(str(err))

@@ -141,10 +141,14 @@ class LogStore:
         start: dt.datetime,
         end: dt.datetime,
         limit: int | None = None,
+        containing: Sequence[str] = (),
     ) -> list[Record]:
-        """Records of `functions` (all when empty) in [start, end), oldest first; with a
-        limit, the last `limit` of them."""
+        """Records of `functions` (all when empty) in [start, end) whose message contains
+        every one of `containing`, oldest first; with a limit, the last `limit` of them."""
         where, params = time_range(functions, start, end)
+        for text in containing:
+            where += " AND contains(message, ?)"
+            params.append(text)
         sql = f"SELECT ts, function, stream, request_id, message FROM events WHERE {where}"
         if limit:
             sql = f"SELECT * FROM ({sql} ORDER BY ts DESC LIMIT {int(limit)}) ORDER BY ts"

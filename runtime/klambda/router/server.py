@@ -19,7 +19,9 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from klambda.api.logconfig import MetricFilter
 from klambda.logstore import Ingester, LogStore
+from klambda.logstore.metricfilters import MetricFilters
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
@@ -77,6 +79,7 @@ class Router:
         self.queue: Queue | None = None
         self.logstore: LogStore | None = None
         self.ingester: Ingester | None = None
+        self.metric_filters: MetricFilters | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -94,8 +97,12 @@ class Router:
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
                 self.logstore = LogStore(self.state_dir / "logs.duckdb")
+                self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
                 self.ingester = Ingester(
-                    self.logstore, self.state_dir / "logs", period=s.log_ingest_seconds
+                    self.logstore,
+                    self.state_dir / "logs",
+                    period=s.log_ingest_seconds,
+                    after=[self.metric_filters.after_batch],
                 )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
@@ -105,6 +112,9 @@ class Router:
             )
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        if self.metric_filters is not None:
+            for name in registry.functions:
+                self.metric_filters.declare(name)
         return self.invoker
 
     def _dispatcher(self, metrics: Metrics) -> Dispatcher | None:
@@ -140,6 +150,11 @@ class Router:
             region=s.region,
             account_id=s.account_id,
         )
+
+    def _metric_filters(self, function: str) -> list[MetricFilter]:
+        """A function's metric filters now ($LATEST's), none once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return list(entry.function.spec.metric_filters or []) if entry is not None else []
 
     def _invoker(self) -> Invoker:
         assert self.invoker is not None

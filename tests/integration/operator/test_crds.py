@@ -26,6 +26,15 @@ REFUSED = [
         "spec.loggingConfig.systemLogLevel",
     ),
     ("retention", {"logRetentionInDays": 2}, "spec.logRetentionInDays"),
+    (
+        "metric-value",
+        {
+            "metricFilters": [
+                {"name": "e", "filterPattern": "", "metricName": "E", "metricValue": "x"}
+            ]
+        },
+        "spec.metricFilters[0].metricValue",
+    ),
 ]
 
 
@@ -89,6 +98,15 @@ def test_logging_config_is_accepted_with_lambdas_default_format(ns: Namespace) -
             "logged",
             loggingConfig={"logFormat": "JSON", "applicationLogLevel": "WARN"},
             logRetentionInDays=7,
+            metricFilters=[
+                {"name": "errors", "filterPattern": "ERROR", "metricName": "Errors"},
+                {
+                    "name": "bytes",
+                    "filterPattern": "[a, b]",
+                    "metricName": "B",
+                    "metricValue": "$b",
+                },
+            ],
         )
     )
     ns.apply(function_manifest("plain", loggingConfig={}))
@@ -98,3 +116,4 @@ def test_logging_config_is_accepted_with_lambdas_default_format(ns: Namespace) -
     assert logged["spec"]["loggingConfig"] == {"logFormat": "JSON", "applicationLogLevel": "WARN"}
     assert logged["spec"]["logRetentionInDays"] == 7
     assert plain["spec"]["loggingConfig"] == {"logFormat": "Text"}
+    assert [f["metricValue"] for f in logged["spec"]["metricFilters"]] == ["1", "$b"]

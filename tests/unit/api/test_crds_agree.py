@@ -70,6 +70,13 @@ def test_function_spec_matches(crd: str) -> None:
     assert tuple(logging["applicationLogLevel"]["enum"]) == logconfig.APPLICATION_LOG_LEVELS
     assert tuple(logging["systemLogLevel"]["enum"]) == logconfig.SYSTEM_LOG_LEVELS
     assert tuple(props["logRetentionInDays"]["enum"]) == logconfig.RETENTION_DAYS
+    filters = props["metricFilters"]
+    assert filters["maxItems"] == logconfig.METRIC_FILTERS_MAX
+    check_model(logconfig.MetricFilter, filters["items"]["properties"])
+    item = filters["items"]["properties"]
+    assert item["name"]["pattern"] == logconfig.FILTER_NAME_PATTERN
+    assert item["metricName"]["pattern"] == logconfig.METRIC_NAME_PATTERN
+    assert item["filterPattern"]["maxLength"] == logconfig.FILTER_PATTERN_MAX
 
 
 def test_alias_spec_matches() -> None:

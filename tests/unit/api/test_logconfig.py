@@ -74,3 +74,54 @@ def test_json_with_levels() -> None:
 def test_refused_naming_field(spec: dict[str, Any], expected: str) -> None:
     with pytest.raises(ValueError, match=re.escape(expected)):
         parse_document(function(**spec))
+
+
+def test_metric_filters() -> None:
+    spec = parse_document(
+        function(
+            metricFilters=[
+                {"name": "errors", "filterPattern": "ERROR -Retrying", "metricName": "Errors"},
+                {
+                    "name": "latency",
+                    "filterPattern": "{ $.latency > 0 }",
+                    "metricName": "Latency",
+                    "metricValue": "$.latency",
+                    "defaultValue": 0,
+                },
+            ]
+        )
+    ).spec
+    assert spec.metric_filters is not None
+    assert [f.metric_value for f in spec.metric_filters] == ["1", "$.latency"]
+    assert spec.metric_filters[1].default_value == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (
+            [{"name": "x", "filterPattern": "{ $.level = }", "metricName": "M"}],
+            "spec.metricFilters.0.filterPattern: filter pattern '{ $.level = }': column 13",
+        ),
+        (
+            [{"name": "x", "filterPattern": "", "metricName": "M", "metricValue": "lots"}],
+            "spec.metricFilters.0.metricValue: 'lots' is not a metric value",
+        ),
+        (
+            [{"name": "a:b", "filterPattern": "", "metricName": "M"}],
+            "spec.metricFilters.0.name: String should match pattern",
+        ),
+        (
+            [{"name": "x", "filterPattern": "", "metricName": "M"}] * 2,
+            "metric filter names must be unique: x",
+        ),
+        (
+            [{"name": f"f{i}", "filterPattern": "", "metricName": "M"} for i in range(101)],
+            "101 metric filters, more than CloudWatch's 100",
+        ),
+        ([{"name": "x", "metricName": "M"}], "spec.metricFilters.0.filterPattern: Field required"),
+    ],
+)
+def test_bad_metric_filters(filters: list[dict[str, Any]], expected: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        parse_document(function(metricFilters=filters))

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from klambda.errors import InvalidParameterValue, MalformedQuery, ResourceNotFound
 from klambda.logs import timerange
+from klambda.logs.filterpattern import FilterPattern, PatternError, compile_pattern
 from klambda.logs.insights import QueryError
 from klambda.logstore import LogStore
 from klambda.logstore.query import run_query
@@ -41,6 +42,16 @@ def range_of(request: web.Request, default_since: str = "1h") -> tuple[dt.dateti
         )
     except ValueError as err:
         raise InvalidParameterValue(str(err)) from None
+
+
+def pattern_of(request: web.Request) -> FilterPattern | None:
+    text = request.query.get("filterPattern")
+    if text is None:
+        return None
+    try:
+        return compile_pattern(text)
+    except PatternError as err:
+        raise MalformedQuery(str(err)) from None
 
 
 def limit_of(request: web.Request, default: int | None = None, most: int = 10_000) -> int | None:
@@ -81,8 +92,9 @@ class LogsApi:
         name = function_of(request)
         await self._known(name)
         q = request.query
+        pattern = pattern_of(request)
         if any(k in q for k in ("since", "start", "end")):
-            return await self._history(request, name)
+            return await self._history(request, name, pattern)
         limit = limit_of(request, None, 1_000_000)
         follow = q.get("follow", "") in ("1", "true")
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
@@ -90,12 +102,16 @@ class LogsApi:
         hub = self.invoker.logs
         queue = hub.follow(name) if follow else None
         try:
-            lines = [r.text for r in hub.recent(name, limit)]
+            lines = [r.text for r in hub.recent(name, None if pattern else limit)]
+            if pattern is not None:
+                lines = [line for line in lines if pattern.match(line)]
+                lines = lines[-limit:] if limit else lines
             if lines:
                 await resp.write(("\n".join(lines) + "\n").encode())
             while queue is not None:
                 rec = await queue.get()
-                await resp.write((rec.text + "\n").encode())
+                if pattern is None or pattern.match(rec.text):
+                    await resp.write((rec.text + "\n").encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -104,12 +120,23 @@ class LogsApi:
         await resp.write_eof()
         return resp
 
-    async def _history(self, request: web.Request, name: str) -> web.Response:
+    async def _history(
+        self, request: web.Request, name: str, pattern: FilterPattern | None
+    ) -> web.Response:
+        """Records of a time window, like FilterLogEvents when given a filter pattern."""
         store = self._store()
         start, end = range_of(request)
         limit = limit_of(request, None, 1_000_000)
-        records = await asyncio.to_thread(store.records, [name], start, end, limit)
-        text = "".join(r.message + "\n" for r in records)
+        if pattern is None:
+            records = await asyncio.to_thread(store.records, [name], start, end, limit)
+            messages = [r.message for r in records]
+        else:
+            records = await asyncio.to_thread(
+                store.records, [name], start, end, None, pattern.required
+            )
+            messages = [r.message for r in records if pattern.match(r.message)]
+            messages = messages[-limit:] if limit else messages
+        text = "".join(m + "\n" for m in messages)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def query(self, request: web.Request) -> web.Response:
