@@ -62,14 +62,14 @@ class Ingester:
         *,
         period: float = 1.0,
         after: list[AfterBatch] | None = None,
-        every: list[tuple[float, Callable[[], None]]] | None = None,
+        every: list[tuple[float, Callable[[], object]]] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.period = period
         self.after = list(after or [])
         # other housekeeping run from the same thread: (interval seconds, job)
-        self._every = [(interval, job, [0.0]) for interval, job in every or []]
+        self._every = [(interval, job, [-float("inf")]) for interval, job in every or []]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ingested = 0  # records, since the start

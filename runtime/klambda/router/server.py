@@ -22,6 +22,7 @@ from aiohttp import web
 from klambda.api.logconfig import MetricFilter
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
+from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
@@ -98,11 +99,17 @@ class Router:
             if s.log_store:
                 self.logstore = LogStore(self.state_dir / "logs.duckdb")
                 self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
+                retention = Retention(
+                    self.logstore,
+                    s.log_archive_dir or self.state_dir / "logs" / "archive",
+                    self._retention,
+                )
                 self.ingester = Ingester(
                     self.logstore,
                     self.state_dir / "logs",
                     period=s.log_ingest_seconds,
                     after=[self.metric_filters.after_batch],
+                    every=[(s.log_retention_check_seconds, retention.run)],
                 )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
@@ -155,6 +162,11 @@ class Router:
         """A function's metric filters now ($LATEST's), none once it is gone."""
         entry = self._invoker().registry.functions.get(function)
         return list(entry.function.spec.metric_filters or []) if entry is not None else []
+
+    def _retention(self, function: str) -> int | None:
+        """A function's logRetentionInDays ($LATEST's); None (keep) once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return entry.function.spec.log_retention_in_days if entry is not None else None
 
     def _invoker(self) -> Invoker:
         assert self.invoker is not None
