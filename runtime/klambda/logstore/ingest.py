@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from klambda.logs import lines
-from klambda.logstore.store import FileKey, LogStore
+from klambda.logstore.store import FileKey, LogStore, lower_priority
 
 log = logging.getLogger("klambda.logstore")
 
@@ -63,6 +63,7 @@ class Ingester:
         period: float = 1.0,
         after: list[AfterBatch] | None = None,
         every: list[tuple[float, Callable[[], object]]] | None = None,
+        nice: int = 0,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -73,6 +74,7 @@ class Ingester:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ingested = 0  # records, since the start
+        self.nice = nice  # the thread's priority below the invoke path's
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="log-ingest", daemon=True)
@@ -86,6 +88,8 @@ class Ingester:
             self._thread = None
 
     def _run(self) -> None:
+        if self.nice:
+            lower_priority(self.nice)
         while True:
             stopping = self._stop.is_set()
             try:

@@ -97,7 +97,8 @@ class Router:
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
-                self.logstore = LogStore(self.state_dir / "logs.duckdb")
+                # the store's threads at nice 10: ingestion yields to invocations
+                self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
                 self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
                 retention = Retention(
                     self.logstore,
@@ -110,6 +111,7 @@ class Router:
                     period=s.log_ingest_seconds,
                     after=[self.metric_filters.after_batch],
                     every=[(s.log_retention_check_seconds, retention.run)],
+                    nice=10,
                 )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
