@@ -34,6 +34,10 @@ class FunctionConfig:
     code_sha256: str
     region: str = "us-east-1"
     account: str = "000000000000"
+    # Lambda's advanced logging controls; the levels in force (None: no filtering, Text)
+    log_format: str = "Text"
+    application_log_level: str | None = None
+    system_log_level: str | None = None
 
     @property
     def arn(self) -> str:
@@ -67,6 +71,9 @@ def config_of(
         code_sha256=code_sha256,
         region=region,
         account=account,
+        log_format=spec.logging.log_format,
+        application_log_level=spec.logging.application_level,
+        system_log_level=spec.logging.system_level,
     )
 
 
@@ -101,4 +108,8 @@ def environment_variables(
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
         }
     )
+    if cfg.log_format == "JSON":
+        # what Lambda's runtimes read to format and filter application records
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = cfg.application_log_level or "INFO"
     return env

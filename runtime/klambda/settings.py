@@ -37,6 +37,12 @@ class RouterSettings:
     schedule_grace_seconds: float = 60.0
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
+    # the log store (local mode): STATE/logs.duckdb, fed from STATE/logs every N seconds
+    log_store: bool = True
+    log_ingest_seconds: float = 1.0
+    # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
+    log_archive_dir: Path | None = None
+    log_retention_check_seconds: float = 3600.0
 
     @property
     def prices(self) -> Prices:
@@ -62,7 +68,7 @@ class RouterSettings:
                 values[f.name] = float(raw)
             elif isinstance(default, tuple):
                 values[f.name] = tuple(x for x in raw.split(",") if x)
-            elif f.name == "state_dir":
+            elif f.name in ("state_dir", "log_archive_dir"):
                 values[f.name] = Path(raw)
             else:
                 values[f.name] = raw

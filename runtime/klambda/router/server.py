@@ -19,6 +19,10 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from klambda.api.logconfig import MetricFilter
+from klambda.logstore import Ingester, LogStore
+from klambda.logstore.metricfilters import MetricFilters
+from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
@@ -82,6 +86,9 @@ class Router:
         self.triggers = Triggers()
         self.trigger_metrics: TriggerMetrics | None = None
         self.scheduler: Scheduler | None = None
+        self.logstore: LogStore | None = None
+        self.ingester: Ingester | None = None
+        self.metric_filters: MetricFilters | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -97,6 +104,23 @@ class Router:
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
+            if s.log_store:
+                # the store's threads at nice 10: ingestion yields to invocations
+                self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
+                self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
+                retention = Retention(
+                    self.logstore,
+                    s.log_archive_dir or self.state_dir / "logs" / "archive",
+                    self._retention,
+                )
+                self.ingester = Ingester(
+                    self.logstore,
+                    self.state_dir / "logs",
+                    period=s.log_ingest_seconds,
+                    after=[self.metric_filters.after_batch],
+                    every=[(s.log_retention_check_seconds, retention.run)],
+                    nice=10,
+                )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
             logs = LogHub(None, None)
@@ -107,6 +131,9 @@ class Router:
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
         self.triggers.refresh(registry)
+        if self.metric_filters is not None:
+            for name in registry.functions:
+                self.metric_filters.declare(name)
         return self.invoker
 
     def _dispatcher(self, metrics: Metrics) -> Dispatcher | None:
@@ -143,6 +170,16 @@ class Router:
             region=s.region,
             account_id=s.account_id,
         )
+
+    def _metric_filters(self, function: str) -> list[MetricFilter]:
+        """A function's metric filters now ($LATEST's), none once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return list(entry.function.spec.metric_filters or []) if entry is not None else []
+
+    def _retention(self, function: str) -> int | None:
+        """A function's logRetentionInDays ($LATEST's); None (keep) once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return entry.function.spec.log_retention_in_days if entry is not None else None
 
     def _invoker(self) -> Invoker:
         assert self.invoker is not None
@@ -196,6 +233,8 @@ class Router:
             self.control = LocalControl(invoker, self.state_dir)
             self.control.changed = lambda: self.triggers.refresh(invoker.registry)
             self.control.start()
+        if self.ingester is not None:
+            self.ingester.start()
         topics = None
         if self.dispatcher is not None and self.trigger_metrics is not None:
             topics = Topics(
@@ -206,7 +245,13 @@ class Router:
                 account=s.account_id,
             )
         api = HttpApi(
-            invoker, self.control, self.triggers, self.scheduler, self.trigger_metrics, topics
+            invoker,
+            self.control,
+            self.triggers,
+            self.scheduler,
+            self.trigger_metrics,
+            topics,
+            self.logstore,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -272,6 +317,10 @@ class Router:
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()
+        if self.ingester is not None:  # a last pass over what was just flushed
+            await asyncio.to_thread(self.ingester.stop)
+        if self.logstore is not None:
+            self.logstore.close()
         if self.cgroups is not None:
             self.cgroups.close()
         with contextlib.suppress(OSError):

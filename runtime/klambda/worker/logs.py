@@ -2,22 +2,28 @@
 
 Each environment writes one stream (Lambda's `log_stream_name`) in its function's group.
 The hub keeps the recent records of each function in memory for `klambda logs`, hands
-them to followers as they come, appends them to a file per function when given a folder,
-and echoes them to the console in local mode.
+them to followers as they come, appends them to a file per function when given a folder
+(JSON Lines, klambda.logs.lines; sealed and a new one started past `rotate_bytes`, for
+the log store to ingest off the invoke path), and echoes them to the console in local mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
 
+from klambda.logs import lines
+
 # how long a log line may wait in a buffer before it reaches its file or the console
 FLUSH_S = 0.2
+# a function's live file is sealed past this size (checked when it is flushed)
+ROTATE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +32,21 @@ class LogRecord:
     function: str
     stream: str
     text: str
+    request_id: str = ""
 
 
 class LogHub:
     def __init__(
-        self, directory: Path | None = None, echo: TextIO | None = None, keep: int = 10_000
+        self,
+        directory: Path | None = None,
+        echo: TextIO | None = None,
+        keep: int = 10_000,
+        rotate_bytes: int = ROTATE_BYTES,
     ) -> None:
         self._dir = directory
         self._echo = echo
         self._keep = keep
+        self._rotate_bytes = rotate_bytes
         self._recent: dict[str, collections.deque[LogRecord]] = {}
         self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -42,8 +54,8 @@ class LogHub:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, function: str, stream: str, text: str) -> LogRecord:
-        rec = LogRecord(time.time(), function, stream, text)
+    def write(self, function: str, stream: str, text: str, request_id: str = "") -> LogRecord:
+        rec = LogRecord(time.time(), function, stream, text, request_id)
         recent = self._recent.get(function)
         if recent is None:
             recent = self._recent[function] = collections.deque(maxlen=self._keep)
@@ -54,9 +66,9 @@ class LogHub:
             f = self._files.get(function)
             if f is None:
                 f = self._files[function] = open(  # noqa: SIM115 - kept open, closed in close()
-                    self._dir / f"{function}.log", "a", encoding="utf-8"
+                    self._dir / lines.live_name(function), "a", encoding="utf-8"
                 )
-            f.write(f"{stream}\t{text}\n")
+            f.write(lines.encode(rec.time, stream, request_id, text))
         if self._echo is not None:
             self._echo.write(f"[{function}] {text}\n")
         return rec
@@ -75,15 +87,28 @@ class LogHub:
 
     def flush(self, function: str | None = None) -> None:
         """Flush one function's log file (after each invocation), or all of them."""
-        files = (
-            self._files.values()
-            if function is None
-            else ([self._files[function]] if function in self._files else [])
-        )
-        for f in files:
+        names = list(self._files) if function is None else [function]
+        for name in names:
+            f = self._files.get(name)
+            if f is None:
+                continue
             f.flush()
+            if f.tell() >= self._rotate_bytes:
+                self._seal(name, f)
         if self._echo is not None:
             self._echo.flush()
+
+    def _seal(self, function: str, f: IO[str]) -> None:
+        """Rename the live file for the store to finish; the next record starts a new one."""
+        assert self._dir is not None
+        f.close()
+        del self._files[function]
+        millis = int(time.time() * 1000)
+        while (self._dir / lines.sealed_name(function, millis)).exists():
+            millis += 1  # never over an earlier sealed file not yet ingested
+        os.rename(
+            self._dir / lines.live_name(function), self._dir / lines.sealed_name(function, millis)
+        )
 
     def recent(self, function: str, limit: int | None = None) -> list[LogRecord]:
         records = list(self._recent.get(function, ()))

@@ -35,7 +35,24 @@ REFUSED = [
     ("retries-on-route", {"events": {"t": {"type": "HttpApi", "path": "/", "retryAttempts": 1}}},
      "asynchronous triggers"),
     ("url-auth", {"functionUrl": {"authType": "AWS_IAM"}}, "spec.functionUrl.authType"),
-]  # fmt: skip
+    ("log-format", {"loggingConfig": {"logFormat": "Json"}}, "spec.loggingConfig.logFormat"),
+    ("level-text", {"loggingConfig": {"applicationLogLevel": "WARN"}}, "need logFormat JSON"),
+    (
+        "system-level",
+        {"loggingConfig": {"logFormat": "JSON", "systemLogLevel": "ERROR"}},
+        "spec.loggingConfig.systemLogLevel",
+    ),
+    ("retention", {"logRetentionInDays": 2}, "spec.logRetentionInDays"),
+    (
+        "metric-value",
+        {
+            "metricFilters": [
+                {"name": "e", "filterPattern": "", "metricName": "E", "metricValue": "x"}
+            ]
+        },
+        "spec.metricFilters[0].metricValue",
+    ),
+]
 
 
 @pytest.mark.kube
@@ -103,3 +120,31 @@ def test_version_and_alias_names_are_checked(ns: Namespace) -> None:
     assert "not only digits" in ns.try_apply(alias_manifest("names", "123", "1")).stderr
     same = alias_manifest("names", "prod", "1", routing={"additionalVersion": "1", "weight": 0.5})
     assert "routing.additionalVersion must differ" in ns.try_apply(same).stderr
+
+
+@pytest.mark.kube
+def test_logging_config_is_accepted_with_lambdas_default_format(ns: Namespace) -> None:
+    ns.apply(
+        function_manifest(
+            "logged",
+            loggingConfig={"logFormat": "JSON", "applicationLogLevel": "WARN"},
+            logRetentionInDays=7,
+            metricFilters=[
+                {"name": "errors", "filterPattern": "ERROR", "metricName": "Errors"},
+                {
+                    "name": "bytes",
+                    "filterPattern": "[a, b]",
+                    "metricName": "B",
+                    "metricValue": "$b",
+                },
+            ],
+        )
+    )
+    ns.apply(function_manifest("plain", loggingConfig={}))
+    logged, plain = ns.get("Function", "logged"), ns.get("Function", "plain")
+    assert logged is not None
+    assert plain is not None
+    assert logged["spec"]["loggingConfig"] == {"logFormat": "JSON", "applicationLogLevel": "WARN"}
+    assert logged["spec"]["logRetentionInDays"] == 7
+    assert plain["spec"]["loggingConfig"] == {"logFormat": "Text"}
+    assert [f["metricValue"] for f in logged["spec"]["metricFilters"]] == ["1", "$b"]

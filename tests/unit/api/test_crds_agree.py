@@ -13,7 +13,7 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from klambda.api import limits
+from klambda.api import limits, logconfig
 from klambda.api.alias import AliasSpec, RoutingConfig
 from klambda.api.function import Code, Destination, FunctionSpec
 from klambda.api.triggers import (
@@ -81,6 +81,19 @@ def test_function_spec_matches(crd: str) -> None:
     rules = " ".join(r["rule"] for r in props["environment"]["x-kubernetes-validations"])
     assert set(re.findall(r"'([A-Z_]+)'", rules)) == set(limits.RESERVED_ENVIRONMENT)
     assert f"<= {limits.ENVIRONMENT_MAX_BYTES}" in rules
+    logging = props["loggingConfig"]["properties"]
+    check_model(logconfig.LoggingConfig, logging)
+    assert tuple(logging["logFormat"]["enum"]) == logconfig.LOG_FORMATS
+    assert tuple(logging["applicationLogLevel"]["enum"]) == logconfig.APPLICATION_LOG_LEVELS
+    assert tuple(logging["systemLogLevel"]["enum"]) == logconfig.SYSTEM_LOG_LEVELS
+    assert tuple(props["logRetentionInDays"]["enum"]) == logconfig.RETENTION_DAYS
+    filters = props["metricFilters"]
+    assert filters["maxItems"] == logconfig.METRIC_FILTERS_MAX
+    check_model(logconfig.MetricFilter, filters["items"]["properties"])
+    item = filters["items"]["properties"]
+    assert item["name"]["pattern"] == logconfig.FILTER_NAME_PATTERN
+    assert item["metricName"]["pattern"] == logconfig.METRIC_NAME_PATTERN
+    assert item["filterPattern"]["maxLength"] == logconfig.FILTER_PATTERN_MAX
 
 
 @pytest.mark.parametrize("crd", ["functions.yaml", "aliases.yaml"])

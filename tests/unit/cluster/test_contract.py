@@ -28,6 +28,20 @@ CONFIGS = [
         region="eu-west-1",
         account="123456789012",
     ),
+    FunctionConfig(
+        "structured",
+        "2",
+        "app.handler",
+        "python3.11",
+        256,
+        10,
+        {"AWS_LAMBDA_LOG_LEVEL": "DEBUG"},
+        "/var/task",
+        "",
+        log_format="JSON",
+        application_log_level="WARN",
+        system_log_level="DEBUG",
+    ),
 ]
 
 

@@ -12,11 +12,13 @@ from aiohttp import web
 
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.logstore import LogStore
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.gateway import Gateway
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
+from klambda.router.http_api.logs import LogsApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
 from klambda.router.http_api.streaming import StreamingApi
@@ -61,6 +63,7 @@ class HttpApi:
         scheduler: Scheduler | None = None,
         trigger_metrics: TriggerMetrics | None = None,
         topics: Topics | None = None,
+        logstore: LogStore | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -69,6 +72,7 @@ class HttpApi:
         self.scheduler = scheduler
         self.trigger_metrics = trigger_metrics or TriggerMetrics()
         self.topics = topics
+        self.logstore = logstore
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -79,6 +83,7 @@ class HttpApi:
         ControlApi(self.invoker, self.control).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
+        LogsApi(self.invoker, self.logstore).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)
