@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,7 @@ class Environment:
     dead: bool = False
     exit_status: int | None = None
     _start_line: str = ""
+    _phases: Mapping[str, float] | None = None
 
     async def invoke(
         self,
@@ -70,11 +72,15 @@ class Environment:
         invoked_arn: str | None = None,
         tail: bool = False,
         trace_id: str | None = None,
+        phases: Mapping[str, float] | None = None,
     ) -> Outcome:
+        """Run one invocation; `phases` (ms) go into the REPORT line if it is the cold
+        start's."""
         cfg = self.cfg
         collected: list[str] | None = [] if tail else None
         first = self.invocations == 0
         self.invocations += 1
+        self._phases = phases if first else None
         deadline = time.time() + cfg.timeout_s
         meta: dict[str, Any] = {
             "id": request_id,
@@ -186,8 +192,10 @@ class Environment:
     ) -> Outcome:
         if extra is not None:
             self._log(extra, collected)
+        phases = None
         if first and not self.provisioned:
             out.init_ms = self.init_ms
+            phases = self._phases
         self._log(logformat.end(out.request_id), collected)
         self._log(
             logformat.report(
@@ -198,6 +206,7 @@ class Environment:
                 out.init_ms,
                 status,
                 out.error_type if status else None,
+                phases,
             ),
             collected,
         )

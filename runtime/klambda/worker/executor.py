@@ -62,6 +62,7 @@ class VersionExecutor:
                 invoked_arn=call.invoked_arn,
                 tail=call.log_tail,
                 trace_id=call.trace_id,
+                phases=call.phases,
             )
         finally:
             pool.release(env)

@@ -32,3 +32,12 @@ def test_report_cold_with_timeout() -> None:
 def test_timeout_message() -> None:
     assert logformat.timeout_message(3) == "Task timed out after 3.00 seconds"
     assert logformat.timed_out(RID, 1).endswith(f"{RID} Task timed out after 1.00 seconds")
+
+
+def test_report_of_a_pool_cold_start_has_its_phases_in_order() -> None:
+    line = logformat.report(
+        "r", 1.0, 128, 20, init_ms=12.5, phases={"specialise": 1.25, "code_download": 0.5}
+    )
+    assert line.endswith(
+        "Init Duration: 12.50 ms\tCode Download: 0.50 ms\tSpecialise: 1.25 ms\t"
+    ), line
