@@ -93,7 +93,8 @@ class Router:
             registry = Registry()
             logs = LogHub(None, None)
             executor = self.workers = RemoteWorkers(
-                wait_for_worker_s=self.cluster.wait_for_worker_s
+                wait_for_worker_s=self.cluster.wait_for_worker_s,
+                scale_up_per_minute=s.scale_up_per_minute,
             )
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
@@ -164,6 +165,7 @@ class Router:
                 self._use_registry,
                 self.workers,
             )
+            self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
         if self.environments is not None:
             await self.environments.start(
