@@ -97,7 +97,17 @@ class RemoteWorkers:
         """The ready pool pods by runtime (a runtime with an empty list has a pool)."""
         self.pool.update(pods)
         self._close_unused()
+        for runtime_pods in pods.values():
+            for pod in runtime_pods:
+                self._connect(pod.address)
         self._notify()
+
+    def _connect(self, addr: str) -> None:
+        """Open the channel to a pool pod now, so that a cold start does not wait for the
+        TCP and HTTP/2 handshakes."""
+        if addr not in self._channels:
+            self._stub(addr)
+            self._channels[addr].get_state(try_to_connect=True)
 
     def _notify(self) -> None:
         self._changed.set()
