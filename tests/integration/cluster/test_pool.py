@@ -253,3 +253,70 @@ def test_out_of_memory_and_idle_specialised_pods_are_deleted(
         assert name not in ready_pool(ns, pods)
         events: Callable[[], bool] = lambda: all(p.name != name for p in pods.pods.values())  # noqa: E731
         eventually(events, "its worker process stopped")
+
+
+@pytest.mark.kube
+def test_a_version_runs_its_snapshot_on_a_pool_pod_and_latest_edits_replace_its_pods(
+    kube_control_plane: ControlPlane,
+    kube_namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    garbage_collector: ControlPlane,
+) -> None:
+    """Code from a ConfigMap reaches a pool pod from the version's snapshot (the router
+    reads it: the user's ConfigMap may have changed since); the claimed pod belongs to the
+    Version and goes with it; a $LATEST whose configuration changed gets a new pod."""
+    with cluster(kube_control_plane, kube_namespace, tmp_path, monkeypatch) as (ns, pods, r):
+        source = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-src"}}
+        ns.apply({**source, "data": {"app.py": HELLO}})
+        fn = function("shop", HELLO)
+        fn["spec"]["code"] = {"configMap": "shop-src"}
+        ns.apply(fn)
+        sha = ns.wait_state("Function", "shop", "Active")["status"]["codeSha256"]
+        ns.apply(
+            {
+                "apiVersion": "klambda.io/v1alpha1",
+                "kind": "Version",
+                "metadata": {"name": "shop.1"},
+                "spec": {"function": "shop", "version": "1", "codeSha256": sha,
+                         "config": fn["spec"]},
+            }
+        )  # fmt: skip
+        ns.wait_state("Version", "shop.1", "Active")
+        # the user's ConfigMap moves on: version 1 keeps its bytes
+        ns.apply({**source, "data": {"app.py": HELLO.replace('"hello"', '"changed"')}})
+        ready_pool(ns, pods)
+        status, _h, body = r.invoke("shop:1", {"name": "v1"})
+        assert status == 200, body
+        assert json.loads(body)["hello"] == "v1"
+        [pod] = ns.wait(lambda: specialised(ns, "shop"), "version 1's specialised pod")
+        [owner] = pod["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"]) == ("Version", "shop.1")
+        assert pod["metadata"]["labels"]["klambda.io/version"] == "1"
+
+        # $LATEST: a configuration change retires the pods given the old one
+        status, _h, body = r.invoke("shop", {})
+        latest = json.loads(body)
+        [old] = ns.wait(
+            lambda: pods_of(ns, function="shop", version="latest"), "$LATEST's specialised pod"
+        )
+        ready_pool(ns, pods)
+        fn["spec"]["environment"] = {"STAGE": "two"}
+        ns.apply(fn)
+        ns.wait(
+            lambda: (
+                not [
+                    p
+                    for p in pods_of(ns, function="shop", version="latest")
+                    if p["metadata"]["name"] == old["metadata"]["name"]
+                ]
+            ),
+            "the pod of the old configuration deleted",
+        )
+        status, _h, body = r.invoke("shop", {})
+        assert status == 200, body
+        assert json.loads(body)["pid"] != latest["pid"]
+
+        # deleting the Version deletes its pod (the garbage collector, by ownerReferences)
+        ns.kubectl("delete", "version", "shop.1")
+        ns.wait(lambda: not pods_of(ns, function="shop", version="1"), "version 1's pod deleted")
