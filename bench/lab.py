@@ -31,6 +31,8 @@ class Sizes:
     async_burst_seconds: float = 2.0  # wrk submitting the end-to-end burst
     async_burst_c: int = 16
     async_paced: int = 200  # events sent one at a time, for the path's own latency
+    pool_cold: int = 20  # cold starts through the warm pool (each waits for a refill)
+    pool_warm: int = 300
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -54,6 +56,8 @@ class Sizes:
             async_burst_seconds=1.0,
             async_burst_c=1,
             async_paced=20,
+            pool_cold=2,
+            pool_warm=30,
         )
 
 
