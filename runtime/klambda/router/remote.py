@@ -248,6 +248,9 @@ class RemoteWorkers:
             if err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
                 log.info("pool pod %s not taken: %s", pod.name, err.details())
                 return None  # stays taken: this router will not try it again
+            # refused what it was given (code that is not its CodeSha256...): the pod is
+            # still a pool pod, for another version
+            self.pool.give_back(pod)
             raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
         t2 = time.perf_counter()
         self.specialiser.claim(pod, cfg, target)

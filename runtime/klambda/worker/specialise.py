@@ -112,4 +112,6 @@ class Specialisation:
                 raise SpecialiseInvalid(f"files: {err}") from None
             self.cfg = cfg
             self.executor = self.executor_of(cfg)
+            # the router's first call is on its way: its environment's init starts now
+            self.executor.start_ahead()
             return (time.perf_counter() - t0) * 1000
