@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,12 @@ def function(name: str, source: str, memory: int = 128, timeout: int = 10) -> di
 
 @contextmanager
 def cluster(
-    plane: ControlPlane, namespace: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any
+    plane: ControlPlane,
+    namespace: str,
+    tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    router_env: dict[str, str] | None = None,
+    **settings: Any,
 ) -> Iterator[tuple[Namespace, HostPods, RouterRunner]]:
     """CRDs, the operator (a pool of 2), the test host's pods and a cluster router."""
     plane.kubectl("apply", "-f", str(ROOT / "crds"))
@@ -90,6 +96,7 @@ def cluster(
                 "--host", "127.0.0.1",
                 "--wait-for-worker", "20",
                 workdir=tmp,
+                env=router_env,
             ) as router,
         ):  # fmt: skip
             yield ns, pods, router
@@ -320,3 +327,36 @@ def test_a_version_runs_its_snapshot_on_a_pool_pod_and_latest_edits_replace_its_
         # deleting the Version deletes its pod (the garbage collector, by ownerReferences)
         ns.kubectl("delete", "version", "shop.1")
         ns.wait(lambda: not pods_of(ns, function="shop", version="1"), "version 1's pod deleted")
+
+
+SLOW = """\
+import time
+def handler(event, context):
+    time.sleep(2)
+    return "done"
+"""
+
+
+@pytest.mark.kube
+def test_the_scale_up_rate_limits_cold_starts_from_the_pool(
+    kube_control_plane: ControlPlane,
+    kube_namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second environment of a version beyond the scale-up rate is a throttle, even with
+    a pool pod ready for it."""
+    env = {"KLAMBDA_SCALE_UP_PER_MINUTE": "1"}
+    with cluster(kube_control_plane, kube_namespace, tmp_path, monkeypatch, env) as (ns, p, r):
+        ns.apply(function("slow", SLOW))
+        ns.wait_state("Function", "slow", "Active")
+        ready_pool(ns, p)
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(r.invoke, "slow", {})
+            eventually(lambda: specialised(ns, "slow"), "the first call on its pod")
+            second = r.invoke("slow", {})
+            assert first.result()[0] == 200
+        assert second[0] == 429, second
+        assert json.loads(second[2])["Reason"] == "FunctionInvocationRateLimitExceeded"
+        assert len(specialised(ns, "slow")) == 1
+        assert len(ready_pool(ns, p)) >= 2  # the pod it would have taken is still there
