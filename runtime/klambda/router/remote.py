@@ -245,13 +245,15 @@ class RemoteWorkers:
                 specialise_request(cfg, files), timeout=SPECIALISE_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE):
-                log.info("pool pod %s not taken: %s", pod.name, err.details())
-                return None  # stays taken: this router will not try it again
-            # refused what it was given (code that is not its CodeSha256...): the pod is
-            # still a pool pod, for another version
-            self.pool.give_back(pod)
-            raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # refused what it was given (code that is not its CodeSha256...): the pod
+                # is still a pool pod, for another version
+                self.pool.give_back(pod)
+                raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
+            # specialised by another router meanwhile, gone, or not answering: it stays
+            # taken (this router does not try it again) and the call tries another
+            log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
+            return None
         t2 = time.perf_counter()
         self.specialiser.claim(pod, cfg, target)
         self.claimed.setdefault(target.key, {})[pod.address] = config_digest(target.config)
