@@ -281,19 +281,32 @@ class ClusterSource:
             return None
         return target.config.runtime
 
-    async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
+    def _inline(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]] | None:
+        """For inline code: the config with the CodeSha256 of the spec's files, and the
+        files (for $LATEST that is the spec's code, as the operator snapshots it: the
+        status may lag an edit)."""
         found = self._spec_of(target)
-        if found is None:
+        if found is None or found[0].inline is None:
+            return None
+        files = codestore.collect(inline=dict(found[0].inline))
+        return replace(target.config, code_sha256=codestore.digest(files)), files
+
+    def given_config(self, target: Target) -> FunctionConfig:
+        inline = self._inline(target)
+        return inline[0] if inline is not None else target.config
+
+    async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
+        if self._spec_of(target) is None:
             raise CodeUnavailable("the version is gone")
-        code, _owner = found
         cfg = target.config
-        if code.inline is not None:
-            files = codestore.collect(inline=dict(code.inline))
-            sha = codestore.digest(files)
-            if cfg.version != LATEST and sha != cfg.code_sha256:
-                raise CodeUnavailable(f"spec.config.code.inline digests to {sha}, not codeSha256")
-            # $LATEST: the spec's code, as the operator snapshots it (status may lag)
-            return replace(cfg, code_sha256=sha), files
+        inline = self._inline(target)
+        if inline is not None:
+            given, files = inline
+            if cfg.version != LATEST and given.code_sha256 != cfg.code_sha256:
+                raise CodeUnavailable(
+                    f"spec.config.code.inline digests to {given.code_sha256}, not codeSha256"
+                )
+            return given, files
         return cfg, await self._snapshot(cfg.function, cfg.code_sha256)
 
     async def _snapshot(self, function: str, sha: str) -> dict[str, bytes]:

@@ -38,6 +38,11 @@ class Specialiser(Protocol):
         (a function whose code is an image)."""
         ...
 
+    def given_config(self, target: Target) -> FunctionConfig:
+        """The configuration a pool pod is given for `target` (its CodeSha256 that of the
+        files it gets); no I/O."""
+        ...
+
     async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
         """The configuration to give a pool pod (with the CodeSha256 of the files) and the
         files; CodeUnavailable when they cannot be had."""

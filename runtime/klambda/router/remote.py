@@ -31,6 +31,7 @@ import grpc
 
 from klambda.contract import config_digest
 from klambda.errors import ServiceUnavailable
+from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, call_to_proto, from_proto
 from klambda.proto import worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
@@ -59,6 +60,12 @@ class Demand:
     written: tuple[int, float] = (-1, 0.0)
 
 
+@dataclass
+class Claimed:
+    digest: str  # contract.config_digest of what the pod was given
+    listed: bool = False  # seen in the version's EndpointSlices
+
+
 class Busy(Exception):
     """Every pod tried was busy (or gone)."""
 
@@ -74,10 +81,13 @@ class RemoteWorkers:
     provisioned_counts: dict[str, int] = field(default_factory=dict)
     pool: WarmPool = field(default_factory=WarmPool)
     specialiser: Specialiser | None = None
-    # pods this router specialised, by version key: address -> config digest; used until
-    # the version's EndpointSlices list them (then those are the truth)
-    claimed: dict[str, dict[str, str]] = field(default_factory=dict)
+    # pods this router specialised, by version key: address -> the config digest it was
+    # given. Used before the version's EndpointSlices list them, and to pass over a listed
+    # pod given a configuration that is no longer the version's ($LATEST edited) until the
+    # operator deletes it; forgotten once the EndpointSlices no longer list it.
+    claimed: dict[str, dict[str, Claimed]] = field(default_factory=dict)
     _scale_up: dict[str, ScaleUpLimiter] = field(default_factory=dict)
+    _digests: dict[str, tuple[FunctionConfig, str]] = field(default_factory=dict)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -86,8 +96,12 @@ class RemoteWorkers:
     def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
         self.endpoints = endpoints
         for key, mine in list(self.claimed.items()):
-            for addr in set(mine) & set(endpoints.get(key, ())):
-                del mine[addr]
+            listed = set(endpoints.get(key, ()))
+            for addr, claim in list(mine.items()):
+                if addr in listed:
+                    claim.listed = True
+                elif claim.listed:  # gone from the EndpointSlices: the pod was deleted
+                    del mine[addr]
             if not mine:
                 del self.claimed[key]
         self._close_unused()
@@ -135,13 +149,26 @@ class RemoteWorkers:
         return worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
 
     def _addresses(self, target: Target) -> list[str]:
-        """The version's ready pods, and those this router specialised for its config."""
+        """The version's ready pods and those this router specialised, but for the pods
+        it knows were given another configuration."""
         addrs = list(self.endpoints.get(target.key, ()))
         mine = self.claimed.get(target.key)
         if mine:
-            digest = config_digest(target.config)
-            addrs += [a for a, d in mine.items() if d == digest and a not in addrs]
+            digest = self._digest(target)
+            addrs = [a for a in addrs if a not in mine or mine[a].digest == digest]
+            addrs += [a for a, c in mine.items() if c.digest == digest and a not in addrs]
         return addrs
+
+    def _digest(self, target: Target) -> str:
+        """The digest of the configuration a pool pod is given for `target`, kept while
+        the registry keeps the same target config (it is rebuilt whole on a change)."""
+        cached = self._digests.get(target.key)
+        if cached is not None and cached[0] is target.config:
+            return cached[1]
+        given = self.specialiser.given_config(target) if self.specialiser else target.config
+        digest = config_digest(given)
+        self._digests[target.key] = (target.config, digest)
+        return digest
 
     async def _wait(self, deadline: float) -> bool:
         """Wait for new endpoints until `deadline`; False once it has passed."""
@@ -256,7 +283,7 @@ class RemoteWorkers:
             return None
         t2 = time.perf_counter()
         self.specialiser.claim(pod, cfg, target)
-        self.claimed.setdefault(target.key, {})[pod.address] = config_digest(target.config)
+        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(target.config))
         phases = {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
         request = call_to_proto(dataclasses.replace(call, phases=phases))
         try:
@@ -287,6 +314,7 @@ class RemoteWorkers:
         self.demand.pop(target.key, None)
         self.provisioned_counts.pop(target.key, None)
         self.claimed.pop(target.key, None)
+        self._digests.pop(target.key, None)
 
     async def reclaim_idle(self, keep_warm_s: float) -> None:
         """Idle pods are deleted or scaled to zero by the operator, from the last-invoked

@@ -290,8 +290,13 @@ def test_a_version_runs_its_snapshot_on_a_pool_pod_and_latest_edits_replace_its_
             }
         )  # fmt: skip
         ns.wait_state("Version", "shop.1", "Active")
-        # the user's ConfigMap moves on: version 1 keeps its bytes
+        # the user's ConfigMap moves on ($LATEST with it, at the operator's next resync);
+        # version 1 keeps its bytes
         ns.apply({**source, "data": {"app.py": HELLO.replace('"hello"', '"changed"')}})
+        ns.wait(
+            lambda: ns.status_of("Function", "shop").get("codeSha256") not in (None, sha),
+            "$LATEST on the edited ConfigMap",
+        )
         ready_pool(ns, pods)
         status, _h, body = r.invoke("shop:1", {"name": "v1"})
         assert status == 200, body
@@ -304,6 +309,7 @@ def test_a_version_runs_its_snapshot_on_a_pool_pod_and_latest_edits_replace_its_
         # $LATEST: a configuration change retires the pods given the old one
         status, _h, body = r.invoke("shop", {})
         latest = json.loads(body)
+        assert latest["changed"] == "world", latest
         [old] = ns.wait(
             lambda: pods_of(ns, function="shop", version="latest"), "$LATEST's specialised pod"
         )
