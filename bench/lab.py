@@ -33,6 +33,8 @@ class Sizes:
     async_paced: int = 200  # events sent one at a time, for the path's own latency
     log_records: int = 1_000_000  # records queried by the logs part
     log_query_runs: int = 3  # each query's runs (the median is reported)
+    pool_cold: int = 20  # cold starts through the warm pool (each waits for a refill)
+    pool_warm: int = 300
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -58,6 +60,8 @@ class Sizes:
             async_paced=20,
             log_records=20_000,
             log_query_runs=1,
+            pool_cold=2,
+            pool_warm=30,
         )
 
 

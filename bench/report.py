@@ -487,6 +487,50 @@ def scale_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def pool_section(results: dict[str, Any]) -> list[str]:
+    po = results["parts"].get("pool")
+    if not po:
+        return [_missing(results, "pool") or ""]
+    c, lo = po["cold_cluster"], po["cold_local"]
+    w, wl = po["warm_cluster"], po["warm_local"]
+    ph, pm = po["phases_p50_ms"], po["phases_mean_ms_from_metric"]
+    return [
+        f"Cold starts in the cluster path on this machine (no kind yet): the tests' control "
+        f"plane, the operator keeping a pool of {po['pool_size']} python3.11 pods, the pods' "
+        "workers run as processes on a test host in a network namespace (the only emulated "
+        "part of a node), a cluster router. Each measured call goes to a function never "
+        f"invoked ({int(c['n'])} of them, 128 MB no-ops), through the cluster router (a pool "
+        "pod specialised for it) and through a local router (`klambda up`) in turn, with the "
+        "same gRPC client. The kind figures (pods, a CNI, a real kubelet) come with the kind "
+        "path.",
+        "",
+        "| | p50 ms | p99 ms | mean ms |",
+        "| --- | --- | --- | --- |",
+        f"| cold, cluster path through a pool pod | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} "
+        f"| {fmt(c['mean_ms'])} |",
+        f"| cold, local (`klambda up`) | {fmt(lo['p50_ms'])} | {fmt(lo['p99_ms'])} "
+        f"| {fmt(lo['mean_ms'])} |",
+        f"| warm, cluster path (router → worker over the veth) | {fmt(w['p50_ms'], 3)} "
+        f"| {fmt(w['p99_ms'], 3)} | {fmt(w['mean_ms'], 3)} |",
+        f"| warm, local | {fmt(wl['p50_ms'], 3)} | {fmt(wl['p99_ms'], 3)} "
+        f"| {fmt(wl['mean_ms'], 3)} |",
+        "",
+        f"Cluster cold p50 / local cold p50 = {_x(po['ratio_cold_cluster_vs_local'])}; warm "
+        f"p50 difference (cluster - local) {fmt(po['warm_difference_p50_ms'], 3)} ms.",
+        "",
+        "Where a cluster cold start's time goes (REPORT line of each call, p50; and the mean "
+        "of `klambda_cold_start_phase_seconds` at the router):",
+        "",
+        "| phase | p50 ms | mean ms (metric) |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {fmt(ph[name], 3)} | {fmt(pm[name], 3)} |"
+            for name in ("code_download", "specialise", "init", "handler")
+        ),
+        f"| the rest (routing, two gRPC hops, the client) | {fmt(po['unaccounted_p50_ms'], 3)} | |",
+    ]
+
+
 def metrics_section(results: dict[str, Any]) -> list[str]:
     m = results["parts"].get("metrics")
     if not m:
@@ -767,6 +811,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         *logs_section(results),
         "",
+        "## 8. Cluster cold start through the warm pool",
+        "",
+        *pool_section(results),
+        "",
         "## Metrics cost",
         "",
         *metrics_section(results),
@@ -783,8 +831,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         "- `make bench` = `make venv setup` then `.venv/bin/python -m bench.run`. Parts can be "
         "selected: `python -m bench.run --parts latency,grpc,rest,metrics,cold,async,peer,"
-        "profile,scale`; `--quick` is the smoke run (tests/integration/bench/test_bench_smoke.py "
-        "runs the parts that need no Go build).",
+        "profile,scale,pool`; `--quick` is the smoke run "
+        "(tests/integration/bench/test_bench_smoke.py runs the parts that need no Go build; "
+        "the pool part, which starts the Kubernetes control plane, is smoke-run on its own).",
         "- ghz and aws-lambda-rie are built from the Go module proxy by "
         "`bench/build-tools.sh` into `~/.cache/klambda/bin` (once; "
         "this run: "

@@ -5,10 +5,12 @@
     python -m bench.run --quick --output X.md  seconds, tiny counts (the smoke test)
 
 Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), logs
-(7), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built
-from their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md
-says exactly why and the other parts still run. Every other part needs only Python, wrk,
-nats-server (async) and the repo.
+(7), pool (8: cold starts in the cluster path through the warm pool, on this machine),
+metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
+their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
+exactly why and the other parts still run. `pool` needs root and the Kubernetes control
+plane that scripts/testenv.sh builds. Every other part needs only Python, wrk, nats-server
+(async) and the repo.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from bench import (
     machine,
     metrics_cost,
     peer,
+    pool,
     profile,
     report,
     scale,
@@ -55,9 +58,13 @@ PARTS = (
     "profile",
     "scale",
     "logs",
+    "pool",
 )
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
-OWN_ROUTERS = ("async", "scale", "logs")  # start routers of their own, after the lab's has stopped
+# start routers of their own, after the lab's has stopped
+OWN_ROUTERS = ("async", "scale", "logs", "pool")
+# need the Kubernetes control plane (scripts/testenv.sh) and root, for a network namespace
+CLUSTER_PARTS = ("pool",)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -172,6 +179,8 @@ def main(args: argparse.Namespace) -> int:
             step("scale", lambda: scale.run(work, sizes), results)
         if "logs" in parts:
             step("logs", lambda: logs.run(work, sizes), results)
+        if "pool" in parts:
+            step("pool", lambda: pool.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

@@ -12,6 +12,12 @@ the pod spec be read in one place:
 - non-root, read-only root filesystem with a 512 MiB writable /tmp, no capabilities,
   RuntimeDefault seccomp, no service-account token, no service links;
 - labels `klambda.io/function` and `klambda.io/version` for the router to select by.
+
+The warm pool of a runtime (`build_pool_deployment`, `build_pool_service`) is made of the
+same pods with no function: `klambda worker --pool RUNTIME`, a writable, empty code root
+for the code the router pushes, the resources of `pool_memory_mb` (resized in place to
+the function's once specialised, `resources`), and a grace period for the longest
+timeout, since the pod may come to serve any function.
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from klambda import contract
-from klambda.api import FunctionSpec
+from klambda.api import FunctionSpec, limits
 from klambda.api.limits import MB_PER_VCPU
-from klambda.execution import config_of
+from klambda.execution import FunctionConfig, config_of
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
@@ -109,20 +115,23 @@ def escape(value: str) -> str:
     return re.sub(r"\$(?=[$(])", "$$", value)
 
 
-def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, str]:
-    """Lambda's variables for the pod (the worker adds the per-environment ones) plus
-    the `KLAMBDA_*` variables the worker builds its FunctionConfig from."""
-    spec = work.spec
-    cfg = config_of(
+def function_config(work: Workload, settings: OperatorSettings) -> FunctionConfig:
+    """What an environment of the version runs, as a worker pod is told."""
+    return config_of(
         work.function,
         work.version,
-        spec,
+        work.spec,
         code_root=constants.CODE_ROOT,
         code_sha256=work.code_sha256,
         region=settings.region,
         account=settings.account_id,
     )
-    return contract.worker_environment(cfg, constants.WORKER_PORT)
+
+
+def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, str]:
+    """Lambda's variables for the pod (the worker adds the per-environment ones) plus
+    the `KLAMBDA_*` variables the worker builds its FunctionConfig from."""
+    return contract.worker_environment(function_config(work, settings), constants.WORKER_PORT)
 
 
 def worker_command(work: Workload) -> list[str]:
@@ -130,28 +139,41 @@ def worker_command(work: Workload) -> list[str]:
     return ["klambda", "worker", "--function", work.function, "--version", work.version]
 
 
-def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, Any]:
-    spec = work.spec
-    image = spec.code.image or settings.image
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": constants.TMP_DIR}]
+CONTAINER_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _worker_pod(
+    settings: OperatorSettings,
+    *,
+    image: str,
+    command: list[str],
+    env: Mapping[str, str],
+    memory_mb: int,
+    grace_s: int,
+    code: dict[str, Any],
+) -> dict[str, Any]:
+    """The spec of a worker pod; `code` is the volume mounted at the code root."""
+    code_mount: dict[str, Any] = {"name": "code", "mountPath": constants.CODE_ROOT}
+    if not code.get("emptyDir"):  # a pool pod's worker writes the code it is given there
+        code_mount["readOnly"] = True
+    mounts: list[dict[str, Any]] = [code_mount, {"name": "tmp", "mountPath": constants.TMP_DIR}]
     volumes: list[dict[str, Any]] = [
+        {"name": "code"} | code,
         {"name": "tmp", "emptyDir": {"sizeLimit": constants.TMP_SIZE}},
     ]
-    if work.snapshot is not None:
-        mounts.insert(0, {"name": "code", "mountPath": constants.CODE_ROOT, "readOnly": True})
-        volumes.insert(
-            0,
-            {
-                "name": "code",
-                "configMap": {"name": work.snapshot, "items": work.items, "defaultMode": 0o444},
-            },
-        )
-    env = worker_environment(work, settings)
+    if not code:  # an image function: its code is in the image
+        mounts, volumes = mounts[1:], volumes[1:]
     container = {
         "name": constants.WORKER_CONTAINER,
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": worker_command(work),
+        "command": command,
         "env": [{"name": k, "value": escape(v)} for k, v in env.items()],
         "ports": [
             {
@@ -164,39 +186,48 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 2,
         },
-        "resources": resources(spec.memory_mb, settings.memory_overhead_mb),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "resources": resources(memory_mb, settings.memory_overhead_mb),
+        "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
     pod: dict[str, Any] = {}
     if settings.function_service_account:
         pod["serviceAccountName"] = settings.function_service_account
+    return pod | {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": grace_s,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": constants.RUN_AS_USER,
+            "runAsGroup": constants.RUN_AS_USER,
+            "fsGroup": constants.RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, Any]:
+    spec = work.spec
+    code: dict[str, Any] = {}
+    if work.snapshot is not None:
+        code = {"configMap": {"name": work.snapshot, "items": work.items, "defaultMode": 0o444}}
     return {
         "metadata": {
             "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
             "annotations": {constants.ANNOTATION_CODE_SHA256: work.code_sha256},
         },
-        "spec": pod
-        | {
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": spec.timeout_seconds + TERMINATION_GRACE_S,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": constants.RUN_AS_USER,
-                "runAsGroup": constants.RUN_AS_USER,
-                "fsGroup": constants.RUN_AS_USER,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [container],
-            "volumes": volumes,
-        },
+        "spec": _worker_pod(
+            settings,
+            image=spec.code.image or settings.image,
+            command=worker_command(work),
+            env=worker_environment(work, settings),
+            memory_mb=spec.memory_mb,
+            grace_s=spec.timeout_seconds + TERMINATION_GRACE_S,
+            code=code,
+        ),
     }
 
 
@@ -280,3 +311,78 @@ def build_code_configmap(
     if binary:
         body["binaryData"] = binary
     return body
+
+
+def pool_labels(runtime: str) -> dict[str, str]:
+    return {
+        constants.LABEL_NAME: "klambda",
+        constants.LABEL_MANAGED_BY: constants.COMPONENT,
+        constants.LABEL_COMPONENT: constants.COMPONENT_POOL,
+        constants.LABEL_POOL: runtime,
+    }
+
+
+def pool_command(runtime: str) -> list[str]:
+    """The worker contract's command line of a pool pod (docs/operator.md)."""
+    return ["klambda", "worker", "--pool", runtime]
+
+
+def build_pool_deployment(
+    namespace: str, runtime: str, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The warm pool of `runtime` in `namespace`: `pool_size` generic worker pods.
+
+    The selector is the pool label alone, so the router's claim (which removes it) takes a
+    pod out of the ReplicaSet, which then makes a new one."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.pool_name(runtime),
+            "namespace": namespace,
+            "labels": pool_labels(runtime),
+        },
+        "spec": {
+            "replicas": settings.pool_size,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {constants.LABEL_POOL: runtime}},
+            "template": {
+                "metadata": {"labels": pool_labels(runtime)},
+                "spec": _worker_pod(
+                    settings,
+                    image=settings.image,
+                    command=pool_command(runtime),
+                    env={"KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT)},
+                    memory_mb=settings.pool_memory_mb,
+                    grace_s=limits.TIMEOUT_MAX_S + TERMINATION_GRACE_S,
+                    code={"emptyDir": {"sizeLimit": constants.POOL_CODE_SIZE}},
+                ),
+            },
+        },
+    }
+
+
+def build_pool_service(namespace: str, runtime: str) -> dict[str, Any]:
+    """Headless, like a version's: its EndpointSlices (labelled with the pool) list the
+    ready pool pods, which the router takes one at a time."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.pool_name(runtime),
+            "namespace": namespace,
+            "labels": pool_labels(runtime),
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {constants.LABEL_POOL: runtime},
+            "ports": [
+                {
+                    "name": constants.WORKER_PORT_NAME,
+                    "port": constants.WORKER_PORT,
+                    "targetPort": constants.WORKER_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }

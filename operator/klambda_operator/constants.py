@@ -9,12 +9,22 @@ contract (see docs/operator.md), not a detail.
 from __future__ import annotations
 
 from klambda.contract import (
+    ANNOTATION_CLAIMED_AT,
+    ANNOTATION_CODE_FILES,
+    ANNOTATION_CODE_SHA256,
+    ANNOTATION_CONFIG_SHA256,
     ANNOTATION_DEMAND,
     ANNOTATION_LAST_INVOKED,
     API_VERSION,
     CODE_ROOT,
+    COMPONENT_CODE,
+    COMPONENT_POOL,
+    COMPONENT_SPECIALISED,
+    COMPONENT_WORKER,
     GROUP,
+    LABEL_COMPONENT,
     LABEL_FUNCTION,
+    LABEL_POOL,
     LABEL_VERSION,
     LATEST,
     LATEST_LABEL,
@@ -25,12 +35,22 @@ from klambda.contract import (
 
 # shared with the router, the CLI and the worker pods: klambda.contract
 __all__ = [
+    "ANNOTATION_CLAIMED_AT",
+    "ANNOTATION_CODE_FILES",
+    "ANNOTATION_CODE_SHA256",
+    "ANNOTATION_CONFIG_SHA256",
     "ANNOTATION_DEMAND",
     "ANNOTATION_LAST_INVOKED",
     "API_VERSION",
     "CODE_ROOT",
+    "COMPONENT_CODE",
+    "COMPONENT_POOL",
+    "COMPONENT_SPECIALISED",
+    "COMPONENT_WORKER",
     "GROUP",
+    "LABEL_COMPONENT",
     "LABEL_FUNCTION",
+    "LABEL_POOL",
     "LABEL_VERSION",
     "LATEST",
     "LATEST_LABEL",
@@ -49,24 +69,20 @@ COMPONENT = "klambda-operator"
 # that a finalizer on a klambda object could only ever be this one.
 FINALIZER = f"{GROUP}/finalizer"
 
-# Labels on every child object (and LABEL_FUNCTION, LABEL_VERSION, from the contract).
-LABEL_COMPONENT = f"{GROUP}/component"  # worker | code
+# Labels on every child object (and LABEL_FUNCTION, LABEL_VERSION, LABEL_COMPONENT, from
+# the contract).
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"
 
-COMPONENT_WORKER = "worker"
-COMPONENT_CODE = "code"
-
 # Written by the operator on worker Deployments: the scale-up rate limiter's clock.
 ANNOTATION_SCALE_UP_CLOCK = f"{GROUP}/scale-up-clock"
-# On worker pod templates and code snapshots: the CodeSha256 of the code they hold.
-ANNOTATION_CODE_SHA256 = f"{GROUP}/code-sha256"
-# On code snapshots: JSON {ConfigMap key: file path}, for keys that are not the path.
-ANNOTATION_CODE_FILES = f"{GROUP}/code-files"
 
 # The worker pod's writable /tmp, like Lambda's (its code root and port: the contract).
 TMP_DIR = "/tmp"
 TMP_SIZE = "512Mi"
+# A pool pod's code root, which the worker writes the specialised code to: a snapshot
+# holds at most a ConfigMap's MiB, inline code as much as an object of the API server.
+POOL_CODE_SIZE = "16Mi"
 WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 

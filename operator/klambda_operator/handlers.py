@@ -78,6 +78,13 @@ async def alias_event(
     await triggers.on_event(context(memo), "Alias", type, namespaced(namespace), name, body)
 
 
+@kopf.on.event("v1", "pods", labels={constants.LABEL_COMPONENT: constants.COMPONENT_SPECIALISED})
+async def specialised_pod_event(
+    type: str | None, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    await triggers.on_specialised_pod(context(memo), type, namespaced(namespace), name)
+
+
 @kopf.on.event("apps/v1", "deployments", labels=OURS)
 @kopf.on.event("v1", "services", labels=OURS)
 async def child_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:

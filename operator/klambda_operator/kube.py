@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from klambda import contract
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Event, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Service
 from lightkube.types import PatchType
 
 from klambda_operator import constants
@@ -29,6 +29,7 @@ ALIAS = contract.AliasResource
 CONFIG_MAP = ConfigMap
 DEPLOYMENT = Deployment
 SERVICE = Service
+POD = Pod
 
 KINDS: dict[str, Any] = {
     "Function": FUNCTION,
@@ -37,6 +38,7 @@ KINDS: dict[str, Any] = {
     "ConfigMap": CONFIG_MAP,
     "Deployment": DEPLOYMENT,
     "Service": SERVICE,
+    "Pod": POD,
 }
 
 
@@ -108,6 +110,19 @@ class Kube:
             {"status": dict(status)},
             namespace=namespace,
             patch_type=PatchType.MERGE,
+        )
+
+    async def resize(
+        self, name: str, namespace: str, containers: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Change a pod's container resources in place (the `resize` subresource,
+        Kubernetes >= 1.33): a strategic merge by container name."""
+        await self.client.patch(
+            Pod.Resize,
+            name,
+            {"spec": {"containers": [dict(c) for c in containers]}},
+            namespace=namespace,
+            patch_type=PatchType.STRATEGIC,
         )
 
     async def delete(self, kind: str, name: str, namespace: str) -> None:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from klambda.api import Alias, AliasSpec, Function, Version, rules
+from klambda import contract
+from klambda.api import Alias, AliasSpec, Function, Version, limits, rules
 from klambda.api.manifest import describe_errors
 from klambda.api.triggers import declared_status
 from lightkube import ApiError
@@ -216,10 +218,18 @@ async def ensure(ctx: Context, desired: Body, live: Body | None, owner: Mapping[
         await ctx.kube.apply(desired)
 
 
+def pooled(ctx: Context, work: builders.Workload) -> bool:
+    """Whether the version's on-demand environments come from the warm pool: a pool is
+    kept (pool_size > 0) and can run its code (not an image)."""
+    return ctx.settings.pool_size > 0 and work.snapshot is not None
+
+
 async def ensure_workload(
     ctx: Context, work: builders.Workload, want: scaling.Demand, now: datetime
 ) -> scaling.Decision:
-    """The Deployment (replicas from the scaling decision) and Service of a version."""
+    """The Deployment (replicas from the scaling decision) and Service of a version, and
+    its specialised pool pods (deleted when idle or stale)."""
+    want = replace(want, pooled=pooled(ctx, work))
     live = await ctx.kube.get("Deployment", work.name, work.namespace)
     current, clock = 0, None
     if live is not None:
@@ -231,7 +241,37 @@ async def ensure_workload(
     await ensure(ctx, deployment, live, work.owner)
     service = builders.build_service(work)
     await ensure(ctx, service, await ctx.kube.get("Service", work.name, work.namespace), work.owner)
+    kept = await reclaim_specialised(ctx, work, want, now)
+    if kept:
+        decision = replace(decision, message=f"{decision.message}; {kept} from the pool")
     return decision
+
+
+async def reclaim_specialised(
+    ctx: Context, work: builders.Workload, want: scaling.Demand, now: datetime
+) -> int:
+    """Delete the version's specialised pool pods that should go (idle, stale, stopped);
+    the number kept. They are never returned to the pool."""
+    selector = {
+        constants.LABEL_FUNCTION: work.function,
+        constants.LABEL_VERSION: names.version_label(work.version),
+        constants.LABEL_COMPONENT: constants.COMPONENT_SPECIALISED,
+    }
+    pods = [p for p in await ctx.kube.list("Pod", work.namespace, selector) if not being_deleted(p)]
+    found = [
+        scaling.SpecialisedPod(
+            p["metadata"]["name"],
+            annotations_of(p).get(constants.ANNOTATION_CONFIG_SHA256, ""),
+            parse_time(annotations_of(p).get(constants.ANNOTATION_CLAIMED_AT)),
+        )
+        for p in pods
+    ]
+    digest = contract.config_digest(builders.function_config(work, ctx.settings))
+    going = scaling.specialised_to_delete(found, want, digest, now, ctx.policy)
+    for name, why in going:
+        log.info("deleting specialised pod %s/%s of %s: %s", work.namespace, name, work.name, why)
+        await ctx.kube.delete("Pod", name, work.namespace)
+    return len(found) - len(going)
 
 
 def workload_conditions(
@@ -599,3 +639,111 @@ def alias_targets(spec: Mapping[str, Any]) -> list[str]:
         if isinstance(version, str) and version != constants.LATEST:
             out.append(version)
     return out
+
+
+# ---------------------------------------------------------------- the warm pools
+
+
+def pool_runtimes(functions: list[Body]) -> set[str]:
+    """The runtimes a namespace's warm pools are for: those of its Functions whose code a
+    pool pod can run (not images). Read leniently: a malformed Function counts for none."""
+    out = set()
+    for fn in functions:
+        spec = fn.get("spec") or {}
+        runtime, code = spec.get("runtime"), spec.get("code") or {}
+        if isinstance(runtime, str) and not code.get("image") and not being_deleted(fn):
+            out.add(runtime)
+    return out
+
+
+async def reconcile_pools(ctx: Context, namespace: str) -> None:
+    """A pool Deployment and Service per runtime the namespace's Functions use (none when
+    pool_size is 0); pools of runtimes no longer used are deleted (their unclaimed pods
+    with them; specialised pods are not theirs any more)."""
+    async with ctx.lock("Pool", namespace, ""):
+        wanted: set[str] = set()
+        if ctx.settings.pool_size > 0:
+            wanted = pool_runtimes(await ctx.kube.list("Function", namespace))
+        for runtime in sorted(wanted):
+            for desired in (
+                builders.build_pool_deployment(namespace, runtime, ctx.settings),
+                builders.build_pool_service(namespace, runtime),
+            ):
+                name = desired["metadata"]["name"]
+                live = await ctx.kube.get(desired["kind"], name, namespace)
+                if live is not None and not ours(live):
+                    log.warning(
+                        "%s %s/%s exists and is not klambda's: the %s pool is left out",
+                        desired["kind"], namespace, name, runtime,
+                    )  # fmt: skip
+                    break
+                if live is None or differences(desired, live):
+                    log.info(
+                        "applying the %s pool's %s %s/%s", runtime, desired["kind"], namespace, name
+                    )
+                    await ctx.kube.apply(desired)
+        selector = {
+            constants.LABEL_COMPONENT: constants.COMPONENT_POOL,
+            constants.LABEL_MANAGED_BY: constants.COMPONENT,
+        }
+        for kind in ("Deployment", "Service"):
+            for live in await ctx.kube.list(kind, namespace, selector):
+                pool = (live["metadata"].get("labels") or {}).get(constants.LABEL_POOL)
+                if pool not in wanted:
+                    log.info(
+                        "deleting the %s pool's %s %s/%s",
+                        pool,
+                        kind,
+                        namespace,
+                        live["metadata"]["name"],
+                    )
+                    await ctx.kube.delete(kind, live["metadata"]["name"], namespace)
+
+
+def ours(body: Mapping[str, Any]) -> bool:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return labels.get(constants.LABEL_MANAGED_BY) == constants.COMPONENT
+
+
+async def reconcile_specialised_pod(ctx: Context, namespace: str, name: str) -> None:
+    """Resize a specialised pod in place to its function's memoryMB (and the CPU that
+    goes with it): the environment inside is limited to memoryMB by the worker at once,
+    the pod's own limit follows here. A refusal (an older API server, a QoS change) is
+    logged and posted as an Event on the pod; the pod keeps the pool's resources."""
+    pod = await ctx.kube.get("Pod", name, namespace)
+    if pod is None or being_deleted(pod):
+        return
+    labels = pod["metadata"].get("labels") or {}
+    if labels.get(constants.LABEL_COMPONENT) != constants.COMPONENT_SPECIALISED:
+        return
+    function, label = labels.get(constants.LABEL_FUNCTION), labels.get(constants.LABEL_VERSION)
+    if not function or not label:
+        return
+    version = contract.version_of_label(label)
+    if version == constants.LATEST:
+        owner = await ctx.kube.get("Function", function, namespace)
+        spec = (owner or {}).get("spec") or {}
+    else:
+        owner = await ctx.kube.get(
+            "Version", names.version_object_name(function, version), namespace
+        )
+        spec = ((owner or {}).get("spec") or {}).get("config") or {}
+    memory = spec.get("memoryMB", limits.MEMORY_DEFAULT_MB)
+    if owner is None or not isinstance(memory, int):
+        return  # gone: the garbage collector deletes the pod with it
+    want = builders.resources(memory, ctx.settings.memory_overhead_mb)
+    containers = (pod.get("spec") or {}).get("containers") or []
+    worker = next((c for c in containers if c.get("name") == constants.WORKER_CONTAINER), None)
+    if worker is None or not differences(want, worker.get("resources") or {}):
+        return
+    log.info("resizing specialised pod %s/%s to %d MB", namespace, name, memory)
+    try:
+        await ctx.kube.resize(
+            name, namespace, [{"name": constants.WORKER_CONTAINER, "resources": want}]
+        )
+    except ApiError as err:
+        if err.status.code not in REFUSED:
+            raise
+        message = f"cannot resize to {memory} MB in place: {err.status.message}"
+        log.warning("pod %s/%s: %s", namespace, name, message)
+        await ctx.kube.event(pod, "Warning", "ResizeRefused", message)

@@ -13,6 +13,11 @@ One pod hosts one environment, so replicas = desired environments:
 - Scale-up is rate limited (Lambda: a burst, then N new environments a minute): a single
   timestamp, the scale-up clock, is a token bucket (GCRA) of one minute's burst that
   refills at `scale_up_per_minute`; scale-down is immediate.
+- With a warm pool (a version whose code the pool can run), on-demand environments are
+  pool pods the router specialises, not replicas: the Deployment keeps the provisioned
+  ones only. Specialised pods are deleted when the version has been idle for the window
+  (never returned to the pool), at once on the emergency stop, and, for $LATEST, when the
+  configuration they were given is no longer the function's (`specialised_to_delete`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Demand:
     provisioned: int = 0
     reserved: int | None = None  # the function's reserved concurrency, if set
     last_invoked: datetime | None = None
+    pooled: bool = False  # on-demand environments come from the warm pool
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ def decide(
     demand, provisioned = max(want.demand, 0), max(want.provisioned, 0)
     warm = not idle(want.last_invoked, now, policy.idle_seconds)
     on_demand = max(demand, current - provisioned) if warm else demand
+    if want.pooled:
+        on_demand = 0
     cap = policy.max_environments if want.reserved is None else want.reserved
     cap = min(cap, policy.max_environments)
     desired = min(provisioned + on_demand, cap)
@@ -78,6 +86,14 @@ def decide(
         f"{min(provisioned, desired)} provisioned, {desired - min(provisioned, desired)} on demand"
     )
     if desired <= current:
+        if desired == 0 and want.pooled:
+            return Decision(
+                0,
+                0,
+                "OnDemandFromPool",
+                "no dedicated environments: on demand from the pool",
+                clock,
+            )
         if desired == 0:
             why = "idle" if want.last_invoked is not None else "never invoked"
             return Decision(0, 0, "ScaledToZero", f"no environments ({why})", clock)
@@ -98,3 +114,36 @@ def decide(
             clock,
         )
     return Decision(replicas, desired, "Scaled", f"{desired} environments: {parts}", clock)
+
+
+@dataclass(frozen=True)
+class SpecialisedPod:
+    """A pool pod that serves a version, as the operator reads it."""
+
+    name: str
+    config_sha256: str  # the configuration it was given (contract.config_digest)
+    claimed_at: datetime | None  # when a router claimed it
+
+
+def specialised_to_delete(
+    pods: list[SpecialisedPod],
+    want: Demand,
+    config_sha256: str,
+    now: datetime,
+    policy: ScalingPolicy,
+) -> list[tuple[str, str]]:
+    """(pod, why) for the specialised pods of a version that should go. Pure.
+
+    A pod claimed within the idle window is kept even if the version looks idle: the
+    router writes `last-invoked` a second or so after the call that claimed it.
+    """
+    out = []
+    version_idle = idle(want.last_invoked, now, policy.idle_seconds)
+    for pod in pods:
+        if want.reserved == 0:
+            out.append((pod.name, "reserved concurrency is 0"))
+        elif pod.config_sha256 != config_sha256:
+            out.append((pod.name, "its configuration is no longer the function's"))
+        elif version_idle and idle(pod.claimed_at, now, policy.idle_seconds):
+            out.append((pod.name, f"idle for {policy.idle_seconds:g} s"))
+    return out

@@ -34,6 +34,13 @@ class OperatorSettings:
     # The ServiceAccount worker pods run as ("": the namespace's default). Its token is
     # never mounted either way: a handler gets no Kubernetes API access.
     function_service_account: str = ""
+    # The warm pool: generic worker pods kept ready per runtime (in each namespace that
+    # has Functions of it), which the router specialises on a cold start. 0 turns it off:
+    # every version then scales its own Deployment from the router's demand.
+    pool_size: int = 2
+    # The memory size pool pods start with (their resources as a function of that size's);
+    # a specialised pod is resized in place to its function's memoryMB.
+    pool_memory_mb: int = limits.MEMORY_MIN_MB
     region: str = "us-east-1"
     account_id: str = "000000000000"
 
@@ -60,4 +67,11 @@ class OperatorSettings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.resync_seconds <= 0 or settings.scale_up_per_minute <= 0:
             raise ValueError("resync_seconds and scale_up_per_minute must be positive")
+        if settings.pool_size < 0:
+            raise ValueError(f"{PREFIX}POOL_SIZE must be 0 (no pool) or more")
+        if not limits.MEMORY_MIN_MB <= settings.pool_memory_mb <= limits.MEMORY_MAX_MB:
+            raise ValueError(
+                f"{PREFIX}POOL_MEMORY_MB must be within "
+                f"{limits.MEMORY_MIN_MB}-{limits.MEMORY_MAX_MB}"
+            )
         return settings

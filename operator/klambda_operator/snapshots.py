@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from klambda import codestore
+from klambda import codestore, contract
 
 from klambda_operator import conditions, constants, names
 from klambda_operator.errors import Failure
@@ -93,22 +91,9 @@ def inline_files(inline: Mapping[str, str]) -> dict[str, bytes]:
     return codestore.collect(inline=dict(inline))
 
 
-def config_map_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files of a user's ConfigMap: one per key, at the code root."""
-    files = {key: str(value).encode() for key, value in (config_map.get("data") or {}).items()}
-    for key, value in (config_map.get("binaryData") or {}).items():
-        files[key] = base64.b64decode(value)
-    return files
-
-
-def snapshot_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files of a snapshot ConfigMap, at their paths (the inverse of `Snapshot.data`)."""
-    annotations = (config_map.get("metadata") or {}).get("annotations") or {}
-    try:
-        paths: dict[str, str] = json.loads(annotations.get(constants.ANNOTATION_CODE_FILES, "{}"))
-    except ValueError:
-        paths = {}
-    return {paths.get(key, key): content for key, content in config_map_files(config_map).items()}
+# the router reads snapshots too: their layout is part of klambda.contract
+config_map_files = contract.config_map_files
+snapshot_files = contract.snapshot_files
 
 
 def image_sha256(image: str) -> str:

@@ -10,6 +10,10 @@
 - The resync loop reconciles every known object every `resync_seconds`: scale to zero
   after the idle window, drift nobody announces (a scaled Deployment, a user ConfigMap
   edited), causes fixed elsewhere (a missing ConfigMap created).
+- The warm pools of a namespace are reconciled when a Function of it appears, changes or
+  goes, when a pool's Deployment or Service is deleted, and at every resync.
+- A pool pod the router has claimed (a watch event of a pod labelled `specialised`) is
+  resized in place to its function's memory.
 
 Why a loop and not `@kopf.timer`: kopf puts a finalizer on every object that has a timer,
 so Functions could not be deleted while the operator is down. klambda needs no
@@ -34,6 +38,8 @@ from klambda_operator.reconcile import (
     aliases_of,
     reconcile_alias,
     reconcile_function,
+    reconcile_pools,
+    reconcile_specialised_pod,
     reconcile_version,
     versions_of,
 )
@@ -60,6 +66,16 @@ async def guarded(ctx: Context, kind: str, namespace: str, name: str) -> None:
         )  # fmt: skip
 
 
+async def guarded_pools(ctx: Context, namespace: str) -> None:
+    try:
+        await reconcile_pools(ctx, namespace)
+    except ApiError as err:
+        log.warning(
+            "the warm pools of %s: API error %s (%s); tried again at the next resync",
+            namespace, err.status.code, err.status.message,
+        )  # fmt: skip
+
+
 async def on_event(
     ctx: Context, kind: str, type_: str | None, namespace: str, name: str, body: Mapping[str, Any]
 ) -> None:
@@ -68,12 +84,15 @@ async def on_event(
     if type_ == "DELETED":
         ctx.forget(key)
         if kind == "Function":  # its Versions and Aliases go with it (ownerReferences)
+            await guarded_pools(ctx, namespace)
             return
     else:
         changed = ctx.seen(key, (body.get("metadata") or {}).get("generation"))
         await guarded(ctx, kind, namespace, name)
         if not changed:
             return
+        if kind == "Function":
+            await guarded_pools(ctx, namespace)
     try:
         await reconcile_dependents(ctx, kind, namespace, name, spec)
     except ApiError as err:
@@ -99,8 +118,13 @@ async def reconcile_dependents(
 
 
 async def on_child_deleted(ctx: Context, child: Mapping[str, Any]) -> None:
-    """A Deployment or Service of ours went away: its owner recreates it at once."""
+    """A Deployment or Service of ours went away: its owner recreates it at once (a pool's
+    are made again by the pools' reconcile)."""
     namespace = child["metadata"]["namespace"]
+    labels = child["metadata"].get("labels") or {}
+    if labels.get(constants.LABEL_COMPONENT) == constants.COMPONENT_POOL:
+        await guarded_pools(ctx, namespace)
+        return
     for ref in child["metadata"].get("ownerReferences") or []:
         ours = str(ref.get("apiVersion", "")).startswith(constants.GROUP + "/")
         if ref.get("controller") and ours and ref.get("kind") in ("Function", "Version"):
@@ -118,6 +142,25 @@ async def resync_forever(ctx: Context) -> None:
             except Exception:  # a bug must not end the loop for every other object
                 log.exception("reconciling %s %s/%s failed", *key)
 
+    async def pools(namespace: str) -> None:
+        async with gate:
+            try:
+                await guarded_pools(ctx, namespace)
+            except Exception:
+                log.exception("reconciling the warm pools of %s failed", namespace)
+
     while True:
         await asyncio.sleep(ctx.settings.resync_seconds)
         await asyncio.gather(*(one(key) for key in list(ctx.known)))
+        namespaces = {ns for kind, ns, _name in ctx.known if kind == "Function"}
+        await asyncio.gather(*(pools(ns) for ns in sorted(namespaces)))
+
+
+async def on_specialised_pod(ctx: Context, type_: str | None, namespace: str, name: str) -> None:
+    """A pool pod claimed by a router (or changed since): resize it to its function's."""
+    if type_ == "DELETED":
+        return
+    try:
+        await reconcile_specialised_pod(ctx, namespace, name)
+    except ApiError as err:
+        log.warning("specialised pod %s/%s: API error %s", namespace, name, err.status.code)

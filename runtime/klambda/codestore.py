@@ -62,3 +62,24 @@ def snapshot(files: dict[str, bytes], store: Path) -> tuple[Path, str]:
         except OSError:  # another process wrote the same snapshot first
             shutil.rmtree(tmp, ignore_errors=True)
     return root, sha
+
+
+def safe_path(name: str) -> bool:
+    """A relative path that stays inside the code root."""
+    return bool(name) and not name.startswith("/") and ".." not in name.split("/")
+
+
+def unpack(files: dict[str, bytes], root: Path) -> None:
+    """Write `files` into the empty folder `root`, read-only (a function's code is, as
+    Lambda's /var/task); ValueError naming a path that would leave it."""
+    bad = [name for name in files if not safe_path(name)]
+    if bad:
+        raise ValueError(f"file name {bad[0]!r} must be a relative path inside the code")
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o444)
+    for dirpath, _dirnames, _files in os.walk(root):
+        Path(dirpath).chmod(0o555)

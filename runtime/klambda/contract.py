@@ -2,15 +2,22 @@
 
 Every name one component writes and another matches lives here, once: the resources'
 API group and kinds, the labels the router selects worker pods by, the annotations the
-router writes for the operator's scaling, the worker's port, and the worker's process
+router writes for the operator's scaling, the worker's port, the worker's process
 environment (`worker_environment` writes it, `config_from_environment` reads it back; a
-test checks they round-trip). Changing one of these changes a contract between
-processes that may run different releases (docs/operator.md), not a detail.
+test checks they round-trip), the code snapshots' names, and the warm pool's labels and
+the claim that moves a pool pod into a function version (`claim_patch`). Changing one of
+these changes a contract between processes that may run different releases
+(docs/operator.md), not a detail.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 from collections.abc import Mapping
+from typing import Any
 
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -31,6 +38,28 @@ LABEL_FUNCTION = f"{GROUP}/function"
 LABEL_VERSION = f"{GROUP}/version"  # a version number, or LATEST_LABEL for $LATEST
 # "$LATEST" is not a valid label value or object name: it is spelled "latest" there.
 LATEST_LABEL = "latest"
+LABEL_COMPONENT = f"{GROUP}/component"
+COMPONENT_WORKER = "worker"  # a pod of a version's own Deployment
+COMPONENT_CODE = "code"  # a code snapshot
+COMPONENT_POOL = "pool"  # a generic worker of the warm pool, or its Deployment/Service
+COMPONENT_SPECIALISED = "specialised"  # a pool pod that now serves one function version
+
+# The warm pool: generic worker pods of one runtime (the label's value), started with no
+# function (`klambda worker --pool RUNTIME`). The pool's Deployment selects on this label,
+# so removing it from a pod releases the pod from the pool's ReplicaSet, which replaces it.
+LABEL_POOL = f"{GROUP}/pool"
+# Set by the Deployment controller on the pods of a ReplicaSet; removed on a claim.
+LABEL_POD_TEMPLATE_HASH = "pod-template-hash"
+
+# On worker pod templates, code snapshots and specialised pods: the CodeSha256 of the code.
+ANNOTATION_CODE_SHA256 = f"{GROUP}/code-sha256"
+# On code snapshots: JSON {ConfigMap key: file path}, for keys that are not the path.
+ANNOTATION_CODE_FILES = f"{GROUP}/code-files"
+# On specialised pods: `config_digest` of the configuration the pod was given, so that a
+# pod of $LATEST whose configuration has changed since is recognised and deleted.
+ANNOTATION_CONFIG_SHA256 = f"{GROUP}/config-sha256"
+# On specialised pods: when a router claimed it (ISO 8601), the start of its idle window.
+ANNOTATION_CLAIMED_AT = f"{GROUP}/claimed-at"
 
 # Written by the router on Functions ($LATEST) and Versions: the number of environments
 # it wants beyond the provisioned ones, and the time of the last invocation (ISO 8601).
@@ -61,6 +90,103 @@ def version_label(version: str) -> str:
 
 def version_of_label(label: str) -> str:
     return LATEST if label == LATEST_LABEL else label
+
+
+def pool_name(runtime: str) -> str:
+    """The Deployment and Service of a runtime's warm pool: `klambda-pool-python3-11`.
+
+    No function's Deployment can have this name: theirs end in `-latest` or `-v<N>`."""
+    return "klambda-pool-" + runtime.replace(".", "-").replace("_", "-").lower()
+
+
+def short_hash(code_sha256: str) -> str:
+    """Ten hex digits of a CodeSha256 (base64 of a SHA-256): enough to tell snapshots apart."""
+    try:
+        raw = base64.b64decode(code_sha256, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:  # not a real digest (a hand-written Version): hash the text itself
+        raw = hashlib.sha256(code_sha256.encode()).digest()
+    return raw.hex()[:10]
+
+
+def snapshot_name(function: str, code_sha256: str) -> str:
+    """The content-addressed ConfigMap of a function's code: `hello-code-1a2b3c4d5e`."""
+    return f"{function}-code-{short_hash(code_sha256)}"
+
+
+def config_map_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
+    """The files of a ConfigMap: one per key (`data` as UTF-8, `binaryData` decoded)."""
+    files = {key: str(value).encode() for key, value in (config_map.get("data") or {}).items()}
+    for key, value in (config_map.get("binaryData") or {}).items():
+        files[key] = base64.b64decode(value)
+    return files
+
+
+def snapshot_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
+    """The files of a code snapshot ConfigMap at their paths (keys cannot hold `/`, so the
+    snapshot's annotation maps its keys back to paths)."""
+    annotations = (config_map.get("metadata") or {}).get("annotations") or {}
+    try:
+        paths: dict[str, str] = json.loads(annotations.get(ANNOTATION_CODE_FILES, "{}"))
+    except ValueError:
+        paths = {}
+    return {paths.get(key, key): content for key, content in config_map_files(config_map).items()}
+
+
+def config_digest(cfg: FunctionConfig) -> str:
+    """What an environment of `cfg` runs, as a digest: the code and every setting a
+    specialised pod was given (not the code root, region or account, which are each
+    process's own)."""
+    fields = {
+        "function": cfg.function,
+        "version": cfg.version,
+        "handler": cfg.handler,
+        "runtime": cfg.runtime,
+        "memory_mb": cfg.memory_mb,
+        "timeout_s": cfg.timeout_s,
+        "environment": dict(sorted(cfg.environment.items())),
+        "code_sha256": cfg.code_sha256,
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def claim_patch(
+    cfg: FunctionConfig, owner: Mapping[str, Any], pod_uid: str, claimed_at: str
+) -> dict[str, Any]:
+    """The merge patch that moves a specialised pool pod out of its pool and into a
+    function version: the pool's ReplicaSet lets go of it (its selector no longer matches,
+    and the ownerReferences are replaced, so it is no longer the controller) and makes a
+    new pool pod; the version's Service selects it; it goes with `owner` (the Version, or
+    the Function for $LATEST) when that is deleted. `pod_uid` is a precondition: a
+    different pod of the same name is left alone."""
+    return {
+        "metadata": {
+            "uid": pod_uid,
+            "labels": {
+                LABEL_POOL: None,
+                LABEL_POD_TEMPLATE_HASH: None,
+                LABEL_COMPONENT: COMPONENT_SPECIALISED,
+                LABEL_FUNCTION: cfg.function,
+                LABEL_VERSION: version_label(cfg.version),
+            },
+            "annotations": {
+                ANNOTATION_CODE_SHA256: cfg.code_sha256,
+                ANNOTATION_CONFIG_SHA256: config_digest(cfg),
+                ANNOTATION_CLAIMED_AT: claimed_at,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": owner["kind"],
+                    "name": owner["name"],
+                    "uid": owner["uid"],
+                    # a controller: no ReplicaSet may ever adopt the pod again
+                    "controller": True,
+                }
+            ],
+        }
+    }
 
 
 class WorkerConfigError(ValueError):

@@ -8,6 +8,7 @@ pods) speak these types, so an outcome means the same thing whichever executor r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +36,9 @@ class Call:
     # streaming: where the chunks go (local environments stream; a worker pod's outcome
     # arrives whole); not part of the wire form
     stream: StreamSink | None = None
+    # cold-start phases (ms) measured before the call reached the environment's host (a
+    # pool pod's code download and specialisation), for the REPORT line of a cold start
+    phases: Mapping[str, float] | None = None
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Outcome:
     error_type: str | None = None
     log_tail: list[str] | None = None
     provisioned: bool = False  # ran in a provisioned environment
+    # a cold start's phases before init (ms, e.g. code_download, specialise), when known
+    phases: dict[str, float] | None = None
 
     @property
     def function_error(self) -> bool:
@@ -68,6 +74,7 @@ def call_to_proto(call: Call) -> worker_pb2.WorkerInvokeRequest:
         invoked_arn=call.invoked_arn or "",
         log_tail=call.log_tail,
         trace_id=call.trace_id or "",
+        phases_ms=dict(call.phases or {}),
     )
 
 
@@ -78,6 +85,7 @@ def call_from_proto(msg: worker_pb2.WorkerInvokeRequest) -> Call:
         msg.invoked_arn or None,
         msg.log_tail,
         msg.trace_id or None,
+        phases=dict(msg.phases_ms) or None,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from klambda.pricing import billed_ms
@@ -39,7 +40,11 @@ def report(
     init_ms: float | None = None,
     status: str | None = None,
     error_type: str | None = None,
+    phases: Mapping[str, float] | None = None,
 ) -> str:
+    """Lambda's REPORT line. `phases` are the cold start's steps before init, in ms (a
+    pool pod's code download and specialisation): written after Init Duration, each as
+    `Title Case Name: 1.23 ms`, as Lambda writes SnapStart's Restore Duration there."""
     parts = [
         f"REPORT RequestId: {request_id}",
         f"Duration: {duration_ms:.2f} ms",
@@ -49,11 +54,21 @@ def report(
     ]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
+    for name, ms in sorted((phases or {}).items(), key=lambda p: _phase_rank(p[0])):
+        parts.append(f"{name.replace('_', ' ').title()}: {ms:.2f} ms")
     if status is not None:
         parts.append(f"Status: {status}")
     if error_type is not None:
         parts.append(f"Error Type: {error_type}")
     return "\t".join(parts) + "\t"
+
+
+# the order a pool pod's cold start goes through them
+PHASES = ("code_download", "specialise", "init", "handler")
+
+
+def _phase_rank(name: str) -> tuple[int, str]:
+    return (PHASES.index(name) if name in PHASES else len(PHASES), name)
 
 
 def timed_out(request_id: str, timeout_s: float) -> str:
@@ -93,9 +108,17 @@ class Platform:
         init_ms: float | None = None,
         status: str | None = None,
         error_type: str | None = None,
+        phases: Mapping[str, float] | None = None,
     ) -> str | None:
         return report(
-            request_id, duration_ms, memory_mb, max_memory_used_mb, init_ms, status, error_type
+            request_id,
+            duration_ms,
+            memory_mb,
+            max_memory_used_mb,
+            init_ms,
+            status,
+            error_type,
+            phases,
         )
 
     def timed_out(self, request_id: str, timeout_s: float) -> str | None:
@@ -167,6 +190,7 @@ class JsonPlatform(Platform):
         init_ms: float | None = None,
         status: str | None = None,
         error_type: str | None = None,
+        phases: Mapping[str, float] | None = None,
     ) -> str | None:
         metrics: dict[str, float] = {
             "durationMs": round(duration_ms, 3),
@@ -176,6 +200,10 @@ class JsonPlatform(Platform):
         }
         if init_ms is not None:
             metrics["initDurationMs"] = round(init_ms, 3)
+        for name, ms in sorted((phases or {}).items(), key=lambda p: _phase_rank(p[0])):
+            # as the Telemetry API names SnapStart's restoreDurationMs
+            camel = "".join(w.title() if i else w for i, w in enumerate(name.split("_")))
+            metrics[f"{camel}DurationMs"] = round(ms, 3)
         record: dict[str, Any] = {
             "requestId": request_id,
             "metrics": metrics,

@@ -7,6 +7,8 @@ children cached per (function, version, alias), so the hot path does no label lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -43,6 +45,9 @@ DURATION_BUCKETS = (
     600.0,
     900.0,
 )
+# The steps of a cold start take from tens of microseconds (code already at hand) to
+# seconds (a big init): 0.1 ms to 60 s.
+PHASE_BUCKETS = (0.0001, 0.00025, *(b for b in DURATION_BUCKETS if b <= 60.0))
 MEMORY_BUCKETS = tuple(
     float(mb * 1024 * 1024) for mb in (32, 64, 128, 256, 512, 1024, 2048, 4096, 10240)
 )
@@ -83,6 +88,14 @@ class Metrics:
             "Environment init (handler module import) time",
             ["function", "version"],
             buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.cold_start_phases = Histogram(
+            "klambda_cold_start_phase_seconds",
+            "Where a cold start's time goes: code_download and specialise (a pool pod in a "
+            "cluster), init (the handler module's import), handler (the first invocation)",
+            ["function", "version", "phase"],
+            buckets=PHASE_BUCKETS,
             registry=r,
         )
         self.concurrent = Gauge(
@@ -186,6 +199,7 @@ class FunctionMetrics:
         self.spillover = m.provisioned_spillover.labels(*labels)
         self.init = m.init_duration.labels(function, version)
         self._labels = labels
+        self._phases: dict[str, Histogram] = {}
 
     def invoked(
         self,
@@ -207,6 +221,16 @@ class FunctionMetrics:
             self.max_memory.observe(max_memory_mb * 1024 * 1024)
         return gbs
 
-    def cold_start(self, init_ms: float) -> None:
+    def cold_start(
+        self, init_ms: float, handler_ms: float, phases: Mapping[str, float] | None = None
+    ) -> None:
         self.cold.inc()
         self.init.observe(init_ms / 1000.0)
+        steps = {**(phases or {}), "init": init_ms, "handler": handler_ms}
+        for phase, ms in steps.items():
+            child = self._phases.get(phase)
+            if child is None:
+                child = self._phases[phase] = self.m.cold_start_phases.labels(
+                    self._labels[0], self._labels[1], phase
+                )
+            child.observe(ms / 1000.0)

@@ -132,8 +132,17 @@ def router(
 
 
 def worker(
-    function: Annotated[str, typer.Option("--function")],
-    version: Annotated[str, typer.Option("--version")],
+    function: Annotated[
+        str | None, typer.Option("--function", help="The version's own worker: its function")
+    ] = None,
+    version: Annotated[str | None, typer.Option("--version")] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option("--pool", help="A pool worker of this runtime: no function until specialised"),
+    ] = None,
+    code_dir: Annotated[
+        Path, typer.Option(help="Pool worker: where the specialised code is written")
+    ] = Path("/var/task"),
     host: Annotated[str, typer.Option()] = "0.0.0.0",
     port: Annotated[int | None, typer.Option(envvar="KLAMBDA_WORKER_PORT")] = None,
     max_environments: Annotated[
@@ -141,12 +150,24 @@ def worker(
     ] = 1,
     cgroups: Annotated[bool, typer.Option()] = True,
 ) -> None:
-    """A function pod's agent: serve klambda.v1.Worker for one function version."""
+    """A function pod's agent: serve klambda.v1.Worker for one function version, or wait
+    in the warm pool of a runtime (--pool) until the router specialises it."""
     import os
 
     from klambda.contract import WorkerConfigError, config_from_environment
-    from klambda.worker.server import serve
+    from klambda.worker.server import serve, serve_pool
 
+    if pool is not None:
+        if function is not None or version is not None:
+            fail("--pool starts a worker with no function: leave out --function/--version", 2)
+        from klambda.worker import runtimes
+
+        if runtimes.interpreter(pool) is None:
+            fail(f"--pool {pool}: runtime {pool} is not installed here", 2)
+        asyncio.run(serve_pool(pool, host, port or 9000, max_environments, code_dir, cgroups))
+        return
+    if function is None or version is None:
+        fail("give --function and --version (a version's worker) or --pool RUNTIME", 2)
     try:
         cfg = config_from_environment(os.environ)
     except WorkerConfigError as err:

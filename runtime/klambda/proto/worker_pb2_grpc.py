@@ -39,6 +39,11 @@ class WorkerStub:
                 request_serializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
                 response_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.FromString,
                 _registered_method=True)
+        self.Specialise = channel.unary_unary(
+                '/klambda.v1.Worker/Specialise',
+                request_serializer=klambda_dot_proto_dot_worker__pb2.SpecialiseRequest.SerializeToString,
+                response_deserializer=klambda_dot_proto_dot_worker__pb2.SpecialiseResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -50,6 +55,14 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Specialise(self, request, context):
+        """FAILED_PRECONDITION when the worker already serves another function (or is not a
+        pool worker); the same function, version and code again is answered OK.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +70,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Invoke,
                     request_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.FromString,
                     response_serializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.SerializeToString,
+            ),
+            'Specialise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Specialise,
+                    request_deserializer=klambda_dot_proto_dot_worker__pb2.SpecialiseRequest.FromString,
+                    response_serializer=klambda_dot_proto_dot_worker__pb2.SpecialiseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +104,33 @@ class Worker:
             '/klambda.v1.Worker/Invoke',
             klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
             klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Specialise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/klambda.v1.Worker/Specialise',
+            klambda_dot_proto_dot_worker__pb2.SpecialiseRequest.SerializeToString,
+            klambda_dot_proto_dot_worker__pb2.SpecialiseResponse.FromString,
             options,
             channel_credentials,
             insecure,

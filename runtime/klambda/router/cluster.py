@@ -3,10 +3,19 @@ the API server, and forwards invocations to worker pods over gRPC.
 
 Watches (list, then watch from the list's resourceVersion; on any error, start again)
 keep a cache of Function, Version and Alias objects of one namespace and of the
-EndpointSlices of worker Services (label `klambda.io/function`). Every change rebuilds the
-registry from the cache and swaps it in whole, so a `kubectl apply` of an Alias reroutes
-the next request. Demand (in-flight invocations per version, peak per second) and the last
-invocation time are written back as annotations for the operator's scaling.
+EndpointSlices of worker Services (label `klambda.io/function`) and of the warm pools'
+Services (label `klambda.io/pool`). Every change rebuilds the registry from the cache and
+swaps it in whole, so a `kubectl apply` of an Alias reroutes the next request. Demand
+(in-flight invocations per version, peak per second) and the last invocation time are
+written back as annotations for the operator's scaling.
+
+`ClusterSource` is also the remote executor's `Specialiser` (klambda.router.pool): for a
+cold start on a pool pod it gives the version's code and claims the pod. The code is
+taken from the spec the router already watches when it is inline (no API call; a
+Version's inline files are immutable and the worker checks them against codeSha256), else
+from the version's code snapshot ConfigMap (`<function>-code-<hash>`, the exact bytes the
+version was published with: the user's ConfigMap may have changed since), read once per
+CodeSha256 and kept, since a snapshot never changes.
 """
 
 from __future__ import annotations
@@ -15,19 +24,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube import AsyncClient, KubeConfig
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.resources.core_v1 import ConfigMap, Pod
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 from pydantic import TypeAdapter, ValidationError
 
-from klambda import contract
+from klambda import codestore, contract
 from klambda.api import Alias, Function, Version
+from klambda.api.function import Code
 from klambda.api.limits import LATEST
 from klambda.api.triggers import Trigger
 from klambda.execution import FunctionConfig, config_of
+from klambda.router.pool import CodeUnavailable, PoolPod
 from klambda.router.registry import (
     FunctionEntry,
     Registry,
@@ -141,6 +154,32 @@ def endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {k: sorted(set(v)) for k, v in out.items()}
 
 
+def pool_endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[PoolPod]]:
+    """runtime -> ready pool pods, from the pools' EndpointSlices; a runtime whose pool
+    has no ready pod maps to []. Pure."""
+    out: dict[str, dict[str, PoolPod]] = {}
+    for s in slices:
+        labels = (s.get("metadata") or {}).get("labels") or {}
+        runtime = labels.get(contract.LABEL_POOL)
+        if not runtime:
+            continue
+        pods = out.setdefault(runtime, {})
+        ports = [
+            p.get("port")
+            for p in s.get("ports") or []
+            if p.get("name") in (contract.WORKER_PORT_NAME, None, "") and p.get("port")
+        ]
+        for ep in s.get("endpoints") or [] if ports else []:
+            ref = ep.get("targetRef") or {}
+            if (ep.get("conditions") or {}).get("ready") is False or ref.get("kind") != "Pod":
+                continue
+            for addr in (ep.get("addresses") or [])[:1]:
+                pod = PoolPod(ref.get("name", ""), ref.get("uid", ""), f"{addr}:{ports[0]}")
+                if pod.name and pod.uid:
+                    pods[pod.uid] = pod
+    return {r: sorted(p.values(), key=lambda p: p.name) for r, p in out.items()}
+
+
 def beyond_provisioned(peak: int, registry: Registry, function: str, version: str) -> int:
     """The operator's `klambda.io/demand`: environments wanted beyond the provisioned ones
     (the operator adds those itself). Pure."""
@@ -170,12 +209,15 @@ class ClusterSource:
             "Version": {},
             "Alias": {},
             "EndpointSlice": {},
+            "PoolSlice": {},
         }
         self.client: AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         self.registry = Registry()
         self._synced_kinds: set[str] = set()
+        self._snapshots: dict[str, dict[str, bytes]] = {}  # by CodeSha256: they never change
+        self._claims: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         config = KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else None
@@ -189,6 +231,7 @@ class ClusterSource:
             ("Version", VersionRes, None),
             ("Alias", AliasRes, None),
             ("EndpointSlice", EndpointSlice, {contract.LABEL_FUNCTION: None}),
+            ("PoolSlice", EndpointSlice, {contract.LABEL_POOL: None}),
         ):
             self._tasks.append(asyncio.create_task(self._follow(kind, res, labels)))
         self._tasks.append(asyncio.create_task(self._write_demand()))
@@ -224,6 +267,8 @@ class ClusterSource:
     def _rebuild(self, kind: str) -> None:
         if kind == "EndpointSlice":
             self.workers.set_endpoints(endpoints_of(list(self.cache[kind].values())))
+        elif kind == "PoolSlice":
+            self.workers.set_pool_endpoints(pool_endpoints_of(list(self.cache[kind].values())))
         else:
             self.registry = build_registry(
                 list(self.cache["Function"].values()),
@@ -233,8 +278,102 @@ class ClusterSource:
             )
             self.on_registry(self.registry)
         self._synced_kinds.add(kind)
-        if len(self._synced_kinds) == 4:
+        if len(self._synced_kinds) == len(self.cache):
             self.synced.set()
+
+    # ------------------------------------------------------------ the pool's Specialiser
+
+    def _spec_of(self, target: Target) -> tuple[Code, Any] | None:
+        """The code of `target` and the object it belongs to (Version, or the Function)."""
+        entry = self.registry.functions.get(target.config.function)
+        if entry is None:
+            return None
+        version = target.config.version
+        if target.qualifier is not None:  # a temporary tuning copy: not in the cluster
+            return None
+        if version == LATEST:
+            return entry.function.spec.code, entry.function
+        v = entry.versions.get(version)
+        return (v.spec.config.code, v) if v is not None else None
+
+    def runtime_of(self, target: Target) -> str | None:
+        found = self._spec_of(target)
+        if found is None or found[0].image is not None or found[0].path is not None:
+            return None
+        return target.config.runtime
+
+    def _inline(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]] | None:
+        """For inline code: the config with the CodeSha256 of the spec's files, and the
+        files (for $LATEST that is the spec's code, as the operator snapshots it: the
+        status may lag an edit)."""
+        found = self._spec_of(target)
+        if found is None or found[0].inline is None:
+            return None
+        files = codestore.collect(inline=dict(found[0].inline))
+        return replace(target.config, code_sha256=codestore.digest(files)), files
+
+    def given_config(self, target: Target) -> FunctionConfig:
+        inline = self._inline(target)
+        return inline[0] if inline is not None else target.config
+
+    async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
+        if self._spec_of(target) is None:
+            raise CodeUnavailable("the version is gone")
+        cfg = target.config
+        inline = self._inline(target)
+        if inline is not None:
+            given, files = inline
+            if cfg.version != LATEST and given.code_sha256 != cfg.code_sha256:
+                raise CodeUnavailable(
+                    f"spec.config.code.inline digests to {given.code_sha256}, not codeSha256"
+                )
+            return given, files
+        return cfg, await self._snapshot(cfg.function, cfg.code_sha256)
+
+    async def _snapshot(self, function: str, sha: str) -> dict[str, bytes]:
+        files = self._snapshots.get(sha)
+        if files is not None:
+            return files
+        assert self.client is not None
+        name = contract.snapshot_name(function, sha)
+        try:
+            cm = await self.client.get(ConfigMap, name, namespace=self.namespace)
+        except ApiError as err:
+            raise CodeUnavailable(f"ConfigMap {name}: {err.status.message}") from None
+        raw = cm.to_dict()
+        files = contract.snapshot_files(raw)
+        if not files or codestore.digest(files) != sha:
+            raise CodeUnavailable(f"ConfigMap {name} does not hold the code {sha}")
+        self._snapshots[sha] = files
+        return files
+
+    def claim(self, pod: PoolPod, cfg: FunctionConfig, target: Target) -> None:
+        found = self._spec_of(target)
+        if found is None:
+            return
+        owner = found[1]
+        ref = {"kind": owner.kind, "name": owner.metadata.name, "uid": owner.metadata.uid}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        task = asyncio.create_task(self._claim(pod, contract.claim_patch(cfg, ref, pod.uid, now)))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _claim(self, pod: PoolPod, patch: dict[str, Any]) -> None:
+        assert self.client is not None
+        for attempt in range(3):
+            try:
+                await self.client.patch(
+                    Pod, pod.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
+                )
+                return
+            except ApiError as err:
+                if err.status.code in (404, 409, 422):  # gone, or another pod of that name
+                    log.warning("pool pod %s not relabelled: %s", pod.name, err.status.message)
+                    return
+                log.warning("relabelling pool pod %s: %s", pod.name, err.status.message)
+            except Exception as err:  # the API server is away: try again shortly
+                log.warning("relabelling pool pod %s: %s", pod.name, err)
+            await asyncio.sleep(0.5 * (attempt + 1))
 
     async def _write_demand(self) -> None:
         """Every second, write changed demand and last-invoked times as annotations."""
@@ -271,9 +410,9 @@ class ClusterSource:
                     log.warning("cannot write demand of %s: %s", key, err)
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._claims]:
             t.cancel()
-        for t in self._tasks:
+        for t in [*self._tasks, *self._claims]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self.client is not None:

@@ -197,7 +197,7 @@ class Invoker:
             self.metrics.throttles.labels(cfg.function, err.reason).inc()
             raise TooManyRequests(str(err), err.reason) from None
         if out.init_ms is not None:
-            fm.cold_start(out.init_ms)
+            fm.cold_start(out.init_ms, out.duration_ms, out.phases)
         if not out.provisioned and self._has_provisioned(target):
             fm.spillover.inc()
         self._account(fm, cfg.function, cfg.version, cfg.memory_mb, alias, out)

@@ -2,30 +2,54 @@
 
 Each worker pod serves one environment of one function version (`klambda worker`) and
 answers RESOURCE_EXHAUSTED when it is busy, so a call tries the version's ready pods in
-turn and raises `NoCapacity` when all are busy. A version with no ready pod makes the call
-wait up to `wait_for_worker_s` for one (the operator scales up from the demand recorded
-here), then answers 503. Provisioned environments are pods the operator keeps for the
-version; a call is counted on them while the version's in-flight calls fit in them.
+turn. When none can take it:
+
+- if the version may run on its runtime's warm pool (klambda.router.pool) and a pool pod
+  is ready, the call takes one, specialises it for the version and runs there: a cold
+  start of tens of milliseconds instead of a pod start. The scale-up rate limit applies
+  (a pod beyond it is a throttle), and the pod is this version's from then on;
+- else, with a pool that is momentarily empty or no pod of the version at all, the call
+  waits up to `wait_for_worker_s` for a pod of either (the pool's ReplicaSet refills it;
+  without a pool the operator scales the version's Deployment from the demand recorded
+  here), then answers 503; with busy pods and no pool it is throttled at once.
+
+Provisioned environments are pods the operator keeps for the version; a call is counted
+on them while the version's in-flight calls fit in them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field
 
 import grpc
 
+from klambda.contract import config_digest
 from klambda.errors import ServiceUnavailable
+from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, call_to_proto, from_proto
 from klambda.proto import worker_pb2_grpc
-from klambda.router.admission import SCALE_UP_LIMIT
+from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
 from klambda.router.executor import NoCapacity, Provisioned
+from klambda.router.pool import (
+    CodeUnavailable,
+    PoolPod,
+    Specialiser,
+    WarmPool,
+    specialise_request,
+)
 from klambda.router.registry import Target
 
 MESSAGE_LIMIT = 7 * 1024 * 1024
+# A Specialise call writes at most a ConfigMap's worth of code.
+SPECIALISE_TIMEOUT_S = 10.0
+
+log = logging.getLogger("klambda.router.remote")
 
 
 @dataclass
@@ -37,13 +61,33 @@ class Demand:
 
 
 @dataclass
+class Claimed:
+    digest: str  # contract.config_digest of what the pod was given
+    listed: bool = False  # seen in the version's EndpointSlices
+
+
+class Busy(Exception):
+    """Every pod tried was busy (or gone)."""
+
+
+@dataclass
 class RemoteWorkers:
     """Forwards invocations to worker pods; one gRPC channel per worker address."""
 
     endpoints: dict[str, list[str]] = field(default_factory=dict)
     wait_for_worker_s: float = 30.0
+    scale_up_per_minute: int = 500
     demand: dict[str, Demand] = field(default_factory=dict)
     provisioned_counts: dict[str, int] = field(default_factory=dict)
+    pool: WarmPool = field(default_factory=WarmPool)
+    specialiser: Specialiser | None = None
+    # pods this router specialised, by version key: address -> the config digest it was
+    # given. Used before the version's EndpointSlices list them, and to pass over a listed
+    # pod given a configuration that is no longer the version's ($LATEST edited) until the
+    # operator deletes it; forgotten once the EndpointSlices no longer list it.
+    claimed: dict[str, dict[str, Claimed]] = field(default_factory=dict)
+    _scale_up: dict[str, ScaleUpLimiter] = field(default_factory=dict)
+    _digests: dict[str, tuple[FunctionConfig, str]] = field(default_factory=dict)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -51,12 +95,46 @@ class RemoteWorkers:
 
     def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
         self.endpoints = endpoints
-        for addr in set(self._channels) - {a for v in endpoints.values() for a in v}:
+        for key, mine in list(self.claimed.items()):
+            listed = set(endpoints.get(key, ()))
+            for addr, claim in list(mine.items()):
+                if addr in listed:
+                    claim.listed = True
+                elif claim.listed:  # gone from the EndpointSlices: the pod was deleted
+                    del mine[addr]
+            if not mine:
+                del self.claimed[key]
+        self._close_unused()
+        self._notify()
+
+    def set_pool_endpoints(self, pods: dict[str, list[PoolPod]]) -> None:
+        """The ready pool pods by runtime (a runtime with an empty list has a pool)."""
+        self.pool.update(pods)
+        self._close_unused()
+        for runtime_pods in pods.values():
+            for pod in runtime_pods:
+                self._connect(pod.address)
+        self._notify()
+
+    def _connect(self, addr: str) -> None:
+        """Open the channel to a pool pod now, so that a cold start does not wait for the
+        TCP and HTTP/2 handshakes."""
+        if addr not in self._channels:
+            self._stub(addr)
+            self._channels[addr].get_state(try_to_connect=True)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _close_unused(self) -> None:
+        used = {a for v in self.endpoints.values() for a in v}
+        used |= {a for v in self.claimed.values() for a in v}
+        used |= {p.address for v in self.pool.ready.values() for p in v}
+        for addr in set(self._channels) - used:
             closing = asyncio.ensure_future(self._channels.pop(addr).close())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     def _stub(self, addr: str) -> worker_pb2_grpc.WorkerStub:
         ch = self._channels.get(addr)
@@ -70,18 +148,37 @@ class RemoteWorkers:
             )
         return worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
 
-    async def _addresses(self, key: str) -> list[str]:
-        deadline = time.monotonic() + self.wait_for_worker_s
-        while not self.endpoints.get(key):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServiceUnavailable(
-                    f"no worker of {key} became ready within {self.wait_for_worker_s:.0f}s"
-                )
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
-        return self.endpoints[key]
+    def _addresses(self, target: Target) -> list[str]:
+        """The version's ready pods and those this router specialised, but for the pods
+        it knows were given another configuration."""
+        addrs = list(self.endpoints.get(target.key, ()))
+        mine = self.claimed.get(target.key)
+        if mine:
+            digest = self._digest(target)
+            addrs = [a for a in addrs if a not in mine or mine[a].digest == digest]
+            addrs += [a for a, c in mine.items() if c.digest == digest and a not in addrs]
+        return addrs
+
+    def _digest(self, target: Target) -> str:
+        """The digest of the configuration a pool pod is given for `target`, kept while
+        the registry keeps the same target config (it is rebuilt whole on a change)."""
+        cached = self._digests.get(target.key)
+        if cached is not None and cached[0] is target.config:
+            return cached[1]
+        given = self.specialiser.given_config(target) if self.specialiser else target.config
+        digest = config_digest(given)
+        self._digests[target.key] = (target.config, digest)
+        return digest
+
+    async def _wait(self, deadline: float) -> bool:
+        """Wait for new endpoints until `deadline`; False once it has passed."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), left)
+        return True
 
     async def run(self, target: Target, call: Call) -> Outcome:
         key = target.key
@@ -91,27 +188,113 @@ class RemoteWorkers:
         d.last_invoked = time.time()
         provisioned = d.in_flight <= self.provisioned_counts.get(key, 0)
         try:
-            addrs = await self._addresses(key)
-            start = next(self._turn)
-            request = call_to_proto(call)
-            timeout = target.config.timeout_s + 15.0
-            for i in range(len(addrs)):
-                addr = addrs[(start + i) % len(addrs)]
-                try:
-                    resp = await self._stub(addr).Invoke(request, timeout=timeout)
-                except grpc.aio.AioRpcError as err:
-                    if err.code() in (
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        grpc.StatusCode.UNAVAILABLE,
-                    ):
-                        continue
-                    raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
-                out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
-                out.provisioned = out.provisioned or provisioned
-                return out
-            raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
+            out = await self._run(target, call)
+            out.provisioned = out.provisioned or provisioned
+            return out
         finally:
             d.in_flight -= 1
+
+    async def _run(self, target: Target, call: Call) -> Outcome:
+        deadline = time.monotonic() + self.wait_for_worker_s
+        runtime = self.specialiser.runtime_of(target) if self.specialiser else None
+        while True:
+            addrs = self._addresses(target)
+            if addrs:
+                with contextlib.suppress(Busy):
+                    return await self._on_one_of(addrs, target, call)
+            pooled = runtime is not None and self.pool.has_pool(runtime)
+            if pooled:
+                assert runtime is not None
+                pod = self.pool.take(runtime)
+                if pod is not None:
+                    out = await self._cold_start(pod, target, call)
+                    if out is not None:
+                        return out
+                    continue  # the pod was gone or taken by another router: look again
+            elif addrs:  # busy, and no pool to grow from: the operator scales from demand
+                raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
+            if not await self._wait(deadline):
+                if addrs:
+                    raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
+                where = f" or the {runtime} pool" if pooled else ""
+                raise ServiceUnavailable(
+                    f"no worker of {target.key}{where} became ready within "
+                    f"{self.wait_for_worker_s:.0f}s"
+                )
+
+    async def _on_one_of(self, addrs: list[str], target: Target, call: Call) -> Outcome:
+        start = next(self._turn)
+        request = call_to_proto(call)
+        timeout = target.config.timeout_s + 15.0
+        for i in range(len(addrs)):
+            addr = addrs[(start + i) % len(addrs)]
+            try:
+                resp = await self._stub(addr).Invoke(request, timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() in (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    grpc.StatusCode.FAILED_PRECONDITION,  # a pool pod that was not claimed
+                ):
+                    continue
+                if err.code() == grpc.StatusCode.UNAVAILABLE:
+                    self._forget(target.key, addr)
+                    continue
+                raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
+            return from_proto(resp, call.request_id, target.config.version, call.log_tail)
+        raise Busy
+
+    def _forget(self, key: str, addr: str) -> None:
+        mine = self.claimed.get(key)
+        if mine is not None:
+            mine.pop(addr, None)
+
+    async def _cold_start(self, pod: PoolPod, target: Target, call: Call) -> Outcome | None:
+        """Specialise `pod` for `target` and run `call` there; None if the pod could not
+        be had (gone, or specialised by another router meanwhile)."""
+        assert self.specialiser is not None
+        limiter = self._scale_up.get(target.key)
+        if limiter is None:
+            limiter = self._scale_up[target.key] = ScaleUpLimiter(
+                self.scale_up_per_minute, time.monotonic()
+            )
+        if not limiter.try_take(time.monotonic()):
+            self.pool.give_back(pod)
+            raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
+        t0 = time.perf_counter()
+        try:
+            cfg, files = await self.specialiser.code(target)
+        except CodeUnavailable as err:
+            self.pool.give_back(pod)
+            raise ServiceUnavailable(f"the code of {target.key}: {err}") from None
+        t1 = time.perf_counter()
+        try:
+            await self._stub(pod.address).Specialise(
+                specialise_request(cfg, files), timeout=SPECIALISE_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # refused what it was given (code that is not its CodeSha256...): the pod
+                # is still a pool pod, for another version
+                self.pool.give_back(pod)
+                raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
+            # specialised by another router meanwhile, gone, or not answering: it stays
+            # taken (this router does not try it again) and the call tries another
+            log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
+            return None
+        t2 = time.perf_counter()
+        self.specialiser.claim(pod, cfg, target)
+        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(target.config))
+        phases = {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
+        request = call_to_proto(dataclasses.replace(call, phases=phases))
+        try:
+            resp = await self._stub(pod.address).Invoke(
+                request, timeout=target.config.timeout_s + 15.0
+            )
+        except grpc.aio.AioRpcError as err:
+            raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None
+        out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
+        out.phases = phases
+        return out
 
     def set_provisioned(self, target: Target, count: int) -> None:
         # the operator keeps the pods; the router only counts calls against them
@@ -130,9 +313,12 @@ class RemoteWorkers:
     async def discard(self, target: Target) -> None:
         self.demand.pop(target.key, None)
         self.provisioned_counts.pop(target.key, None)
+        self.claimed.pop(target.key, None)
+        self._digests.pop(target.key, None)
 
     async def reclaim_idle(self, keep_warm_s: float) -> None:
-        """Idle pods are scaled to zero by the operator, from the last-invoked times."""
+        """Idle pods are deleted or scaled to zero by the operator, from the last-invoked
+        times."""
 
     async def close(self) -> None:
         for ch in self._channels.values():

@@ -125,7 +125,8 @@ class Router:
             registry = Registry()
             logs = LogHub(None, None)
             executor = self.workers = RemoteWorkers(
-                wait_for_worker_s=self.cluster.wait_for_worker_s
+                wait_for_worker_s=self.cluster.wait_for_worker_s,
+                scale_up_per_minute=s.scale_up_per_minute,
             )
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
@@ -213,6 +214,7 @@ class Router:
                 self._use_registry,
                 self.workers,
             )
+            self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
         if self.environments is not None:
             await self.environments.start(

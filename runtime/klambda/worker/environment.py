@@ -15,6 +15,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,7 @@ class Environment:
     platform: logformat.Platform = logformat.TEXT
     _start_line: str | None = None
     _request_id: str = ""
+    _phases: Mapping[str, float] | None = None
 
     async def invoke(
         self,
@@ -73,11 +75,15 @@ class Environment:
         tail: bool = False,
         trace_id: str | None = None,
         stream: StreamSink | None = None,
+        phases: Mapping[str, float] | None = None,
     ) -> Outcome:
+        """Run one invocation; `phases` (ms) go into the REPORT line if it is the cold
+        start's."""
         cfg = self.cfg
         collected: list[str] | None = [] if tail else None
         first = self.invocations == 0
         self.invocations += 1
+        self._phases = phases if first else None
         deadline = time.time() + cfg.timeout_s
         meta: dict[str, Any] = {
             "id": request_id,
@@ -204,8 +210,10 @@ class Environment:
     ) -> Outcome:
         if extra is not None:
             self._log(extra, collected)
+        phases = None
         if first and not self.provisioned:
             out.init_ms = self.init_ms
+            phases = self._phases
         plat = self.platform
         self._log(plat.end(out.request_id, status or "success", out.duration_ms), collected)
         self._log(
@@ -217,6 +225,7 @@ class Environment:
                 out.init_ms,
                 status,
                 out.error_type if status else None,
+                phases,
             ),
             collected,
         )

@@ -10,12 +10,13 @@ invocation's START, END and REPORT lines to the environment's stream and ends as
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 from klambda import logformat
 from klambda.invocation import Call, Outcome
-from klambda.worker.environment import InitFailed
+from klambda.worker.environment import Environment, InitFailed
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
 
@@ -43,10 +44,26 @@ class VersionExecutor:
         self.logs = logs
         # None when a new environment may start, else (throttle reason, message)
         self.may_start = may_start
+        self._ahead: asyncio.Task[Environment] | None = None
+
+    def start_ahead(self) -> None:
+        """Start an environment now for the next call, which then waits for its init
+        rather than starting one (a pool pod starts init as it is specialised, while the
+        router's call is on its way). The call's REPORT carries the Init Duration."""
+        if self._ahead is None:
+            self._ahead = asyncio.ensure_future(self.pool.start())
 
     async def run(self, call: Call) -> Outcome:
         pool = self.pool
-        env = pool.take_idle()
+        env: Environment | None
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            try:
+                env = await ahead
+            except InitFailed as err:
+                return self._init_failed(call, err)
+        else:
+            env = pool.take_idle()
         if env is None:
             refused = self.may_start()
             if refused is not None:
@@ -63,6 +80,7 @@ class VersionExecutor:
                 tail=call.log_tail,
                 trace_id=call.trace_id,
                 stream=call.stream,
+                phases=call.phases,
             )
         finally:
             pool.release(env)

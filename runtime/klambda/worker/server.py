@@ -4,11 +4,19 @@ The router admits and routes; the worker runs an invocation in a warm environmen
 starts one (a cold start), and answers with the outcome, as the in-process pool does in
 local mode. With every environment busy and no room for another it answers
 RESOURCE_EXHAUSTED at once, so the router can try another pod or throttle.
+
+Two kinds of worker: a version's own (`--function NAME --version V`, configured by its
+pod's environment) and a pool worker (`--pool RUNTIME`), which starts its runtime's
+zygote with no function and serves one once the router specialises it
+(klambda.worker.specialise). Until then its Invoke answers FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -23,58 +31,142 @@ from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
+from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
 from klambda.worker.zygote import Zygote
 
 MESSAGE_LIMIT = 7 * 1024 * 1024
 
 
+async def _refuse(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str
+) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("abort() raises")  # typed as returning in grpc's stubs
+
+
 class WorkerService(worker_pb2_grpc.WorkerServicer):
-    def __init__(self, executor: VersionExecutor) -> None:
+    def __init__(
+        self, executor: VersionExecutor | None, specialisation: Specialisation | None = None
+    ) -> None:
         self.executor = executor
+        self.specialisation = specialisation
 
     async def Invoke(
         self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
     ) -> worker_pb2.WorkerInvokeResponse:
+        executor = self.executor
+        if executor is None and self.specialisation is not None:
+            executor = self.specialisation.executor
+        if executor is None:
+            await _refuse(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "this pool worker is not specialised"
+            )
         try:
-            out = await self.executor.run(call_from_proto(request))
+            out = await executor.run(call_from_proto(request))
         except NoCapacity as err:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
         return to_proto(out)
 
+    async def Specialise(
+        self, request: worker_pb2.SpecialiseRequest, context: grpc.aio.ServicerContext
+    ) -> worker_pb2.SpecialiseResponse:
+        s = self.specialisation
+        if s is None:
+            await _refuse(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this worker serves one function version from its start: not a pool worker",
+            )
+        try:
+            unpack_ms = await s.specialise(request)
+        except SpecialiseInvalid as err:
+            await _refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except SpecialiseRefused as err:
+            await _refuse(context, grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        return worker_pb2.SpecialiseResponse(code_root=str(s.code_root), unpack_ms=unpack_ms)
 
-async def serve(
-    cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
-) -> None:
-    python = runtimes.interpreter(cfg.runtime)
-    if python is None:
-        raise SystemExit(f"klambda worker: runtime {cfg.runtime} is not installed here")
-    groups = Cgroups(enabled=cgroups)
-    zygote = Zygote(python, cgroups=groups)
-    await zygote.start()
-    logs = LogHub(None, sys.stdout)
-    pool = EnvironmentPool(cfg, zygote, logs, groups)
 
+def _limit(pool: EnvironmentPool, max_environments: int) -> Callable[[], tuple[str, str] | None]:
     def may_start() -> tuple[str, str] | None:
         if pool.size < max_environments:
             return None
         return SCALE_UP_LIMIT, f"all {max_environments} environments of this worker are busy"
 
+    return may_start
+
+
+async def _serve(
+    service: WorkerService, host: str, port: int, banner: str, grace_s: Callable[[], float]
+) -> None:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT),
             ("grpc.max_send_message_length", MESSAGE_LIMIT),
         ]
     )
-    worker_pb2_grpc.add_WorkerServicer_to_server(  # type: ignore[no-untyped-call]
-        WorkerService(VersionExecutor(pool, logs, may_start)), server
-    )
+    worker_pb2_grpc.add_WorkerServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
     await server.start()
-    print(f"klambda worker: {cfg.function}:{cfg.version} on {host}:{bound}", flush=True)
+    print(f"klambda worker: {banner} on {host}:{bound}", flush=True)
     await stop_requested().wait()
-    await server.stop(grace=float(cfg.timeout_s))
+    # an invocation in flight at SIGTERM may finish (the pod's grace period allows it)
+    await server.stop(grace=grace_s())
+
+
+async def _zygote(runtime: str, groups: Cgroups) -> Zygote:
+    python = runtimes.interpreter(runtime)
+    if python is None:
+        raise SystemExit(f"klambda worker: runtime {runtime} is not installed here")
+    zygote = Zygote(python, cgroups=groups)
+    await zygote.start()
+    return zygote
+
+
+async def serve(
+    cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
+) -> None:
+    """The worker of one function version, configured by its pod's environment."""
+    groups = Cgroups(enabled=cgroups)
+    zygote = await _zygote(cfg.runtime, groups)
+    logs = LogHub(None, sys.stdout)
+    pool = EnvironmentPool(cfg, zygote, logs, groups)
+    service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
+    banner = f"{cfg.function}:{cfg.version}"
+    await _serve(service, host, port, banner, lambda: float(cfg.timeout_s))
     await pool.close()
+    await zygote.stop()
+
+
+async def serve_pool(
+    runtime: str,
+    host: str,
+    port: int,
+    max_environments: int,
+    code_root: Path,
+    cgroups: bool = True,
+) -> None:
+    """A pool worker of `runtime`: its zygote ready, no function until specialised."""
+    groups = Cgroups(enabled=cgroups)
+    zygote = await _zygote(runtime, groups)
+    logs = LogHub(None, sys.stdout)
+    pools: list[EnvironmentPool] = []
+
+    def executor_of(cfg: FunctionConfig) -> VersionExecutor:
+        pool = EnvironmentPool(cfg, zygote, logs, groups)
+        pools.append(pool)
+        return VersionExecutor(pool, logs, _limit(pool, max_environments))
+
+    specialisation = Specialisation(runtime, code_root, executor_of)
+    service = WorkerService(None, specialisation)
+
+    def grace() -> float:
+        cfg = specialisation.cfg
+        return float(cfg.timeout_s) if cfg is not None else 0.0
+
+    await _serve(service, host, port, f"pool {runtime}", grace)
+    for pool in pools:
+        await pool.close()
     await zygote.stop()

@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 from klambda.testing import eventually
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
 
 from tests.e2e.helm.chart import CHART, ROOT, Access, mismatches
 from tests.kube.controlplane import ControlPlane, ControlPlaneError
@@ -98,6 +101,11 @@ def test_operator_may_do_its_job(release: Release) -> None:
             expect[Access(verb, "services", "", ns)] = True
             expect[Access(verb, "configmaps", "", ns)] = True
         expect[Access("delete", "configmaps", "", ns)] = True
+        # specialised pool pods: resized, deleted when idle (the admission policy allows
+        # nothing else)
+        for verb in ("get", "list", "watch", "delete"):
+            expect[Access(verb, "pods", "", ns)] = True
+        expect[Access("patch", "pods", "", ns, "resize")] = True
         expect[Access("delete", "deployments", "apps", ns)] = False
         expect[Access("delete", "services", "", ns)] = False
         expect[Access("create", "events", "", ns)] = True
@@ -216,6 +224,9 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             expect[Access(verb, "endpointslices", "discovery.k8s.io", ns)] = served
         expect[Access("patch", "functions", "klambda.io", ns)] = served
         expect[Access("patch", "versions", "klambda.io", ns)] = served
+        # cold starts from the warm pool: code snapshots, and the claim of a pool pod
+        expect[Access("get", "configmaps", "", ns)] = served
+        expect[Access("patch", "pods", "", ns)] = served
         for q in (
             Access("patch", "aliases", "klambda.io", ns),
             Access("create", "functions", "klambda.io", ns),
@@ -223,8 +234,11 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             Access("update", "functions", "klambda.io", ns),
             Access("patch", "functions", "klambda.io", ns, "status"),
             Access("get", "secrets", "", ns),
-            Access("get", "configmaps", "", ns),
+            Access("list", "configmaps", "", ns),
             Access("list", "pods", "", ns),
+            Access("delete", "pods", "", ns),
+            Access("patch", "pods", "", ns, "status"),
+            Access("patch", "pods", "", ns, "resize"),
             Access("create", "deployments", "apps", ns),
             Access("patch", "endpointslices", "discovery.k8s.io", ns),
         ):
@@ -315,6 +329,103 @@ def test_network_policies_select_the_routers_real_pods(release: Release) -> None
         assert peer["namespaceSelector"]["matchLabels"].items() <= ns_labels.items()
     service = plane.get_json("service", "kl-klambda-router", "-n", release.namespace)
     assert service["spec"]["selector"].items() <= router_labels.items()
+
+
+def pool_pod(name: str, labels: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "serviceAccountName": FN_SA,
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 10001,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "worker",
+                        "image": "klambda/runtime:0.1.0",
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_router_may_only_claim_pool_pods_and_operator_only_delete_claimed_ones(
+    release: Release,
+) -> None:
+    """RBAC grants patch and delete on every pod of the namespace; the admission policies
+    keep the router to claims of pool pods and the operator to claimed (specialised) ones."""
+    fns, plane = release.functions, release.plane
+    plane.kubectl("apply", "-n", fns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+    pool = {"klambda.io/pool": "python3.11", "klambda.io/component": "pool"}
+    for name, labels in (("pool-a", pool), ("pool-b", pool), ("other", {"app": "x"})):
+        plane.kubectl("create", "-n", fns, "-f", "-", input=pool_pod(name, labels))
+    fn = plane.get_json("function", "hello", "-n", fns)
+    uid = plane.get_json("pod", "pool-a", "-n", fns)["metadata"]["uid"]
+    claim = {
+        "metadata": {
+            "uid": uid,
+            "labels": {
+                "klambda.io/pool": None,
+                "klambda.io/component": "specialised",
+                "klambda.io/function": "hello",
+                "klambda.io/version": "latest",
+            },
+            "annotations": {"klambda.io/claimed-at": "2026-01-01T00:00:00Z"},
+            "ownerReferences": [
+                {"apiVersion": "klambda.io/v1alpha1", "kind": "Function", "name": "hello",
+                 "uid": fn["metadata"]["uid"], "controller": True}
+            ],
+        }
+    }  # fmt: skip
+
+    # a merge patch with the router's own token, as the router sends it (kubectl patch
+    # would read the pod first, which the router may not)
+    router = Client(config=KubeConfig.from_file(release.sa_kubeconfig("kl-klambda-router")))
+
+    def as_router(name: str, patch: dict[str, Any]) -> str | None:
+        try:
+            router.patch(Pod, name, patch, namespace=fns, patch_type=PatchType.MERGE)
+        except ApiError as err:
+            return str(err.status.message)
+        return None
+
+    assert as_router("pool-a", claim) is None
+    labels_only = {k: v for k, v in claim["metadata"].items() if k != "uid"}
+    refused = {
+        "not a pool pod": as_router("other", {"metadata": {"labels": {"app": "y"}}}),
+        "stays in the pool": as_router("pool-b", {"metadata": {"labels": {"team": "x"}}}),
+        "a foreign label": as_router(
+            "pool-b", {"metadata": {"labels": {**claim["metadata"]["labels"], "team": "x"}}}
+        ),
+        "a spec change": as_router(
+            "pool-b", {"spec": {"activeDeadlineSeconds": 5}, "metadata": labels_only}
+        ),
+    }
+    for what, message in refused.items():
+        assert message is not None, what
+        assert "ValidatingAdmissionPolicy" in message, (what, message)
+    router.close()
+
+    def as_operator(*args: str) -> Any:
+        return release.as_sa("kl-klambda-operator", *args, "-n", fns)
+
+    for name in ("pool-b", "other"):
+        out = as_operator("delete", "pod", name, "--wait=false")
+        assert out.returncode != 0, name
+        assert "only specialised pool pods" in out.stderr, out.stderr
+    out = as_operator("delete", "pod", "pool-a", "--wait=false")
+    assert out.returncode == 0, out.stderr
 
 
 def test_uninstall_and_reinstall_are_clean(kube_control_plane: ControlPlane) -> None:

@@ -243,14 +243,18 @@ def test_network_policies_let_only_the_router_reach_workers_and_nats() -> None:
     docs = render("--set", "functions.namespace=team-a")
     router_pod = one(docs, "Deployment", "-router")["spec"]["template"]["metadata"]["labels"]
     workers = [
-        d for d in by_kind(docs, "NetworkPolicy") if d["metadata"]["name"].endswith("-workers")
+        d
+        for d in by_kind(docs, "NetworkPolicy")
+        if d["metadata"]["name"].endswith(("-workers", "-pool"))
     ]
-    assert [d["metadata"]["namespace"] for d in workers] == ["team-a"]
+    assert [d["metadata"]["namespace"] for d in workers] == ["team-a", "team-a"]
+    # a version's pods, and the warm pool's pods before a router claims them
+    selected = {e["key"] for d in workers for e in d["spec"]["podSelector"]["matchExpressions"]}
+    assert selected == {"klambda.io/function", "klambda.io/pool"}
     for policy in workers:
         spec = policy["spec"]
-        assert spec["podSelector"] == {
-            "matchExpressions": [{"key": "klambda.io/function", "operator": "Exists"}]
-        }
+        [expression] = spec["podSelector"]["matchExpressions"]
+        assert expression["operator"] == "Exists"
         assert spec["policyTypes"] == ["Ingress"]
         [rule] = spec["ingress"]
         [peer] = rule["from"]
@@ -261,6 +265,17 @@ def test_network_policies_let_only_the_router_reach_workers_and_nats() -> None:
     nats = one(docs, "NetworkPolicy", "-nats")
     [rule] = nats["spec"]["ingress"]
     assert rule["from"][0]["podSelector"]["matchLabels"].items() <= router_pod.items()
+
+
+def test_the_pool_settings_reach_the_operator() -> None:
+    docs = render("--set", "pool.size=5", "--set", "pool.memoryMB=512")
+    env = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    values = {e["name"]: e.get("value") for e in env}
+    assert values["KLAMBDA_OPERATOR_POOL_SIZE"] == "5"
+    assert values["KLAMBDA_OPERATOR_POOL_MEMORY_MB"] == "512"
+    refused = helm("template", "kl", str(CHART), "--set", "pool.memoryMB=64", check=False)
+    assert refused.returncode != 0
+    assert "memoryMB" in refused.stderr
 
 
 def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:

@@ -32,6 +32,7 @@ KINDS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Pod": "/api/v1/namespaces/{ns}/pods",
     "Event": "/api/v1/namespaces/{ns}/events",
 }
 
@@ -212,8 +213,9 @@ def start_operator(
     started: list[Operator] = []
 
     def start(**settings: Any) -> Operator:
-        # a short resync, so that scale to zero and repairs show within seconds
-        for key, value in ({"resync_seconds": 1} | settings).items():
+        # a short resync, so that scale to zero and repairs show within seconds; no warm
+        # pool unless a test asks for one (versions scale their own Deployments)
+        for key, value in ({"resync_seconds": 1, "pool_size": 0} | settings).items():
             monkeypatch.setenv(f"KLAMBDA_OPERATOR_{key.upper()}", str(value))
         op = Operator(ns.name)
         op.start()

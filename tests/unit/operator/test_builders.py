@@ -87,6 +87,32 @@ def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
     assert service["spec"]["selector"] == one["spec"]["selector"]["matchLabels"]
 
 
+def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
+    settings = OperatorSettings(pool_size=3, pool_memory_mb=256, memory_overhead_mb=100)
+    deployment = builders.build_pool_deployment("fns", "python3.12", settings)
+    assert deployment == builders.build_pool_deployment("fns", "python3.12", settings)
+    assert deployment["metadata"]["name"] == "klambda-pool-python3-12"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 3
+    # the claim removes this label: the ReplicaSet lets go of the pod and makes another
+    assert spec["selector"] == {"matchLabels": {contract.LABEL_POOL: "python3.12"}}
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels[contract.LABEL_COMPONENT] == "pool"
+    assert contract.LABEL_FUNCTION not in labels  # no version's Service selects it
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["klambda", "worker", "--pool", "python3.12"]
+    assert container["resources"] == builders.resources(256, 100)
+    assert container["volumeMounts"][0] == {"name": "code", "mountPath": "/var/task"}  # writable
+    assert pod["volumes"][0] == {"name": "code", "emptyDir": {"sizeLimit": "16Mi"}}
+    assert pod["terminationGracePeriodSeconds"] == 905  # it may come to run any function
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    service = builders.build_pool_service("fns", "python3.12")
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert service["metadata"]["labels"][contract.LABEL_POOL] == "python3.12"  # on its slices
+
+
 @pytest.mark.parametrize(
     ("path", "key"),
     [

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from klambda_operator.scaling import Demand, ScalingPolicy, decide
+from klambda_operator.scaling import (
+    Demand,
+    ScalingPolicy,
+    SpecialisedPod,
+    decide,
+    specialised_to_delete,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = ScalingPolicy(idle_seconds=600, scale_up_per_minute=60, max_environments=1000)
@@ -16,6 +22,7 @@ def ago(seconds: float) -> datetime:
 
 
 S, Z, RL, R0 = "Scaled", "ScaledToZero", "RateLimited", "ReservedConcurrencyZero"
+P = "OnDemandFromPool"
 D = Demand
 SOON = NOW + timedelta(seconds=5)
 
@@ -39,6 +46,11 @@ DECISIONS: list[tuple[str, Demand, int, datetime | None, int, int, str]] = [
     ("scale-down is not limited", D(0, last_invoked=ago(900)), 500, NOW,  0,     0, Z),
     ("invoked in the future",     D(0, last_invoked=SOON),     2, None,   2,     2, S),
     ("negative demand",           D(-4),                       0, None,   0,     0, Z),
+    # with a warm pool, on-demand environments are specialised pool pods, not replicas
+    ("pool: demand",              D(5, last_invoked=ago(1), pooled=True),    0, None, 0, 0, P),
+    ("pool: warm replicas go",    D(0, last_invoked=ago(1), pooled=True),    3, None, 0, 0, P),
+    ("pool: provisioned kept",    D(4, 2, last_invoked=ago(1), pooled=True), 0, None, 2, 2, S),
+    ("pool: reserved 0",          D(4, 2, reserved=0, pooled=True),          2, None, 0, 0, R0),
 ]  # fmt: skip
 
 
@@ -71,3 +83,29 @@ def test_the_scale_up_clock_is_a_token_bucket() -> None:
     small = decide(Demand(61), 60, NOW - timedelta(hours=1), NOW, POLICY)
     assert small.replicas == 61
     assert small.clock == NOW - timedelta(seconds=59)  # 59 of the minute's 60 left
+
+
+SHA = "digest-of-the-config"
+Pod = SpecialisedPod
+
+# (what, pods, demand, [(pod, why)])
+RECLAIMS: list[tuple[str, list[SpecialisedPod], Demand, list[str]]] = [
+    ("warm version keeps its pods", [Pod("a", SHA, ago(900)), Pod("b", SHA, ago(5))],
+        D(last_invoked=ago(10)), []),
+    ("idle version: all go", [Pod("a", SHA, ago(900)), Pod("b", SHA, ago(700))],
+        D(last_invoked=ago(700)), ["a", "b"]),
+    ("just claimed, not yet seen invoked", [Pod("a", SHA, ago(1))], D(), []),
+    ("never invoked, claimed long ago", [Pod("a", SHA, ago(601))], D(), ["a"]),
+    ("no claim time", [Pod("a", SHA, None)], D(last_invoked=ago(601)), ["a"]),
+    ("stale configuration", [Pod("a", "older", ago(1)), Pod("b", SHA, ago(1))],
+        D(last_invoked=ago(1)), ["a"]),
+    ("emergency stop", [Pod("a", SHA, ago(1))], D(reserved=0, last_invoked=ago(1)), ["a"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "pods", "want", "gone"), RECLAIMS, ids=[r[0] for r in RECLAIMS])
+def test_specialised_pods_to_delete(
+    what: str, pods: list[SpecialisedPod], want: Demand, gone: list[str]
+) -> None:
+    got = specialised_to_delete(pods, want, SHA, NOW, POLICY)
+    assert [name for name, _why in got] == gone

@@ -1,0 +1,102 @@
+"""A pool pod becomes one version's: the claim that moves it out of its pool, the digest
+that tells a stale one, and what a pool worker accepts to become."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from klambda import codestore, contract
+from klambda.execution import FunctionConfig
+from klambda.proto import worker_pb2
+from klambda.worker.specialise import SpecialiseInvalid, config_of_request
+
+CFG = FunctionConfig(
+    "hello", "3", "app.handler", "python3.11", 512, 30, {"A": "1"}, "", "c2hh", "eu-west-1"
+)
+
+
+def test_claim_moves_the_pod_out_of_the_pool_into_the_version() -> None:
+    owner = {"kind": "Version", "name": "hello.3", "uid": "v-uid"}
+    patch = contract.claim_patch(CFG, owner, "pod-uid", "2026-01-01T00:00:00Z")
+    meta = patch["metadata"]
+    assert meta["uid"] == "pod-uid"
+    assert meta["labels"] == {
+        contract.LABEL_POOL: None,
+        "pod-template-hash": None,
+        "klambda.io/component": "specialised",
+        "klambda.io/function": "hello",
+        "klambda.io/version": "3",
+    }
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Version",
+            "name": "hello.3",
+            "uid": "v-uid",
+            "controller": True,
+        }
+    ]
+    assert meta["annotations"][contract.ANNOTATION_CONFIG_SHA256] == contract.config_digest(CFG)
+    latest = contract.claim_patch(replace(CFG, version="$LATEST"), owner, "u", "t")
+    assert latest["metadata"]["labels"]["klambda.io/version"] == "latest"
+
+
+@pytest.mark.parametrize(
+    ("change", "same"),
+    [
+        ({"code_root": "/elsewhere", "region": "us-west-2", "account": "1"}, True),
+        ({"memory_mb": 1024}, False),
+        ({"environment": {"A": "2"}}, False),
+        ({"code_sha256": "b3RoZXI="}, False),
+        ({"handler": "app.other"}, False),
+    ],
+)
+def test_config_digest(change: dict[str, Any], same: bool) -> None:
+    assert (contract.config_digest(replace(CFG, **change)) == contract.config_digest(CFG)) is same
+
+
+def test_pool_names() -> None:
+    assert contract.pool_name("python3.11") == "klambda-pool-python3-11"
+
+
+def request(**change: Any) -> worker_pb2.SpecialiseRequest:
+    files = {"app.py": b"def handler(e, c):\n    return 1\n"}
+    cfg = replace(CFG, code_sha256=codestore.digest(files))
+    req = worker_pb2.SpecialiseRequest(
+        function=cfg.function,
+        version=cfg.version,
+        handler=cfg.handler,
+        runtime=cfg.runtime,
+        memory_mb=cfg.memory_mb,
+        timeout_seconds=cfg.timeout_s,
+        environment=cfg.environment,
+        code_sha256=cfg.code_sha256,
+        region=cfg.region,
+        account=cfg.account,
+        files=[worker_pb2.CodeFile(path=p, content=c) for p, c in files.items()],
+    )
+    for key, value in change.items():
+        setattr(req, key, value)
+    return req
+
+
+def test_a_specialise_request_is_the_version_s_config() -> None:
+    cfg = config_of_request(request(), "python3.11", "/var/task")
+    assert cfg == replace(CFG, code_root="/var/task", code_sha256=request().code_sha256)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"runtime": "python3.12"}, "runtime: this worker is of the python3.11 pool"),
+        ({"function": ""}, "function: must not be empty"),
+        ({"memory_mb": 64}, "memory_mb: 64 is not within 128-10240"),
+        ({"timeout_seconds": 901}, "timeout_seconds: 901 is not within 1-900"),
+        ({"code_sha256": ""}, "code_sha256: must not be empty"),
+    ],
+)
+def test_a_specialise_request_is_checked_field_by_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecialiseInvalid, match=field):
+        config_of_request(request(**change), "python3.11", "/var/task")
