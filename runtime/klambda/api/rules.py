@@ -42,12 +42,13 @@ def unchanged_since(newest: VersionSpec | None, code_sha256: str, spec: Function
 
     Where the code comes from (`code.inline`, `path`, `configMap`) is not configuration:
     the same bytes from another place are the same code, as Lambda compares CodeSha256.
+    Nor are the function's tags, which a version does not keep.
     """
     if newest is None:
         return False
     return newest.code_sha256 == code_sha256 and newest.config.model_dump(
-        exclude={"code"}
-    ) == spec.model_dump(exclude={"code"})
+        exclude={"code", "tags"}
+    ) == spec.model_dump(exclude={"code", "tags"})
 
 
 # -- aliases

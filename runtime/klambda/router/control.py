@@ -19,6 +19,7 @@ from klambda.api import (
     RoutingConfig,
     Version,
     VersionSpec,
+    changes,
     limits,
     rules,
 )
@@ -66,7 +67,9 @@ class LocalControl:
             code = {"inline": dict(spec.code.inline)}
         else:
             code = {"path": os.path.relpath(latest.code_root, self.manifests)}
-        config = spec.model_copy(update={"code": type(spec.code).model_validate(code)})
+        config = changes.version_config(spec).model_copy(
+            update={"code": type(spec.code).model_validate(code)}
+        )
         version = Version(
             metadata=ObjectMeta(name=f"{function}.{number}"),
             spec=VersionSpec(

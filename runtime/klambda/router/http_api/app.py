@@ -13,7 +13,9 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.router.control import LocalControl
+from klambda.router.functions import LocalFunctions
 from klambda.router.http_api.control import ControlApi
+from klambda.router.http_api.functions import FunctionsApi
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
 from klambda.router.http_api.queues import QueueApi
@@ -55,7 +57,10 @@ class HttpApi:
             client_max_size=limits.SYNC_PAYLOAD_MAX_BYTES + 64 * 1024,
         )
         InvokeApi(self.invoker).add_routes(app.router)
-        ControlApi(self.invoker, self.control).add_routes(app.router)
+        functions = LocalFunctions(self.control) if self.control is not None else None
+        ControlApi(self.invoker, self.control, functions).add_routes(app.router)
+        if functions is not None:
+            FunctionsApi(self.invoker, functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
