@@ -9,10 +9,12 @@ contract (see docs/operator.md), not a detail.
 from __future__ import annotations
 
 from klambda.contract import (
+    ANNOTATION_CODE_FILES,
     ANNOTATION_DEMAND,
     ANNOTATION_LAST_INVOKED,
     API_VERSION,
     CODE_ROOT,
+    CONFIGMAP_MAX_BYTES,
     GROUP,
     LABEL_FUNCTION,
     LABEL_VERSION,
@@ -25,10 +27,12 @@ from klambda.contract import (
 
 # shared with the router, the CLI and the worker pods: klambda.contract
 __all__ = [
+    "ANNOTATION_CODE_FILES",
     "ANNOTATION_DEMAND",
     "ANNOTATION_LAST_INVOKED",
     "API_VERSION",
     "CODE_ROOT",
+    "CONFIGMAP_MAX_BYTES",
     "GROUP",
     "LABEL_FUNCTION",
     "LABEL_VERSION",
@@ -61,8 +65,7 @@ COMPONENT_CODE = "code"
 ANNOTATION_SCALE_UP_CLOCK = f"{GROUP}/scale-up-clock"
 # On worker pod templates and code snapshots: the CodeSha256 of the code they hold.
 ANNOTATION_CODE_SHA256 = f"{GROUP}/code-sha256"
-# On code snapshots: JSON {ConfigMap key: file path}, for keys that are not the path.
-ANNOTATION_CODE_FILES = f"{GROUP}/code-files"
+# On code snapshots: JSON {ConfigMap key: file path} (ANNOTATION_CODE_FILES, the contract).
 
 # The worker pod's writable /tmp, like Lambda's (its code root and port: the contract).
 TMP_DIR = "/tmp"
@@ -70,5 +73,4 @@ TMP_SIZE = "512Mi"
 WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 
-# A ConfigMap holds at most 1 MiB; the snapshot's data must stay below it.
-CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
+# A ConfigMap holds at most 1 MiB (CONFIGMAP_MAX_BYTES, the contract).

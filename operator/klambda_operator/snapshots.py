@@ -18,27 +18,19 @@ did not write.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from klambda import codestore
+from klambda import codestore, contract
 
 from klambda_operator import conditions, constants, names
 from klambda_operator.errors import Failure
 
-_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-
-def config_map_key(path: str) -> str:
-    """A valid ConfigMap key for a file path: the path itself when it is one."""
-    if _KEY.match(path) and not path.startswith("..") and len(path) <= 253:
-        return path
-    tag = hashlib.sha256(path.encode()).hexdigest()[:8]
-    return "f-" + re.sub(r"[^-._a-zA-Z0-9]", "_", path)[:200] + "-" + tag
+# shared with the command line, which uploads code to ConfigMaps the same way
+config_map_key = contract.config_map_key
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,8 @@ def inline_files(inline: Mapping[str, str]) -> dict[str, bytes]:
 
 
 def config_map_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files of a user's ConfigMap: one per key, at the code root."""
+    """The files of a ConfigMap: one per key, at the code root (see `snapshot_files` for
+    the paths of keys that are not paths)."""
     files = {key: str(value).encode() for key, value in (config_map.get("data") or {}).items()}
     for key, value in (config_map.get("binaryData") or {}).items():
         files[key] = base64.b64decode(value)
@@ -102,7 +95,8 @@ def config_map_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 def snapshot_files(config_map: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files of a snapshot ConfigMap, at their paths (the inverse of `Snapshot.data`)."""
+    """The files of a snapshot ConfigMap, at their paths (the inverse of `Snapshot.data`),
+    or of a user's or uploaded one: keys without a path in the annotation are at the root."""
     annotations = (config_map.get("metadata") or {}).get("annotations") or {}
     try:
         paths: dict[str, str] = json.loads(annotations.get(constants.ANNOTATION_CODE_FILES, "{}"))

@@ -10,7 +10,12 @@ processes that may run different releases (docs/operator.md), not a detail.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
 from collections.abc import Mapping
+from typing import Any
 
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -41,6 +46,17 @@ ANNOTATION_LAST_INVOKED = f"{GROUP}/last-invoked"
 CODE_ROOT = "/var/task"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
+
+# Code in ConfigMaps (the operator's snapshots, code uploaded by the command line): keys may
+# not contain `/`, so a file in a folder is stored under a derived key and this annotation
+# maps keys back to paths (JSON {key: path}). A ConfigMap holds at most 1 MiB.
+ANNOTATION_CODE_FILES = f"{GROUP}/code-files"
+CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
+# On the ConfigMaps the command line uploads code to (CreateFunction, UpdateFunctionCode)
+LABEL_COMPONENT = f"{GROUP}/component"
+COMPONENT_UPLOAD = "upload"
+
+_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # Set by the worker for each environment it starts, not per pod.
 PER_ENVIRONMENT = (
@@ -117,3 +133,54 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
         region=env.get("AWS_REGION", "us-east-1"),
         account=env.get("KLAMBDA_ACCOUNT_ID", "000000000000"),
     )
+
+
+def config_map_key(path: str) -> str:
+    """A valid ConfigMap key for a file path: the path itself when it is one."""
+    if _KEY.match(path) and not path.startswith("..") and len(path) <= 253:
+        return path
+    tag = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return "f-" + re.sub(r"[^-._a-zA-Z0-9]", "_", path)[:200] + "-" + tag
+
+
+def code_config_map(function: str, files: Mapping[str, bytes], namespace: str) -> dict[str, Any]:
+    """A ConfigMap holding `files` (an uploaded .zip), named by their digest so that the same
+    code is one object: UTF-8 files as text, others as base64, paths in the annotation.
+    ValueError when it would not fit in a ConfigMap."""
+    keys = {config_map_key(path): path for path in sorted(files)}
+    data: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    size = 0
+    for key, path in keys.items():
+        content = files[path]
+        try:
+            data[key] = content.decode("utf-8")
+            size += len(key) + len(content)
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(content).decode()
+            size += len(key) + len(binary[key])
+    if size > CONFIGMAP_MAX_BYTES:
+        raise ValueError(
+            f"the code takes {size} bytes, more than a ConfigMap holds ({CONFIGMAP_MAX_BYTES}); "
+            "use an image (Code.ImageUri)"
+        )
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(f"{path}\0{len(files[path])}\0".encode())
+        h.update(files[path])
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{function}-upload-{h.hexdigest()[:12]}",
+            "namespace": namespace,
+            "labels": {LABEL_FUNCTION: function, LABEL_COMPONENT: COMPONENT_UPLOAD},
+            "annotations": {ANNOTATION_CODE_FILES: json.dumps(keys, sort_keys=True)},
+        },
+        "immutable": True,
+    }
+    if data:
+        body["data"] = data
+    if binary:
+        body["binaryData"] = binary
+    return body

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, dlq, invoke, logs, resources, serve
+from klambda.cli import cost, dlq, functions, invoke, logs, resources, serve
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -26,6 +26,7 @@ app.command("delete-version")(resources.delete_version)
 app.command()(cost.tune)
 app.command()(logs.logs)
 
+app.add_typer(functions.function_app, name="function")
 app.add_typer(resources.get_app, name="get")
 app.add_typer(resources.alias_app, name="alias")
 app.add_typer(resources.concurrency_app, name="concurrency")

@@ -17,7 +17,16 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from klambda import contract
-from klambda.api import Alias, AliasSpec, Function, ObjectMeta, RoutingConfig, VersionSpec, rules
+from klambda.api import (
+    Alias,
+    AliasSpec,
+    Function,
+    ObjectMeta,
+    RoutingConfig,
+    VersionSpec,
+    changes,
+    rules,
+)
 from klambda.api.limits import UNRESERVED_CONCURRENCY_MIN
 from klambda.api.manifest import describe_errors
 
@@ -110,7 +119,7 @@ class Cluster:
                 "made it Active"
             )
         versions = self.versions(function)
-        config = fn.spec.wire()
+        config = changes.version_config(fn.spec).wire()
         if versions:
             newest = VersionSpec.model_validate(versions[-1]["spec"])
             if rules.unchanged_since(newest, sha, fn.spec):
