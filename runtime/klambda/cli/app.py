@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, dlq, functions, invoke, logs, resources, serve
+from klambda.cli import cost, deploy, dlq, functions, invoke, logs, resources, serve
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -21,6 +21,7 @@ app.command()(serve.up)
 app.command()(serve.router)
 app.command()(serve.worker)
 app.command()(invoke.invoke)
+app.command()(deploy.deploy)
 app.command("publish-version")(resources.publish_version)
 app.command("delete-version")(resources.delete_version)
 app.command()(cost.tune)

@@ -49,6 +49,13 @@ class FunctionControl(Protocol):
     def delete_event_invoke_config(self, name: str) -> None: ...
     def tag(self, name: str, tags: Mapping[str, str]) -> None: ...
     def untag(self, name: str, keys: list[str]) -> None: ...
+    def provisioned(self, name: str, qualifier: str) -> int:
+        """The provisioned concurrency asked for a version or alias (0 if none)."""
+        ...
+
+    def settled(self, name: str) -> None:
+        """Return once `$LATEST` as last written is what a publish would snapshot."""
+        ...
 
 
 class RouterFunctions:
@@ -103,6 +110,17 @@ class RouterFunctions:
     def untag(self, name: str, keys: list[str]) -> None:
         query = urllib.parse.urlencode([("tagKeys", k) for k in keys])
         self._call("DELETE", TAGS.format(function_arn(name)) + "?" + query)
+
+    def provisioned(self, name: str, qualifier: str) -> int:
+        path = f"/2019-09-30/functions/{name}/provisioned-concurrency?Qualifier={qualifier}"
+        try:
+            got = self.c.json("GET", path)
+        except ApiError:
+            return 0
+        return int(got.get("RequestedProvisionedConcurrentExecutions", 0))
+
+    def settled(self, name: str) -> None:
+        return None  # the router applies a change before it answers
 
 
 def _json_safe(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,21 +247,40 @@ class ClusterFunctions:
             ) from None
         return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
-    def _published(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Publish once the operator has taken the new `$LATEST` in (its codeSha256)."""
-        generation = raw["metadata"].get("generation")
+    def provisioned(self, name: str, qualifier: str) -> int:
+        from lightkube import ApiError as KubeApiError
+
+        res = contract.VersionResource if qualifier.isdigit() else contract.AliasResource
+        try:
+            obj = self.cluster.client.get(res, f"{name}.{qualifier}", namespace=self.namespace)
+        except KubeApiError:
+            return 0
+        raw = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+        return int(raw["spec"].get("provisionedConcurrency", 0))
+
+    def settled(self, name: str) -> None:
+        self._settled(name)
+
+    def _settled(self, name: str) -> dict[str, Any]:
+        """The Function once the operator has taken its last change in (its status is of
+        the current generation): only then is its codeSha256 the code's."""
         deadline = time.monotonic() + self.WAIT_ACTIVE_S
         while True:
             now = self._need(name)
             status = now.get("status") or {}
+            generation = now["metadata"].get("generation")
             if status.get("observedGeneration") == generation and status.get("state"):
-                break
+                return now
             if time.monotonic() > deadline:
                 raise ControlError(
-                    f"Publish: the operator has not taken Function {name} in after "
+                    f"the operator has not taken Function {name} in after "
                     f"{self.WAIT_ACTIVE_S:.0f} s (is it running?)"
                 )
             time.sleep(0.5)
+
+    def _published(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Publish once the operator has taken the new `$LATEST` in (its codeSha256)."""
+        now = self._settled(name)
         from klambda.cli.kube import ClusterError
 
         try:
