@@ -143,6 +143,11 @@ class Applier:
         self, d: sam.DesiredFunction, alias: str, old: str, new: str, pref: sam.Preference
     ) -> None:
         name = d.name
+        if self.stats_endpoint is None and any(a.expression for a in pref.alarms):
+            raise ControlError(
+                f"alias {alias}: its alarms read a router's metrics: give --endpoint or "
+                "--metrics-endpoint"
+            )
 
         def describe(text: str) -> str:
             return f"klambda deploy {self.stack}: {old} -> {new} {pref.kind}: {text}"[:256]
@@ -269,11 +274,6 @@ def deploy(
                     fail(f"{d.logical_id}: alarm {a.prometheus_alert!r} is a Prometheus "
                          "alert name: give --prometheus-url (or an expression)", 2)  # fmt: skip
     stats_endpoint = metrics_endpoint or ep or (None if kubeconfig else endpoint(None))
-    for d in desired:
-        watched = d.preference.alarms if d.preference else []
-        if stats_endpoint is None and any(a.expression for a in watched):
-            fail(f"{d.logical_id}: its alarms read a router's metrics: give --endpoint or "
-                 "--metrics-endpoint", 2)  # fmt: skip
     with reported():
         fc = functions(ep, kubeconfig, namespace)
         ctl = control(ep, kubeconfig, namespace)
