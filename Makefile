@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/klambda
 export PIP_CACHE_DIR ?= $(CACHE)/pip
 
-.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds
+.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds dashboard
 
 help:
 	@echo "make run    - set up, start the example functions locally and invoke them"
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "klambda needs Python >= 3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,operator,tune]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,operator,tune,deploy]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -60,6 +60,10 @@ crds: venv
 
 chart-crds:
 	scripts/check-chart.sh --sync-crds
+
+# The chart's Grafana dashboard, generated with grafana-foundation-sdk
+dashboard: venv
+	$(PY) scripts/gen_dashboard.py
 
 # The operator and runtime images (needs a Docker engine; see docs/kubernetes.md).
 IMAGE_TAG ?= 0.1.0

@@ -21,6 +21,7 @@ from klambda.contract import (
     COMPONENT_POOL,
     COMPONENT_SPECIALISED,
     COMPONENT_WORKER,
+    CONFIGMAP_MAX_BYTES,
     GROUP,
     LABEL_COMPONENT,
     LABEL_FUNCTION,
@@ -47,6 +48,7 @@ __all__ = [
     "COMPONENT_POOL",
     "COMPONENT_SPECIALISED",
     "COMPONENT_WORKER",
+    "CONFIGMAP_MAX_BYTES",
     "GROUP",
     "LABEL_COMPONENT",
     "LABEL_FUNCTION",
@@ -86,5 +88,4 @@ POOL_CODE_SIZE = "16Mi"
 WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 
-# A ConfigMap holds at most 1 MiB; the snapshot's data must stay below it.
-CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
+# A ConfigMap holds at most 1 MiB (CONFIGMAP_MAX_BYTES, the contract).

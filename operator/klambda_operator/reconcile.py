@@ -402,7 +402,7 @@ async def function_code(
                 f"namespace {namespace}",
                 conditions.CODE_READY,
             )
-        snap = snapshots.take(fn.name, snapshots.config_map_files(source))
+        snap = snapshots.take(fn.name, snapshots.snapshot_files(source))
         return snap.sha256, snap
     if code.image is not None:
         return snapshots.image_sha256(code.image), None
@@ -528,7 +528,7 @@ async def version_code(
                 f"ConfigMap {code.config_map!r} (spec.config.code.configMap) is gone",
                 conditions.CODE_READY,
             )
-        snap = snapshots.take(fn, snapshots.config_map_files(source))
+        snap = snapshots.take(fn, snapshots.snapshot_files(source))
         if snap.sha256 != sha:
             raise Failure(
                 "CodeNotFound",

@@ -18,7 +18,6 @@ did not write.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,15 +27,8 @@ from klambda import codestore, contract
 from klambda_operator import conditions, constants, names
 from klambda_operator.errors import Failure
 
-_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-
-def config_map_key(path: str) -> str:
-    """A valid ConfigMap key for a file path: the path itself when it is one."""
-    if _KEY.match(path) and not path.startswith("..") and len(path) <= 253:
-        return path
-    tag = hashlib.sha256(path.encode()).hexdigest()[:8]
-    return "f-" + re.sub(r"[^-._a-zA-Z0-9]", "_", path)[:200] + "-" + tag
+# shared with the command line, which uploads code to ConfigMaps the same way
+config_map_key = contract.config_map_key
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,53 @@ def unpack(files: dict[str, bytes], root: Path) -> None:
         target.chmod(0o444)
     for dirpath, _dirnames, _files in os.walk(root):
         Path(dirpath).chmod(0o555)
+
+
+class ZipError(ValueError):
+    """An upload that is not a usable .zip; the message says why."""
+
+
+def unzip(data: bytes, max_bytes: int) -> dict[str, bytes]:
+    """The files of a .zip (Lambda's deployment package), at most `max_bytes` unpacked.
+
+    Entries that would land outside the code root (absolute paths, `..`) are refused, not
+    skipped, and folders are implied by their files.
+    """
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ZipError("is not a .zip archive") from None
+    files: dict[str, bytes] = {}
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename.replace("\\", "/")
+            parts = name.split("/")
+            if name.startswith("/") or ".." in parts or not name:
+                raise ZipError(f"entry {info.filename!r} would be written outside the code root")
+            total += info.file_size
+            if total > max_bytes:
+                raise ZipError(f"unpacks to more than {max_bytes} bytes")
+            files[name] = archive.read(info)
+    if not files:
+        raise ZipError("holds no files")
+    return files
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """A .zip of `files` (the command line sends a folder as one), deterministic."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name], zipfile.ZIP_DEFLATED)
+    return out.getvalue()

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ COMPONENT_WORKER = "worker"  # a pod of a version's own Deployment
 COMPONENT_CODE = "code"  # a code snapshot
 COMPONENT_POOL = "pool"  # a generic worker of the warm pool, or its Deployment/Service
 COMPONENT_SPECIALISED = "specialised"  # a pool pod that now serves one function version
+COMPONENT_UPLOAD = "upload"  # code the command line uploaded (CreateFunction, ...)
 
 # The warm pool: generic worker pods of one runtime (the label's value), started with no
 # function (`klambda worker --pool RUNTIME`). The pool's Deployment selects on this label,
@@ -70,6 +72,13 @@ ANNOTATION_LAST_INVOKED = f"{GROUP}/last-invoked"
 CODE_ROOT = "/var/task"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
+
+# Code in ConfigMaps (the operator's snapshots, code uploaded by the command line): keys may
+# not contain `/`, so a file in a folder is stored under a derived key and this annotation
+# maps keys back to paths (JSON {key: path}). A ConfigMap holds at most 1 MiB.
+CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
+
+_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # Set by the worker for each environment it starts, not per pod.
 PER_ENVIRONMENT = (
@@ -259,3 +268,54 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
         application_log_level=env.get("KLAMBDA_APPLICATION_LOG_LEVEL") or None,
         system_log_level=env.get("KLAMBDA_SYSTEM_LOG_LEVEL") or None,
     )
+
+
+def config_map_key(path: str) -> str:
+    """A valid ConfigMap key for a file path: the path itself when it is one."""
+    if _KEY.match(path) and not path.startswith("..") and len(path) <= 253:
+        return path
+    tag = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return "f-" + re.sub(r"[^-._a-zA-Z0-9]", "_", path)[:200] + "-" + tag
+
+
+def code_config_map(function: str, files: Mapping[str, bytes], namespace: str) -> dict[str, Any]:
+    """A ConfigMap holding `files` (an uploaded .zip), named by their digest so that the same
+    code is one object: UTF-8 files as text, others as base64, paths in the annotation.
+    ValueError when it would not fit in a ConfigMap."""
+    keys = {config_map_key(path): path for path in sorted(files)}
+    data: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    size = 0
+    for key, path in keys.items():
+        content = files[path]
+        try:
+            data[key] = content.decode("utf-8")
+            size += len(key) + len(content)
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(content).decode()
+            size += len(key) + len(binary[key])
+    if size > CONFIGMAP_MAX_BYTES:
+        raise ValueError(
+            f"the code takes {size} bytes, more than a ConfigMap holds ({CONFIGMAP_MAX_BYTES}); "
+            "use an image (Code.ImageUri)"
+        )
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(f"{path}\0{len(files[path])}\0".encode())
+        h.update(files[path])
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{function}-upload-{h.hexdigest()[:12]}",
+            "namespace": namespace,
+            "labels": {LABEL_FUNCTION: function, LABEL_COMPONENT: COMPONENT_UPLOAD},
+            "annotations": {ANNOTATION_CODE_FILES: json.dumps(keys, sort_keys=True)},
+        },
+        "immutable": True,
+    }
+    if data:
+        body["data"] = data
+    if binary:
+        body["binaryData"] = binary
+    return body

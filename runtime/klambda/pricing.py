@@ -18,6 +18,10 @@ class Prices:
     per_gb_second: float = 0.00001667
     free_requests: int = 1_000_000
     free_gb_seconds: float = 400_000.0
+    # provisioned concurrency (us-east-1, x86): its environments cost per GB-second kept
+    # ready, and invocations on them pay a lower duration price; no free tier for either
+    provisioned_per_gb_second: float = 0.0000041667
+    provisioned_duration_per_gb_second: float = 0.0000097222
 
 
 DEFAULT_PRICES = Prices()
@@ -89,4 +93,53 @@ def monthly(
         gb_seconds=total_gbs,
         request_cost=billable_requests / 1_000_000 * prices.per_million_requests,
         compute_cost=billable_gbs * prices.per_gb_second,
+    )
+
+
+HOURS_PER_MONTH = 730  # AWS's month in its pricing examples
+
+
+@dataclass(frozen=True)
+class ProvisionedCost:
+    """A month of provisioned concurrency: the environments kept ready, and invocations
+    that ran on them (requests at the usual price, duration at the provisioned one)."""
+
+    units: int
+    memory_mb: int
+    hours: float
+    ready_gb_seconds: float
+    ready_cost: float
+    requests: int
+    duration_gb_seconds: float
+    request_cost: float
+    duration_cost: float
+
+    @property
+    def total(self) -> float:
+        return self.ready_cost + self.request_cost + self.duration_cost
+
+
+def monthly_provisioned(
+    units: int,
+    memory_mb: int,
+    hours: float = HOURS_PER_MONTH,
+    invocations: int = 0,
+    duration_ms: float = 0.0,
+    prices: Prices = DEFAULT_PRICES,
+) -> ProvisionedCost:
+    """`units` environments of `memory_mb` kept initialised for `hours`, with `invocations`
+    of `duration_ms` served by them. `klambda cost estimate --provisioned 5 --memory 640`
+    gives $34.22 for 5 units always on (730 hours), the seed's "$34 a month for 5 units"."""
+    ready = units * memory_mb / 1024.0 * hours * 3600
+    used = invocations * gb_seconds(duration_ms, memory_mb) if invocations else 0.0
+    return ProvisionedCost(
+        units=units,
+        memory_mb=memory_mb,
+        hours=hours,
+        ready_gb_seconds=ready,
+        ready_cost=ready * prices.provisioned_per_gb_second,
+        requests=invocations,
+        duration_gb_seconds=used,
+        request_cost=invocations / 1_000_000 * prices.per_million_requests,
+        duration_cost=used * prices.provisioned_duration_per_gb_second,
     )

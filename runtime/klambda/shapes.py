@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from klambda.api import AliasSpec
+from klambda.api import AliasSpec, Destination, FunctionSpec
 from klambda.api.limits import LATEST
 from klambda.execution import FunctionConfig
 
@@ -39,6 +39,8 @@ def function_configuration(
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
         "LoggingConfig": logging_config(cfg),
+        # changes are applied before the answer (the waiters of boto3 and Terraform read it)
+        "LastUpdateStatus": "Successful",
     }
 
 
@@ -65,3 +67,31 @@ def alias_configuration(function: FunctionConfig, name: str, spec: AliasSpec) ->
             "AdditionalVersionWeights": {spec.routing.additional_version: spec.routing.weight}
         }
     return out
+
+
+def destination_arn(cfg: FunctionConfig, dest: Destination) -> str:
+    """A destination as Lambda names it: a function's ARN, or an SQS-style queue ARN."""
+    if dest.function is not None:
+        return f"arn:aws:lambda:{cfg.region}:{cfg.account}:function:{dest.function}"
+    return f"arn:aws:sqs:{cfg.region}:{cfg.account}:{dest.queue}"
+
+
+def event_invoke_config(
+    cfg: FunctionConfig, spec: FunctionSpec, last_modified: float
+) -> dict[str, Any]:
+    """Lambda's FunctionEventInvokeConfig of a function's `$LATEST`."""
+    dest: dict[str, Any] = {}
+    if spec.destinations is not None:
+        for name, d in (
+            ("OnSuccess", spec.destinations.on_success),
+            ("OnFailure", spec.destinations.on_failure),
+        ):
+            if d is not None:
+                dest[name] = {"Destination": destination_arn(cfg, d)}
+    return {
+        "LastModified": last_modified,
+        "FunctionArn": function_arn(cfg, LATEST),
+        "MaximumRetryAttempts": spec.retry_attempts,
+        "MaximumEventAgeInSeconds": spec.max_event_age_seconds,
+        "DestinationConfig": dest,
+    }

@@ -132,6 +132,15 @@ class FunctionSpec(Model):
         check_events(events if isinstance(events, dict) else None)
         return events
 
+    # -- tags (TagResource): the function's, never part of a published version
+    tags: dict[str, str] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str] | None) -> dict[str, str] | None:
+        check_tags(tags or {})
+        return tags
+
     @field_validator("environment")
     @classmethod
     def _environment(cls, env: dict[str, str]) -> dict[str, str]:
@@ -149,6 +158,25 @@ class FunctionSpec(Model):
                 f"{limits.ENVIRONMENT_MAX_BYTES} bytes"
             )
         return env
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    """Lambda's limits on tags: at most 50, keys 1-128 and values 0-256 characters of
+    letters, digits, spaces and `_.:/=+-@`, no key starting with `aws:`."""
+    if len(tags) > limits.TAGS_MAX:
+        raise ValueError(f"{len(tags)} tags is more than the limit of {limits.TAGS_MAX}")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= limits.TAG_KEY_MAX:
+            raise ValueError(f"tag key {key[:40]!r} must be 1-{limits.TAG_KEY_MAX} characters")
+        if len(value) > limits.TAG_VALUE_MAX:
+            raise ValueError(f"tag {key!r}: the value is longer than {limits.TAG_VALUE_MAX}")
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r}: the prefix aws: is reserved")
+        for what in (key, value):
+            if not re.match(limits.TAG_PATTERN, what):
+                raise ValueError(
+                    f"tag {key!r}: {what!r} may hold only letters, digits, spaces and _.:/=+-@"
+                )
 
 
 class FunctionStatus(Model):

@@ -71,6 +71,17 @@ VERSION_PATTERN = r"^[1-9][0-9]{0,8}$"
 
 LATEST = "$LATEST"
 
+# Lambda's tags: on the function, not on its versions
+TAGS_MAX = 50
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+TAG_PATTERN = r"^[\w\s.:/=+@-]*$"
+
+# Code uploaded through the API (CreateFunction, UpdateFunctionCode)
+ZIP_MAX_BYTES = 50 * 1024 * 1024  # a .zip sent in the request
+UNZIPPED_MAX_BYTES = 250 * 1024 * 1024  # its files, unpacked
+RUNTIME_DEFAULT = "python3.11"  # an image function's runtime when none is given
+
 # Lambda's throttle reasons (the `Reason` of a TooManyRequestsException)
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"

@@ -78,12 +78,15 @@ def manifest_files(root: Path) -> list[Path]:
     )
 
 
-def load(root: Path) -> Manifests:
-    """All klambda manifests under `root` (a file or a folder), or ManifestError."""
+def load(root: Path, allow_empty: bool = False) -> Manifests:
+    """All klambda manifests under `root` (a file or a folder), or ManifestError; a folder
+    with none is an error unless `allow_empty` (functions may come from the API)."""
     out = Manifests()
     problems: list[str] = []
     files = manifest_files(root)
     if not files:
+        if allow_empty and root.is_dir():
+            return out
         raise ManifestError([f"{root}: no .yaml manifests found"])
     for path in files:
         try:

@@ -43,10 +43,11 @@ def unchanged_since(newest: VersionSpec | None, code_sha256: str, spec: Function
 
     Where the code comes from (`code.inline`, `path`, `configMap`) is not configuration:
     the same bytes from another place are the same code, as Lambda compares CodeSha256.
+    Nor are the function's tags, which a version does not keep.
     """
     if newest is None:
         return False
-    ignored = {"code", *TRIGGER_FIELDS}
+    ignored = {"code", *NOT_VERSIONED}
     return newest.code_sha256 == code_sha256 and newest.config.model_dump(
         exclude=ignored
     ) == spec.model_dump(exclude=ignored)
@@ -55,11 +56,14 @@ def unchanged_since(newest: VersionSpec | None, code_sha256: str, spec: Function
 # Triggers invoke a function or an alias; they are not part of a version's configuration,
 # as Lambda's event sources and URLs are not.
 TRIGGER_FIELDS = ("events", "function_url")
+# Nor are the function's tags (Lambda tags the function, not its versions).
+NOT_VERSIONED = (*TRIGGER_FIELDS, "tags")
 
 
 def version_config(spec: FunctionSpec) -> FunctionSpec:
-    """The configuration a published version snapshots: `$LATEST`'s, without triggers."""
-    return spec.model_copy(update=dict.fromkeys(TRIGGER_FIELDS))
+    """The configuration a published version snapshots: `$LATEST`'s, without triggers
+    and tags."""
+    return spec.model_copy(update=dict.fromkeys(NOT_VERSIONED))
 
 
 # -- aliases

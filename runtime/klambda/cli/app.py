@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, dlq, invoke, logs, resources, serve, topics
+from klambda.cli import cost, deploy, dlq, functions, invoke, logs, resources, serve, topics
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -22,10 +22,12 @@ app.command()(serve.router)
 app.command()(serve.worker)
 app.command()(invoke.invoke)
 app.command()(topics.publish)
+app.command()(deploy.deploy)
 app.command("publish-version")(resources.publish_version)
 app.command("delete-version")(resources.delete_version)
 app.command()(cost.tune)
 
+app.add_typer(functions.function_app, name="function")
 app.add_typer(resources.get_app, name="get")
 app.add_typer(resources.alias_app, name="alias")
 app.add_typer(resources.concurrency_app, name="concurrency")

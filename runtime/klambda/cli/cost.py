@@ -16,20 +16,32 @@ from klambda.cli.options import (
     read_payload,
 )
 from klambda.cli.output import fail, plain, reported, table
+from klambda.pricing import Prices
 
 cost_app = typer.Typer(help="Lambda's pricing: estimates and reports.", no_args_is_help=True)
 
 
 @cost_app.command("estimate")
 def cost_estimate(
-    invocations: Annotated[int, typer.Option("--invocations", "-n", help="A month's invocations")],
     memory: Annotated[int, typer.Option("--memory", "-m", help="Memory size in MB")],
-    duration: Annotated[str, typer.Option("--duration", "-d", help="Average, e.g. 200ms, 1s")],
+    invocations: Annotated[
+        int, typer.Option("--invocations", "-n", help="A month's invocations")
+    ] = 0,
+    duration: Annotated[
+        str, typer.Option("--duration", "-d", help="Average, e.g. 200ms, 1s")
+    ] = "0ms",
     free_tier: Annotated[bool, typer.Option(help="Apply the monthly free tier")] = True,
+    provisioned: Annotated[
+        int | None,
+        typer.Option("--provisioned", help="Provisioned concurrency: environments kept ready"),
+    ] = None,
+    hours: Annotated[
+        float, typer.Option("--hours", help="Hours a month they are kept (730: always on)")
+    ] = 730.0,
     price_gb_second: PriceGbOpt = None,
     price_million_requests: PriceReqOpt = None,
 ) -> None:
-    """A month's Lambda bill for a workload."""
+    """A month's Lambda bill for a workload, on demand or on provisioned concurrency."""
     from klambda.api import limits
     from klambda.pricing import monthly, prices_with
     from klambda.tuning import parse_duration_ms
@@ -45,6 +57,9 @@ def cost_estimate(
     except ValueError as err:
         fail(str(err), 2)
     prices = prices_with(price_gb_second, price_million_requests)
+    if provisioned is not None:
+        _provisioned_estimate(provisioned, memory, hours, invocations, ms, prices)
+        return
     bill = monthly(invocations, memory, ms, prices, free_tier)
     typer.echo(f"{invocations:,} invocations x {ms:g} ms at {memory} MB")
     typer.echo(
@@ -58,6 +73,33 @@ def cost_estimate(
         + f" x ${plain(prices.per_million_requests)}/M = ${bill.request_cost:,.2f}"
     )
     typer.echo(f"${bill.total:,.2f} / month")
+
+
+def _provisioned_estimate(
+    units: int, memory: int, hours: float, invocations: int, ms: float, prices: Prices
+) -> None:
+    from klambda.pricing import monthly_provisioned
+
+    if units < 1:
+        fail(f"--provisioned: must be at least 1, got {units}", 2)
+    if not 0 < hours <= 744:
+        fail(f"--hours: a month has at most 744 hours, got {hours:g}", 2)
+    bill = monthly_provisioned(units, memory, hours, invocations, ms, prices)
+    typer.echo(f"{units} provisioned environments x {memory} MB for {hours:g} hours")
+    typer.echo(
+        f"  kept ready  {bill.ready_gb_seconds:,.2f} GB-s x "
+        f"${plain(prices.provisioned_per_gb_second)} = ${bill.ready_cost:,.2f}"
+    )
+    if invocations:
+        typer.echo(
+            f"  duration    {bill.duration_gb_seconds:,.2f} GB-s x "
+            f"${plain(prices.provisioned_duration_per_gb_second)} = ${bill.duration_cost:,.2f}"
+        )
+        typer.echo(
+            f"  requests    {invocations:,} x ${plain(prices.per_million_requests)}/M = "
+            f"${bill.request_cost:,.2f}"
+        )
+    typer.echo(f"${bill.total:,.2f} / month (no free tier for provisioned concurrency)")
 
 
 @cost_app.command("report")

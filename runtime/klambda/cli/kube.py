@@ -17,7 +17,15 @@ from lightkube.types import PatchType
 from pydantic import ValidationError
 
 from klambda import contract
-from klambda.api import Alias, AliasSpec, Function, ObjectMeta, RoutingConfig, VersionSpec, rules
+from klambda.api import (
+    Alias,
+    AliasSpec,
+    Function,
+    ObjectMeta,
+    RoutingConfig,
+    VersionSpec,
+    rules,
+)
 from klambda.api.limits import UNRESERVED_CONCURRENCY_MIN
 from klambda.api.manifest import describe_errors
 

@@ -10,12 +10,14 @@ same kinds `kubectl apply` takes, and read back on the next start.
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import yaml
 
 from klambda import codestore
-from klambda.api import Alias, FunctionSpec, Version, rules
+from klambda.api import Alias, FunctionSpec, Version, limits, rules
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.execution import config_of
@@ -24,7 +26,20 @@ from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
 from klambda.worker import runtimes
 
+log = logging.getLogger("klambda.router")
+
 OVERRIDES = "concurrency.yaml"
+# On a Function manifest in STATE/manifests that replaces one of the folder's (changed
+# through the API): the fingerprint of the folder's Function it replaced. When the folder's
+# manifest or code changes after that, the folder wins again.
+ANNOTATION_REPLACES = f"{limits.GROUP}/replaces"
+
+
+def fingerprint(spec: FunctionSpec, code_sha256: str) -> str:
+    """What identifies a folder's Function: its spec and the digest of its code."""
+    return codestore.digest(
+        {"spec": json.dumps(spec.wire(), sort_keys=True).encode(), "code": code_sha256.encode()}
+    )
 
 
 def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
@@ -165,14 +180,43 @@ def build_registry(
     return registry
 
 
+def replace_changed(folder: Manifests, saved: Manifests) -> None:
+    """Functions of the folder that were changed through the API since: the saved one
+    replaces the folder's while the folder's is what it replaced; once the folder's manifest
+    or code has changed, the folder's is used again and the saved one is removed."""
+    for name, fn in list(saved.functions.items()):
+        if name not in folder.functions:
+            continue
+        path = saved.sources.pop(("Function", name))
+        del saved.functions[name]
+        mine = folder.functions[name]
+        try:
+            files = code_files(mine.spec, folder.sources[("Function", name)])
+        except (ValueError, OSError):
+            continue  # the folder's is broken: build_registry says how
+        mark = (fn.metadata.annotations or {}).get(ANNOTATION_REPLACES)
+        if mark == fingerprint(mine.spec, codestore.digest(files)):
+            folder.functions[name] = fn
+            folder.sources[("Function", name)] = path
+        else:
+            log.warning(
+                "Function %s: %s changed after the API changed it; using the folder's",
+                name,
+                folder.sources[("Function", name)],
+            )
+            path.unlink(missing_ok=True)
+
+
 def load_registry(
     functions_dir: Path, state_dir: Path, settings: RouterSettings, pools: ConcurrencyPools
 ) -> Registry:
-    manifests = load(functions_dir)
+    manifests = load(functions_dir, allow_empty=True)
     saved = state_dir / "manifests"
     if saved.is_dir() and any(saved.glob("*.yaml")):
         problems: list[str] = []
-        merge(manifests, load(saved), problems)
+        kept = load(saved)
+        replace_changed(manifests, kept)
+        merge(manifests, kept, problems)
         if problems:
             raise ManifestError(problems)
     return build_registry(manifests, state_dir, settings, pools)

@@ -44,6 +44,9 @@ class EnvironmentPool:
         self.provisioning_error: str | None = None
         self._provisioner: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Future[None]] = set()
+        # closed while requests ran (a $LATEST replaced): their environments are closed
+        # when those requests end, never reused
+        self.closed = False
 
     def _close_later(self, env: Environment) -> None:
         fut = asyncio.ensure_future(env.close())
@@ -99,6 +102,11 @@ class EnvironmentPool:
 
     def release(self, env: Environment) -> None:
         self.busy -= 1
+        if self.closed:
+            if env.provisioned:
+                self.busy_provisioned -= 1
+            self._close_later(env)
+            return
         if env.provisioned:
             self.busy_provisioned -= 1
             if env.dead:
@@ -154,6 +162,8 @@ class EnvironmentPool:
         return len(old)
 
     async def close(self) -> None:
+        """Close the idle environments now and the busy ones when their requests end."""
+        self.closed = True
         if self._provisioner is not None:
             self._provisioner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

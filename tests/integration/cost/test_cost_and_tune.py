@@ -37,8 +37,11 @@ def klambda(*args: str, url: str | None = None) -> subprocess.CompletedProcess[s
             ["-n", "3000000", "-m", "512", "-d", "1s", "--price-gb-second", "0.0000166667"],
             "$18.73 / month",
         ),
+        # the seed's "$34 a month for 5 units" of provisioned concurrency always on
+        (["--provisioned", "5", "--memory", "640"], "$34.22 / month (no free tier for "
+         "provisioned concurrency)"),
     ],
-)
+)  # fmt: skip
 def test_cost_estimate_gives_the_seed_examples(args: list[str], total: str) -> None:
     out = klambda("cost", "estimate", *args)
     assert out.returncode == 0, out.stderr
@@ -51,6 +54,8 @@ def test_cost_estimate_gives_the_seed_examples(args: list[str], total: str) -> N
         (["-n", "1", "-m", "100", "-d", "1s"], "--memory: 100 MB is outside 128-10240 MB"),
         (["-n", "-5", "-m", "128", "-d", "1s"], "--invocations: must be >= 0"),
         (["-n", "1", "-m", "128", "-d", "soon"], "is not a duration"),
+        (["--provisioned", "0", "-m", "128"], "--provisioned: must be at least 1"),
+        (["--provisioned", "5", "-m", "128", "--hours", "800"], "at most 744 hours"),
     ],
 )
 def test_cost_estimate_refuses_bad_input(args: list[str], message: str) -> None:

@@ -53,6 +53,7 @@ def test_alias_is_ready_only_when_its_versions_exist(ns: Namespace, operator: Op
         "WEIGHT",
         "READY",
         "AGE",
+        "DESCRIPTION",  # klambda deploy's record of a gradual deployment
     ]
     assert table[1].split()[:6] == ["api.prod", "api", "1", "2", "0.1", "True"]
     rows = {

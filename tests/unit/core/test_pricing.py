@@ -81,3 +81,16 @@ def test_prices_with_replaces_only_what_is_given(
     gb: float | None, million: float | None, expected: Prices
 ) -> None:
     assert prices_with(gb, million) == expected
+
+
+def test_provisioned_concurrency_five_units_always_on() -> None:
+    """The seed's "$34 a month for 5 units": 5 environments of 640 MB kept ready all month
+    (730 hours) at $0.0000041667 per GB-second."""
+    from klambda.pricing import monthly_provisioned
+
+    bill = monthly_provisioned(5, 640)
+    assert bill.ready_gb_seconds == 8_212_500
+    assert round(bill.total, 2) == 34.22
+    busy = monthly_provisioned(5, 640, invocations=1_000_000, duration_ms=100)
+    assert round(busy.duration_cost, 2) == 0.61  # 62,500 GB-s at the lower duration price
+    assert round(busy.total - bill.total, 2) == 0.81

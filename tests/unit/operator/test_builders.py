@@ -149,3 +149,20 @@ def test_snapshot_round_trip_and_name() -> None:
 )
 def test_drift(desired: dict[str, Any], live: dict[str, Any], drift: list[str]) -> None:
     assert differences(desired, live) == drift
+
+
+def test_uploaded_code_reads_back_as_its_files() -> None:
+    """The command line uploads a .zip to a ConfigMap; the operator snapshots the same files
+    (so the CodeSha256 is the one local mode computes)."""
+    from klambda import codestore, contract
+
+    files = {"app.py": b"x = 1\n", "lib/deep/util.py": b"y = 2\n", "blob": bytes(range(256))}
+    cm = contract.code_config_map("fn", files, "ns")
+    assert snapshots.snapshot_files(cm) == files
+    assert snapshots.take("fn", snapshots.snapshot_files(cm)).sha256 == codestore.digest(files)
+    assert (
+        cm["metadata"]["name"]
+        == contract.code_config_map("fn", dict(files), "x")["metadata"]["name"]
+    )
+    with pytest.raises(ValueError, match="more than a ConfigMap holds"):
+        contract.code_config_map("fn", {"big": b"x" * (1024 * 1024)}, "ns")

@@ -14,7 +14,9 @@ from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.logstore import LogStore
 from klambda.router.control import LocalControl
+from klambda.router.functions import LocalFunctions
 from klambda.router.http_api.control import ControlApi
+from klambda.router.http_api.functions import FunctionsApi
 from klambda.router.http_api.gateway import Gateway
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
@@ -80,7 +82,10 @@ class HttpApi:
             client_max_size=limits.SYNC_PAYLOAD_MAX_BYTES + 64 * 1024,
         )
         InvokeApi(self.invoker).add_routes(app.router)
-        ControlApi(self.invoker, self.control).add_routes(app.router)
+        functions = LocalFunctions(self.control) if self.control is not None else None
+        ControlApi(self.invoker, self.control, functions).add_routes(app.router)
+        if functions is not None:
+            FunctionsApi(self.invoker, functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
         LogsApi(self.invoker, self.logstore).add_routes(app.router)

@@ -14,6 +14,7 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.control import LocalControl
+from klambda.router.functions import LocalFunctions
 from klambda.router.http_api.params import API, function_of, int_field, json_body, target_of
 from klambda.router.http_api.shapes import alias_configuration, configuration
 from klambda.router.invoke import Invoker
@@ -21,9 +22,15 @@ from klambda.router.registry import FunctionEntry, Target
 
 
 class ControlApi:
-    def __init__(self, invoker: Invoker, control: LocalControl | None = None) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        control: LocalControl | None = None,
+        functions: LocalFunctions | None = None,
+    ) -> None:
         self.invoker = invoker
         self.control = control
+        self.functions = functions  # DeleteFunction of a whole function
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(API, self.list_functions)
@@ -84,6 +91,8 @@ class ControlApi:
         reserved = self.invoker.pools.reserved.get(entry.function.name)
         if reserved is not None:
             body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+        if entry.function.spec.tags:
+            body["Tags"] = dict(entry.function.spec.tags)
         return web.json_response(body)
 
     # versions and aliases
@@ -114,10 +123,13 @@ class ControlApi:
 
     async def delete_function(self, request: web.Request) -> web.Response:
         function, qualifier = target_of(request)
+        if not qualifier and self.functions is not None:
+            self.functions.delete(function)
+            return web.Response(status=204)
         if not qualifier or not qualifier.isdigit():
             raise InvalidParameterValue(
-                "Qualifier: give the version number to delete; functions themselves are "
-                "removed by deleting their manifest"
+                "Qualifier: give the version number to delete (an alias is deleted with "
+                "DeleteAlias)"
             )
         self._control().delete_version(function, qualifier)
         return web.Response(status=204)
@@ -212,11 +224,30 @@ class ControlApi:
         return web.json_response(control.provisioned_config(name, q), status=202)
 
     async def get_provisioned(self, request: web.Request) -> web.Response:
-        name, q = function_of(request), self._qualifier(request)
         control = self.control
         if control is None:
             raise InvalidParameterValue("provisioned concurrency is not managed by this router")
+        if request.query.get("List") == "ALL":  # ListProvisionedConcurrencyConfigs
+            return self._list_provisioned(control, function_of(request))
+        name, q = function_of(request), self._qualifier(request)
         return web.json_response(control.provisioned_config(name, q))
+
+    def _list_provisioned(self, control: LocalControl, function: str) -> web.Response:
+        entry = self.invoker.registry.get(function)
+        qualifiers = [
+            q
+            for q, spec in [(n, v.spec) for n, v in sorted(entry.versions.items())]
+            + [(n, a.spec) for n, a in sorted(entry.aliases.items())]
+            if spec.provisioned_concurrency > 0
+        ]
+        configs = [
+            {
+                "FunctionArn": f"{entry.latest.config.arn}:{q}",
+                **control.provisioned_config(function, q),
+            }
+            for q in qualifiers
+        ]
+        return web.json_response({"ProvisionedConcurrencyConfigs": configs})
 
     async def delete_provisioned(self, request: web.Request) -> web.Response:
         self._control().put_provisioned(function_of(request), self._qualifier(request), 0)

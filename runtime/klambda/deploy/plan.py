@@ -1,0 +1,169 @@
+"""What a deploy does: the functions it creates, changes and removes, and how. Pure.
+
+The template's functions (klambda.deploy.sam) are compared with what a router or a cluster
+has (Lambda's shapes: GetFunction, the event invoke configuration, the aliases); functions
+tagged with the stack's name that the template no longer has are removed. An unchanged
+function is left alone, so a second deploy of the same template changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from klambda.deploy.sam import STACK_TAG, DesiredFunction
+
+Action = Literal["create", "change", "remove", "unchanged"]
+
+
+@dataclass
+class Current:
+    """A function as a router or a cluster has it, in Lambda's shapes."""
+
+    configuration: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    reserved: int | None = None
+    event_invoke: dict[str, Any] | None = None
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provisioned: dict[str, int] = field(default_factory=dict)  # alias -> requested
+    newest: dict[str, Any] | None = None  # the newest published version's configuration
+
+
+SNAPSHOT = ("CodeSha256", "Handler", "Runtime", "MemorySize", "Timeout", "Environment")
+
+
+def published(current: Current) -> str | None:
+    """The version that publishing `$LATEST` now gives back (the newest, if `$LATEST` is
+    what it snapshotted), or None when a new one would be published."""
+    newest = current.newest
+    if newest is None:
+        return None
+    same = all(newest.get(k) == current.configuration.get(k) for k in SNAPSHOT)
+    return str(newest["Version"]) if same else None
+
+
+@dataclass
+class Change:
+    action: Action
+    function: str
+    details: list[str] = field(default_factory=list)
+    desired: DesiredFunction | None = None
+    code: bool = False  # UpdateFunctionCode
+    configuration: dict[str, Any] = field(default_factory=dict)  # UpdateFunctionConfiguration
+    tags_set: dict[str, str] = field(default_factory=dict)
+    tags_removed: list[str] = field(default_factory=list)
+    reserved: bool = False
+    event_invoke: bool = False
+    publish: bool = False  # AutoPublishAlias: a new version to move the alias to
+    provisioned: bool = False
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "change": "~", "remove": "-", "unchanged": "="}[self.action]
+
+
+def _config(desired: DesiredFunction, current: dict[str, Any]) -> dict[str, Any]:
+    """The configuration fields that differ, as an UpdateFunctionConfiguration body."""
+    out: dict[str, Any] = {}
+    want = desired.body
+    defaults = {"MemorySize": 128, "Timeout": 3, "Description": ""}
+    for key in ("Handler", "Runtime", "MemorySize", "Timeout", "Description"):
+        value = want.get(key, defaults.get(key))
+        if value is not None and value != current.get(key):
+            out[key] = value
+    env = dict((want.get("Environment") or {}).get("Variables") or {})
+    have = dict((current.get("Environment") or {}).get("Variables") or {})
+    if {k: str(v) for k, v in env.items()} != have:
+        out["Environment"] = {"Variables": env}
+    return out
+
+
+def _event_invoke_differs(want: dict[str, Any] | None, have: dict[str, Any] | None) -> bool:
+    if want is None:
+        return have is not None
+    if have is None:
+        return True
+    defaults = {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600}
+    for key, default in defaults.items():
+        if want.get(key, default) != have.get(key, default):
+            return True
+    return bool((want.get("DestinationConfig") or {}) != (have.get("DestinationConfig") or {}))
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def change_of(desired: DesiredFunction, current: Current | None) -> Change:
+    if current is None:
+        details = [
+            f"{desired.body.get('Runtime', 'image')} "
+            f"{desired.body.get('Handler', '')} {desired.body.get('MemorySize', 128)} MB"
+        ]
+        if desired.reserved is not None:
+            details.append(f"reserved concurrency {desired.reserved}")
+        if desired.alias:
+            details.append(
+                f"alias {desired.alias} -> version 1"
+                + (f", provisioned {desired.provisioned}" if desired.provisioned else "")
+            )
+        return Change(
+            "create",
+            desired.name,
+            details,
+            desired,
+            reserved=desired.reserved is not None,
+            event_invoke=desired.event_invoke is not None,
+            publish=desired.alias is not None,
+            provisioned=bool(desired.alias and desired.provisioned),
+        )
+    c = Change("unchanged", desired.name, desired=desired)
+    cfg = current.configuration
+    sha = desired.code.sha256
+    if sha is None or sha != cfg.get("CodeSha256"):
+        c.code = True
+        c.details.append(f"code {str(cfg.get('CodeSha256'))[:12]} -> {(sha or 'image')[:12]}")
+    c.configuration = _config(desired, cfg)
+    for key, value in c.configuration.items():
+        c.details.append(f"{key}: {_shown(cfg.get(key))} -> {_shown(value)}")
+    want_tags = dict(desired.body.get("Tags") or {})
+    c.tags_set = {k: v for k, v in want_tags.items() if current.tags.get(k) != v}
+    c.tags_removed = sorted(k for k in current.tags if k not in want_tags)
+    if c.tags_set or c.tags_removed:
+        c.details.append(f"tags: set {sorted(c.tags_set)}, remove {c.tags_removed}")
+    if desired.reserved != current.reserved:
+        c.reserved = True
+        c.details.append(f"reserved concurrency {current.reserved} -> {desired.reserved}")
+    if _event_invoke_differs(desired.event_invoke, current.event_invoke):
+        c.event_invoke = True
+        c.details.append("event invoke configuration")
+    if desired.alias:
+        alias = current.aliases.get(desired.alias)
+        target = published(current)
+        on_target = alias is not None and str(alias.get("FunctionVersion")) == target
+        if c.code or c.configuration or not on_target:
+            # a changed $LATEST, or one published (or rolled back) but not yet on the alias
+            c.publish = True
+            how = desired.preference.kind if desired.preference and alias else "at once"
+            c.details.append(f"alias {desired.alias} -> a new version ({how})")
+        if desired.provisioned != current.provisioned.get(desired.alias, 0):
+            c.provisioned = True
+            c.details.append(
+                f"provisioned concurrency of {desired.alias}: "
+                f"{current.provisioned.get(desired.alias, 0)} -> {desired.provisioned}"
+            )
+    if c.details:
+        c.action = "change"
+    return c
+
+
+def plan(desired: list[DesiredFunction], current: dict[str, Current], stack: str) -> list[Change]:
+    """Every function of the template (created, changed or unchanged), then the stack's
+    functions the template no longer has (removed)."""
+    out = [change_of(d, current.get(d.name)) for d in desired]
+    wanted = {d.name for d in desired}
+    for name, have in sorted(current.items()):
+        if name not in wanted and have.tags.get(STACK_TAG) == stack:
+            out.append(Change("remove", name, ["with its versions and aliases"]))
+    return out

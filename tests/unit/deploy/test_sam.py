@@ -1,0 +1,159 @@
+"""SAM templates read by cfn-lint and aws-sam-translator, mapped to klambda's resources,
+and planned against what is there."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from klambda import codestore
+from klambda.deploy import plan, sam, template
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples/sam/template.yaml"
+
+
+def test_the_example_maps_to_klambda() -> None:
+    tpl = template.read(EXAMPLE, {"Stage": "prod"})
+    desired, problems, notes = sam.desired(tpl, "shop", minute_s=1.0)
+    assert notes == []
+    # the events are named, not ignored: this release has no triggers on a Function
+    assert len(problems) == 2
+    assert all("not supported" in p for p in problems)
+    assert any("Events.PlaceOrder: event type HttpApi" in p for p in problems)
+    by_name = {d.name: d for d in desired}
+    orders = by_name["orders"]
+    assert orders.body["MemorySize"] == 256  # its own, over Globals' 128
+    assert orders.body["Timeout"] == 5  # Globals'
+    assert orders.body["Environment"]["Variables"] == {"STAGE": "prod", "BROKEN": "no"}
+    assert orders.body["Tags"] == {sam.STACK_TAG: "shop"}
+    assert (orders.reserved, orders.alias, orders.provisioned) == (10, "live", 1)
+    assert orders.event_invoke == {"MaximumRetryAttempts": 1}
+    assert orders.code.sha256 == codestore.digest(codestore.collect(path=EXAMPLE.parent / "orders"))
+    pref = orders.preference
+    assert pref is not None
+    assert pref.kind == "Canary10Percent5Minutes"
+    assert [s.weight for s in pref.steps] == [0.1, 1.0]
+    assert pref.steps[0].wait_s == 5.0
+    assert [a.expression for a in pref.alarms] == ["errors >= 1"]
+    assert pref.hooks.pre_traffic == "orders-pre-traffic"
+    assert by_name["report"].alias is None
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / "src/app.py").write_text("def handler(e, c): return 1\n")
+    path = tmp_path / "template.yaml"
+    head = "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\n"
+    path.write_text(head + textwrap.dedent(body))
+    return path
+
+
+FN = """
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.11
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("      MemorySize: 99999\n", "E3034"),  # cfn-lint: CloudFormation's own limit
+        ("      Handlr: app.handler\n", "Handlr"),
+        ("      DeploymentPreference: {Type: Canary10Percent5Minutes}\n",
+         "aws-sam-translator"),  # SAM: a deployment preference needs AutoPublishAlias
+    ],
+)  # fmt: skip
+def test_templates_refused_by_aws_libraries(tmp_path: Path, extra: str, words: str) -> None:
+    with pytest.raises(template.TemplateError) as err:
+        template.read(write(tmp_path, FN + extra))
+    assert any(words in p for p in err.value.problems), err.value.problems
+
+
+def test_parameters(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "Parameters:\n  Size: {Type: Number}\n" + FN + "      MemorySize: !Ref Size\n"
+    )
+    with pytest.raises(template.TemplateError, match=r"Parameters\.Size: no Default"):
+        template.read(path)
+    with pytest.raises(template.TemplateError, match="no such parameter"):
+        template.read(path, {"Size": "512", "Other": "1"})
+    desired, _, _ = sam.desired(template.read(path, {"Size": "512"}), "s")
+    assert desired[0].body["MemorySize"] == 512
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("      Layers: [arn:aws:lambda:us-east-1:123456789012:layer:l:1]\n",
+         "Layers: not supported"),
+        ("      Runtime: nodejs20.x\n", "Runtime (spec.runtime)"),
+        ("      CodeSigningConfigArn: "
+         "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-1\n",
+         "CodeSigningConfigArn: not supported"),
+        ("      FunctionUrlConfig: {AuthType: NONE}\n", "FunctionUrlConfig: not supported"),
+    ],
+)  # fmt: skip
+def test_what_klambda_does_not_do_is_named(tmp_path: Path, extra: str, words: str) -> None:
+    body = FN.replace("      Runtime: python3.11\n", "") if "Runtime:" in extra else FN
+    _, problems, _ = sam.desired(template.read(write(tmp_path, body + extra)), "s")
+    assert any(words in p for p in problems), problems
+
+
+def test_iam_is_accepted_and_said_unused(tmp_path: Path) -> None:
+    desired, problems, notes = sam.desired(
+        template.read(write(tmp_path, FN + "      Policies: [AWSLambdaBasicExecutionRole]\n")), "s"
+    )
+    assert problems == []
+    assert len(desired) == 1
+    assert notes == ["Resources.Fn.Properties: Policies not used (klambda has no IAM)"]
+    assert desired[0].name == "fn"
+
+
+def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLE.parent, tmp_path / "sam")
+    tpl = template.read(tmp_path / "sam/template.yaml")
+    desired, _, _ = sam.desired(tpl, "shop")
+    first = plan.plan(desired, {}, "shop")
+    assert [(c.action, c.function) for c in first] == [
+        ("create", "orders"), ("create", "orders-pre-traffic"), ("create", "report"),
+    ]  # fmt: skip
+    current = {
+        d.name: plan.Current(
+            configuration={
+                "FunctionName": d.name, "Runtime": "python3.11", "Handler": d.body["Handler"],
+                "MemorySize": d.body["MemorySize"], "Timeout": 5, "Description": "",
+                "Environment": {"Variables": d.body["Environment"]["Variables"]},
+                "CodeSha256": d.code.sha256, "Version": "$LATEST",
+            },
+            tags={sam.STACK_TAG: "shop"},
+            reserved=d.reserved,
+            event_invoke={"MaximumRetryAttempts": 1, "MaximumEventAgeInSeconds": 21600,
+                          "DestinationConfig": {}} if d.event_invoke else None,
+            aliases={d.alias: {"Name": d.alias, "FunctionVersion": "1"}} if d.alias else {},
+            provisioned={d.alias: d.provisioned} if d.alias else {},
+        )
+        for d in desired
+    }  # fmt: skip
+    for c in current.values():
+        c.newest = {**c.configuration, "Version": "1"}
+    current["old"] = plan.Current({"FunctionName": "old"}, tags={sam.STACK_TAG: "shop"})
+    current["theirs"] = plan.Current({"FunctionName": "theirs"}, tags={sam.STACK_TAG: "other"})
+    again = plan.plan(desired, current, "shop")
+    assert [(c.action, c.function) for c in again] == [
+        ("unchanged", "orders"), ("unchanged", "orders-pre-traffic"), ("unchanged", "report"),
+        ("remove", "old"),
+    ]  # fmt: skip
+    (tmp_path / "sam/orders/app.py").write_text("VERSION = '2'\n")
+    changed = plan.plan(sam.desired(template.read(tmp_path / "sam/template.yaml"), "shop")[0],
+                        current, "shop")  # fmt: skip
+    orders = changed[0]
+    assert (orders.action, orders.code, orders.publish) == ("change", True, True)
+    assert "alias live -> a new version (Canary10Percent5Minutes)" in orders.details
