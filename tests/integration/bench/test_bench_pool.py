@@ -33,4 +33,4 @@ def test_the_pool_part_measures_cold_starts_and_their_phases(tmp_path: Path) -> 
         assert not math.isnan(pool["phases_p50_ms"][phase]), phase
         assert pool["phases_mean_ms_from_metric"][phase] >= 0
     assert pool["cold_cluster"]["p50_ms"] > pool["phases_p50_ms"]["init"]
-    assert "## 7. Cluster cold start through the warm pool" in out.read_text()
+    assert "## 8. Cluster cold start through the warm pool" in out.read_text()

@@ -81,8 +81,10 @@ def test_pools_follow_the_runtimes_in_use_and_replace_on_demand_replicas(
     ns.kubectl("delete", "deployment", POOL11)
     ns.wait(lambda: replicas(ns, POOL11) == 3, "the python3.11 pool made again")
     ns.kubectl("delete", "function", "py12")
-    ns.wait(lambda: ns.get("Deployment", POOL12) is None, "the unused python3.12 pool deleted")
-    assert ns.get("Service", POOL12) is None
+    ns.wait(
+        lambda: ns.get("Deployment", POOL12) is None and ns.get("Service", POOL12) is None,
+        "the unused python3.12 pool and its Service deleted",
+    )
 
 
 @pytest.mark.kube
