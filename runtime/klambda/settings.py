@@ -43,6 +43,9 @@ class RouterSettings:
     # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
     log_archive_dir: Path | None = None
     log_retention_check_seconds: float = 3600.0
+    # the console (/console): the metrics sampled every N seconds, the last M samples kept
+    console_sample_seconds: float = 5.0
+    console_samples: int = 360
 
     @property
     def prices(self) -> Prices:

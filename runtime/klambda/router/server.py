@@ -30,6 +30,7 @@ from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
+from klambda.router.history import Sampler
 from klambda.router.http_api import HttpApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
@@ -89,6 +90,7 @@ class Router:
         self.logstore: LogStore | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
+        self.sampler: Sampler | None = None  # the console's history
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -246,6 +248,8 @@ class Router:
                 region=s.region,
                 account=s.account_id,
             )
+        self.sampler = Sampler(invoker.metrics, s.console_sample_seconds, s.console_samples)
+        self.sampler.start()
         api = HttpApi(
             invoker,
             self.control,
@@ -254,6 +258,7 @@ class Router:
             self.trigger_metrics,
             topics,
             self.logstore,
+            self.sampler,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -300,6 +305,8 @@ class Router:
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self._reaper is not None:

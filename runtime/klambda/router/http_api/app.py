@@ -15,6 +15,8 @@ from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.logstore import LogStore
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
+from klambda.router.history import Sampler
+from klambda.router.http_api.console import ConsoleApi
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.functions import FunctionsApi
 from klambda.router.http_api.gateway import Gateway
@@ -66,6 +68,7 @@ class HttpApi:
         trigger_metrics: TriggerMetrics | None = None,
         topics: Topics | None = None,
         logstore: LogStore | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -75,6 +78,7 @@ class HttpApi:
         self.trigger_metrics = trigger_metrics or TriggerMetrics()
         self.topics = topics
         self.logstore = logstore
+        self.sampler = sampler
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -92,6 +96,8 @@ class HttpApi:
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)
+        if self.sampler is not None:
+            ConsoleApi(self.invoker, self.sampler).add_routes(app.router)
         if self.topics is not None:
             TopicApi(self.topics).add_routes(app.router)
         Gateway(
