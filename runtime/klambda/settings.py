@@ -46,6 +46,10 @@ class RouterSettings:
     # the console (/console): the metrics sampled every N seconds, the last M samples kept
     console_sample_seconds: float = 5.0
     console_samples: int = 360
+    # provisioned autoscaling: a reading and a decision every N seconds; scale-out on the
+    # mean utilization of the last M seconds (Application Auto Scaling: 3 one-minute points)
+    autoscale_period_seconds: float = 10.0
+    autoscale_evaluation_seconds: float = 60.0
 
     @property
     def prices(self) -> Prices:

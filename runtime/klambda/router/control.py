@@ -22,6 +22,7 @@ from klambda.api import (
     limits,
     rules,
 )
+from klambda.api.autoscaling import ProvisionedAutoscaling
 from klambda.api.manifest import dump
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.admission import ReservationError
@@ -140,6 +141,7 @@ class LocalControl:
             if description is not None
             else (old.spec.description if old else ""),
             provisioned_concurrency=old.spec.provisioned_concurrency if old else 0,
+            provisioned_autoscaling=old.spec.provisioned_autoscaling if old else None,
             events=old.spec.events if old else None,
             function_url=old.spec.function_url if old else None,
         )
@@ -211,6 +213,32 @@ class LocalControl:
         else:
             raise ResourceNotFound(f"Function not found: {function}:{qualifier}")
         self.apply_provisioned(entry)
+
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: ProvisionedAutoscaling | None
+    ) -> None:
+        """Set (or remove, None) an alias's or a version's provisioned autoscaling; the
+        router's autoscaler acts on it from its next tick."""
+        entry = self.registry.get(function)
+        if qualifier in entry.aliases:
+            alias = entry.aliases[qualifier]
+            updated_alias = alias.model_copy(
+                update={"spec": alias.spec.model_copy(update={"provisioned_autoscaling": policy})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated_alias))
+            entry.aliases[qualifier] = updated_alias
+        elif qualifier in entry.versions:
+            v = entry.versions[qualifier]
+            updated = v.model_copy(
+                update={"spec": v.spec.model_copy(update={"provisioned_autoscaling": policy})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated))
+            entry.versions[qualifier] = updated
+        else:
+            raise ResourceNotFound(
+                f"Function not found: {function}:{qualifier} (provisioned autoscaling is set on "
+                "an alias or a published version)"
+            )
 
     def _provisioned_of(self, entry: FunctionEntry, qualifier: str) -> int:
         if qualifier in entry.aliases:

@@ -26,6 +26,7 @@ from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
@@ -91,6 +92,7 @@ class Router:
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
         self.sampler: Sampler | None = None  # the console's history
+        self.autoscaler: Autoscaler | None = None  # provisioned autoscaling
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -250,6 +252,14 @@ class Router:
             )
         self.sampler = Sampler(invoker.metrics, s.console_sample_seconds, s.console_samples)
         self.sampler.start()
+        if self.control is not None:
+            self.autoscaler = Autoscaler(
+                invoker,
+                self._put_provisioned,
+                s.autoscale_period_seconds,
+                s.autoscale_evaluation_seconds,
+            )
+            self.autoscaler.start()
         api = HttpApi(
             invoker,
             self.control,
@@ -259,6 +269,7 @@ class Router:
             topics,
             self.logstore,
             self.sampler,
+            self.autoscaler,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -268,6 +279,11 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    async def _put_provisioned(self, function: str, qualifier: str, count: int) -> None:
+        """Local mode's autoscaler sets a count as `klambda provisioned put` would."""
+        assert self.control is not None
+        self.control.put_provisioned(function, qualifier, count)
 
     def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
         s = self.settings
@@ -307,6 +323,8 @@ class Router:
     async def stop(self) -> None:
         if self.sampler is not None:
             await self.sampler.stop()
+        if self.autoscaler is not None:
+            await self.autoscaler.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self._reaper is not None:

@@ -13,9 +13,11 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.logstore import LogStore
+from klambda.router.autoscaler import Autoscaler
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
 from klambda.router.history import Sampler
+from klambda.router.http_api.autoscaling import AutoscalingApi
 from klambda.router.http_api.console import ConsoleApi
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.functions import FunctionsApi
@@ -69,6 +71,7 @@ class HttpApi:
         topics: Topics | None = None,
         logstore: LogStore | None = None,
         sampler: Sampler | None = None,
+        autoscaler: Autoscaler | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -79,6 +82,7 @@ class HttpApi:
         self.topics = topics
         self.logstore = logstore
         self.sampler = sampler
+        self.autoscaler = autoscaler
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -97,7 +101,9 @@ class HttpApi:
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)
         if self.sampler is not None:
-            ConsoleApi(self.invoker, self.sampler).add_routes(app.router)
+            ConsoleApi(self.invoker, self.sampler, self.autoscaler).add_routes(app.router)
+        if self.autoscaler is not None:
+            AutoscalingApi(self.autoscaler, self.control).add_routes(app.router)
         if self.topics is not None:
             TopicApi(self.topics).add_routes(app.router)
         Gateway(

@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from klambda.console.pages import AliasRow, FunctionView, VersionRow, function_page, index
+from klambda.router.autoscaler import Autoscaler, policies
 from klambda.router.history import Sampler
 from klambda.router.http_api.shapes import configuration
 from klambda.router.invoke import Invoker
@@ -17,9 +18,29 @@ LOG_LINES = 50
 
 
 class ConsoleApi:
-    def __init__(self, invoker: Invoker, sampler: Sampler) -> None:
+    def __init__(
+        self, invoker: Invoker, sampler: Sampler, autoscaler: Autoscaler | None = None
+    ) -> None:
         self.invoker = invoker
         self.sampler = sampler
+        self.autoscaler = autoscaler
+
+    def _autoscaling(self, entry: FunctionEntry) -> list[str]:
+        if self.autoscaler is None:
+            return []
+        lines = []
+        for qualifier, policy, current, _ in policies(entry):
+            st = self.autoscaler.status(entry, qualifier)
+            line = (
+                f"{qualifier}: {current} provisioned, {st.get('minCapacity')}-"
+                f"{st.get('maxCapacity')}, target utilization {policy.target_utilization:g}, "
+                f"now {st.get('utilization')}"
+            )
+            last = st.get("lastScaling")
+            if isinstance(last, dict):
+                line += f"; last: {last['provisionedConcurrency']} ({last['reason']})"
+            lines.append(line)
+        return lines
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/console", self.index)
@@ -66,6 +87,7 @@ class ConsoleApi:
             window=history.window(name),
             latest=history.latest(name),
             logs=[r.text for r in self.invoker.logs.recent(name, LOG_LINES)] if logs else [],
+            provisioned_autoscaling=self._autoscaling(entry),
         )
 
     def _refresh(self) -> int:
