@@ -37,6 +37,37 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def provisioned_of(entry: FunctionEntry, qualifier: str) -> int:
+    """The provisioned concurrency an alias or a version asks for (0 if none)."""
+    if qualifier in entry.aliases:
+        return entry.aliases[qualifier].spec.provisioned_concurrency
+    if qualifier in entry.versions:
+        return entry.versions[qualifier].spec.provisioned_concurrency
+    return 0
+
+
+def check_provisioned(invoker: Invoker, entry: FunctionEntry, qualifier: str, count: int) -> None:
+    """Lambda's budget for provisioned concurrency (klambda.api.rules) against this router's
+    pools; InvalidParameterValue if `count` does not fit."""
+    pools = invoker.pools
+    function = entry.function.name
+    total = rules.provisioned_total(
+        (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
+    )
+    try:
+        rules.check_provisioned(
+            function,
+            qualifier,
+            count,
+            total - provisioned_of(entry, qualifier),
+            pools.reserved.get(function),
+            pools.unreserved_limit - pools.unreserved_min,
+            pools.unreserved_min,
+        )
+    except rules.RuleError as err:
+        raise InvalidParameterValue(str(err)) from None
+
+
 class LocalControl:
     def __init__(self, invoker: Invoker, state_dir: Path) -> None:
         self.invoker = invoker
@@ -180,22 +211,7 @@ class LocalControl:
 
     def put_provisioned(self, function: str, qualifier: str, count: int) -> None:
         entry = self.registry.get(function)
-        pools = self.invoker.pools
-        total = rules.provisioned_total(
-            (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
-        )
-        try:
-            rules.check_provisioned(
-                function,
-                qualifier,
-                count,
-                total - self._provisioned_of(entry, qualifier),
-                pools.reserved.get(function),
-                pools.unreserved_limit - pools.unreserved_min,
-                pools.unreserved_min,
-            )
-        except rules.RuleError as err:
-            raise InvalidParameterValue(str(err)) from None
+        check_provisioned(self.invoker, entry, qualifier, count)
         if qualifier in entry.aliases:
             alias = entry.aliases[qualifier]
             updated_alias = alias.model_copy(
@@ -241,11 +257,7 @@ class LocalControl:
             )
 
     def _provisioned_of(self, entry: FunctionEntry, qualifier: str) -> int:
-        if qualifier in entry.aliases:
-            return entry.aliases[qualifier].spec.provisioned_concurrency
-        if qualifier in entry.versions:
-            return entry.versions[qualifier].spec.provisioned_concurrency
-        return 0
+        return provisioned_of(entry, qualifier)
 
     def apply_provisioned(self, entry: FunctionEntry) -> None:
         want = provisioned_by_version(entry)

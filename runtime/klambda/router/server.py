@@ -28,6 +28,7 @@ from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySch
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster import ClusterSource
+from klambda.router.cluster_control import ClusterProvisioned
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
@@ -252,12 +253,18 @@ class Router:
             )
         self.sampler = Sampler(invoker.metrics, s.console_sample_seconds, s.console_samples)
         self.sampler.start()
-        if self.control is not None:
+        # provisioned autoscaling: local mode sets counts through LocalControl, a cluster
+        # router writes them on the Alias or Version (router/cluster_control.py)
+        put = (
+            self._put_provisioned
+            if self.control is not None
+            else ClusterProvisioned(invoker, self.source).put
+            if self.source is not None
+            else None
+        )
+        if put is not None:
             self.autoscaler = Autoscaler(
-                invoker,
-                self._put_provisioned,
-                s.autoscale_period_seconds,
-                s.autoscale_evaluation_seconds,
+                invoker, put, s.autoscale_period_seconds, s.autoscale_evaluation_seconds
             )
             self.autoscaler.start()
         api = HttpApi(

@@ -224,11 +224,12 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             expect[Access(verb, "endpointslices", "discovery.k8s.io", ns)] = served
         expect[Access("patch", "functions", "klambda.io", ns)] = served
         expect[Access("patch", "versions", "klambda.io", ns)] = served
+        # provisioned autoscaling (the admission policy narrows it to provisionedConcurrency)
+        expect[Access("patch", "aliases", "klambda.io", ns)] = served
         # cold starts from the warm pool: code snapshots, and the claim of a pool pod
         expect[Access("get", "configmaps", "", ns)] = served
         expect[Access("patch", "pods", "", ns)] = served
         for q in (
-            Access("patch", "aliases", "klambda.io", ns),
             Access("create", "functions", "klambda.io", ns),
             Access("delete", "functions", "klambda.io", ns),
             Access("update", "functions", "klambda.io", ns),
@@ -274,6 +275,41 @@ def test_router_may_change_only_the_demand_annotations(release: Release) -> None
     assert "team" not in fn["metadata"]["annotations"]
     # an admin is not bound by the router's policy
     release.plane.kubectl("annotate", "-n", fns, "function", "hello", "team=x")
+
+
+def test_router_may_set_provisioned_concurrency_only_where_autoscaling_asks(
+    release: Release,
+) -> None:
+    fns = release.functions
+    release.plane.kubectl("apply", "-n", fns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+    alias = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Alias",
+        "metadata": {"name": "hello.scaled"},
+        "spec": {"function": "hello", "version": "$LATEST"},
+    }
+    release.plane.kubectl("apply", "-n", fns, "-f", "-", input=json.dumps(alias))
+
+    def as_router(*args: str) -> Any:
+        return release.as_sa("kl-klambda-router", *args, "-n", fns)
+
+    count = '{"spec": {"provisionedConcurrency": 2}}'
+    refused = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", count)
+    assert refused.returncode != 0
+    assert "ValidatingAdmissionPolicy" in refused.stderr, refused.stderr
+    policy = {"provisionedAutoscaling": {"minCapacity": 1, "maxCapacity": 4}}
+    release.plane.kubectl(
+        "patch", "-n", fns, "alias", "hello.scaled", "--type=merge",
+        "-p", json.dumps({"spec": policy}),
+    )  # fmt: skip
+    ok = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", count)
+    assert ok.returncode == 0, ok.stderr
+    other = '{"spec": {"description": "x", "provisionedConcurrency": 3}}'
+    refused = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", other)
+    assert refused.returncode != 0
+    got = release.plane.get_json("alias", "hello.scaled", "-n", fns)
+    assert got["spec"]["provisionedConcurrency"] == 2
+    assert got["spec"].get("description", "") == ""
 
 
 def test_function_pods_have_no_api_access(release: Release) -> None:
