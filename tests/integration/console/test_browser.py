@@ -4,8 +4,11 @@ shows its invocations. Screenshots are kept in the test's tmp folder."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +40,12 @@ FUNCTIONS = textwrap.dedent(
                 return {"hello": event.get("name")}
     """
 )
+
+
+def _post(url: str, body: dict[str, str]) -> None:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +85,11 @@ def test_a_function_just_invoked_shows_in_the_console(
     router: RouterRunner, page: tuple[Page, list[str]], tmp_path: Path
 ) -> None:
     p, errors = page
+    _post(router.url + "/2015-03-31/functions/greeter/versions", {"Description": "first"})
+    _post(
+        router.url + "/2015-03-31/functions/greeter/aliases",
+        {"Name": "live", "FunctionVersion": "1", "Description": "production"},
+    )
     for i in range(6):
         status, _, _ = router.invoke("greeter", {"name": f"n{i}", "sleep": 0.02})
         assert status == 200
@@ -111,6 +125,8 @@ def test_a_function_just_invoked_shows_in_the_console(
     assert "MemorySize" in p.inner_text("#configuration")
     assert "256" in p.inner_text("#configuration")
     assert "greeting n5" in p.inner_text("#logs")
+    assert "first" in p.inner_text("#versions")
+    assert "live\t1\t1: 100 %\tproduction" in p.inner_text("#aliases")
     p.screenshot(path=str(tmp_path / "console-greeter.png"), full_page=True)
     print("screenshots:", tmp_path)
     assert errors == []
@@ -118,9 +134,6 @@ def test_a_function_just_invoked_shows_in_the_console(
 
 
 def test_an_unknown_function_is_lambdas_not_found(router: RouterRunner) -> None:
-    import urllib.error
-    import urllib.request
-
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(router.url + "/console/functions/nobody", timeout=10)
     assert err.value.code == 404
