@@ -50,6 +50,9 @@ class RouterSettings:
     # mean utilization of the last M seconds (Application Auto Scaling: 3 one-minute points)
     autoscale_period_seconds: float = 10.0
     autoscale_evaluation_seconds: float = 60.0
+    # cluster mode: serve Lambda's function requests (CreateFunction ...) by writing
+    # Functions; off by default, since whoever reaches the router could then run code
+    control_api: bool = False
 
     @property
     def prices(self) -> Prices:

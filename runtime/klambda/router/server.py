@@ -29,6 +29,7 @@ from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster import ClusterSource
 from klambda.router.cluster_control import ClusterProvisioned
+from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
@@ -277,6 +278,11 @@ class Router:
             self.logstore,
             self.sampler,
             self.autoscaler,
+            (
+                ClusterFunctions(self.source, s.region, s.account_id)
+                if self.source is not None and s.control_api
+                else None
+            ),
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()

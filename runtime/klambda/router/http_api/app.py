@@ -14,10 +14,12 @@ from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.logstore import LogStore
 from klambda.router.autoscaler import Autoscaler
+from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
 from klambda.router.history import Sampler
 from klambda.router.http_api.autoscaling import AutoscalingApi
+from klambda.router.http_api.cluster_functions import ClusterFunctionsApi
 from klambda.router.http_api.console import ConsoleApi
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.functions import FunctionsApi
@@ -72,6 +74,7 @@ class HttpApi:
         logstore: LogStore | None = None,
         sampler: Sampler | None = None,
         autoscaler: Autoscaler | None = None,
+        cluster_functions: ClusterFunctions | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -83,6 +86,7 @@ class HttpApi:
         self.logstore = logstore
         self.sampler = sampler
         self.autoscaler = autoscaler
+        self.cluster_functions = cluster_functions
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -94,6 +98,8 @@ class HttpApi:
         ControlApi(self.invoker, self.control, functions).add_routes(app.router)
         if functions is not None:
             FunctionsApi(self.invoker, functions).add_routes(app.router)
+        elif self.cluster_functions is not None:
+            ClusterFunctionsApi(self.cluster_functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
         LogsApi(self.invoker, self.logstore).add_routes(app.router)
