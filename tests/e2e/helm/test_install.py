@@ -482,3 +482,45 @@ def test_uninstall_and_reinstall_are_clean(kube_control_plane: ControlPlane) -> 
             plane.kubectl("get", "clusterrole", f"{ns}-kl-klambda-operator")
     finally:
         plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_control_api_lets_the_router_write_functions(kube_control_plane: ControlPlane) -> None:
+    """router.controlApi: the router's Role may create, replace and delete Functions, and its
+    admission policy lets it change their specs (and nothing more than before elsewhere)."""
+    plane = kube_control_plane
+    ns = f"klambda-{uuid.uuid4().hex[:8]}"
+    create_namespace(plane, ns)
+    try:
+        plane.helm(
+            "install", "kc", str(CHART), "-n", ns, "--set", "functions.namespace=",
+            "--set", "router.controlApi=true",
+        )  # fmt: skip
+        router = f"--as=system:serviceaccount:{ns}:kc-klambda-router"
+        for verb in ("create", "update", "delete"):
+            out = plane.kubectl("auth", "can-i", verb, "functions.klambda.io", "-n", ns, router)
+            assert out.stdout.strip() == "yes", verb
+        plane.kubectl("apply", "-n", ns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+        spec = '{"spec": {"memoryMB": 512}}'
+        out = plane.kubectl(
+            "patch", "function", "hello", "-n", ns, "--type=merge", "-p", spec, router,
+            check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert plane.get_json("function", "hello", "-n", ns)["spec"]["memoryMB"] == 512
+        # the policy still holds elsewhere: an Alias's spec without autoscaling is not its
+        alias = {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Alias",
+            "metadata": {"name": "hello.live"},
+            "spec": {"function": "hello", "version": "$LATEST"},
+        }
+        plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(alias))
+        out = plane.kubectl(
+            "patch", "alias", "hello.live", "-n", ns, "--type=merge", "-p",
+            '{"spec": {"description": "x"}}', router, check=False,
+        )  # fmt: skip
+        assert out.returncode != 0
+        assert "ValidatingAdmissionPolicy" in out.stderr, out.stderr
+        plane.helm("uninstall", "kc", "-n", ns)
+    finally:
+        plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
