@@ -32,6 +32,13 @@ def function_spec_schema() -> dict[str, Any]:
     return spec  # type: ignore[no-any-return]
 
 
+def autoscaling_schema() -> dict[str, Any]:
+    """An Alias's provisionedAutoscaling schema, which a Version takes as it is."""
+    crd = yaml.safe_load((ROOT / "crds/aliases.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return copy.deepcopy(schema["properties"]["spec"]["properties"]["provisionedAutoscaling"])  # type: ignore[no-any-return]
+
+
 def version_crd() -> dict[str, Any]:
     config = function_spec_schema()
     config["x-kubernetes-validations"] = IMMUTABLE
@@ -135,6 +142,7 @@ def version_crd() -> dict[str, Any]:
                                             "minimum": 0,
                                             "default": 0,
                                         },
+                                        "provisionedAutoscaling": autoscaling_schema(),
                                     },
                                 },
                                 "status": {

@@ -43,6 +43,16 @@ class RouterSettings:
     # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
     log_archive_dir: Path | None = None
     log_retention_check_seconds: float = 3600.0
+    # the console (/console): the metrics sampled every N seconds, the last M samples kept
+    console_sample_seconds: float = 5.0
+    console_samples: int = 360
+    # provisioned autoscaling: a reading and a decision every N seconds; scale-out on the
+    # mean utilization of the last M seconds (Application Auto Scaling: 3 one-minute points)
+    autoscale_period_seconds: float = 10.0
+    autoscale_evaluation_seconds: float = 60.0
+    # cluster mode: serve Lambda's function requests (CreateFunction ...) by writing
+    # Functions; off by default, since whoever reaches the router could then run code
+    control_api: bool = False
 
     @property
     def prices(self) -> Prices:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
+from klambda.api.autoscaling import ProvisionedAutoscaling
 from klambda.api.meta import Condition, Model, ObjectMeta
 from klambda.api.triggers import FunctionUrl, Trigger, TriggerStatus, check_events
 
@@ -27,6 +28,10 @@ class AliasSpec(Model):
     description: str = Field(default="", max_length=256)
     routing: RoutingConfig | None = None
     provisioned_concurrency: int = Field(default=0, ge=0, alias="provisionedConcurrency")
+    # Application Auto Scaling's part: provisionedConcurrency kept between min and max
+    provisioned_autoscaling: ProvisionedAutoscaling | None = Field(
+        default=None, alias="provisionedAutoscaling"
+    )
     # -- triggers (klambda.api.triggers): what invokes the alias (SAM's AutoPublishAlias)
     events: dict[str, Trigger] | None = None
     function_url: FunctionUrl | None = Field(default=None, alias="functionUrl")

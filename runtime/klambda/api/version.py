@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
+from klambda.api.autoscaling import ProvisionedAutoscaling
 from klambda.api.function import FunctionSpec
 from klambda.api.meta import Condition, Model, ObjectMeta
 
@@ -24,6 +25,10 @@ class VersionSpec(Model):
     code_sha256: str = Field(alias="codeSha256", min_length=1)
     config: FunctionSpec
     provisioned_concurrency: int = Field(default=0, ge=0, alias="provisionedConcurrency")
+    # Application Auto Scaling's part: provisionedConcurrency kept between min and max
+    provisioned_autoscaling: ProvisionedAutoscaling | None = Field(
+        default=None, alias="provisionedAutoscaling"
+    )
 
     @model_validator(mode="after")
     def _no_triggers(self) -> VersionSpec:

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, deploy, dlq, functions, invoke, logs, resources, serve, topics
+from klambda.cli import (
+    autoscale,
+    cost,
+    deploy,
+    dlq,
+    functions,
+    invoke,
+    logs,
+    resources,
+    serve,
+    topics,
+)
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -33,5 +44,7 @@ app.add_typer(resources.alias_app, name="alias")
 app.add_typer(resources.concurrency_app, name="concurrency")
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(cost.cost_app, name="cost")
+resources.provisioned_app.command("autoscale")(autoscale.autoscale)
+resources.provisioned_app.command("autoscaling")(autoscale.autoscaling)
 app.add_typer(resources.provisioned_app, name="provisioned")
 app.add_typer(logs.logs_app, name="logs")

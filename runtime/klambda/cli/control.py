@@ -18,6 +18,8 @@ from klambda.api.limits import LATEST
 from klambda.cli.client import API, ApiError, Client
 from klambda.execution import FunctionConfig, config_of
 
+AUTOSCALING = "/klambda/v1/functions"
+
 
 class ControlError(Exception):
     pass
@@ -46,6 +48,11 @@ class Control(Protocol):
     ) -> dict[str, Any]: ...
 
     def triggers(self, function: str | None) -> dict[str, Any]: ...
+
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+    def autoscaling(self, function: str, qualifier: str) -> dict[str, Any]: ...
 
 
 class RouterControl:
@@ -125,6 +132,19 @@ class RouterControl:
             status = dict(self._call("GET", path))
         return status
 
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        path = f"{AUTOSCALING}/{function}/provisioned-autoscaling?Qualifier={qualifier}"
+        if policy is None:
+            self._call("DELETE", path)
+            return {}
+        return dict(self._call("PUT", path, policy))
+
+    def autoscaling(self, function: str, qualifier: str) -> dict[str, Any]:
+        path = f"{AUTOSCALING}/{function}/provisioned-autoscaling?Qualifier={qualifier}"
+        return dict(self._call("GET", path))
+
 
 def _configuration(
     name: str, version: str, spec: dict[str, Any], sha: str, status: Any, description: str
@@ -201,6 +221,14 @@ class ClusterControl:
 
     def aliases(self, function: str) -> list[dict[str, Any]]:
         return [_alias(a) for a in self._do(self.cluster.aliases, function)]
+
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return dict(self._do(self.cluster.put_autoscaling, function, qualifier, policy))
+
+    def autoscaling(self, function: str, qualifier: str) -> dict[str, Any]:
+        return dict(self._do(self.cluster.autoscaling, function, qualifier))
 
     def triggers(self, function: str | None) -> dict[str, Any]:
         """The triggers the objects declare, with the state their status reports."""

@@ -284,3 +284,37 @@ class Cluster:
             )
         except ApiError as err:
             raise ClusterError(f"{function}:{qualifier}: {err.status.message}") from None
+
+    # provisioned autoscaling: the policy lives on the Alias or Version, where the routers
+    # read it (klambda.router.autoscaler)
+
+    def _qualified(self, function: str, qualifier: str) -> tuple[Any, str, dict[str, Any]]:
+        res = VersionRes if qualifier.isdigit() else AliasRes
+        name = f"{function}.{qualifier}"
+        return res, name, self._get(res, name, f"{function}:{qualifier}")
+
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        res, name, _ = self._qualified(function, qualifier)
+        try:
+            self.client.patch(
+                res,
+                name,
+                {"spec": {"provisionedAutoscaling": policy}},
+                namespace=self.namespace,
+                patch_type=PatchType.MERGE,
+            )
+        except ApiError as err:
+            raise ClusterError(f"{function}:{qualifier}: {err.status.message}") from None
+        return self.autoscaling(function, qualifier)
+
+    def autoscaling(self, function: str, qualifier: str) -> dict[str, Any]:
+        _, _, raw = self._qualified(function, qualifier)
+        policy = raw["spec"].get("provisionedAutoscaling")
+        if policy is None:
+            return {}
+        return {
+            "policy": policy,
+            "provisionedConcurrency": raw["spec"].get("provisionedConcurrency", 0),
+        }

@@ -22,6 +22,7 @@ from klambda.api import (
     limits,
     rules,
 )
+from klambda.api.autoscaling import ProvisionedAutoscaling
 from klambda.api.manifest import dump
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.admission import ReservationError
@@ -34,6 +35,37 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def provisioned_of(entry: FunctionEntry, qualifier: str) -> int:
+    """The provisioned concurrency an alias or a version asks for (0 if none)."""
+    if qualifier in entry.aliases:
+        return entry.aliases[qualifier].spec.provisioned_concurrency
+    if qualifier in entry.versions:
+        return entry.versions[qualifier].spec.provisioned_concurrency
+    return 0
+
+
+def check_provisioned(invoker: Invoker, entry: FunctionEntry, qualifier: str, count: int) -> None:
+    """Lambda's budget for provisioned concurrency (klambda.api.rules) against this router's
+    pools; InvalidParameterValue if `count` does not fit."""
+    pools = invoker.pools
+    function = entry.function.name
+    total = rules.provisioned_total(
+        (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
+    )
+    try:
+        rules.check_provisioned(
+            function,
+            qualifier,
+            count,
+            total - provisioned_of(entry, qualifier),
+            pools.reserved.get(function),
+            pools.unreserved_limit - pools.unreserved_min,
+            pools.unreserved_min,
+        )
+    except rules.RuleError as err:
+        raise InvalidParameterValue(str(err)) from None
 
 
 class LocalControl:
@@ -140,6 +172,7 @@ class LocalControl:
             if description is not None
             else (old.spec.description if old else ""),
             provisioned_concurrency=old.spec.provisioned_concurrency if old else 0,
+            provisioned_autoscaling=old.spec.provisioned_autoscaling if old else None,
             events=old.spec.events if old else None,
             function_url=old.spec.function_url if old else None,
         )
@@ -178,22 +211,7 @@ class LocalControl:
 
     def put_provisioned(self, function: str, qualifier: str, count: int) -> None:
         entry = self.registry.get(function)
-        pools = self.invoker.pools
-        total = rules.provisioned_total(
-            (v.spec for v in entry.versions.values()), (a.spec for a in entry.aliases.values())
-        )
-        try:
-            rules.check_provisioned(
-                function,
-                qualifier,
-                count,
-                total - self._provisioned_of(entry, qualifier),
-                pools.reserved.get(function),
-                pools.unreserved_limit - pools.unreserved_min,
-                pools.unreserved_min,
-            )
-        except rules.RuleError as err:
-            raise InvalidParameterValue(str(err)) from None
+        check_provisioned(self.invoker, entry, qualifier, count)
         if qualifier in entry.aliases:
             alias = entry.aliases[qualifier]
             updated_alias = alias.model_copy(
@@ -212,12 +230,34 @@ class LocalControl:
             raise ResourceNotFound(f"Function not found: {function}:{qualifier}")
         self.apply_provisioned(entry)
 
-    def _provisioned_of(self, entry: FunctionEntry, qualifier: str) -> int:
+    def put_autoscaling(
+        self, function: str, qualifier: str, policy: ProvisionedAutoscaling | None
+    ) -> None:
+        """Set (or remove, None) an alias's or a version's provisioned autoscaling; the
+        router's autoscaler acts on it from its next tick."""
+        entry = self.registry.get(function)
         if qualifier in entry.aliases:
-            return entry.aliases[qualifier].spec.provisioned_concurrency
-        if qualifier in entry.versions:
-            return entry.versions[qualifier].spec.provisioned_concurrency
-        return 0
+            alias = entry.aliases[qualifier]
+            updated_alias = alias.model_copy(
+                update={"spec": alias.spec.model_copy(update={"provisioned_autoscaling": policy})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated_alias))
+            entry.aliases[qualifier] = updated_alias
+        elif qualifier in entry.versions:
+            v = entry.versions[qualifier]
+            updated = v.model_copy(
+                update={"spec": v.spec.model_copy(update={"provisioned_autoscaling": policy})}
+            )
+            _write(self.manifests / f"{function}.{qualifier}.yaml", dump(updated))
+            entry.versions[qualifier] = updated
+        else:
+            raise ResourceNotFound(
+                f"Function not found: {function}:{qualifier} (provisioned autoscaling is set on "
+                "an alias or a published version)"
+            )
+
+    def _provisioned_of(self, entry: FunctionEntry, qualifier: str) -> int:
+        return provisioned_of(entry, qualifier)
 
     def apply_provisioned(self, entry: FunctionEntry) -> None:
         want = provisioned_by_version(entry)

@@ -26,10 +26,14 @@ from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster import ClusterSource
+from klambda.router.cluster_control import ClusterProvisioned
+from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
+from klambda.router.history import Sampler
 from klambda.router.http_api import HttpApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
@@ -89,6 +93,8 @@ class Router:
         self.logstore: LogStore | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
+        self.sampler: Sampler | None = None  # the console's history
+        self.autoscaler: Autoscaler | None = None  # provisioned autoscaling
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -246,6 +252,22 @@ class Router:
                 region=s.region,
                 account=s.account_id,
             )
+        self.sampler = Sampler(invoker.metrics, s.console_sample_seconds, s.console_samples)
+        self.sampler.start()
+        # provisioned autoscaling: local mode sets counts through LocalControl, a cluster
+        # router writes them on the Alias or Version (router/cluster_control.py)
+        put = (
+            self._put_provisioned
+            if self.control is not None
+            else ClusterProvisioned(invoker, self.source).put
+            if self.source is not None
+            else None
+        )
+        if put is not None:
+            self.autoscaler = Autoscaler(
+                invoker, put, s.autoscale_period_seconds, s.autoscale_evaluation_seconds
+            )
+            self.autoscaler.start()
         api = HttpApi(
             invoker,
             self.control,
@@ -254,6 +276,13 @@ class Router:
             self.trigger_metrics,
             topics,
             self.logstore,
+            self.sampler,
+            self.autoscaler,
+            (
+                ClusterFunctions(self.source, s.region, s.account_id)
+                if self.source is not None and s.control_api
+                else None
+            ),
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -263,6 +292,11 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    async def _put_provisioned(self, function: str, qualifier: str, count: int) -> None:
+        """Local mode's autoscaler sets a count as `klambda provisioned put` would."""
+        assert self.control is not None
+        self.control.put_provisioned(function, qualifier, count)
 
     def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
         s = self.settings
@@ -300,6 +334,10 @@ class Router:
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.stop()
+        if self.autoscaler is not None:
+            await self.autoscaler.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self._reaper is not None:

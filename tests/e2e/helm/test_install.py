@@ -224,11 +224,12 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             expect[Access(verb, "endpointslices", "discovery.k8s.io", ns)] = served
         expect[Access("patch", "functions", "klambda.io", ns)] = served
         expect[Access("patch", "versions", "klambda.io", ns)] = served
+        # provisioned autoscaling (the admission policy narrows it to provisionedConcurrency)
+        expect[Access("patch", "aliases", "klambda.io", ns)] = served
         # cold starts from the warm pool: code snapshots, and the claim of a pool pod
         expect[Access("get", "configmaps", "", ns)] = served
         expect[Access("patch", "pods", "", ns)] = served
         for q in (
-            Access("patch", "aliases", "klambda.io", ns),
             Access("create", "functions", "klambda.io", ns),
             Access("delete", "functions", "klambda.io", ns),
             Access("update", "functions", "klambda.io", ns),
@@ -274,6 +275,41 @@ def test_router_may_change_only_the_demand_annotations(release: Release) -> None
     assert "team" not in fn["metadata"]["annotations"]
     # an admin is not bound by the router's policy
     release.plane.kubectl("annotate", "-n", fns, "function", "hello", "team=x")
+
+
+def test_router_may_set_provisioned_concurrency_only_where_autoscaling_asks(
+    release: Release,
+) -> None:
+    fns = release.functions
+    release.plane.kubectl("apply", "-n", fns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+    alias = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Alias",
+        "metadata": {"name": "hello.scaled"},
+        "spec": {"function": "hello", "version": "$LATEST"},
+    }
+    release.plane.kubectl("apply", "-n", fns, "-f", "-", input=json.dumps(alias))
+
+    def as_router(*args: str) -> Any:
+        return release.as_sa("kl-klambda-router", *args, "-n", fns)
+
+    count = '{"spec": {"provisionedConcurrency": 2}}'
+    refused = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", count)
+    assert refused.returncode != 0
+    assert "ValidatingAdmissionPolicy" in refused.stderr, refused.stderr
+    policy = {"provisionedAutoscaling": {"minCapacity": 1, "maxCapacity": 4}}
+    release.plane.kubectl(
+        "patch", "-n", fns, "alias", "hello.scaled", "--type=merge",
+        "-p", json.dumps({"spec": policy}),
+    )  # fmt: skip
+    ok = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", count)
+    assert ok.returncode == 0, ok.stderr
+    other = '{"spec": {"description": "x", "provisionedConcurrency": 3}}'
+    refused = as_router("patch", "alias", "hello.scaled", "--type=merge", "-p", other)
+    assert refused.returncode != 0
+    got = release.plane.get_json("alias", "hello.scaled", "-n", fns)
+    assert got["spec"]["provisionedConcurrency"] == 2
+    assert got["spec"].get("description", "") == ""
 
 
 def test_function_pods_have_no_api_access(release: Release) -> None:
@@ -444,5 +480,47 @@ def test_uninstall_and_reinstall_are_clean(kube_control_plane: ControlPlane) -> 
         plane.helm("uninstall", "kl", "-n", ns)
         with pytest.raises(ControlPlaneError):
             plane.kubectl("get", "clusterrole", f"{ns}-kl-klambda-operator")
+    finally:
+        plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_control_api_lets_the_router_write_functions(kube_control_plane: ControlPlane) -> None:
+    """router.controlApi: the router's Role may create, replace and delete Functions, and its
+    admission policy lets it change their specs (and nothing more than before elsewhere)."""
+    plane = kube_control_plane
+    ns = f"klambda-{uuid.uuid4().hex[:8]}"
+    create_namespace(plane, ns)
+    try:
+        plane.helm(
+            "install", "kc", str(CHART), "-n", ns, "--set", "functions.namespace=",
+            "--set", "router.controlApi=true",
+        )  # fmt: skip
+        router = f"--as=system:serviceaccount:{ns}:kc-klambda-router"
+        for verb in ("create", "update", "delete"):
+            out = plane.kubectl("auth", "can-i", verb, "functions.klambda.io", "-n", ns, router)
+            assert out.stdout.strip() == "yes", verb
+        plane.kubectl("apply", "-n", ns, "-f", str(ROOT / "examples/functions/hello.yaml"))
+        spec = '{"spec": {"memoryMB": 512}}'
+        out = plane.kubectl(
+            "patch", "function", "hello", "-n", ns, "--type=merge", "-p", spec, router,
+            check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert plane.get_json("function", "hello", "-n", ns)["spec"]["memoryMB"] == 512
+        # the policy still holds elsewhere: an Alias's spec without autoscaling is not its
+        alias = {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Alias",
+            "metadata": {"name": "hello.live"},
+            "spec": {"function": "hello", "version": "$LATEST"},
+        }
+        plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(alias))
+        out = plane.kubectl(
+            "patch", "alias", "hello.live", "-n", ns, "--type=merge", "-p",
+            '{"spec": {"description": "x"}}', router, check=False,
+        )  # fmt: skip
+        assert out.returncode != 0
+        assert "ValidatingAdmissionPolicy" in out.stderr, out.stderr
+        plane.helm("uninstall", "kc", "-n", ns)
     finally:
         plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)

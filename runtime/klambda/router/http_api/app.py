@@ -13,8 +13,14 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
 from klambda.logstore import LogStore
+from klambda.router.autoscaler import Autoscaler
+from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
+from klambda.router.history import Sampler
+from klambda.router.http_api.autoscaling import AutoscalingApi
+from klambda.router.http_api.cluster_functions import ClusterFunctionsApi
+from klambda.router.http_api.console import ConsoleApi
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.functions import FunctionsApi
 from klambda.router.http_api.gateway import Gateway
@@ -66,6 +72,9 @@ class HttpApi:
         trigger_metrics: TriggerMetrics | None = None,
         topics: Topics | None = None,
         logstore: LogStore | None = None,
+        sampler: Sampler | None = None,
+        autoscaler: Autoscaler | None = None,
+        cluster_functions: ClusterFunctions | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -75,6 +84,9 @@ class HttpApi:
         self.trigger_metrics = trigger_metrics or TriggerMetrics()
         self.topics = topics
         self.logstore = logstore
+        self.sampler = sampler
+        self.autoscaler = autoscaler
+        self.cluster_functions = cluster_functions
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -86,12 +98,18 @@ class HttpApi:
         ControlApi(self.invoker, self.control, functions).add_routes(app.router)
         if functions is not None:
             FunctionsApi(self.invoker, functions).add_routes(app.router)
+        elif self.cluster_functions is not None:
+            ClusterFunctionsApi(self.cluster_functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
         LogsApi(self.invoker, self.logstore).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)
+        if self.sampler is not None:
+            ConsoleApi(self.invoker, self.sampler, self.autoscaler).add_routes(app.router)
+        if self.autoscaler is not None:
+            AutoscalingApi(self.autoscaler, self.control).add_routes(app.router)
         if self.topics is not None:
             TopicApi(self.topics).add_routes(app.router)
         Gateway(
