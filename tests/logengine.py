@@ -33,9 +33,11 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def victoria_logs(data: Path, retention: str = "100y") -> Iterator[VictoriaLogs]:
+def victoria_logs(
+    data: Path, retention: str = "100y", port: int | None = None
+) -> Iterator[VictoriaLogs]:
     binary = ensure_binaries(("victoria-logs",)) / "victoria-logs"
-    port = free_port()
+    port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     out = open(data.parent / f"{data.name}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

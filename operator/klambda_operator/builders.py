@@ -148,6 +148,13 @@ CONTAINER_SECURITY: dict[str, Any] = {
 }
 
 
+def _with_log_engine(env: Mapping[str, str], settings: OperatorSettings) -> dict[str, str]:
+    """A worker pod ships its log records to the cluster's log engine when there is one."""
+    if not settings.log_engine_url:
+        return dict(env)
+    return {**env, contract.LOG_ENGINE_URL_ENV: settings.log_engine_url}
+
+
 def _worker_pod(
     settings: OperatorSettings,
     *,
@@ -174,7 +181,9 @@ def _worker_pod(
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": command,
-        "env": [{"name": k, "value": escape(v)} for k, v in env.items()],
+        "env": [
+            {"name": k, "value": escape(v)} for k, v in _with_log_engine(env, settings).items()
+        ],
         "ports": [
             {
                 "name": constants.WORKER_PORT_NAME,
