@@ -43,6 +43,9 @@ class RouterSettings:
     # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
     log_archive_dir: Path | None = None
     log_retention_check_seconds: float = 3600.0
+    # the cluster's log engine (VictoriaLogs' URL, KLAMBDA_LOG_ENGINE_URL): queries and
+    # `logs --since` go there instead of the local store
+    log_engine_url: str = ""
 
     @property
     def prices(self) -> Prices:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from klambda.logengine import records
-from klambda.logengine.logsql import CompiledLogsQL, LogsQLCompiler
+from klambda.logengine.logsql import CompiledLogsQL, LogsQLCompiler, quote, timestamp
 from klambda.logs import insights
 from klambda.logs.insights import QueryError
 from klambda.logstore.query import QueryResult
@@ -135,6 +135,17 @@ class LogEngine:
             matched,
             time.perf_counter() - started,
         )
+
+    async def messages(
+        self, functions: Sequence[str], start: dt.datetime, end: dt.datetime, limit: int | None
+    ) -> list[str]:
+        """The messages of a time window, oldest first (the newest `limit` when given)."""
+        query = f"_time:[{timestamp(start)}, {timestamp(end)})"
+        if functions:
+            query += f" function:in({', '.join(quote(f) for f in functions)})"
+        query += " | sort by (_time desc)" + (f" | limit {limit}" if limit else "")
+        rows = await self.select(query + " | fields _time, _msg")
+        return [row.get("_msg", "") for row in reversed(rows)]
 
     async def _count(self, query: str) -> int:
         rows = await self.select(query)

@@ -20,6 +20,7 @@ import grpc
 from aiohttp import web
 
 from klambda.api.logconfig import MetricFilter
+from klambda.logengine.client import LogEngine
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
@@ -42,6 +43,7 @@ from klambda.settings import RouterSettings
 from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
+from klambda.worker.logship import Shipper
 
 log = logging.getLogger("klambda.router")
 
@@ -87,6 +89,10 @@ class Router:
         self.trigger_metrics: TriggerMetrics | None = None
         self.scheduler: Scheduler | None = None
         self.logstore: LogStore | None = None
+        # the cluster's log engine, when configured: queries go there (logs.engine.enabled)
+        self.logengine = LogEngine(settings.log_engine_url) if settings.log_engine_url else None
+        # local mode with a log engine ships its records there too, as worker pods do
+        self.shipper: Shipper | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
 
@@ -102,7 +108,13 @@ class Router:
             assert self.functions_dir is not None
             self.state_dir.mkdir(parents=True, exist_ok=True)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
-            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+            if s.log_engine_url:
+                self.shipper = Shipper(LogEngine(s.log_engine_url), account=s.account_id)
+            logs = LogHub(
+                self.state_dir / "logs",
+                sys.stdout if s.echo_logs else None,
+                ship=self.shipper.add if self.shipper is not None else None,
+            )
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
                 # the store's threads at nice 10: ingestion yields to invocations
@@ -216,6 +228,8 @@ class Router:
             )
             self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
+        if self.shipper is not None:
+            self.shipper.start()
         if self.environments is not None:
             await self.environments.start(
                 {e.latest.config.runtime for e in invoker.registry.functions.values()}
@@ -254,6 +268,7 @@ class Router:
             self.trigger_metrics,
             topics,
             self.logstore,
+            self.logengine,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -323,6 +338,10 @@ class Router:
             await asyncio.to_thread(self.ingester.stop)
         if self.logstore is not None:
             self.logstore.close()
+        if self.shipper is not None:
+            await self.shipper.close()
+        if self.logengine is not None:
+            await self.logengine.close()
         if self.cgroups is not None:
             self.cgroups.close()
         with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.logengine.client import LogEngine
 from klambda.logstore import LogStore
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
@@ -66,6 +67,7 @@ class HttpApi:
         trigger_metrics: TriggerMetrics | None = None,
         topics: Topics | None = None,
         logstore: LogStore | None = None,
+        logengine: LogEngine | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -75,6 +77,7 @@ class HttpApi:
         self.trigger_metrics = trigger_metrics or TriggerMetrics()
         self.topics = topics
         self.logstore = logstore
+        self.logengine = logengine
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -88,7 +91,7 @@ class HttpApi:
             FunctionsApi(self.invoker, functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
-        LogsApi(self.invoker, self.logstore).add_routes(app.router)
+        LogsApi(self.invoker, self.logstore, self.logengine).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)

@@ -3,6 +3,8 @@ range from the log store (`klambda logs`); Logs Insights queries and filter patt
 the store are added beside them.
 
 The store's calls block (DuckDB), so they run in a worker thread, never on the event loop.
+In cluster mode with a log engine (KLAMBDA_LOG_ENGINE_URL) the same queries go to the
+engine (klambda.logengine: VictoriaLogs, LogsQL) and answer in the same shapes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ import datetime as dt
 
 from aiohttp import web
 
-from klambda.errors import InvalidParameterValue, MalformedQuery, ResourceNotFound
+from klambda.errors import (
+    InvalidParameterValue,
+    MalformedQuery,
+    ResourceNotFound,
+    ServiceUnavailable,
+)
+from klambda.logengine.client import LogEngine, LogEngineError
 from klambda.logs import timerange
 from klambda.logs.filterpattern import FilterPattern, PatternError, compile_pattern
 from klambda.logs.insights import QueryError
@@ -64,9 +72,12 @@ def limit_of(request: web.Request, default: int | None = None, most: int = 10_00
 
 
 class LogsApi:
-    def __init__(self, invoker: Invoker, store: LogStore | None) -> None:
+    def __init__(
+        self, invoker: Invoker, store: LogStore | None, engine: LogEngine | None = None
+    ) -> None:
         self.invoker = invoker
         self.store = store
+        self.engine = engine
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/klambda/v1/logs/query", self.query)
@@ -75,7 +86,8 @@ class LogsApi:
     def _store(self) -> LogStore:
         if self.store is None:
             raise InvalidParameterValue(
-                "this router keeps no log store (cluster mode, or KLAMBDA_LOG_STORE=0)"
+                "this router keeps no log store and has no log engine (cluster mode without "
+                "the chart's logs.engine.enabled, or KLAMBDA_LOG_STORE=0)"
             )
         return self.store
 
@@ -124,9 +136,21 @@ class LogsApi:
         self, request: web.Request, name: str, pattern: FilterPattern | None
     ) -> web.Response:
         """Records of a time window, like FilterLogEvents when given a filter pattern."""
-        store = self._store()
         start, end = range_of(request)
         limit = limit_of(request, None, 1_000_000)
+        if self.engine is not None:
+            try:
+                messages = await self.engine.messages(
+                    [name], start, end, None if pattern else limit
+                )
+            except LogEngineError as err:
+                raise ServiceUnavailable(str(err)) from None
+            if pattern is not None:
+                messages = [m for m in messages if pattern.match(m)]
+                messages = messages[-limit:] if limit else messages
+            text = "".join(m + "\n" for m in messages)
+            return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        store = self._store()
         if pattern is None:
             records = await asyncio.to_thread(store.records, [name], start, end, limit)
             messages = [r.message for r in records]
@@ -142,7 +166,7 @@ class LogsApi:
     async def query(self, request: web.Request) -> web.Response:
         """A Logs Insights query: {"queryString", "functions" (default all), "since" or
         "startTime"/"endTime" (epoch seconds or ISO 8601)}; Insights' results."""
-        store = self._store()
+        store = self.store if self.engine is not None else self._store()
         body = await json_body(request)
         text = body.get("queryString")
         if not isinstance(text, str):
@@ -163,9 +187,17 @@ class LogsApi:
             raise InvalidParameterValue(str(err)) from None
         account = self.invoker.settings.account_id
         try:
-            result = await asyncio.to_thread(run_query, store, text, functions, start, end, account)
+            if self.engine is not None:
+                result = await self.engine.run_query(text, functions, start, end)
+            else:
+                assert store is not None
+                result = await asyncio.to_thread(
+                    run_query, store, text, functions, start, end, account
+                )
         except QueryError as err:
             raise MalformedQuery(str(err)) from None
+        except LogEngineError as err:
+            raise ServiceUnavailable(str(err)) from None
         out = result.insights()
         out["startTime"], out["endTime"] = start.timestamp(), end.timestamp()
         return web.json_response(out)
