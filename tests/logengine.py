@@ -46,6 +46,7 @@ def victoria_logs(
             f"-httpListenAddr={LOOPBACK}:{port}",
             f"-storageDataPath={data}",
             f"-retentionPeriod={retention}",
+            "-delete.enable",  # per-function retention deletes with delete tasks
             "-loggerLevel=WARN",
         ],
         stdout=out,

@@ -10,6 +10,7 @@ of the engine by two counting queries.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -146,6 +147,37 @@ class LogEngine:
         query += " | sort by (_time desc)" + (f" | limit {limit}" if limit else "")
         rows = await self.select(query + " | fields _time, _msg")
         return [row.get("_msg", "") for row in reversed(rows)]
+
+    async def window_messages(
+        self, function: str, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """Every message of `function` in [start, end), in no particular order."""
+        rows = await self.select(
+            f"_time:[{timestamp(start)}, {timestamp(end)}) function:={quote(function)} "
+            "| fields _msg"
+        )
+        return [row.get("_msg", "") for row in rows]
+
+    async def delete(self, selection: str, wait: float = 60.0) -> None:
+        """Delete the records a LogsQL filter selects (a delete task; the engine needs its
+        -delete.enable flag) and wait until the task is done."""
+        http = await self._http()
+        try:
+            async with http.post(f"{self.url}/delete/run_task", data={"filter": selection}) as resp:
+                body = await resp.text()
+                if resp.status >= 300:
+                    raise LogEngineError(f"{self.url} refused to delete: {body.strip()}")
+                task = json.loads(body)["task_id"]
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                async with http.get(f"{self.url}/delete/active_tasks") as resp:
+                    active = json.loads(await resp.text()) or []
+                if not any(t.get("task_id") == task for t in active):
+                    return
+                await asyncio.sleep(0.2)
+        except aiohttp.ClientError as err:
+            raise LogEngineError(f"{self.url}: {err}") from None
+        raise LogEngineError(f"{self.url}: the delete task {task} is still running")
 
     async def _count(self, query: str) -> int:
         rows = await self.select(query)

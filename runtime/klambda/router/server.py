@@ -21,6 +21,7 @@ from aiohttp import web
 
 from klambda.api.logconfig import MetricFilter
 from klambda.logengine.client import LogEngine
+from klambda.logengine.housekeeping import EngineMetricFilters, EngineRetention
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
@@ -95,6 +96,8 @@ class Router:
         self.shipper: Shipper | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
+        # with a log engine and no store of its own: metric filters and retention there
+        self._engine_jobs: list[asyncio.Task[None]] = []
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -144,6 +147,8 @@ class Router:
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
         self.triggers.refresh(registry)
+        if self.logengine is not None and self.logstore is None:
+            self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
         if self.metric_filters is not None:
             for name in registry.functions:
                 self.metric_filters.declare(name)
@@ -276,6 +281,7 @@ class Router:
         await site.start()
         self.http_port = int(self.http_runner.addresses[0][1])
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
+        self._start_engine_jobs()
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
 
@@ -314,7 +320,49 @@ class Router:
             await asyncio.sleep(period)
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
+    def _start_engine_jobs(self) -> None:
+        """Metric filters and retention over the log engine (klambda.logengine.housekeeping),
+        when the records are there and not in a store of this router's."""
+        if self.logengine is None or self.logstore is not None:
+            return
+        assert self.metric_filters is not None
+        s = self.settings
+
+        def functions() -> list[str]:
+            return list(self._invoker().registry.functions)
+
+        counting = EngineMetricFilters(
+            self.logengine,
+            self.metric_filters,
+            functions,
+            period=s.log_metric_filter_seconds,
+            lag=min(5.0, s.log_metric_filter_seconds),
+        )
+        retention = EngineRetention(
+            self.logengine,
+            s.log_archive_dir or self.state_dir / "logs" / "archive",
+            functions,
+            self._retention,
+        )
+
+        async def expire() -> None:
+            while True:
+                try:
+                    await retention.run()
+                except Exception:  # the next check tries again
+                    log.exception("log retention over the log engine failed")
+                await asyncio.sleep(s.log_retention_check_seconds)
+
+        self._engine_jobs = [
+            asyncio.create_task(counting.run(), name="log-metric-filters"),
+            asyncio.create_task(expire(), name="log-retention"),
+        ]
+
     async def stop(self) -> None:
+        for job in self._engine_jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self._reaper is not None:

@@ -317,6 +317,7 @@ def test_the_log_engine_on_request() -> None:
         "-httpListenAddr=:9428",
         "-storageDataPath=/data",
         "-retentionPeriod=7d",
+        "-delete.enable",
     ]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     service = one(docs, "Service", "-logs")

@@ -5,6 +5,7 @@ not by the router's own store."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -32,10 +33,19 @@ def router(
     fns.mkdir()
     (fns / "alpha.yaml").write_text(manifest("alpha"))
     (fns / "beta.yaml").write_text(manifest("beta", {"logFormat": "JSON"}))
+    gamma = json.loads(manifest("gamma"))
+    gamma["spec"]["metricFilters"] = [
+        {"name": "errors", "filterPattern": "ERROR -Retrying", "metricName": "Errors"}
+    ]
+    (fns / "gamma.yaml").write_text(json.dumps(gamma))
     # the router's own store off: every answer below can only come from the engine
-    env = {"KLAMBDA_LOG_ENGINE_URL": engine.url, "KLAMBDA_LOG_STORE": "0"}
+    env = {
+        "KLAMBDA_LOG_ENGINE_URL": engine.url,
+        "KLAMBDA_LOG_STORE": "0",
+        "KLAMBDA_LOG_METRIC_FILTER_SECONDS": "1",
+    }
     with RouterRunner.up(fns, "-q", workdir=tmp, env=env) as r:
-        for name, failures in (("alpha", 2), ("beta", 3)):
+        for name, failures in (("alpha", 2), ("beta", 3), ("gamma", 2)):
             for i in range(4):
                 payload = {"fail": i < failures, "card": f"{name}-{i}"}
                 assert r.invoke(name, payload)[0] == 200
@@ -54,7 +64,8 @@ def test_a_query_across_two_functions_from_the_engine(
 
     def counted() -> list[dict[str, str]]:
         _flush(engine)
-        status, out = query(router, {"queryString": q, "since": "10m"})
+        body = {"queryString": q, "since": "10m", "functions": ["alpha", "beta"]}
+        status, out = query(router, body)
         assert status == 200, out
         return rows(out)
 
@@ -128,6 +139,19 @@ def test_json_records_and_history_from_the_engine(
     lines = history.stdout.splitlines()
     assert len(lines) == 2
     assert all("ERROR charging card alpha-" in line for line in lines)
+
+
+def test_metric_filters_count_from_the_engine(router: RouterRunner, engine: VictoriaLogs) -> None:
+    def errors() -> bool:
+        _flush(engine)
+        with urllib.request.urlopen(router.url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        want = 'klambda_log_metric_filter_total{filter="errors",function="gamma",metric="Errors"}'
+        [line] = [line for line in text.splitlines() if line.startswith(want)]
+        assert float(line.split()[-1]) == 2.0, line
+        return True
+
+    eventually(errors, "gamma's two ERROR records counted from the engine", timeout=30)
 
 
 def test_a_mistake_names_its_position(router: RouterRunner) -> None:
