@@ -73,9 +73,11 @@ class Shipper:
             try:
                 await self.ship_once()
             except LogEngineError as err:
-                log.warning("log records not shipped yet (%d waiting): %s", len(self), err)
+                log.warning("log records not shipped yet (%d waiting): %s", self.waiting, err)
 
-    def __len__(self) -> int:
+    @property
+    def waiting(self) -> int:
+        """Records not sent yet."""
         return len(self._waiting)
 
     async def ship_once(self) -> int:

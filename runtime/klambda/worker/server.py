@@ -147,7 +147,7 @@ async def serve(
     groups = Cgroups(enabled=cgroups)
     zygote = await _zygote(cfg.runtime, groups)
     shipper = _shipper()
-    logs = LogHub(None, sys.stdout, ship=shipper.add if shipper is not None else None)
+    logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     banner = f"{cfg.function}:{cfg.version}"
@@ -170,7 +170,7 @@ async def serve_pool(
     groups = Cgroups(enabled=cgroups)
     zygote = await _zygote(runtime, groups)
     shipper = _shipper()
-    logs = LogHub(None, sys.stdout, ship=shipper.add if shipper is not None else None)
+    logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pools: list[EnvironmentPool] = []
 
     def executor_of(cfg: FunctionConfig) -> VersionExecutor:
