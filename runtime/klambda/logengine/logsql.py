@@ -172,7 +172,10 @@ class LogsQLCompiler:
             if name not in scope.columns:
                 raise QueryError(f"no field {name!r} to show")
         order = self._order(scope)
-        tail = [f"sort by ({', '.join(order)})"] if order else []
+        sort = f"sort by ({', '.join(order)})"
+        # already in this order when the last pipes are the sort and limit of `limit`
+        done = self._pipes[-2:-1] == [sort] and self._pipes[-1].startswith("limit ")
+        tail = [sort] if order and not done else []
         if not limited:
             tail.append(f"limit {DEFAULT_LIMIT}")
         engine_columns = [scope.columns[n][0] for n in display]
