@@ -139,6 +139,16 @@ def test_json_records_and_history_from_the_engine(
     lines = history.stdout.splitlines()
     assert len(lines) == 2
     assert all("ERROR charging card alpha-" in line for line in lines)
+    recent = subprocess.run(
+        [*CLI, "logs", "alpha", "--limit", "3", "--endpoint", router.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert recent.returncode == 0, recent.stderr
+    # without --since: the last hour's, from the engine (this router keeps none in memory
+    # in a cluster); the last three records of the last invocation: its line, END, REPORT
+    assert [line.split()[0] for line in recent.stdout.splitlines()] == ["[INFO]", "END", "REPORT"]
 
 
 def test_metric_filters_count_from_the_engine(router: RouterRunner, engine: VictoriaLogs) -> None:

@@ -105,10 +105,11 @@ class LogsApi:
         await self._known(name)
         q = request.query
         pattern = pattern_of(request)
-        if any(k in q for k in ("since", "start", "end")):
+        follow = q.get("follow", "") in ("1", "true")
+        if any(k in q for k in ("since", "start", "end")) or (self.engine and not follow):
+            # with a log engine the records are there, not in this router's memory
             return await self._history(request, name, pattern)
         limit = limit_of(request, None, 1_000_000)
-        follow = q.get("follow", "") in ("1", "true")
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
         hub = self.invoker.logs
