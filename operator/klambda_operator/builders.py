@@ -152,7 +152,9 @@ def _with_log_engine(env: Mapping[str, str], settings: OperatorSettings) -> dict
     """A worker pod ships its log records to the cluster's log engine when there is one."""
     if not settings.log_engine_url:
         return dict(env)
-    return {**env, contract.LOG_ENGINE_URL_ENV: settings.log_engine_url}
+    # a pool pod learns its function later, but its records' group names the account now
+    account = {"KLAMBDA_ACCOUNT_ID": settings.account_id}
+    return {**account, **env, contract.LOG_ENGINE_URL_ENV: settings.log_engine_url}
 
 
 def _worker_pod(

@@ -99,8 +99,9 @@ def test_worker_pods_ship_their_logs_to_the_engine_when_there_is_one() -> None:
         ]
 
     url = "http://klambda-logs.klambda.svc:9428"
-    for env in env_of(OperatorSettings(log_engine_url=url)):
+    for env in env_of(OperatorSettings(log_engine_url=url, account_id="123456789012")):
         assert env[contract.LOG_ENGINE_URL_ENV] == url
+        assert env["KLAMBDA_ACCOUNT_ID"] == "123456789012"  # @log's account, pool pods too
     for env in env_of(OperatorSettings()):
         assert contract.LOG_ENGINE_URL_ENV not in env
 
