@@ -14,7 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -147,6 +147,25 @@ class LogEngine:
         query += " | sort by (_time desc)" + (f" | limit {limit}" if limit else "")
         rows = await self.select(query + " | fields _time, _msg")
         return [row.get("_msg", "") for row in reversed(rows)]
+
+    async def tail(self, function: str) -> AsyncIterator[str]:
+        """The function's messages as they arrive (VictoriaLogs' live tailing, a second
+        behind, so that records still in flight are not passed over), until closed."""
+        http = await self._http()
+        try:
+            async with http.post(
+                f"{self.url}/select/logsql/tail",
+                params={"offset": "1s", "refresh_interval": "500ms"},
+                data={"query": f"function:={quote(function)}"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            ) as resp:
+                if resp.status >= 300:
+                    raise LogEngineError(f"{self.url} answered {resp.status}: {await resp.text()}")
+                async for line in resp.content:
+                    if line.strip():
+                        yield json.loads(line).get("_msg", "")
+        except aiohttp.ClientError as err:
+            raise LogEngineError(f"{self.url}: {err}") from None
 
     async def window_messages(
         self, function: str, start: dt.datetime, end: dt.datetime

@@ -5,10 +5,13 @@ not by the router's own store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from klambda.testing import CLI, RouterRunner, eventually
@@ -162,6 +165,25 @@ def test_metric_filters_count_from_the_engine(router: RouterRunner, engine: Vict
         return True
 
     eventually(errors, "gamma's two ERROR records counted from the engine", timeout=30)
+
+
+def test_follow_streams_what_the_engine_receives(router: RouterRunner) -> None:
+    seen: list[str] = []
+
+    def follow() -> None:
+        url = router.url + "/klambda/v1/logs/alpha?follow=1"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=30) as resp:
+            for raw in resp:
+                seen.append(raw.decode().rstrip("\n"))
+                if "alpha-followed" in seen[-1]:
+                    return
+
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(follow)
+        time.sleep(1.0)  # the tail is open
+        assert router.invoke("alpha", {"card": "alpha-followed"})[0] == 200
+        done.result(timeout=40)
+    assert any(line.endswith("charged alpha-followed") for line in seen), seen
 
 
 def test_a_mistake_names_its_position(router: RouterRunner) -> None:

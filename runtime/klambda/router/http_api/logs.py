@@ -110,6 +110,8 @@ class LogsApi:
             # with a log engine the records are there, not in this router's memory
             return await self._history(request, name, pattern)
         limit = limit_of(request, None, 1_000_000)
+        if self.engine is not None:
+            return await self._tail(request, self.engine, name, pattern)
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
         hub = self.invoker.logs
@@ -130,6 +132,27 @@ class LogsApi:
         finally:
             if queue is not None:
                 hub.unfollow(name, queue)
+        await resp.write_eof()
+        return resp
+
+    async def _tail(
+        self,
+        request: web.Request,
+        engine: LogEngine,
+        name: str,
+        pattern: FilterPattern | None,
+    ) -> web.StreamResponse:
+        """`klambda logs NAME -f` with a log engine: its records as the engine receives them."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await resp.prepare(request)
+        try:
+            async for message in engine.tail(name):
+                if pattern is None or pattern.match(message):
+                    await resp.write((message + "\n").encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        except LogEngineError as err:
+            await resp.write(f"# the log engine stopped answering: {err}\n".encode())
         await resp.write_eof()
         return resp
 
