@@ -353,10 +353,9 @@ class Router:
                     log.exception("log retention over the log engine failed")
                 await asyncio.sleep(s.log_retention_check_seconds)
 
-        self._engine_jobs = [
-            asyncio.create_task(counting.run(), name="log-metric-filters"),
-            asyncio.create_task(expire(), name="log-retention"),
-        ]
+        self._engine_jobs = [asyncio.create_task(counting.run(), name="log-metric-filters")]
+        if s.log_retention_check_seconds > 0:  # 0: another replica enforces retention
+            self._engine_jobs.append(asyncio.create_task(expire(), name="log-retention"))
 
     async def stop(self) -> None:
         for job in self._engine_jobs:
