@@ -2,8 +2,8 @@
 VictoriaLogs on loopback, fed the fixed log set as the worker pods ship it (records shaped
 by klambda.logengine.records, sent to /insert/jsonline), queried through the LogsQL
 compiler. The same rows are expected, except for the queries named in NOT_IN_LOGSQL
-(refused with the position: LogsQL has no such thing) and DIFFERENT (answered, with the
-engine's own estimate)."""
+(refused with the position: LogsQL has no such thing); pct() is the engine's own estimate
+(test_pct_is_the_engines_estimate). The mistakes of the table name the same positions."""
 
 from __future__ import annotations
 
