@@ -5,7 +5,11 @@
    ingesting every second, one with it off (`KLAMBDA_LOG_STORE=0`; its records still go
    to the same files). One grpc.aio client alternates blocks of calls between them, so
    both see the same noise; the store's p50 over the other's is the cost.
-2. Queries over a million records. A million records of ten functions (Text and JSON
+2. Shipping to the cluster's log engine beside the hot path: the same, between a router
+   shipping every record to a real VictoriaLogs (`KLAMBDA_LOG_ENGINE_URL`, the worker
+   pods' shipper) and one without; both with the store off, so the shipper is the
+   difference.
+3. Queries over a million records. A million records of ten functions (Text and JSON
    formats, fifty streams, one hour) are written as the router writes them, ingested the
    way the router ingests them (timed: records per second), and each query of a set runs
    a few times through the same path as `klambda logs query` (parse, compile, DuckDB,
@@ -20,6 +24,8 @@ import json
 import random
 import statistics
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ from klambda.logstore.query import run_query
 from bench import clients, functions, stats
 from bench.lab import Sizes
 from bench.procs import router
+from tests.logengine import victoria_logs
 
 PRINTER = "def handler(event, context):\n    print('handled', event.get('n'))\n    return None\n"
 
@@ -52,14 +59,16 @@ QUERIES = {
 }
 
 
-async def _alternate(on: str, off: str, rounds: int, calls: int) -> dict[str, list[float]]:
+async def _alternate(
+    on: str, off: str, rounds: int, calls: int, keys: tuple[str, str] = ("store", "no_store")
+) -> dict[str, list[float]]:
     a, b = clients.GrpcInvoker(on), clients.GrpcInvoker(off)
-    samples: dict[str, list[float]] = {"store": [], "no_store": []}
+    samples: dict[str, list[float]] = {keys[0]: [], keys[1]: []}
     try:
         await a.timed("printer", 100)
         await b.timed("printer", 100)
         for i in range(rounds):
-            order = [("store", a), ("no_store", b)]
+            order = [(keys[0], a), (keys[1], b)]
             for key, client in order if i % 2 == 0 else reversed(order):
                 samples[key] += await client.timed("printer", calls)
     finally:
@@ -86,6 +95,33 @@ def ingestion_cost(work: Path, sizes: Sizes) -> dict[str, Any]:
     out["calls_each"] = len(samples["store"])
     out["ratio_p50"] = stats.ratio(out["store"]["p50_ms"], out["no_store"]["p50_ms"])
     out["store_file_bytes"] = stored.stat().st_size if stored and stored.exists() else None
+    return out
+
+
+def shipping_cost(work: Path, sizes: Sizes) -> dict[str, Any]:
+    folder = work / "log-functions"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = functions.function("printer", PRINTER, functions.FULL_VCPU_MB)
+    (folder / "printer.yaml").write_text(yaml.safe_dump(doc))
+    rounds, calls = sizes.latency_rounds * 4, max(1, sizes.latency_calls // 2)
+    with victoria_logs(work / "victorialogs") as vl:
+        shipping = {"KLAMBDA_LOG_STORE": "0", "KLAMBDA_LOG_ENGINE_URL": vl.url}
+        with (
+            router(folder, work / "ship-on", env=shipping) as on,
+            router(folder, work / "ship-off", env={"KLAMBDA_LOG_STORE": "0"}) as off,
+        ):
+            keys = ("shipping", "no_shipping")
+            samples = asyncio.run(_alternate(on.grpc_target, off.grpc_target, rounds, calls, keys))
+            time.sleep(1.5)  # the last batch
+        with urllib.request.urlopen(f"{vl.url}/internal/force_flush", timeout=10):
+            pass
+        body = urllib.parse.urlencode({"query": "* | stats count() as n"}).encode()
+        with urllib.request.urlopen(f"{vl.url}/select/logsql/query", body, timeout=30) as r:
+            shipped = int(json.loads(r.read().decode().splitlines()[0])["n"])
+    out: dict[str, Any] = {k: stats.summary_ms(v) for k, v in samples.items()}
+    out["calls_each"] = len(samples["shipping"])
+    out["ratio_p50"] = stats.ratio(out["shipping"]["p50_ms"], out["no_shipping"]["p50_ms"])
+    out["records_shipped"] = shipped
     return out
 
 
@@ -182,4 +218,8 @@ def queries(work: Path, sizes: Sizes) -> dict[str, Any]:
 
 
 def run(work: Path, sizes: Sizes) -> dict[str, Any]:
-    return {"ingestion": ingestion_cost(work, sizes), "million": queries(work, sizes)}
+    return {
+        "ingestion": ingestion_cost(work, sizes),
+        "shipping": shipping_cost(work, sizes),
+        "million": queries(work, sizes),
+    }

@@ -18,17 +18,24 @@
 #   scripts/testenv.sh                    build what is missing, print "<component> <path>"
 #   scripts/testenv.sh etcd helm          only these components
 #   scripts/testenv.sh --print-bin-dir    print the bin dir (no build)
-# Components: etcd kube-apiserver kube-controller-manager kubectl helm
-# Versions: KLAMBDA_K8S_VERSION, KLAMBDA_ETCD_VERSION, KLAMBDA_HELM_VERSION.
+# Components: etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs
+# Versions: KLAMBDA_K8S_VERSION, KLAMBDA_ETCD_VERSION, KLAMBDA_HELM_VERSION,
+# KLAMBDA_VICTORIALOGS_VERSION.
+#
+# victoria-logs is the cluster's log engine (VictoriaLogs, Apache-2.0, one static binary),
+# `go install`ed from its own module github.com/VictoriaMetrics/VictoriaLogs (no replace
+# directives); tests/logengine.py starts it on loopback and scripts/cluster/images.sh
+# imports it as an image.
 set -euo pipefail
 
 K8S_VERSION=${KLAMBDA_K8S_VERSION:-v1.34.4}
 ETCD_VERSION=${KLAMBDA_ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${KLAMBDA_HELM_VERSION:-v3.22.0}
+VICTORIALOGS_VERSION=${KLAMBDA_VICTORIALOGS_VERSION:-v1.52.2}
 CACHE=${KLAMBDA_CACHE:-$HOME/.cache/klambda}
 BIN="$CACHE/bin"
 BUILD="$CACHE/build"
-ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kubectl helm)
+ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -72,6 +79,7 @@ version_of() {
     case "$1" in
         etcd) echo "$ETCD_VERSION" ;;
         helm) echo "$HELM_VERSION" ;;
+        victoria-logs) echo "$VICTORIALOGS_VERSION" ;;
         *) echo "$K8S_VERSION" ;;
     esac
 }
@@ -194,6 +202,16 @@ build_component() {
                 fi
                 (cd "$dir" && go_build_into "$out" helm.sh/helm/v3/cmd/helm \
                     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v")
+                ;;
+            victoria-logs)
+                # `go install` into a scratch GOBIN, then moved into place: the module is
+                # built as published, outside any module of ours.
+                local gobin="$BUILD/victoria-logs-$v"
+                mkdir -p "$gobin"
+                log "installing github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$v"
+                (cd "$gobin" && GOBIN="$gobin" go install -trimpath -ldflags "-s -w" \
+                    "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$v")
+                mv -f "$gobin/victoria-logs" "$out"
                 ;;
         esac
     fi

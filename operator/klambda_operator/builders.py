@@ -148,6 +148,15 @@ CONTAINER_SECURITY: dict[str, Any] = {
 }
 
 
+def _with_log_engine(env: Mapping[str, str], settings: OperatorSettings) -> dict[str, str]:
+    """A worker pod ships its log records to the cluster's log engine when there is one."""
+    if not settings.log_engine_url:
+        return dict(env)
+    # a pool pod learns its function later, but its records' group names the account now
+    account = {"KLAMBDA_ACCOUNT_ID": settings.account_id}
+    return {**account, **env, contract.LOG_ENGINE_URL_ENV: settings.log_engine_url}
+
+
 def _worker_pod(
     settings: OperatorSettings,
     *,
@@ -174,7 +183,9 @@ def _worker_pod(
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": command,
-        "env": [{"name": k, "value": escape(v)} for k, v in env.items()],
+        "env": [
+            {"name": k, "value": escape(v)} for k, v in _with_log_engine(env, settings).items()
+        ],
         "ports": [
             {
                 "name": constants.WORKER_PORT_NAME,

@@ -43,6 +43,9 @@ class OperatorSettings:
     pool_memory_mb: int = limits.MEMORY_MIN_MB
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # The cluster's log engine (the chart's VictoriaLogs, logs.engine.enabled): given to
+    # every worker pod, which ships its records there ("": stdout only).
+    log_engine_url: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:

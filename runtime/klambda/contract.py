@@ -68,6 +68,10 @@ ANNOTATION_CLAIMED_AT = f"{GROUP}/claimed-at"
 ANNOTATION_DEMAND = f"{GROUP}/demand"
 ANNOTATION_LAST_INVOKED = f"{GROUP}/last-invoked"
 
+# Where a worker pod ships its log records (the chart's VictoriaLogs), when set; the
+# operator copies its own value onto every worker pod (klambda.worker.logship).
+LOG_ENGINE_URL_ENV = "KLAMBDA_LOG_ENGINE_URL"
+
 # The worker pod: where its code is mounted and the port it serves klambda.v1.Worker on.
 CODE_ROOT = "/var/task"
 WORKER_PORT = 9000

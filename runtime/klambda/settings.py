@@ -53,6 +53,11 @@ class RouterSettings:
     # cluster mode: serve Lambda's function requests (CreateFunction ...) by writing
     # Functions; off by default, since whoever reaches the router could then run code
     control_api: bool = False
+    # the cluster's log engine (VictoriaLogs' URL, KLAMBDA_LOG_ENGINE_URL): queries and
+    # `logs --since` go there instead of the local store
+    log_engine_url: str = ""
+    # how often metric filters read the engine's new records (cluster mode)
+    log_metric_filter_seconds: float = 10.0
 
     @property
     def prices(self) -> Prices:

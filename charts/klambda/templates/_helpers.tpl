@@ -90,3 +90,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "klambda.hasMonitoringApi" -}}
 {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
 {{- end }}
+
+{{- /* Where worker pods ship their log records and the router sends queries ("": nowhere). */}}
+{{- define "klambda.logEngineUrl" -}}
+{{- if .Values.logs.engine.enabled }}
+{{- printf "http://%s-logs.%s.svc:%d" (include "klambda.fullname" .) .Release.Namespace (int .Values.logs.engine.port) }}
+{{- else }}
+{{- .Values.logs.engine.externalUrl }}
+{{- end }}
+{{- end }}

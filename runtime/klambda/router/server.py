@@ -20,6 +20,8 @@ import grpc
 from aiohttp import web
 
 from klambda.api.logconfig import MetricFilter
+from klambda.logengine.client import LogEngine
+from klambda.logengine.housekeeping import EngineMetricFilters, EngineRetention
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
@@ -46,6 +48,7 @@ from klambda.settings import RouterSettings
 from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
+from klambda.worker.logship import Shipper
 
 log = logging.getLogger("klambda.router")
 
@@ -91,10 +94,16 @@ class Router:
         self.trigger_metrics: TriggerMetrics | None = None
         self.scheduler: Scheduler | None = None
         self.logstore: LogStore | None = None
+        # the cluster's log engine, when configured: queries go there (logs.engine.enabled)
+        self.logengine = LogEngine(settings.log_engine_url) if settings.log_engine_url else None
+        # local mode with a log engine ships its records there too, as worker pods do
+        self.shipper: Shipper | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
         self.sampler: Sampler | None = None  # the console's history
         self.autoscaler: Autoscaler | None = None  # provisioned autoscaling
+        # with a log engine and no store of its own: metric filters and retention there
+        self._engine_jobs: list[asyncio.Task[None]] = []
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -108,7 +117,13 @@ class Router:
             assert self.functions_dir is not None
             self.state_dir.mkdir(parents=True, exist_ok=True)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
-            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+            if s.log_engine_url:
+                self.shipper = Shipper(LogEngine(s.log_engine_url), account=s.account_id)
+            logs = LogHub(
+                self.state_dir / "logs",
+                sys.stdout if s.echo_logs else None,
+                ship=self.shipper.add if self.shipper is not None else None,
+            )
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
                 # the store's threads at nice 10: ingestion yields to invocations
@@ -138,6 +153,8 @@ class Router:
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
         self.triggers.refresh(registry)
+        if self.logengine is not None and self.logstore is None:
+            self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
         if self.metric_filters is not None:
             for name in registry.functions:
                 self.metric_filters.declare(name)
@@ -222,6 +239,8 @@ class Router:
             )
             self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
+        if self.shipper is not None:
+            self.shipper.start()
         if self.environments is not None:
             await self.environments.start(
                 {e.latest.config.runtime for e in invoker.registry.functions.values()}
@@ -283,6 +302,7 @@ class Router:
                 if self.source is not None and s.control_api
                 else None
             ),
+            self.logengine,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -290,6 +310,7 @@ class Router:
         await site.start()
         self.http_port = int(self.http_runner.addresses[0][1])
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
+        self._start_engine_jobs()
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
 
@@ -333,11 +354,52 @@ class Router:
             await asyncio.sleep(period)
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
+    def _start_engine_jobs(self) -> None:
+        """Metric filters and retention over the log engine (klambda.logengine.housekeeping),
+        when the records are there and not in a store of this router's."""
+        if self.logengine is None or self.logstore is not None:
+            return
+        assert self.metric_filters is not None
+        s = self.settings
+
+        def functions() -> list[str]:
+            return list(self._invoker().registry.functions)
+
+        counting = EngineMetricFilters(
+            self.logengine,
+            self.metric_filters,
+            functions,
+            period=s.log_metric_filter_seconds,
+            lag=min(5.0, s.log_metric_filter_seconds),
+        )
+        retention = EngineRetention(
+            self.logengine,
+            s.log_archive_dir or self.state_dir / "logs" / "archive",
+            functions,
+            self._retention,
+        )
+
+        async def expire() -> None:
+            while True:
+                try:
+                    await retention.run()
+                except Exception:  # the next check tries again
+                    log.exception("log retention over the log engine failed")
+                await asyncio.sleep(s.log_retention_check_seconds)
+
+        self._engine_jobs = [asyncio.create_task(counting.run(), name="log-metric-filters")]
+        if s.log_retention_check_seconds > 0:  # 0: another replica enforces retention
+            self._engine_jobs.append(asyncio.create_task(expire(), name="log-retention"))
+
     async def stop(self) -> None:
         if self.sampler is not None:
             await self.sampler.stop()
         if self.autoscaler is not None:
             await self.autoscaler.stop()
+        for job in self._engine_jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self._reaper is not None:
@@ -361,6 +423,10 @@ class Router:
             await asyncio.to_thread(self.ingester.stop)
         if self.logstore is not None:
             self.logstore.close()
+        if self.shipper is not None:
+            await self.shipper.close()
+        if self.logengine is not None:
+            await self.logengine.close()
         if self.cgroups is not None:
             self.cgroups.close()
         with contextlib.suppress(OSError):

@@ -4,7 +4,8 @@ Each environment writes one stream (Lambda's `log_stream_name`) in its function'
 The hub keeps the recent records of each function in memory for `klambda logs`, hands
 them to followers as they come, appends them to a file per function when given a folder
 (JSON Lines, klambda.logs.lines; sealed and a new one started past `rotate_bytes`, for
-the log store to ingest off the invoke path), and echoes them to the console in local mode.
+the log store to ingest off the invoke path), hands them to a shipper to the cluster's log
+engine when given one, and echoes them to the console in local mode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import collections
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
@@ -42,8 +44,10 @@ class LogHub:
         echo: TextIO | None = None,
         keep: int = 10_000,
         rotate_bytes: int = ROTATE_BYTES,
+        ship: Callable[[LogRecord], None] | None = None,
     ) -> None:
         self._dir = directory
+        self._ship = ship  # a cluster worker's shipper to the log engine (worker/logship.py)
         self._echo = echo
         self._keep = keep
         self._rotate_bytes = rotate_bytes
@@ -62,6 +66,8 @@ class LogHub:
         recent.append(rec)
         for q in self._followers.get(function, ()):
             q.put_nowait(rec)
+        if self._ship is not None:
+            self._ship(rec)
         if self._dir is not None:
             f = self._files.get(function)
             if f is None:

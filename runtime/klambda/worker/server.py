@@ -13,6 +13,7 @@ zygote with no function and serves one once the router specialises it
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,14 +23,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
 from klambda.api.limits import SCALE_UP_LIMIT
+from klambda.contract import LOG_ENGINE_URL_ENV
 from klambda.execution import FunctionConfig
 from klambda.invocation import call_from_proto, to_proto
+from klambda.logengine.client import LogEngine
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.shutdown import stop_requested
 from klambda.worker import runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
+from klambda.worker.logship import Shipper
 from klambda.worker.pool import EnvironmentPool
 from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
 from klambda.worker.zygote import Zygote
@@ -125,19 +129,33 @@ async def _zygote(runtime: str, groups: Cgroups) -> Zygote:
     return zygote
 
 
+def _shipper() -> Shipper | None:
+    """The pod's records to the cluster's log engine, when the chart deploys one
+    (KLAMBDA_LOG_ENGINE_URL, set on worker pods by the operator); stdout either way."""
+    url = os.environ.get(LOG_ENGINE_URL_ENV, "")
+    if not url:
+        return None
+    shipper = Shipper(LogEngine(url), account=os.environ.get("KLAMBDA_ACCOUNT_ID", "000000000000"))
+    shipper.start()
+    return shipper
+
+
 async def serve(
     cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
 ) -> None:
     """The worker of one function version, configured by its pod's environment."""
     groups = Cgroups(enabled=cgroups)
     zygote = await _zygote(cfg.runtime, groups)
-    logs = LogHub(None, sys.stdout)
+    shipper = _shipper()
+    logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     banner = f"{cfg.function}:{cfg.version}"
     await _serve(service, host, port, banner, lambda: float(cfg.timeout_s))
     await pool.close()
     await zygote.stop()
+    if shipper is not None:
+        await shipper.close()
 
 
 async def serve_pool(
@@ -151,7 +169,8 @@ async def serve_pool(
     """A pool worker of `runtime`: its zygote ready, no function until specialised."""
     groups = Cgroups(enabled=cgroups)
     zygote = await _zygote(runtime, groups)
-    logs = LogHub(None, sys.stdout)
+    shipper = _shipper()
+    logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pools: list[EnvironmentPool] = []
 
     def executor_of(cfg: FunctionConfig) -> VersionExecutor:
@@ -170,3 +189,5 @@ async def serve_pool(
     for pool in pools:
         await pool.close()
     await zygote.stop()
+    if shipper is not None:
+        await shipper.close()

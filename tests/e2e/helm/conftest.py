@@ -63,6 +63,7 @@ def release(kube_control_plane: ControlPlane) -> Iterator[Release]:
         "install", name, str(CHART), "-n", namespace,
         "-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES),
         "--set", f"functions.namespace={functions}",
+        "--set", "logs.engine.enabled=true",
     )  # fmt: skip
     manifest = documents(plane.helm("get", "manifest", name, "-n", namespace).stdout)
     try:

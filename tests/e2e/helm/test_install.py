@@ -367,6 +367,33 @@ def test_network_policies_select_the_routers_real_pods(release: Release) -> None
     assert service["spec"]["selector"].items() <= router_labels.items()
 
 
+def test_the_log_engine_is_stored_and_pointed_at(release: Release) -> None:
+    plane, ns = release.plane, release.namespace
+    engine = plane.get_json("statefulset", "kl-klambda-logs", "-n", ns)
+    [container] = engine["spec"]["template"]["spec"]["containers"]
+    assert "-retentionPeriod=30d" in container["command"]
+    service = plane.get_json("service", "kl-klambda-logs", "-n", ns)
+    assert service["spec"]["selector"].items() <= (
+        engine["spec"]["template"]["metadata"]["labels"].items()
+    )
+    url = f"http://kl-klambda-logs.{ns}.svc:9428"
+    for name, var in (
+        ("kl-klambda-router", "KLAMBDA_LOG_ENGINE_URL"),
+        ("kl-klambda-operator", "KLAMBDA_OPERATOR_LOG_ENGINE_URL"),
+    ):
+        deployment = plane.get_json("deployment", name, "-n", ns)
+        env = {
+            e["name"]: e.get("value")
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env[var] == url, name
+    policy = plane.get_json("networkpolicy", "kl-klambda-logs", "-n", ns)
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert [p["namespaceSelector"]["matchLabels"] for p in peers[1:]] == [
+        {"kubernetes.io/metadata.name": release.functions}
+    ] * 2
+
+
 def pool_pod(name: str, labels: dict[str, str]) -> str:
     return json.dumps(
         {

@@ -24,7 +24,9 @@ from tests.e2e.helm.chart import (
     render,
 )
 
-FULL = ("-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES))
+FULL = (
+    "-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES), "--set", "logs.engine.enabled=true",
+)  # fmt: skip
 WITH_APIS = ("--api-versions", MONITORING_API, "--api-versions", VAP_API)
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
@@ -144,7 +146,8 @@ def test_default_render() -> None:
 @pytest.mark.parametrize("values", [(), FULL], ids=["default", "monitoring+kind"])
 def test_every_pod_meets_the_restricted_pod_security_standard(values: tuple[str, ...]) -> None:
     specs = pod_specs(render(*values))
-    assert set(specs) == {"t-klambda-operator", "t-klambda-router", "t-klambda-nats"}
+    logs = {"t-klambda-logs"} if values else set()  # the log engine, on request
+    assert set(specs) == {"t-klambda-operator", "t-klambda-router", "t-klambda-nats", *logs}
     for name, spec in specs.items():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
@@ -302,3 +305,45 @@ def test_no_template_is_left_unused(tmp_path: Path) -> None:
     }
     assert sources == rendered, sources ^ rendered
     assert docs
+
+
+def test_the_log_engine_on_request() -> None:
+    assert not [d for d in render() if d["metadata"]["name"].endswith("-logs")]
+    docs = render("--set", "logs.engine.enabled=true", "--set", "logs.engine.retentionPeriod=7d")
+    engine = one(docs, "StatefulSet", "-logs")
+    [container] = engine["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == [
+        "victoria-logs",
+        "-httpListenAddr=:9428",
+        "-storageDataPath=/data",
+        "-retentionPeriod=7d",
+        "-delete.enable",
+    ]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    service = one(docs, "Service", "-logs")
+    assert service["spec"]["ports"][0]["port"] == 9428
+    url = "http://t-klambda-logs.klambda.svc:9428"
+    specs = pod_specs(docs)
+    router_env = {
+        e["name"]: e.get("value") for e in specs["t-klambda-router"]["containers"][0]["env"]
+    }
+    operator_env = {
+        e["name"]: e.get("value") for e in specs["t-klambda-operator"]["containers"][0]["env"]
+    }
+    assert router_env["KLAMBDA_LOG_ENGINE_URL"] == url
+    assert operator_env["KLAMBDA_OPERATOR_LOG_ENGINE_URL"] == url
+    assert one(docs, "NetworkPolicy", "-logs")["spec"]["ingress"][0]["ports"] == [
+        {"port": "http", "protocol": "TCP"}
+    ]
+
+
+def test_an_external_log_engine_and_bad_retention() -> None:
+    docs = render("--set", "logs.engine.externalUrl=http://vl.example:9428")
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-logs")]
+    env = pod_specs(docs)["t-klambda-router"]["containers"][0]["env"]
+    assert {"name": "KLAMBDA_LOG_ENGINE_URL", "value": "http://vl.example:9428"} in env
+    out = helm(
+        "template", "t", str(CHART), "--set", "logs.engine.retentionPeriod=forever", check=False
+    )
+    assert out.returncode != 0
+    assert "retentionPeriod" in out.stderr

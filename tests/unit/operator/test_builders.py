@@ -87,6 +87,25 @@ def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
     assert service["spec"]["selector"] == one["spec"]["selector"]["matchLabels"]
 
 
+def test_worker_pods_ship_their_logs_to_the_engine_when_there_is_one() -> None:
+    def env_of(settings: OperatorSettings) -> list[dict[str, str]]:
+        pods = [
+            builders.build_deployment(work(), settings, replicas=1),
+            builders.build_pool_deployment("fns", "python3.12", settings),
+        ]
+        return [
+            {e["name"]: e["value"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            for d in pods
+        ]
+
+    url = "http://klambda-logs.klambda.svc:9428"
+    for env in env_of(OperatorSettings(log_engine_url=url, account_id="123456789012")):
+        assert env[contract.LOG_ENGINE_URL_ENV] == url
+        assert env["KLAMBDA_ACCOUNT_ID"] == "123456789012"  # @log's account, pool pods too
+    for env in env_of(OperatorSettings()):
+        assert contract.LOG_ENGINE_URL_ENV not in env
+
+
 def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
     settings = OperatorSettings(pool_size=3, pool_memory_mb=256, memory_overhead_mb=100)
     deployment = builders.build_pool_deployment("fns", "python3.12", settings)

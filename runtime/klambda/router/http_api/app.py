@@ -12,6 +12,7 @@ from aiohttp import web
 
 from klambda.api import limits
 from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.logengine.client import LogEngine
 from klambda.logstore import LogStore
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster_functions import ClusterFunctions
@@ -75,6 +76,7 @@ class HttpApi:
         sampler: Sampler | None = None,
         autoscaler: Autoscaler | None = None,
         cluster_functions: ClusterFunctions | None = None,
+        logengine: LogEngine | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -87,6 +89,7 @@ class HttpApi:
         self.sampler = sampler
         self.autoscaler = autoscaler
         self.cluster_functions = cluster_functions
+        self.logengine = logengine
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -102,7 +105,7 @@ class HttpApi:
             ClusterFunctionsApi(self.cluster_functions).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
-        LogsApi(self.invoker, self.logstore).add_routes(app.router)
+        LogsApi(self.invoker, self.logstore, self.logengine).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
         TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
         StreamingApi(self.invoker).add_routes(app.router)

@@ -3,6 +3,8 @@ range from the log store (`klambda logs`); Logs Insights queries and filter patt
 the store are added beside them.
 
 The store's calls block (DuckDB), so they run in a worker thread, never on the event loop.
+In cluster mode with a log engine (KLAMBDA_LOG_ENGINE_URL) the same queries go to the
+engine (klambda.logengine: VictoriaLogs, LogsQL) and answer in the same shapes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ import datetime as dt
 
 from aiohttp import web
 
-from klambda.errors import InvalidParameterValue, MalformedQuery, ResourceNotFound
+from klambda.errors import (
+    InvalidParameterValue,
+    MalformedQuery,
+    ResourceNotFound,
+    ServiceUnavailable,
+)
+from klambda.logengine.client import LogEngine, LogEngineError
 from klambda.logs import timerange
 from klambda.logs.filterpattern import FilterPattern, PatternError, compile_pattern
 from klambda.logs.insights import QueryError
@@ -64,9 +72,12 @@ def limit_of(request: web.Request, default: int | None = None, most: int = 10_00
 
 
 class LogsApi:
-    def __init__(self, invoker: Invoker, store: LogStore | None) -> None:
+    def __init__(
+        self, invoker: Invoker, store: LogStore | None, engine: LogEngine | None = None
+    ) -> None:
         self.invoker = invoker
         self.store = store
+        self.engine = engine
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/klambda/v1/logs/query", self.query)
@@ -75,7 +86,8 @@ class LogsApi:
     def _store(self) -> LogStore:
         if self.store is None:
             raise InvalidParameterValue(
-                "this router keeps no log store (cluster mode, or KLAMBDA_LOG_STORE=0)"
+                "this router keeps no log store and has no log engine (cluster mode without "
+                "the chart's logs.engine.enabled, or KLAMBDA_LOG_STORE=0)"
             )
         return self.store
 
@@ -93,10 +105,13 @@ class LogsApi:
         await self._known(name)
         q = request.query
         pattern = pattern_of(request)
-        if any(k in q for k in ("since", "start", "end")):
+        follow = q.get("follow", "") in ("1", "true")
+        if any(k in q for k in ("since", "start", "end")) or (self.engine and not follow):
+            # with a log engine the records are there, not in this router's memory
             return await self._history(request, name, pattern)
         limit = limit_of(request, None, 1_000_000)
-        follow = q.get("follow", "") in ("1", "true")
+        if self.engine is not None:
+            return await self._tail(request, self.engine, name, pattern)
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
         hub = self.invoker.logs
@@ -120,13 +135,46 @@ class LogsApi:
         await resp.write_eof()
         return resp
 
+    async def _tail(
+        self,
+        request: web.Request,
+        engine: LogEngine,
+        name: str,
+        pattern: FilterPattern | None,
+    ) -> web.StreamResponse:
+        """`klambda logs NAME -f` with a log engine: its records as the engine receives them."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await resp.prepare(request)
+        try:
+            async for message in engine.tail(name):
+                if pattern is None or pattern.match(message):
+                    await resp.write((message + "\n").encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        except LogEngineError as err:
+            await resp.write(f"# the log engine stopped answering: {err}\n".encode())
+        await resp.write_eof()
+        return resp
+
     async def _history(
         self, request: web.Request, name: str, pattern: FilterPattern | None
     ) -> web.Response:
         """Records of a time window, like FilterLogEvents when given a filter pattern."""
-        store = self._store()
         start, end = range_of(request)
         limit = limit_of(request, None, 1_000_000)
+        if self.engine is not None:
+            try:
+                messages = await self.engine.messages(
+                    [name], start, end, None if pattern else limit
+                )
+            except LogEngineError as err:
+                raise ServiceUnavailable(str(err)) from None
+            if pattern is not None:
+                messages = [m for m in messages if pattern.match(m)]
+                messages = messages[-limit:] if limit else messages
+            text = "".join(m + "\n" for m in messages)
+            return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        store = self._store()
         if pattern is None:
             records = await asyncio.to_thread(store.records, [name], start, end, limit)
             messages = [r.message for r in records]
@@ -142,7 +190,7 @@ class LogsApi:
     async def query(self, request: web.Request) -> web.Response:
         """A Logs Insights query: {"queryString", "functions" (default all), "since" or
         "startTime"/"endTime" (epoch seconds or ISO 8601)}; Insights' results."""
-        store = self._store()
+        store = self.store if self.engine is not None else self._store()
         body = await json_body(request)
         text = body.get("queryString")
         if not isinstance(text, str):
@@ -163,9 +211,17 @@ class LogsApi:
             raise InvalidParameterValue(str(err)) from None
         account = self.invoker.settings.account_id
         try:
-            result = await asyncio.to_thread(run_query, store, text, functions, start, end, account)
+            if self.engine is not None:
+                result = await self.engine.run_query(text, functions, start, end)
+            else:
+                assert store is not None
+                result = await asyncio.to_thread(
+                    run_query, store, text, functions, start, end, account
+                )
         except QueryError as err:
             raise MalformedQuery(str(err)) from None
+        except LogEngineError as err:
+            raise ServiceUnavailable(str(err)) from None
         out = result.insights()
         out["startTime"], out["endTime"] = start.timestamp(), end.timestamp()
         return web.json_response(out)
