@@ -68,6 +68,12 @@ ANNOTATION_CLAIMED_AT = f"{GROUP}/claimed-at"
 ANNOTATION_DEMAND = f"{GROUP}/demand"
 ANNOTATION_LAST_INVOKED = f"{GROUP}/last-invoked"
 
+# The routers' Lease for the schedules (coordination.k8s.io, in the routers' namespace):
+# its holder fires every tick; this annotation keeps each schedule's last fired tick (a
+# JSON map of `function[:alias]/name` to epoch seconds) across holders and restarts.
+SCHEDULE_LEASE = "klambda-router-schedules"
+ANNOTATION_SCHEDULE_TICKS = f"{GROUP}/schedule-ticks"
+
 # The worker pod: where its code is mounted and the port it serves klambda.v1.Worker on.
 CODE_ROOT = "/var/task"
 WORKER_PORT = 9000

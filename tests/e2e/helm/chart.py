@@ -85,10 +85,12 @@ class Access:
     group: str = ""
     namespace: str = ""  # "" is every namespace (or a cluster-scoped resource)
     subresource: str = ""
+    name: str = ""  # one object's name ("" is any)
 
     def __str__(self) -> str:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         res = f"{res}.{self.group}" if self.group else res
+        res = f"{res} {self.name}" if self.name else res
         return f"{self.verb} {res} in {self.namespace or 'all namespaces'}"
 
     def review(self) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class Access:
             "group": self.group,
             "namespace": self.namespace,
             "subresource": self.subresource,
+            "name": self.name,
         }
         return {
             "apiVersion": "authorization.k8s.io/v1",

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
+from klambda import contract
 from klambda.testing import eventually
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import Pod
@@ -227,7 +228,15 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
         # cold starts from the warm pool: code snapshots, and the claim of a pool pod
         expect[Access("get", "configmaps", "", ns)] = served
         expect[Access("patch", "pods", "", ns)] = served
+        # the schedules' Lease, and no other
+        lease = contract.SCHEDULE_LEASE
+        expect[Access("create", "leases", "coordination.k8s.io", ns)] = served
+        expect[Access("get", "leases", "coordination.k8s.io", ns, name=lease)] = served
+        expect[Access("update", "leases", "coordination.k8s.io", ns, name=lease)] = served
         for q in (
+            Access("get", "leases", "coordination.k8s.io", ns, name="kube-scheduler"),
+            Access("update", "leases", "coordination.k8s.io", ns, name="kube-scheduler"),
+            Access("delete", "leases", "coordination.k8s.io", ns, name=lease),
             Access("patch", "aliases", "klambda.io", ns),
             Access("create", "functions", "klambda.io", ns),
             Access("delete", "functions", "klambda.io", ns),
