@@ -21,10 +21,12 @@ CI_VALUES = CHART / "ci"
 MONITORING_VALUES = CI_VALUES / "monitoring-values.yaml"
 KIND_VALUES = CI_VALUES / "kind-values.yaml"
 MONITORING_CRDS = Path(__file__).parent / "monitoring-crds.yaml"
+GATEWAY_CRDS = Path(__file__).parent / "gateway-crds.yaml"
 # helm built from source defaults to Kubernetes v1.20 when there is no cluster to ask
 KUBE_VERSION = "1.34.0"
 MONITORING_API = "monitoring.coreos.com/v1"
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -57,13 +57,19 @@ def test_every_object_is_stored_as_rendered(release: Release) -> None:
         "PrometheusRule",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
-    }, "the monitoring API and admission policies are served: nothing may be left out"
+        "Ingress",
+        "HTTPRoute",
+    }, "the monitoring and Gateway APIs and admission policies are served: nothing left out"
     for doc in release.manifest:
         obj = stored(release, doc)
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
-        if doc["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        if doc["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute"):
             # the CRDs prune what they do not declare: a misspelt field would vanish here
             assert obj["spec"] == doc["spec"], doc["kind"]
+        if doc["kind"] == "Ingress":  # the API server's own schema and validation
+            assert obj["spec"] == doc["spec"]
+            paths = obj["spec"]["rules"][0]["http"]["paths"]
+            assert [p["path"] for p in paths] == ["/http", "/url"]
     router = next(d for d in release.manifest if d["metadata"]["name"] == "kl-klambda-router")
     service = stored(release, {**router, "kind": "Service", "apiVersion": "v1"})
     assert {p["name"]: p["nodePort"] for p in service["spec"]["ports"]} == {
