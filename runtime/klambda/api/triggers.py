@@ -228,6 +228,30 @@ class TopicEvent(AsyncOverrides):
 Trigger = Annotated[ScheduleEvent | HttpApiEvent | TopicEvent, Field(discriminator="type")]
 
 
+CORS_ITEMS_MAX = 100
+CORS_MAX_AGE = 86400
+
+
+class CorsConfig(Model):
+    """A function URL's CORS settings, Lambda's `Cors` (klambda.triggers.cors applies them):
+    the router answers preflights itself and sets the CORS headers of every response."""
+
+    allow_origins: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="allowOrigins"
+    )
+    allow_methods: list[Literal["GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "*"]] = Field(
+        default_factory=list, max_length=6, alias="allowMethods"
+    )
+    allow_headers: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="allowHeaders"
+    )
+    expose_headers: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="exposeHeaders"
+    )
+    max_age: int | None = Field(default=None, ge=0, le=CORS_MAX_AGE, alias="maxAge")
+    allow_credentials: bool = Field(default=False, alias="allowCredentials")
+
+
 class FunctionUrl(Model):
     """A function URL: one HTTP endpoint for the function (or alias), payload format 2.0."""
 
@@ -235,6 +259,7 @@ class FunctionUrl(Model):
     invoke_mode: Literal["BUFFERED", "RESPONSE_STREAM"] = Field(
         default="BUFFERED", alias="invokeMode"
     )
+    cors: CorsConfig | None = None
 
     @field_validator("auth_type", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ event type klambda serves, how one event's Properties become one entry of the Fu
 - `SNS` -> a `Topic` subscription with its filter policy and scope.
 
 `FunctionUrlConfig` becomes the Function's `functionUrl`. A property that asks for what
-klambda does not do (authorizers, an SQS subscription, CORS, ...) is named as a problem;
+klambda does not do (authorizers, an SQS subscription, ...) is named as a problem;
 the entry is checked by the same model as a manifest's, so a bad schedule expression is
 named here, before anything is deployed. Every other event type is named as unsupported
 (`klambda deploy --ignore-unsupported` deploys the rest).
@@ -243,16 +243,20 @@ def function_url_of(
     problems = [
         f"{field}.{k}: not supported by klambda"
         for k in config
-        if k not in ("AuthType", "InvokeMode")
+        if k not in ("AuthType", "InvokeMode", "Cors")
     ]
     if "AuthType" not in config:
         problems.append(f"{field}.AuthType: required (NONE)")
     if problems:
         return None, problems
-    url = {
+    url: dict[str, Any] = {
         "authType": str(config["AuthType"]),
         "invokeMode": str(config.get("InvokeMode") or "BUFFERED"),
     }
+    cors_ = config.get("Cors")
+    if cors_:
+        # Lambda's Cors fields in the spec's spelling (AllowOrigins -> allowOrigins)
+        url["cors"] = {k[:1].lower() + k[1:]: v for k, v in dict(cors_).items()}
     try:
         FunctionUrl.model_validate(url)
     except ValidationError as err:

@@ -22,6 +22,7 @@ from klambda.api.triggers import (
     describe,
 )
 from klambda.router.registry import Registry
+from klambda.triggers.cors import Cors
 from klambda.triggers.httpapi import Route, RouteTable
 
 TriggerEvent = ScheduleEvent | HttpApiEvent | TopicEvent
@@ -51,6 +52,20 @@ class UrlConfig:
     function: str
     alias: str | None
     config: FunctionUrl
+
+    @property
+    def cors(self) -> Cors | None:
+        c = self.config.cors
+        if c is None:
+            return None
+        return Cors(
+            tuple(c.allow_origins),
+            tuple(c.allow_methods),
+            tuple(c.allow_headers),
+            tuple(c.expose_headers),
+            c.max_age,
+            c.allow_credentials,
+        )
 
     @property
     def path_name(self) -> str:

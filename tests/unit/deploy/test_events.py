@@ -120,8 +120,14 @@ def test_what_klambda_does_not_do_is_named(event: dict[str, Any], words: str) ->
         ({"AuthType": "AWS_IAM"}, None,
          [f"{WHERE}.FunctionUrlConfig: authType: authType AWS_IAM is not supported yet (no "
           "identity check): use NONE, and keep the URL on a network you trust"]),
-        ({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"]}}, None,
-         [f"{WHERE}.FunctionUrlConfig.Cors: not supported by klambda"]),
+        ({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"], "MaxAge": 600}},
+         {"authType": "NONE", "invokeMode": "BUFFERED",
+          "cors": {"allowOrigins": ["*"], "maxAge": 600}}, []),
+        ({"AuthType": "NONE", "Cors": {"MaxAge": 100000}}, None,
+         [f"{WHERE}.FunctionUrlConfig: cors.maxAge: Input should be less than or equal to "
+          "86400"]),
+        ({"AuthType": "NONE", "Qualifier": "live"}, None,
+         [f"{WHERE}.FunctionUrlConfig.Qualifier: not supported by klambda"]),
         ({"InvokeMode": "BUFFERED"}, None,
          [f"{WHERE}.FunctionUrlConfig.AuthType: required (NONE)"]),
     ],

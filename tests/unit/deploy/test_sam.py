@@ -106,8 +106,8 @@ def test_parameters(tmp_path: Path) -> None:
         ("      CodeSigningConfigArn: "
          "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-1\n",
          "CodeSigningConfigArn: not supported"),
-        ("      FunctionUrlConfig: {AuthType: NONE, Cors: {AllowOrigins: ['*']}}\n",
-         "FunctionUrlConfig.Cors: not supported"),
+        ("      FunctionUrlConfig: {AuthType: AWS_IAM}\n",
+         "FunctionUrlConfig: authType: authType AWS_IAM is not supported yet"),
         ("      Events: {Q: {Type: SQS, Properties: {Queue: "
          "arn:aws:sqs:us-east-1:123456789012:q}}}\n",
          "Events.Q: event type SQS is not supported"),

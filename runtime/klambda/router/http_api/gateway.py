@@ -36,7 +36,7 @@ from klambda.router.http_api.streaming import stream_url
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.triggers import Triggers, UrlConfig
 from klambda.trigger_metrics import TriggerMetrics
-from klambda.triggers import httpapi
+from klambda.triggers import cors, httpapi
 from klambda.triggers.httpapi import Api, BadResponse, Request, Response, Route
 
 log = logging.getLogger("klambda.router.gateway")
@@ -188,6 +188,10 @@ class Gateway:
             return web.json_response({"Message": "Forbidden"}, status=403)
         labels = (url.function, url.alias or "", "functionUrl")
         started = time.perf_counter()
+        cors_ = url.cors
+        if cors_ is not None and cors.is_preflight(request.method, request.headers):
+            # answered here, the function not invoked (Lambda's function URLs)
+            return web.Response(status=200, headers=cors.preflight(cors_, request.headers))
         body = await self._body(request)
         if body is None:
             resp = httpapi.message(413, "Request Entity Too Large")
@@ -200,4 +204,7 @@ class Gateway:
         resp, reason = await self._invoke(url.function, url.alias, event, None)
         if reason == "FunctionError":
             resp = httpapi.message(502, "Internal Server Error")
+        if cors_ is not None:
+            headers = cors.response_headers(cors_, request.headers, resp.headers)
+            resp = httpapi.Response(resp.status, headers, resp.body)
         return self._answer(resp, labels, "FunctionUrl", started, req.request_id, reason)
