@@ -6,7 +6,9 @@ event type klambda serves, how one event's Properties become one entry of the Fu
 
 - `Schedule` (EventBridge rule) and `ScheduleV2` (EventBridge Scheduler) -> `Schedule`,
   with `Input`, the enabled state, `RetryPolicy` and an SQS `DeadLetterConfig`;
-- `HttpApi` -> `HttpApi` (no Path and Method: the `$default` route);
+- `HttpApi` -> `HttpApi` (no Path and Method: the `$default` route), with the
+  `StageVariables` and `CorsConfiguration` of the AWS::Serverless::HttpApi its `ApiId`
+  refers to;
 - `Api` (a REST API's Lambda proxy integration) -> `HttpApi` with payload format 1.0, the
   REST API's proxy event;
 - `SNS` -> a `Topic` subscription with its filter policy and scope.
@@ -154,11 +156,29 @@ def _no_auth(props: Mapping[str, Any]) -> None:
         raise ValueError("Properties.Auth: authorizers are not supported (Authorizer NONE only)")
 
 
-def http_api(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
-    """SAM's `HttpApi`: a route of the HTTP API."""
+def _api_settings(api: Mapping[str, Any], entry: dict[str, Any]) -> None:
+    """An AWS::Serverless::HttpApi's StageVariables and CorsConfiguration, on its route."""
+    if api.get("StageVariables"):
+        entry["stageVariables"] = {str(k): str(v) for k, v in api["StageVariables"].items()}
+    cors_ = api.get("CorsConfiguration")
+    if cors_ is True:  # SAM's shorthand: every origin
+        entry["cors"] = {"allowOrigins": ["*"]}
+    elif isinstance(cors_, Mapping) and cors_:
+        # SAM's spelling (AllowOrigins) -> the spec's (allowOrigins)
+        entry["cors"] = {k[:1].lower() + k[1:]: v for k, v in cors_.items()}
+
+
+def http_api(
+    name: str, props: Mapping[str, Any], apis: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """SAM's `HttpApi`: a route of the HTTP API; with `ApiId` a Ref to the template's
+    AWS::Serverless::HttpApi (`apis`), that API's stage variables and CORS settings."""
     _refuse(props, {"Path", "Method", "PayloadFormatVersion", "TimeoutInMillis", "Auth"}, {"ApiId"})
     _no_auth(props)
     entry: dict[str, Any] = {"type": "HttpApi"}
+    api_id = props.get("ApiId")
+    if isinstance(api_id, Mapping) and "Ref" in api_id and apis and str(api_id["Ref"]) in apis:
+        _api_settings(apis[str(api_id["Ref"])], entry)
     if props.get("Path") is None and props.get("Method") is None:
         entry["path"] = "$default"
     else:
@@ -213,8 +233,11 @@ MAPPERS: dict[str, Mapper] = {
 }
 
 
-def events_of(where: str, events: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(the Function's `events` entries, the problems naming each unsupported event)."""
+def events_of(
+    where: str, events: Mapping[str, Any], apis: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """(the Function's `events` entries, the problems naming each unsupported event);
+    `apis`: the template's AWS::Serverless::HttpApi resources' Properties, by logical id."""
     mapped: dict[str, Any] = {}
     problems: list[str] = []
     for name, event in events.items():
@@ -226,8 +249,9 @@ def events_of(where: str, events: Mapping[str, Any]) -> tuple[dict[str, Any], li
                 f"(supported: {', '.join(sorted(MAPPERS)) or 'none yet'})"
             )
             continue
+        props = (event or {}).get("Properties") or {}
         try:
-            mapped[name] = mapper(name, (event or {}).get("Properties") or {})
+            mapped[name] = http_api(name, props, apis) if kind == "HttpApi" else mapper(name, props)
         except (ValueError, TypeError, KeyError) as err:
             problems.append(f"{where}.Events.{name}: {err}")
     return mapped, problems

@@ -235,6 +235,11 @@ def desired(
     problems: list[str] = []
     notes: list[str] = []
     base = template.path.parent
+    apis = {
+        logical_id: dict(res.get("Properties") or {})
+        for logical_id, res in template.resources.items()
+        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::HttpApi"
+    }
     for fn in template.functions:
         where = f"Resources.{fn.logical_id}.Properties"
         props = fn.properties
@@ -291,7 +296,7 @@ def desired(
         except (ValueError, rules.RuleError) as err:
             problems.append(str(err) if str(err).startswith("Resources.") else f"{where}: {err}")
             continue
-        mapped, event_problems = sam_events.events_of(where, props.get("Events") or {})
+        mapped, event_problems = sam_events.events_of(where, props.get("Events") or {}, apis)
         problems.extend(event_problems)
         url, url_problems = sam_events.function_url_of(where, props.get("FunctionUrlConfig"))
         problems.extend(url_problems)

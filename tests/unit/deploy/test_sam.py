@@ -180,3 +180,42 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
     orders = changed[0]
     assert (orders.action, orders.code, orders.publish) == ("change", True, True)
     assert "alias live -> a new version (Canary10Percent5Minutes)" in orders.details
+
+
+def test_an_http_apis_stage_variables_and_cors_go_on_its_routes(tmp_path: Path) -> None:
+    body = """
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      StageVariables: {table: items-prod}
+      CorsConfiguration:
+        AllowOrigins: [https://shop.example.com]
+        AllowMethods: [GET]
+        MaxAge: 60
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.11
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Path: "/items/{id}", Method: GET}
+        Other:
+          Type: HttpApi
+          Properties: {Path: /other, Method: GET}
+"""
+    desired, problems, _ = sam.desired(template.read(write(tmp_path, body)), "s")
+    assert problems == []
+    assert desired[0].events == {
+        "Get": {
+            "type": "HttpApi", "path": "/items/{id}", "method": "GET",
+            "stageVariables": {"table": "items-prod"},
+            "cors": {"allowOrigins": ["https://shop.example.com"], "allowMethods": ["GET"],
+                     "maxAge": 60},
+        },
+        # the implicit API: none of the other API's settings
+        "Other": {"type": "HttpApi", "path": "/other", "method": "GET"},
+    }  # fmt: skip
