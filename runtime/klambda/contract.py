@@ -71,6 +71,11 @@ ANNOTATION_LAST_INVOKED = f"{GROUP}/last-invoked"
 # Where a worker pod ships its log records (the chart's VictoriaLogs), when set; the
 # operator copies its own value onto every worker pod (klambda.worker.logship).
 LOG_ENGINE_URL_ENV = "KLAMBDA_LOG_ENGINE_URL"
+# The routers' Lease for the schedules (coordination.k8s.io, in the routers' namespace):
+# its holder fires every tick; this annotation keeps each schedule's last fired tick (a
+# JSON map of `function[:alias]/name` to epoch seconds) across holders and restarts.
+SCHEDULE_LEASE = "klambda-router-schedules"
+ANNOTATION_SCHEDULE_TICKS = f"{GROUP}/schedule-ticks"
 
 # The worker pod: where its code is mounted and the port it serves klambda.v1.Worker on.
 CODE_ROOT = "/var/task"

@@ -33,8 +33,8 @@ class Call:
     invoked_arn: str | None = None
     log_tail: bool = False
     trace_id: str | None = None
-    # streaming: where the chunks go (local environments stream; a worker pod's outcome
-    # arrives whole); not part of the wire form
+    # streaming: where the chunks go (from a local environment, or from a worker pod over
+    # Worker.InvokeStream); not part of the wire form
     stream: StreamSink | None = None
     # cold-start phases (ms) measured before the call reached the environment's host (a
     # pool pod's code download and specialisation), for the REPORT line of a cold start

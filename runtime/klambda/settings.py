@@ -35,6 +35,10 @@ class RouterSettings:
     async_throttle_base_seconds: float = 1.0
     # a schedule's tick missed by less than this (a restart across it) is fired late
     schedule_grace_seconds: float = 60.0
+    # cluster mode: the schedules' Lease lasts this long unrenewed before another router
+    # takes it (renewed every third of it); this router's name in it (default HOSTNAME_UUID)
+    schedule_lease_seconds: int = 15
+    router_id: str = ""
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
     # the log store (local mode): STATE/logs.duckdb, fed from STATE/logs every N seconds

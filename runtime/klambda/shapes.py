@@ -44,6 +44,17 @@ def function_configuration(
     }
 
 
+def triggers(spec: FunctionSpec) -> dict[str, Any] | None:
+    """klambda's `Triggers` of GetFunction (Lambda keeps triggers in other services): the
+    spec's `events` and `functionUrl` as written; None when it has neither."""
+    if not spec.events and spec.function_url is None:
+        return None
+    return {
+        "events": {name: t.wire() for name, t in (spec.events or {}).items()} or None,
+        "functionUrl": spec.function_url.wire() if spec.function_url else None,
+    }
+
+
 def logging_config(cfg: FunctionConfig) -> dict[str, str]:
     """Lambda's LoggingConfig: the levels appear with the JSON format only."""
     shape = {"LogFormat": cfg.log_format, "LogGroup": cfg.log_group}

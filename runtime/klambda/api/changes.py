@@ -44,6 +44,8 @@ SPEC_TO_LAMBDA = {spec: name for name, spec in CONFIG_FIELDS.items()} | {
     "maxEventAgeSeconds": "MaximumEventAgeInSeconds",
     "destinations": "DestinationConfig",
     "code": "Code",
+    "events": "Triggers.events",
+    "functionUrl": "Triggers.functionUrl",
 }
 
 # Fields with no counterpart in klambda: the values that say "Lambda's default", which are
@@ -156,6 +158,14 @@ def _config_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out["deadLetter"] = (
             destination_of_arn(str(target), "DeadLetterConfig.TargetArn") if target else None
         )
+    if "Triggers" in body:
+        # klambda's own field (Lambda keeps triggers in other services): the spec's
+        # `events` and `functionUrl`, as `klambda deploy` maps them from SAM's
+        triggers = body.get("Triggers") or {}
+        if not isinstance(triggers, Mapping):
+            raise RuleError("Triggers: must be an object with events and functionUrl")
+        out["events"] = triggers.get("events") or None
+        out["functionUrl"] = triggers.get("functionUrl") or None
     return out
 
 

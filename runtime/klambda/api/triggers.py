@@ -46,6 +46,11 @@ DEFAULT_ROUTE = "$default"
 HTTP_TIMEOUT_MIN_MS = 50
 HTTP_TIMEOUT_MAX_MS = 30000
 HTTP_TIMEOUT_DEFAULT_MS = 29000
+# API Gateway's stage variables: names of letters, digits and _, values of at most 2048
+# characters from its set
+STAGE_VARIABLE_NAME = r"^[A-Za-z0-9_]{1,64}$"
+STAGE_VARIABLE_VALUE = r"^[A-Za-z0-9\-._~:/?#&=,]*$"
+STAGE_VARIABLE_VALUE_MAX = 2048
 _PATH_SEGMENT = re.compile(r"^(\{[A-Za-z0-9_.-]+\}|[A-Za-z0-9._~!$&'()*,;=:@%-]+)$")
 _GREEDY = re.compile(r"^\{[A-Za-z0-9_.-]+\+\}$")
 
@@ -119,6 +124,30 @@ class ScheduleEvent(AsyncOverrides):
         return text
 
 
+CORS_ITEMS_MAX = 100
+CORS_MAX_AGE = 86400
+
+
+class CorsConfig(Model):
+    """A function URL's CORS settings, Lambda's `Cors` (klambda.triggers.cors applies them):
+    the router answers preflights itself and sets the CORS headers of every response."""
+
+    allow_origins: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="allowOrigins"
+    )
+    allow_methods: list[Literal["GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "*"]] = Field(
+        default_factory=list, max_length=6, alias="allowMethods"
+    )
+    allow_headers: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="allowHeaders"
+    )
+    expose_headers: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list, max_length=CORS_ITEMS_MAX, alias="exposeHeaders"
+    )
+    max_age: int | None = Field(default=None, ge=0, le=CORS_MAX_AGE, alias="maxAge")
+    allow_credentials: bool = Field(default=False, alias="allowCredentials")
+
+
 class HttpApiEvent(Model):
     """A route of the HTTP API (API Gateway HTTP API): `METHOD path` or `$default`."""
 
@@ -134,6 +163,18 @@ class HttpApiEvent(Model):
         le=HTTP_TIMEOUT_MAX_MS,
         alias="timeoutInMillis",
     )
+    # the event's `stageVariables` (API Gateway keeps them on the stage; here on the route)
+    stage_variables: (
+        dict[
+            Annotated[str, Field(pattern=STAGE_VARIABLE_NAME)],
+            Annotated[
+                str, Field(max_length=STAGE_VARIABLE_VALUE_MAX, pattern=STAGE_VARIABLE_VALUE)
+            ],
+        ]
+        | None
+    ) = Field(default=None, alias="stageVariables")
+    # API Gateway's CORS settings, for the requests this route takes and their preflights
+    cors: CorsConfig | None = None
 
     @field_validator("method")
     @classmethod
@@ -235,6 +276,7 @@ class FunctionUrl(Model):
     invoke_mode: Literal["BUFFERED", "RESPONSE_STREAM"] = Field(
         default="BUFFERED", alias="invokeMode"
     )
+    cors: CorsConfig | None = None
 
     @field_validator("auth_type", mode="before")
     @classmethod

@@ -47,6 +47,7 @@ def current_state(
             reserved=(got.get("Concurrency") or {}).get("ReservedConcurrentExecutions"),
             event_invoke=fc.event_invoke_config(name),
             aliases={a["Name"]: a for a in ctl.aliases(name)},
+            triggers=got.get("Triggers"),
         )
         numbered = [v for v in ctl.versions(name) if str(v["Version"]).isdigit()]
         if numbered:
@@ -106,6 +107,8 @@ class Applier:
         assert d is not None
         if c.action == "create":
             body = {**d.body, "Role": ROLE, "Code": d.code.request()}
+            if d.events or d.function_url:
+                body["Triggers"] = d.triggers
             if d.code.image is not None:
                 body["PackageType"] = "Image"
             self.fc.create_function(body)

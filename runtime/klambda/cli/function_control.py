@@ -207,6 +207,9 @@ class ClusterFunctions:
             out["Tags"] = dict(spec.tags)
         if spec.reserved_concurrency is not None:
             out["Concurrency"] = {"ReservedConcurrentExecutions": spec.reserved_concurrency}
+        triggers = shapes.triggers(spec)
+        if triggers is not None:
+            out["Triggers"] = triggers
         return out
 
     # -- writing

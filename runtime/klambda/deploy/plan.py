@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
+from klambda.api.triggers import FunctionUrl, Trigger
 from klambda.deploy.sam import STACK_TAG, DesiredFunction
+
+_EVENTS: TypeAdapter[dict[str, Trigger]] = TypeAdapter(dict[str, Trigger])
 
 Action = Literal["create", "change", "remove", "unchanged"]
 
@@ -27,6 +32,7 @@ class Current:
     aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
     provisioned: dict[str, int] = field(default_factory=dict)  # alias -> requested
     newest: dict[str, Any] | None = None  # the newest published version's configuration
+    triggers: dict[str, Any] | None = None  # GetFunction's klambda `Triggers`
 
 
 SNAPSHOT = ("CodeSha256", "Handler", "Runtime", "MemorySize", "Timeout", "Environment")
@@ -78,6 +84,16 @@ def _config(desired: DesiredFunction, current: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def _triggers(value: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Triggers as the model reads them, so defaults written out or left out compare equal."""
+    value = value or {}
+    url = value.get("functionUrl")
+    return (
+        _EVENTS.validate_python(value.get("events") or {}),
+        FunctionUrl.model_validate(url) if url else None,
+    )
+
+
 def _event_invoke_differs(want: dict[str, Any] | None, have: dict[str, Any] | None) -> bool:
     if want is None:
         return have is not None
@@ -127,6 +143,13 @@ def change_of(desired: DesiredFunction, current: Current | None) -> Change:
     c.configuration = _config(desired, cfg)
     for key, value in c.configuration.items():
         c.details.append(f"{key}: {_shown(cfg.get(key))} -> {_shown(value)}")
+    if _triggers(desired.triggers) != _triggers(current.triggers):
+        c.configuration["Triggers"] = desired.triggers
+        c.details.append(
+            f"triggers: {sorted((current.triggers or {}).get('events') or {})} -> "
+            f"{sorted(desired.events)}"
+            + (f", function URL {desired.function_url}" if desired.function_url else "")
+        )
     want_tags = dict(desired.body.get("Tags") or {})
     c.tags_set = {k: v for k, v in want_tags.items() if current.tags.get(k) != v}
     c.tags_removed = sorted(k for k in current.tags if k not in want_tags)
@@ -142,7 +165,8 @@ def change_of(desired: DesiredFunction, current: Current | None) -> Change:
         alias = current.aliases.get(desired.alias)
         target = published(current)
         on_target = alias is not None and str(alias.get("FunctionVersion")) == target
-        if c.code or c.configuration or not on_target:
+        # triggers are not part of a version: a change of them alone publishes nothing
+        if c.code or set(c.configuration) - {"Triggers"} or not on_target:
             # a changed $LATEST, or one published (or rolled back) but not yet on the alias
             c.publish = True
             how = desired.preference.kind if desired.preference and alias else "at once"

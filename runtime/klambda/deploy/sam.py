@@ -4,8 +4,9 @@ SAM's properties are mostly Lambda's CreateFunction fields, so a function become
 CreateFunction request checked by the same rules as the API (klambda.api.changes), plus
 what SAM adds: the code (`CodeUri`, `InlineCode`, `ImageUri`), reserved and provisioned
 concurrency, `AutoPublishAlias`, `DeploymentPreference`, `DeadLetterQueue`,
-`EventInvokeConfig` and `Events` (klambda.deploy.events). Every property klambda does not
-do is named, all at once; the IAM ones (`Policies`, `Role`, ...) are accepted and not used.
+`EventInvokeConfig`, `Events` and `FunctionUrlConfig` (klambda.deploy.events). Every
+property klambda does not do is named, all at once; the IAM ones (`Policies`, `Role`,
+...) are accepted and not used.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ HANDLED = {
     "DeadLetterQueue",
     "EventInvokeConfig",
     "Events",
+    "FunctionUrlConfig",
     "Tracing",
 }
 # no IAM in klambda: accepted, not used
@@ -106,7 +108,13 @@ class DesiredFunction:
     alias: str | None = None
     provisioned: int = 0
     preference: Preference | None = None
-    events: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, Any] = field(default_factory=dict)  # the Function's `events`
+    function_url: dict[str, Any] | None = None  # the Function's `functionUrl`
+
+    @property
+    def triggers(self) -> dict[str, Any]:
+        """The `Triggers` of klambda's CreateFunction and UpdateFunctionConfiguration."""
+        return {"events": self.events or None, "functionUrl": self.function_url}
 
 
 def function_name(logical_id: str, props: dict[str, Any]) -> str:
@@ -227,6 +235,11 @@ def desired(
     problems: list[str] = []
     notes: list[str] = []
     base = template.path.parent
+    apis = {
+        logical_id: dict(res.get("Properties") or {})
+        for logical_id, res in template.resources.items()
+        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::HttpApi"
+    }
     for fn in template.functions:
         where = f"Resources.{fn.logical_id}.Properties"
         props = fn.properties
@@ -283,8 +296,21 @@ def desired(
         except (ValueError, rules.RuleError) as err:
             problems.append(str(err) if str(err).startswith("Resources.") else f"{where}: {err}")
             continue
-        mapped, event_problems = sam_events.events_of(where, props.get("Events") or {})
+        mapped, event_problems = sam_events.events_of(where, props.get("Events") or {}, apis)
         problems.extend(event_problems)
+        url, url_problems = sam_events.function_url_of(where, props.get("FunctionUrlConfig"))
+        problems.extend(url_problems)
+        if alias and (mapped or url):
+            # SAM's triggers of an AutoPublishAlias function invoke the alias; put on the
+            # Function they would invoke $LATEST instead, so they are named, not moved
+            kept = [*(f"Events.{n}" for n in mapped), *(["FunctionUrlConfig"] if url else [])]
+            problems.extend(
+                f"{where}.{k}: not supported with AutoPublishAlias yet (SAM's trigger invokes "
+                f"the alias {alias}; klambda deploy does not put triggers on an alias: declare "
+                "them in the Alias's events)"
+                for k in kept
+            )
+            mapped, url = {}, None
         reserved = props.get("ReservedConcurrentExecutions")
         out.append(
             DesiredFunction(
@@ -298,6 +324,7 @@ def desired(
                 provisioned=provisioned,
                 preference=pref,
                 events=mapped,
+                function_url=url,
             )
         )
     return out, problems, notes

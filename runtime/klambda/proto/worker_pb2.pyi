@@ -53,6 +53,24 @@ class WorkerInvokeResponse(_message.Message):
     provisioned: bool
     def __init__(self, status: _Optional[str] = ..., body: _Optional[bytes] = ..., version: _Optional[str] = ..., duration_ms: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., cold_start: _Optional[bool] = ..., init_ms: _Optional[float] = ..., error_type: _Optional[str] = ..., log_tail: _Optional[_Iterable[str]] = ..., provisioned: _Optional[bool] = ...) -> None: ...
 
+class StreamStart(_message.Message):
+    __slots__ = ("content_type", "version")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    version: str
+    def __init__(self, content_type: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class WorkerStreamEvent(_message.Message):
+    __slots__ = ("start", "chunk", "outcome")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    start: StreamStart
+    chunk: bytes
+    outcome: WorkerInvokeResponse
+    def __init__(self, start: _Optional[_Union[StreamStart, _Mapping]] = ..., chunk: _Optional[bytes] = ..., outcome: _Optional[_Union[WorkerInvokeResponse, _Mapping]] = ...) -> None: ...
+
 class CodeFile(_message.Message):
     __slots__ = ("path", "content")
     PATH_FIELD_NUMBER: _ClassVar[int]

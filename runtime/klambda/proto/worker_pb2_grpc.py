@@ -39,6 +39,11 @@ class WorkerStub:
                 request_serializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
                 response_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.FromString,
                 _registered_method=True)
+        self.InvokeStream = channel.unary_stream(
+                '/klambda.v1.Worker/InvokeStream',
+                request_serializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
+                response_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerStreamEvent.FromString,
+                _registered_method=True)
         self.Specialise = channel.unary_unary(
                 '/klambda.v1.Worker/Specialise',
                 request_serializer=klambda_dot_proto_dot_worker__pb2.SpecialiseRequest.SerializeToString,
@@ -51,6 +56,14 @@ class WorkerServicer:
 
     def Invoke(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvokeStream(self, request, context):
+        """The same, the response streamed as the handler produces it; RESOURCE_EXHAUSTED and
+        FAILED_PRECONDITION arrive before any event, as Invoke's.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -70,6 +83,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Invoke,
                     request_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.FromString,
                     response_serializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.SerializeToString,
+            ),
+            'InvokeStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.InvokeStream,
+                    request_deserializer=klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.FromString,
+                    response_serializer=klambda_dot_proto_dot_worker__pb2.WorkerStreamEvent.SerializeToString,
             ),
             'Specialise': grpc.unary_unary_rpc_method_handler(
                     servicer.Specialise,
@@ -104,6 +122,33 @@ class Worker:
             '/klambda.v1.Worker/Invoke',
             klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
             klambda_dot_proto_dot_worker__pb2.WorkerInvokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvokeStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/klambda.v1.Worker/InvokeStream',
+            klambda_dot_proto_dot_worker__pb2.WorkerInvokeRequest.SerializeToString,
+            klambda_dot_proto_dot_worker__pb2.WorkerStreamEvent.FromString,
             options,
             channel_credentials,
             insecure,

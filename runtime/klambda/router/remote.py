@@ -33,7 +33,7 @@ from klambda.contract import config_digest
 from klambda.errors import ServiceUnavailable
 from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, call_to_proto, from_proto
-from klambda.proto import worker_pb2_grpc
+from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
 from klambda.router.executor import NoCapacity, Provisioned
 from klambda.router.pool import (
@@ -229,7 +229,7 @@ class RemoteWorkers:
         for i in range(len(addrs)):
             addr = addrs[(start + i) % len(addrs)]
             try:
-                resp = await self._stub(addr).Invoke(request, timeout=timeout)
+                resp = await self._invoke(addr, request, call, timeout)
             except grpc.aio.AioRpcError as err:
                 if err.code() in (
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -242,6 +242,35 @@ class RemoteWorkers:
                 raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
             return from_proto(resp, call.request_id, target.config.version, call.log_tail)
         raise Busy
+
+    async def _invoke(
+        self, addr: str, request: worker_pb2.WorkerInvokeRequest, call: Call, deadline_s: float
+    ) -> worker_pb2.WorkerInvokeResponse:
+        """The worker's answer; a streamed call's start and chunks go to `call.stream` as
+        they arrive. An error once the response has started is not the caller's to retry
+        elsewhere: it ends the call (ServiceUnavailable)."""
+        if call.stream is None:
+            resp: worker_pb2.WorkerInvokeResponse = await self._stub(addr).Invoke(
+                request, timeout=deadline_s
+            )
+            return resp
+        started = False
+        try:
+            async for event in self._stub(addr).InvokeStream(request, timeout=deadline_s):
+                kind = event.WhichOneof("event")
+                if kind == "start":
+                    started = True
+                    await call.stream.start(event.start.content_type, event.start.version)
+                elif kind == "chunk":
+                    await call.stream.write(event.chunk)
+                elif kind == "outcome":
+                    outcome: worker_pb2.WorkerInvokeResponse = event.outcome
+                    return outcome
+        except grpc.aio.AioRpcError as err:
+            if started:
+                raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
+            raise
+        raise ServiceUnavailable(f"worker {addr}: the stream ended without an outcome")
 
     def _forget(self, key: str, addr: str) -> None:
         mine = self.claimed.get(key)
@@ -287,8 +316,8 @@ class RemoteWorkers:
         phases = {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
         request = call_to_proto(dataclasses.replace(call, phases=phases))
         try:
-            resp = await self._stub(pod.address).Invoke(
-                request, timeout=target.config.timeout_s + 15.0
+            resp = await self._invoke(
+                pod.address, request, call, deadline_s=target.config.timeout_s + 15.0
             )
         except grpc.aio.AioRpcError as err:
             raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None

@@ -16,8 +16,9 @@ default) or, with `missed: FireOnce`, fired once on recovery for the latest miss
 A crash in the instant between queueing an event and recording its tick can repeat that
 one tick, with the same request id (at least once, as every asynchronous event).
 
-Across router replicas (cluster mode) one router must hold the schedules (a Lease); that
-is not done yet: run one router replica, or the replicas fire each tick once each.
+Across router replicas (cluster mode) one router holds the schedules: the scheduler
+fires only while its `Holder` says so (klambda.router.schedule_lease, a Lease that also
+keeps the last fired ticks), and plans again from the Lease's ticks when it takes over.
 """
 
 from __future__ import annotations
@@ -65,7 +66,13 @@ class ScheduleState(Protocol):
 
     def last(self, key: str) -> float | None: ...
 
-    def fired(self, key: str, tick: float) -> None: ...
+    async def fired(self, key: str, tick: float) -> None: ...
+
+
+class Holder(Protocol):
+    """Whether this router holds the schedules now (one router of many, cluster mode)."""
+
+    def holding(self) -> bool: ...
 
 
 class MemoryScheduleState:
@@ -77,7 +84,7 @@ class MemoryScheduleState:
     def last(self, key: str) -> float | None:
         return self._ticks.get(key)
 
-    def fired(self, key: str, tick: float) -> None:
+    async def fired(self, key: str, tick: float) -> None:
         self._ticks[key] = tick
 
 
@@ -97,11 +104,14 @@ class FileScheduleState:
     def last(self, key: str) -> float | None:
         return self._ticks.get(key)
 
-    def fired(self, key: str, tick: float) -> None:
+    async def fired(self, key: str, tick: float) -> None:
         self._ticks[key] = tick
+        await asyncio.to_thread(self._save, dict(self._ticks))
+
+    def _save(self, ticks: dict[str, float]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w") as f:
-            json.dump({"lastFired": self._ticks}, f, indent=1, sort_keys=True)
+            json.dump({"lastFired": ticks}, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
@@ -136,6 +146,7 @@ class Scheduler:
         metrics: TriggerMetrics | None = None,
         grace: float = 60.0,
         clock: Callable[[], float] = time.time,
+        holder: Holder | None = None,
     ) -> None:
         self.submit = submit
         self.state = state
@@ -144,6 +155,7 @@ class Scheduler:
         self.metrics = metrics or TriggerMetrics()
         self.grace = grace
         self.clock = clock
+        self.holder = holder
         self.schedules: dict[str, Scheduled] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -163,6 +175,14 @@ class Scheduler:
                 continue
             fresh[d.key] = self._plan(d, event, now)
         self.schedules = fresh
+        self._changed.set()
+
+    def replan(self) -> None:
+        """Plan every schedule again from the state's ticks (this router has just taken
+        the schedules over from another, whose ticks the state now holds)."""
+        now = self._now()
+        for key, s in list(self.schedules.items()):
+            self.schedules[key] = self._plan(s.declared, s.event, now)
         self._changed.set()
 
     def _plan(self, d: Declared, event: ScheduleEvent, now: datetime) -> Scheduled:
@@ -210,11 +230,15 @@ class Scheduler:
 
     async def run_due(self) -> float:
         """Fire every schedule that is due; the seconds until the next one is."""
+        if self.holder is not None and not self.holder.holding():
+            return 1.0  # another router fires; look again soon, to take over in time
         now = self._now()
         failed = False
         for s in sorted(self.schedules.values(), key=lambda s: s.next or now):
             if s.next is None or s.next > now:
                 continue
+            if self.holder is not None and not self.holder.holding():
+                break
             tick = s.next
             if (now - tick).total_seconds() >= self.grace:
                 # the loop fell behind (a suspended machine, a clock change): as at start
@@ -286,7 +310,7 @@ class Scheduler:
             log.warning("schedule %s: tick %s not queued: %s", s.key, tick, err)
             s.error = f"tick {eventbridge.iso_time(tick)} not queued: {err}"
             return False
-        self.state.fired(s.key, tick.timestamp())
+        await self.state.fired(s.key, tick.timestamp())
         s.last, s.error = tick, None
         self.metrics.events.labels(*labels, "Schedule").inc()
         self.metrics.schedule_delay.labels(*labels).observe(

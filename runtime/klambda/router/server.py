@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,8 @@ from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
-from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
+from klambda.router.schedule_lease import ScheduleLease
+from klambda.router.scheduler import FileScheduleState, Scheduler, ScheduleState
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
@@ -93,6 +96,7 @@ class Router:
         self.triggers = Triggers()
         self.trigger_metrics: TriggerMetrics | None = None
         self.scheduler: Scheduler | None = None
+        self.schedule_lease: ScheduleLease | None = None
         self.logstore: LogStore | None = None
         # the cluster's log engine, when configured: queries go there (logs.engine.enabled)
         self.logengine = LogEngine(settings.log_engine_url) if settings.log_engine_url else None
@@ -251,6 +255,8 @@ class Router:
             await self.dispatcher.start()
             self.scheduler = self._scheduler(self.dispatcher)
             self.triggers.listen(self._schedule)
+            if self.schedule_lease is not None:
+                await self.schedule_lease.start()
             await self.scheduler.start()
         self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
         if self.grpc_port == 0:
@@ -321,19 +327,31 @@ class Router:
 
     def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
         s = self.settings
-        state = (
-            FileScheduleState(self.state_dir / "schedules.json")
-            if self.cluster is None
-            else MemoryScheduleState()
-        )
-        return Scheduler(
+        state: ScheduleState
+        if self.cluster is None:
+            state = FileScheduleState(self.state_dir / "schedules.json")
+        else:  # one router of the replicas fires, its ticks kept in the Lease
+            assert self.source is not None
+            assert self.source.client is not None
+            state = self.schedule_lease = ScheduleLease(
+                self.source.client,
+                self.cluster.namespace,
+                s.router_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:12]}",
+                duration_s=s.schedule_lease_seconds,
+                renew_s=max(1.0, s.schedule_lease_seconds / 3),
+            )
+        scheduler = Scheduler(
             dispatcher.submit,
             state,
             region=s.region,
             account=s.account_id,
             metrics=self.trigger_metrics,
             grace=s.schedule_grace_seconds,
+            holder=self.schedule_lease,
         )
+        if self.schedule_lease is not None:
+            self.schedule_lease.on_taken = scheduler.replan
+        return scheduler
 
     def _schedule(self, table: TriggerTable) -> None:
         if self.scheduler is not None:
@@ -402,6 +420,8 @@ class Router:
                 await job
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.schedule_lease is not None:
+            await self.schedule_lease.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from klambda.api.triggers import (
+    CorsConfig,
     FunctionUrl,
     HttpApiEvent,
     ScheduleEvent,
@@ -22,6 +23,7 @@ from klambda.api.triggers import (
     describe,
 )
 from klambda.router.registry import Registry
+from klambda.triggers.cors import Cors
 from klambda.triggers.httpapi import Route, RouteTable
 
 TriggerEvent = ScheduleEvent | HttpApiEvent | TopicEvent
@@ -53,9 +55,27 @@ class UrlConfig:
     config: FunctionUrl
 
     @property
+    def cors(self) -> Cors | None:
+        return cors_of(self.config.cors)
+
+    @property
     def path_name(self) -> str:
         """How the URL is addressed under /url/: `function` or `function:alias`."""
         return f"{self.function}:{self.alias}" if self.alias else self.function
+
+
+def cors_of(c: CorsConfig | None) -> Cors | None:
+    """A URL's or a route's CORS settings as klambda.triggers.cors applies them."""
+    if c is None:
+        return None
+    return Cors(
+        tuple(c.allow_origins),
+        tuple(c.allow_methods),
+        tuple(c.allow_headers),
+        tuple(c.expose_headers),
+        c.max_age,
+        c.allow_credentials,
+    )
 
 
 @dataclass

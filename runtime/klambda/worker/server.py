@@ -13,9 +13,11 @@ zygote with no function and serves one once the router specialises it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,7 +27,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from klambda.api.limits import SCALE_UP_LIMIT
 from klambda.contract import LOG_ENGINE_URL_ENV
 from klambda.execution import FunctionConfig
-from klambda.invocation import call_from_proto, to_proto
+from klambda.invocation import Outcome, call_from_proto, to_proto
 from klambda.logengine.client import LogEngine
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.shutdown import stop_requested
@@ -39,6 +41,9 @@ from klambda.worker.specialise import Specialisation, SpecialiseInvalid, Special
 from klambda.worker.zygote import Zygote
 
 MESSAGE_LIMIT = 7 * 1024 * 1024
+# a streamed response: chunks queued ahead of the router, and the largest chunk sent
+STREAM_QUEUE = 64
+CHUNK_MAX = 1024 * 1024
 
 
 async def _refuse(
@@ -54,6 +59,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     ) -> None:
         self.executor = executor
         self.specialisation = specialisation
+        self._orphans: set[asyncio.Future[Outcome]] = set()
 
     async def Invoke(
         self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
@@ -70,6 +76,42 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         except NoCapacity as err:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
         return to_proto(out)
+
+    async def InvokeStream(
+        self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[worker_pb2.WorkerStreamEvent]:
+        """Invoke, with the response's start and chunks sent as the environment produces
+        them (a bounded queue: a slow client holds the handler's writes back)."""
+        executor = self.executor
+        if executor is None and self.specialisation is not None:
+            executor = self.specialisation.executor
+        if executor is None:
+            await _refuse(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "this pool worker is not specialised"
+            )
+        sink = _QueueSink()
+        call = replace(call_from_proto(request), stream=sink)
+
+        async def invoke() -> Outcome:
+            try:
+                return await executor.run(call)
+            finally:
+                await sink.events.put(None)
+
+        run = asyncio.ensure_future(invoke())
+        try:
+            while (event := await sink.events.get()) is not None:
+                yield event
+            try:
+                out = await run
+            except NoCapacity as err:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+            yield worker_pb2.WorkerStreamEvent(outcome=to_proto(out))
+        finally:
+            if not run.done():  # the router went away: the invocation ends on its own
+                sink.close()
+                self._orphans.add(run)
+                run.add_done_callback(self._orphans.discard)
 
     async def Specialise(
         self, request: worker_pb2.SpecialiseRequest, context: grpc.aio.ServicerContext
@@ -88,6 +130,34 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         except SpecialiseRefused as err:
             await _refuse(context, grpc.StatusCode.FAILED_PRECONDITION, str(err))
         return worker_pb2.SpecialiseResponse(code_root=str(s.code_root), unpack_ms=unpack_ms)
+
+
+class _QueueSink:
+    """The StreamSink of a streamed invocation: its events queued for the gRPC stream."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[worker_pb2.WorkerStreamEvent | None] = asyncio.Queue(
+            STREAM_QUEUE
+        )
+        self.closed = False
+
+    def close(self) -> None:
+        """Nobody reads any more: what is queued is dropped, and what comes is not kept."""
+        self.closed = True
+        while not self.events.empty():
+            self.events.get_nowait()
+
+    async def start(self, content_type: str, version: str) -> None:
+        if self.closed:
+            return
+        start = worker_pb2.StreamStart(content_type=content_type, version=version)
+        await self.events.put(worker_pb2.WorkerStreamEvent(start=start))
+
+    async def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        for i in range(0, len(data), CHUNK_MAX):  # each message under gRPC's limit
+            await self.events.put(worker_pb2.WorkerStreamEvent(chunk=data[i : i + CHUNK_MAX]))
 
 
 def _limit(pool: EnvironmentPool, max_environments: int) -> Callable[[], tuple[str, str] | None]:

@@ -21,10 +21,12 @@ CI_VALUES = CHART / "ci"
 MONITORING_VALUES = CI_VALUES / "monitoring-values.yaml"
 KIND_VALUES = CI_VALUES / "kind-values.yaml"
 MONITORING_CRDS = Path(__file__).parent / "monitoring-crds.yaml"
+GATEWAY_CRDS = Path(__file__).parent / "gateway-crds.yaml"
 # helm built from source defaults to Kubernetes v1.20 when there is no cluster to ask
 KUBE_VERSION = "1.34.0"
 MONITORING_API = "monitoring.coreos.com/v1"
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -85,10 +87,12 @@ class Access:
     group: str = ""
     namespace: str = ""  # "" is every namespace (or a cluster-scoped resource)
     subresource: str = ""
+    name: str = ""  # one object's name ("" is any)
 
     def __str__(self) -> str:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         res = f"{res}.{self.group}" if self.group else res
+        res = f"{res} {self.name}" if self.name else res
         return f"{self.verb} {res} in {self.namespace or 'all namespaces'}"
 
     def review(self) -> dict[str, Any]:
@@ -98,6 +102,7 @@ class Access:
             "group": self.group,
             "namespace": self.namespace,
             "subresource": self.subresource,
+            "name": self.name,
         }
         return {
             "apiVersion": "authorization.k8s.io/v1",

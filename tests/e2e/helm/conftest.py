@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helm.chart import CHART, KIND_VALUES, MONITORING_CRDS, MONITORING_VALUES, documents
+from tests.e2e.helm.chart import (
+    CHART,
+    GATEWAY_CRDS,
+    KIND_VALUES,
+    MONITORING_CRDS,
+    MONITORING_VALUES,
+    documents,
+)
 from tests.kube.controlplane import ControlPlane
 
 RESTRICTED = {
@@ -54,16 +61,18 @@ def release(kube_control_plane: ControlPlane) -> Iterator[Release]:
     namespace, functions = f"klambda-{suffix}", f"fns-{suffix}"
     for ns in (namespace, functions):
         create_namespace(plane, ns)
-    plane.kubectl("apply", "-f", str(MONITORING_CRDS))
-    plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "-f", str(MONITORING_CRDS)
-    )
+    for crds in (MONITORING_CRDS, GATEWAY_CRDS):
+        plane.kubectl("apply", "-f", str(crds))
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
     name = "kl"
     out = plane.helm(
         "install", name, str(CHART), "-n", namespace,
         "-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES),
         "--set", f"functions.namespace={functions}",
         "--set", "logs.engine.enabled=true",
+        "--set", "router.ingress.enabled=true", "--set", "router.ingress.host=fn.example.com",
+        "--set", "router.httpRoute.enabled=true",
+        "--set", "router.httpRoute.parentRefs[0].name=edge",
     )  # fmt: skip
     manifest = documents(plane.helm("get", "manifest", name, "-n", namespace).stdout)
     try:

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
+from klambda import contract
 from klambda.testing import eventually
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import Pod
@@ -56,13 +57,19 @@ def test_every_object_is_stored_as_rendered(release: Release) -> None:
         "PrometheusRule",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
-    }, "the monitoring API and admission policies are served: nothing may be left out"
+        "Ingress",
+        "HTTPRoute",
+    }, "the monitoring and Gateway APIs and admission policies are served: nothing left out"
     for doc in release.manifest:
         obj = stored(release, doc)
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == release.name
-        if doc["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        if doc["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute"):
             # the CRDs prune what they do not declare: a misspelt field would vanish here
             assert obj["spec"] == doc["spec"], doc["kind"]
+        if doc["kind"] == "Ingress":  # the API server's own schema and validation
+            assert obj["spec"] == doc["spec"]
+            paths = obj["spec"]["rules"][0]["http"]["paths"]
+            assert [p["path"] for p in paths] == ["/http", "/url"]
     router = next(d for d in release.manifest if d["metadata"]["name"] == "kl-klambda-router")
     service = stored(release, {**router, "kind": "Service", "apiVersion": "v1"})
     assert {p["name"]: p["nodePort"] for p in service["spec"]["ports"]} == {
@@ -229,7 +236,15 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
         # cold starts from the warm pool: code snapshots, and the claim of a pool pod
         expect[Access("get", "configmaps", "", ns)] = served
         expect[Access("patch", "pods", "", ns)] = served
+        # the schedules' Lease, and no other
+        lease = contract.SCHEDULE_LEASE
+        expect[Access("create", "leases", "coordination.k8s.io", ns)] = served
+        expect[Access("get", "leases", "coordination.k8s.io", ns, name=lease)] = served
+        expect[Access("update", "leases", "coordination.k8s.io", ns, name=lease)] = served
         for q in (
+            Access("get", "leases", "coordination.k8s.io", ns, name="kube-scheduler"),
+            Access("update", "leases", "coordination.k8s.io", ns, name="kube-scheduler"),
+            Access("delete", "leases", "coordination.k8s.io", ns, name=lease),
             Access("create", "functions", "klambda.io", ns),
             Access("delete", "functions", "klambda.io", ns),
             Access("update", "functions", "klambda.io", ns),

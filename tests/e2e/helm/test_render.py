@@ -12,6 +12,7 @@ import yaml
 
 from tests.e2e.helm.chart import (
     CHART,
+    GATEWAY_API,
     KIND_VALUES,
     MONITORING_API,
     MONITORING_VALUES,
@@ -67,6 +68,8 @@ def test_helm_lint_strict(values: tuple[str, ...]) -> None:
         (("--set", "nats.enabled=false"), "/nats/externalUrl"),
         (("--set", "router.service.type=Ingress"), "/router/service/type"),
         (("--set", "monitoring.prometheusRule.overrides.KlambdaX.for=soon"), "/for"),
+        (("--set", "router.httpRoute.enabled=true"), "/router/httpRoute/parentRefs"),
+        (("--set", "router.ingress.host=Not A Host"), "/router/ingress/host"),
     ],
 )
 def test_schema_refuses_bad_values(values: tuple[str, ...], message: str) -> None:
@@ -181,6 +184,49 @@ def test_monitoring_objects_need_the_prometheus_operator_api() -> None:
         assert router_labels[key] == value
 
 
+ROUTES = (
+    "--set", "router.ingress.enabled=true", "--set", "router.ingress.className=nginx",
+    "--set", "router.ingress.host=fn.example.com",
+    "--set", "router.httpRoute.enabled=true", "--set", "router.httpRoute.parentRefs[0].name=edge",
+    "--set", "router.httpRoute.hostnames[0]=fn.example.com",
+)  # fmt: skip
+
+
+def test_routes_to_the_routers_http_port_ingress_and_gated_httproute() -> None:
+    """/http/ (the HTTP API) and /url/ (function URLs) reach the router's HTTP port; Lambda's
+    API and /metrics are not routed; the HTTPRoute needs the Gateway API."""
+    assert not {"Ingress", "HTTPRoute"} & {d["kind"] for d in render("--api-versions", GATEWAY_API)}
+    without = render(*ROUTES)
+    assert "HTTPRoute" not in {d["kind"] for d in without}
+    docs = render(*ROUTES, "--api-versions", GATEWAY_API)
+    service = one(docs, "Service", "-router")
+    port = next(p for p in service["spec"]["ports"] if p["name"] == "http")
+    ingress = one(docs, "Ingress", "-router")
+    assert ingress == one(without, "Ingress", "-router")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "fn.example.com"
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
+        ("/http", "Prefix"),
+        ("/url", "Prefix"),
+    ]
+    for p in rule["http"]["paths"]:
+        assert p["backend"]["service"] == {
+            "name": service["metadata"]["name"],
+            "port": {"name": "http"},
+        }
+    route = one(docs, "HTTPRoute", "-router")
+    assert route["apiVersion"] == GATEWAY_API
+    assert route["spec"]["parentRefs"] == [{"name": "edge"}]
+    assert route["spec"]["hostnames"] == ["fn.example.com"]
+    (rule,) = route["spec"]["rules"]
+    assert [m["path"] for m in rule["matches"]] == [
+        {"type": "PathPrefix", "value": "/http"},
+        {"type": "PathPrefix", "value": "/url"},
+    ]
+    assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": port["port"]}]
+
+
 def test_monitoring_is_off_by_default_even_with_the_api() -> None:
     kinds = {d["kind"] for d in render(*WITH_APIS)}
     assert not kinds & MONITORING_KINDS
@@ -293,10 +339,11 @@ def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:
 
 def test_no_template_is_left_unused(tmp_path: Path) -> None:
     """Every template renders something with everything on (no dead files)."""
-    docs = render(*FULL, *WITH_APIS)
+    everything = (*FULL, *WITH_APIS, *ROUTES, "--api-versions", GATEWAY_API)
+    docs = render(*everything)
     sources = {Path(p).name for p in (CHART / "templates").glob("*.yaml")}
     out = helm(
-        "template", "t", str(CHART), "--kube-version", "1.34.0", *FULL, *WITH_APIS, "--debug"
+        "template", "t", str(CHART), "--kube-version", "1.34.0", *everything, "--debug"
     ).stdout
     rendered = {
         line.split("/templates/")[1].strip()

@@ -85,8 +85,13 @@ def test_deploy_plan_idempotence_rollback_and_success(project: Path, tmp_path: P
         assert out.returncode == 0, out.stdout + out.stderr
         lines = out.stdout.splitlines()
         assert "+ create    orders" in lines
-        assert any("event type HttpApi is not supported" in x for x in lines)  # named
-        assert any("event type Schedule is not supported" in x for x in lines)
+        # the template's events are the functions' triggers; orders' would invoke its alias
+        # (AutoPublishAlias): named as not applied
+        named = "Events.PlaceOrder: not supported with AutoPublishAlias"
+        assert any(named in x for x in lines), lines
+        triggers = klambda(router, "get", "triggers").stdout.splitlines()
+        assert [x.split()[:3] for x in triggers[1:]] == [["report", "Nightly", "Schedule"]]
+        assert "cron(0 3 * * ? *)" in triggers[1]
         status, headers, body = router.invoke("orders:live", {"id": 7})
         assert status == 200
         assert json.loads(body) == {"order": 7, "stage": "dev", "version": "1"}

@@ -53,6 +53,17 @@ REFUSED = [
         "asynchronous triggers",
     ),
     ("url-auth", {"functionUrl": {"authType": "AWS_IAM"}}, "spec.functionUrl.authType"),
+    (
+        "stage-variable-name",
+        {"events": {"t": {"type": "HttpApi", "path": "/", "stageVariables": {"a b": "x"}}}},
+        "a stage variable's name",
+    ),
+    (
+        "cors-on-schedule",
+        {"events": {"t": {"type": "Schedule", "schedule": "rate(1 hour)", "cors": {}}}},
+        "stageVariables and cors belong to type HttpApi",
+    ),
+    ("url-cors-age", {"functionUrl": {"cors": {"maxAge": 90000}}}, "spec.functionUrl.cors.maxAge"),
     ("log-format", {"loggingConfig": {"logFormat": "Json"}}, "spec.loggingConfig.logFormat"),
     ("level-text", {"loggingConfig": {"applicationLogLevel": "WARN"}}, "need logFormat JSON"),
     (

@@ -106,7 +106,7 @@ async def test_one_event_per_tick_and_none_again_after_a_restart(
 
 async def test_a_restart_across_a_tick_fires_it_late(queue: SqliteQueue, tmp_path: Path) -> None:
     clock, state = Clock(T0), tmp_path / "schedules.json"
-    FileScheduleState(state).fired("hello/tick", _t("12:00:00").timestamp())
+    await FileScheduleState(state).fired("hello/tick", _t("12:00:00").timestamp())
     clock.at("12:01:20")  # the 12:01 tick came while no router ran, 20 s ago
     s = scheduler(queue, state, clock)
     s.configure([declared()])
@@ -119,7 +119,7 @@ async def test_ticks_missed_while_down(
     queue: SqliteQueue, tmp_path: Path, missed: str, fired: list[str]
 ) -> None:
     clock, state = Clock(T0), tmp_path / "schedules.json"
-    FileScheduleState(state).fired("hello/tick", _t("12:01:00").timestamp())
+    await FileScheduleState(state).fired("hello/tick", _t("12:01:00").timestamp())
     clock.at("12:05:30")  # down from 12:01:30 to 12:05:30: four ticks missed
     s = scheduler(queue, state, clock)
     s.configure([declared(missed=missed)])

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from klambda import codestore
+from klambda import codestore, shapes
+from klambda.api import FunctionSpec
 from klambda.deploy import plan, sam, template
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -19,12 +21,18 @@ def test_the_example_maps_to_klambda() -> None:
     tpl = template.read(EXAMPLE, {"Stage": "prod"})
     desired, problems, notes = sam.desired(tpl, "shop", minute_s=1.0)
     assert notes == []
-    # the events are named, not ignored: this release has no triggers on a Function
-    assert len(problems) == 2
-    assert all("not supported" in p for p in problems)
-    assert any("Events.PlaceOrder: event type HttpApi" in p for p in problems)
+    # orders' route would invoke its alias (AutoPublishAlias): named, not put on $LATEST
+    assert problems == [
+        "Resources.OrdersFunction.Properties.Events.PlaceOrder: not supported with "
+        "AutoPublishAlias yet (SAM's trigger invokes the alias live; klambda deploy does not put "
+        "triggers on an alias: declare them in the Alias's events)"
+    ]
     by_name = {d.name: d for d in desired}
     orders = by_name["orders"]
+    assert orders.events == {}
+    assert by_name["report"].events == {
+        "Nightly": {"type": "Schedule", "schedule": "cron(0 3 * * ? *)"}
+    }
     assert orders.body["MemorySize"] == 256  # its own, over Globals' 128
     assert orders.body["Timeout"] == 5  # Globals'
     assert orders.body["Environment"]["Variables"] == {"STAGE": "prod", "BROKEN": "no"}
@@ -98,7 +106,11 @@ def test_parameters(tmp_path: Path) -> None:
         ("      CodeSigningConfigArn: "
          "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-1\n",
          "CodeSigningConfigArn: not supported"),
-        ("      FunctionUrlConfig: {AuthType: NONE}\n", "FunctionUrlConfig: not supported"),
+        ("      FunctionUrlConfig: {AuthType: AWS_IAM}\n",
+         "FunctionUrlConfig: authType: authType AWS_IAM is not supported yet"),
+        ("      Events: {Q: {Type: SQS, Properties: {Queue: "
+         "arn:aws:sqs:us-east-1:123456789012:q}}}\n",
+         "Events.Q: event type SQS is not supported"),
     ],
 )  # fmt: skip
 def test_what_klambda_does_not_do_is_named(tmp_path: Path, extra: str, words: str) -> None:
@@ -139,6 +151,10 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
                           "DestinationConfig": {}} if d.event_invoke else None,
             aliases={d.alias: {"Name": d.alias, "FunctionVersion": "1"}} if d.alias else {},
             provisioned={d.alias: d.provisioned} if d.alias else {},
+            # as GetFunction gives them: with the defaults written out
+            triggers=shapes.triggers(FunctionSpec.model_validate(
+                {"runtime": "python3.11", "handler": "a.b", "code": {"inline": {"a.py": ""}},
+                 "events": d.events})),
         )
         for d in desired
     }  # fmt: skip
@@ -151,9 +167,55 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
         ("unchanged", "orders"), ("unchanged", "orders-pre-traffic"), ("unchanged", "report"),
         ("remove", "old"),
     ]  # fmt: skip
+    # a trigger changed: the function's configuration is, with klambda's Triggers
+    moved = [replace(d, events={"Nightly": {"type": "Schedule", "schedule": "rate(1 hour)"}})
+             if d.name == "report" else d for d in desired]  # fmt: skip
+    report = plan.plan(moved, current, "shop")[2]
+    assert (report.action, report.function) == ("change", "report")
+    assert report.configuration == {"Triggers": moved[2].triggers}
+    assert report.details == ["triggers: ['Nightly'] -> ['Nightly']"]
     (tmp_path / "sam/orders/app.py").write_text("VERSION = '2'\n")
     changed = plan.plan(sam.desired(template.read(tmp_path / "sam/template.yaml"), "shop")[0],
                         current, "shop")  # fmt: skip
     orders = changed[0]
     assert (orders.action, orders.code, orders.publish) == ("change", True, True)
     assert "alias live -> a new version (Canary10Percent5Minutes)" in orders.details
+
+
+def test_an_http_apis_stage_variables_and_cors_go_on_its_routes(tmp_path: Path) -> None:
+    body = """
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      StageVariables: {table: items-prod}
+      CorsConfiguration:
+        AllowOrigins: [https://shop.example.com]
+        AllowMethods: [GET]
+        MaxAge: 60
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.11
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Path: "/items/{id}", Method: GET}
+        Other:
+          Type: HttpApi
+          Properties: {Path: /other, Method: GET}
+"""
+    desired, problems, _ = sam.desired(template.read(write(tmp_path, body)), "s")
+    assert problems == []
+    assert desired[0].events == {
+        "Get": {
+            "type": "HttpApi", "path": "/items/{id}", "method": "GET",
+            "stageVariables": {"table": "items-prod"},
+            "cors": {"allowOrigins": ["https://shop.example.com"], "allowMethods": ["GET"],
+                     "maxAge": 60},
+        },
+        # the implicit API: none of the other API's settings
+        "Other": {"type": "HttpApi", "path": "/other", "method": "GET"},
+    }  # fmt: skip

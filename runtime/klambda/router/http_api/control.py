@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from klambda import shapes
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.control import LocalControl
@@ -93,6 +94,9 @@ class ControlApi:
             body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
         if entry.function.spec.tags:
             body["Tags"] = dict(entry.function.spec.tags)
+        triggers = shapes.triggers(entry.function.spec)
+        if triggers is not None:
+            body["Triggers"] = triggers
         return web.json_response(body)
 
     # versions and aliases

@@ -31,12 +31,13 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from klambda.api.triggers import HttpApiEvent
 from klambda.errors import KlambdaError, RequestTooLarge, TooManyRequests
 from klambda.router.http_api.streaming import stream_url
 from klambda.router.invoke import Invoker, InvokeResult
-from klambda.router.triggers import Triggers, UrlConfig
+from klambda.router.triggers import Declared, Triggers, UrlConfig, cors_of
 from klambda.trigger_metrics import TriggerMetrics
-from klambda.triggers import httpapi
+from klambda.triggers import cors, httpapi
 from klambda.triggers.httpapi import Api, BadResponse, Request, Response, Route
 
 log = logging.getLogger("klambda.router.gateway")
@@ -90,6 +91,13 @@ class Gateway:
     async def http_api(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.partition("?")[0][len(HTTP_PREFIX) :] or "/"
         table = self.triggers.table
+        if cors.is_preflight(request.method, request.headers):
+            # API Gateway answers a preflight itself when the route asked for has CORS
+            asked = request.headers["Access-Control-Request-Method"].upper()
+            wanted = table.routes.match(asked, raw_path)
+            settings = self._cors(table.by_key[wanted[0].target]) if wanted else None
+            if settings is not None:
+                return web.Response(status=204, headers=cors.preflight(settings, request.headers))
         found = table.routes.match(request.method, raw_path)
         if found is None:
             return to_web(httpapi.message(404, "Not Found"), str(uuid.uuid4()))
@@ -102,14 +110,24 @@ class Gateway:
             resp = httpapi.message(413, "Request Entity Too Large")
             return self._answer(resp, labels, "HttpApi", started, str(uuid.uuid4()), None)
         req = request_of(request, body, raw_path)
-        api = Api(API_ID, self.account)
+        http_event = d.event
+        assert isinstance(http_event, HttpApiEvent)
+        api = Api(API_ID, self.account, stage_variables=http_event.stage_variables)
         if route.payload_format == "1.0":
             event = httpapi.event_v1(req, route, params, api)
         else:
             event = httpapi.event_v2(req, route.route_key, params, api)
         self.metrics.events.labels(*labels, "HttpApi").inc()
         resp, reason = await self._invoke(d.function, d.alias, event, route)
+        settings = self._cors(d)
+        if settings is not None:
+            headers = cors.response_headers(settings, request.headers, resp.headers)
+            resp = Response(resp.status, headers, resp.body)
         return self._answer(resp, labels, "HttpApi", started, req.request_id, reason)
+
+    @staticmethod
+    def _cors(d: Declared) -> cors.Cors | None:
+        return cors_of(d.event.cors) if isinstance(d.event, HttpApiEvent) else None
 
     async def _body(self, request: web.Request) -> bytes | None:
         if request.content_length is not None and request.content_length > BODY_MAX_BYTES:
@@ -188,6 +206,10 @@ class Gateway:
             return web.json_response({"Message": "Forbidden"}, status=403)
         labels = (url.function, url.alias or "", "functionUrl")
         started = time.perf_counter()
+        cors_ = url.cors
+        if cors_ is not None and cors.is_preflight(request.method, request.headers):
+            # answered here, the function not invoked (Lambda's function URLs)
+            return web.Response(status=200, headers=cors.preflight(cors_, request.headers))
         body = await self._body(request)
         if body is None:
             resp = httpapi.message(413, "Request Entity Too Large")
@@ -200,4 +222,7 @@ class Gateway:
         resp, reason = await self._invoke(url.function, url.alias, event, None)
         if reason == "FunctionError":
             resp = httpapi.message(502, "Internal Server Error")
+        if cors_ is not None:
+            headers = cors.response_headers(cors_, request.headers, resp.headers)
+            resp = httpapi.Response(resp.status, headers, resp.body)
         return self._answer(resp, labels, "FunctionUrl", started, req.request_id, reason)

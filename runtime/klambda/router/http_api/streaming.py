@@ -34,7 +34,8 @@ from klambda.api import limits
 from klambda.errors import InvalidParameterValue, KlambdaError, RequestTooLarge, TooManyRequests
 from klambda.router.invoke import Invoker
 from klambda.router.triggers import UrlConfig
-from klambda.triggers import httpapi
+from klambda.triggers import cors, httpapi
+from klambda.triggers.cors import Cors
 
 if TYPE_CHECKING:
     from klambda.router.http_api.gateway import Gateway
@@ -158,10 +159,11 @@ def _error_of(payload: bytes, function_error: str) -> tuple[str, str]:
 class _UrlSink(_ResponseSink):
     """Lambda's HTTP integration framing: JSON metadata, 8 NULs, then the body."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, cors_: Cors | None = None) -> None:
         super().__init__(request)
         self.pending = b""
         self.status = 0
+        self.cors = cors_
 
     async def _write(self, data: bytes) -> None:
         if self.response is not None:
@@ -189,10 +191,12 @@ class _UrlSink(_ResponseSink):
         status = meta.get("statusCode", 200)
         self.status = status if isinstance(status, int) and 100 <= status <= 599 else 200
         resp = web.StreamResponse(status=self.status)
-        for k, v in (meta.get("headers") or {}).items():
-            resp.headers.add(str(k), str(v))
-        for cookie in meta.get("cookies") or []:
-            resp.headers.add("Set-Cookie", str(cookie))
+        headers = [(str(k), str(v)) for k, v in (meta.get("headers") or {}).items()]
+        headers += [("Set-Cookie", str(cookie)) for cookie in meta.get("cookies") or []]
+        if self.cors is not None:
+            headers = cors.response_headers(self.cors, self.request.headers, headers)
+        for k, v in headers:
+            resp.headers.add(k, v)
         self.response = resp
         await resp.prepare(self.request)
 
@@ -219,7 +223,7 @@ async def stream_url(
     labels: tuple[str, str, str],
     started: float,
 ) -> web.StreamResponse:
-    sink = _UrlSink(request)
+    sink = _UrlSink(request, url.cors)
     rid = event["requestContext"]["requestId"]
     try:
         res = await gateway.invoker.invoke(
@@ -243,6 +247,9 @@ async def stream_url(
             except httpapi.BadResponse:
                 # a stream that arrived whole (from a worker pod): its framing, then bytes
                 resp, reason = _framed(res.payload), None
+        if url.cors is not None:
+            headers = cors.response_headers(url.cors, request.headers, resp.headers)
+            resp = httpapi.Response(resp.status, headers, resp.body)
         return gateway._answer(resp, labels, "FunctionUrl", started, rid, reason)
     m = gateway.metrics
     m.http_responses.labels(*labels, httpapi.status_class(sink.status)).inc()
