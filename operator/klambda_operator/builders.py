@@ -9,7 +9,8 @@ the pod spec be read in one place:
   CPU in proportion to memoryMB (1,769 MB = 1 vCPU), request = limit;
 - Lambda's reserved variables and the user's `environment`, plus the `KLAMBDA_*` ones
   the worker reads (the worker contract, docs/operator.md);
-- non-root, read-only root filesystem with a 512 MiB writable /tmp, no capabilities,
+- non-root, read-only root filesystem with a writable /tmp of `ephemeralStorageMB` (an
+  emptyDir with that sizeLimit, and the pod's ephemeral-storage limit), no capabilities,
   RuntimeDefault seccomp, no service-account token, no service links;
 - labels `klambda.io/function` and `klambda.io/version` for the router to select by.
 """
@@ -95,11 +96,15 @@ def cpu_quantity(millicores: int) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
-def resources(memory_mb: int, overhead_mb: int) -> dict[str, Any]:
+def resources(
+    memory_mb: int, overhead_mb: int, ephemeral_storage_mb: int | None = None
+) -> dict[str, Any]:
     amounts = {
         "cpu": cpu_quantity(cpu_millicores(memory_mb)),
         "memory": f"{memory_mb + overhead_mb}Mi",
     }
+    if ephemeral_storage_mb is not None:
+        amounts["ephemeral-storage"] = f"{ephemeral_storage_mb + constants.EPHEMERAL_OVERHEAD_MB}Mi"
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
@@ -135,7 +140,7 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
     image = spec.code.image or settings.image
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": constants.TMP_DIR}]
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {"sizeLimit": constants.TMP_SIZE}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": f"{spec.ephemeral_storage_mb}Mi"}},
     ]
     if work.snapshot is not None:
         mounts.insert(0, {"name": "code", "mountPath": constants.CODE_ROOT, "readOnly": True})
@@ -164,7 +169,9 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 2,
         },
-        "resources": resources(spec.memory_mb, settings.memory_overhead_mb),
+        "resources": resources(
+            spec.memory_mb, settings.memory_overhead_mb, spec.ephemeral_storage_mb
+        ),
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,

@@ -64,9 +64,11 @@ ANNOTATION_CODE_SHA256 = f"{GROUP}/code-sha256"
 # On code snapshots: JSON {ConfigMap key: file path}, for keys that are not the path.
 ANNOTATION_CODE_FILES = f"{GROUP}/code-files"
 
-# The worker pod's writable /tmp, like Lambda's (its code root and port: the contract).
+# The worker pod's writable /tmp, like Lambda's (its code root and port: the contract),
+# an emptyDir of the function's ephemeralStorageMB; the pod's ephemeral-storage limit is
+# that plus room for the container's logs, which the kubelet counts against it too.
 TMP_DIR = "/tmp"
-TMP_SIZE = "512Mi"
+EPHEMERAL_OVERHEAD_MB = 64
 WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 

@@ -73,6 +73,7 @@ def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str
             "KLAMBDA_FUNCTION": cfg.function,
             "KLAMBDA_VERSION": cfg.version,
             "KLAMBDA_TIMEOUT_SECONDS": str(cfg.timeout_s),
+            "KLAMBDA_EPHEMERAL_STORAGE_MB": str(cfg.ephemeral_storage_mb),
             "KLAMBDA_CODE_SHA256": cfg.code_sha256,
             "KLAMBDA_ACCOUNT_ID": cfg.account,
             "KLAMBDA_USER_ENVIRONMENT": ",".join(sorted(cfg.environment)),
@@ -102,6 +103,9 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
     try:
         memory = int(need("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
         timeout = int(need("KLAMBDA_TIMEOUT_SECONDS"))
+        storage = int(
+            env.get("KLAMBDA_EPHEMERAL_STORAGE_MB") or limits.EPHEMERAL_STORAGE_DEFAULT_MB
+        )
     except ValueError as err:
         raise WorkerConfigError(str(err)) from None
     return FunctionConfig(
@@ -116,4 +120,5 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
         code_sha256=env.get("KLAMBDA_CODE_SHA256", ""),
         region=env.get("AWS_REGION", "us-east-1"),
         account=env.get("KLAMBDA_ACCOUNT_ID", "000000000000"),
+        ephemeral_storage_mb=storage,
     )

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from klambda.api.function import FunctionSpec
+from klambda.api.limits import EPHEMERAL_STORAGE_DEFAULT_MB
 
 # where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
 RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")
@@ -34,6 +35,7 @@ class FunctionConfig:
     code_sha256: str
     region: str = "us-east-1"
     account: str = "000000000000"
+    ephemeral_storage_mb: int = EPHEMERAL_STORAGE_DEFAULT_MB  # the size of its private /tmp
 
     @property
     def arn(self) -> str:
@@ -67,6 +69,7 @@ def config_of(
         code_sha256=code_sha256,
         region=region,
         account=account,
+        ephemeral_storage_mb=spec.ephemeral_storage_mb,
     )
 
 

@@ -22,6 +22,8 @@ class RouterSettings:
     scale_up_per_minute: int = limits.SCALE_UP_PER_MINUTE_DEFAULT
     keep_warm_seconds: float = 600.0
     cgroups: bool = True
+    # as root: a uid per function, a private /tmp, code only at /var/task (worker.sandbox)
+    sandbox: bool = True
     cpu_limits: bool = True
     echo_logs: bool = True
     region: str = "us-east-1"

@@ -78,6 +78,12 @@ class FunctionSpec(Model):
         le=limits.TIMEOUT_MAX_S,
         alias="timeoutSeconds",
     )
+    ephemeral_storage_mb: int = Field(
+        default=limits.EPHEMERAL_STORAGE_DEFAULT_MB,
+        ge=limits.EPHEMERAL_STORAGE_MIN_MB,
+        le=limits.EPHEMERAL_STORAGE_MAX_MB,
+        alias="ephemeralStorageMB",
+    )
     environment: dict[str, str] = Field(default_factory=dict)
     reserved_concurrency: int | None = Field(default=None, ge=0, alias="reservedConcurrency")
     retry_attempts: int = Field(

@@ -22,6 +22,13 @@ TIMEOUT_DEFAULT_S = 3
 
 ENVIRONMENT_MAX_BYTES = 4096
 
+# Lambda's ephemeral storage: the size of an environment's private /tmp.
+EPHEMERAL_STORAGE_MIN_MB = 512
+EPHEMERAL_STORAGE_MAX_MB = 10240
+EPHEMERAL_STORAGE_DEFAULT_MB = 512
+# Lambda's limit on the processes and threads of one environment.
+PROCESS_LIMIT = 1024
+
 RETRY_ATTEMPTS_MIN = 0
 RETRY_ATTEMPTS_MAX = 2
 RETRY_ATTEMPTS_DEFAULT = 2

@@ -31,6 +31,13 @@ def up(
     cpu_limits: Annotated[
         bool, typer.Option(help="CPU in proportion to memory (1769 MB = 1 vCPU)")
     ] = True,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            help="As root: a uid per function, a private /tmp, code at /var/task "
+            "(default on; KLAMBDA_SANDBOX=0 turns it off too)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo function logs")] = False,
 ) -> None:
     """Run the functions in DIRECTORY locally: router, workers and environments."""
@@ -50,6 +57,7 @@ def up(
         keep_warm_seconds=keep_warm,
         cgroups=cgroups,
         cpu_limits=cpu_limits,
+        sandbox=sandbox,
         echo_logs=not quiet,
     )
     router = Router(settings, directory)
@@ -76,6 +84,7 @@ def up(
             )
         cg = router.cgroups
         typer.echo(f"  memory limits: {'cgroups' if cg and cg.available else 'RLIMIT_AS'}")
+        typer.echo(f"  isolation: {router.isolation()}")
         typer.echo(f"klambda: REST API on {ep['http']}, gRPC on {ep['grpc']}  (Ctrl-C stops)")
 
     async def stop() -> None:

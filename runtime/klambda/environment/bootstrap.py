@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from klambda.environment import protocol
+from klambda.environment import protocol, sandbox
 from klambda.environment.context import LambdaContext
 
 RESPONSE_MAX_BYTES = 6 * 1024 * 1024
@@ -145,6 +145,13 @@ def _apply_limits(spec: dict[str, Any]) -> None:
     rlimit = spec.get("rlimit_as")
     if rlimit:
         resource.setrlimit(resource.RLIMIT_AS, (rlimit, rlimit))
+    _enter_sandbox(spec)
+
+
+def _enter_sandbox(spec: dict[str, Any]) -> None:
+    """The function's own uid, /tmp and view of the code, when the worker gives one."""
+    if spec.get("sandbox"):
+        sandbox.enter(spec["sandbox"])
 
 
 def _init(spec: dict[str, Any], channel: Channel) -> Any:
@@ -194,7 +201,7 @@ class InitError(Exception):
 def _encode_result(result: Any, rid: str) -> tuple[bytes, int]:
     try:
         body = json.dumps(result, default=_json_default).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         err = {
             "errorMessage": f"Unable to marshal response: {exc}",
             "errorType": "Runtime.MarshalError",
@@ -272,7 +279,7 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
         rid = meta["id"]
         try:
             event = json.loads(payload) if payload else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             channel.send(
                 protocol.INVALID, {"message": f"Could not parse request body into json: {exc}"}
             )

@@ -34,6 +34,7 @@ from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
+from klambda.worker.sandbox import Sandbox
 
 log = logging.getLogger("klambda.router")
 
@@ -72,6 +73,7 @@ class Router:
         self.http_port = 0
         self._reaper: asyncio.Task[None] | None = None
         self.cgroups: Cgroups | None = None
+        self.sandbox: Sandbox | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
 
@@ -86,9 +88,15 @@ class Router:
         if self.cluster is None:
             assert self.functions_dir is not None
             self.state_dir.mkdir(parents=True, exist_ok=True)
+            # code snapshots, logs, the queue: the router's alone (environments reach
+            # their own code through /var/task when sandboxed)
+            self.state_dir.chmod(0o700)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
-            executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
+            self.sandbox = Sandbox(self.state_dir, enabled=s.sandbox and os.geteuid() == 0)
+            if not s.sandbox:
+                self.sandbox.reason = "turned off (--no-sandbox)"
+            executor = self.environments = LocalEnvironments(s, logs, self.cgroups, self.sandbox)
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
             logs = LogHub(None, None)
@@ -188,6 +196,23 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    def isolation(self) -> str:
+        """How environments are kept apart here, in a line (`klambda up` prints it)."""
+        cg = self.cgroups
+        procs = "pids cgroup" if cg is not None and cg.pids_parent else "RLIMIT_NPROC"
+        zygotes = list(self.environments.zygotes.values()) if self.environments else []
+        sb = self.sandbox
+        if sb is None:
+            return "worker pods"
+        problems = [p for p in (sb.problem(z.python) for z in zygotes) if p]
+        if sb.enabled and not problems:
+            return (
+                "a uid per function, code at /var/task, a private /tmp of "
+                f"ephemeralStorageMB, 1024 processes ({procs})"
+            )
+        why = "; ".join(problems) or sb.reason
+        return f"environments run as this user and share /tmp ({why}): see README, Isolation"
 
     def endpoint(self) -> dict[str, Any]:
         s = self.settings

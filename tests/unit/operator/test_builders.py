@@ -22,6 +22,18 @@ def test_cpu_in_proportion_to_memory(memory_mb: int, cpu: str) -> None:
     assert amounts["limits"] == amounts["requests"] == {"cpu": cpu, "memory": f"{memory_mb + 64}Mi"}
 
 
+@pytest.mark.parametrize("storage_mb", [None, 512, 10240])
+def test_tmp_is_bounded_by_ephemeral_storage(storage_mb: int | None) -> None:
+    spec = {} if storage_mb is None else {"ephemeralStorageMB": storage_mb}
+    pod = builders.build_pod_template(work(**spec), OperatorSettings())["spec"]
+    size = storage_mb or 512
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"sizeLimit": f"{size}Mi"}
+    res = pod["containers"][0]["resources"]
+    assert res["limits"]["ephemeral-storage"] == f"{size + 64}Mi"
+    assert res["requests"]["ephemeral-storage"] == f"{size + 64}Mi"
+
+
 @pytest.mark.parametrize(
     ("value", "escaped"),
     [("$LATEST", "$LATEST"), ("Hi $(HOME)", "Hi $$(HOME)"), ("$$", "$$$"), ("a$", "a$"), ("", "")],
