@@ -7,6 +7,7 @@
     ├── RequestTooLarge                  RequestEntityTooLargeException   413 INVALID_ARGUMENT
     ├── ResourceConflict                 ResourceConflictException        409 FAILED_PRECONDITION
     ├── TooManyRequests                  TooManyRequestsException         429 RESOURCE_EXHAUSTED
+    ├── RecursiveInvocation              RecursiveInvocationException     400 FAILED_PRECONDITION
     └── ServiceUnavailable               ServiceException                 503 UNAVAILABLE
 
 The names are Lambda's, so boto3 raises the exception class a Lambda user expects.
@@ -72,6 +73,12 @@ class TooManyRequests(KlambdaError):
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class RecursiveInvocation(KlambdaError):
+    code = "RecursiveInvocationException"
+    http_status = 400
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class ServiceUnavailable(KlambdaError):
     code = "ServiceException"
     http_status = 503
@@ -87,6 +94,7 @@ BY_CODE: dict[str, type[KlambdaError]] = {
         RequestTooLarge,
         ResourceConflict,
         TooManyRequests,
+        RecursiveInvocation,
         ServiceUnavailable,
     )
 }

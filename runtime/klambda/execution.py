@@ -36,6 +36,7 @@ class FunctionConfig:
     region: str = "us-east-1"
     account: str = "000000000000"
     ephemeral_storage_mb: int = EPHEMERAL_STORAGE_DEFAULT_MB  # the size of its private /tmp
+    recursive_loop: str = "Terminate"  # or "Allow": klambda.lineage
 
     @property
     def arn(self) -> str:
@@ -70,6 +71,7 @@ def config_of(
         region=region,
         account=account,
         ephemeral_storage_mb=spec.ephemeral_storage_mb,
+        recursive_loop=spec.recursive_loop,
     )
 
 

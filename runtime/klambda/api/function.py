@@ -98,6 +98,10 @@ class FunctionSpec(Model):
         le=limits.MAX_EVENT_AGE_MAX_S,
         alias="maxEventAgeSeconds",
     )
+    # Lambda's recursive loop detection: stop the 16th hop of a loop, or let it run
+    recursive_loop: Literal["Terminate", "Allow"] = Field(
+        default="Terminate", alias="recursiveLoop"
+    )
     dead_letter: Destination | None = Field(default=None, alias="deadLetter")
     destinations: Destinations | None = None
 

@@ -53,6 +53,8 @@ class AsyncEvent:
     last_error: str | None = None
     last_response: Response | None = None
     redrives: int = 0
+    trace: str | None = None
+    """The X-Ray trace header this invocation runs with (its hop count: klambda.lineage)."""
 
     @classmethod
     def new(
@@ -63,6 +65,7 @@ class AsyncEvent:
         qualifier: str | None = None,
         request_id: str | None = None,
         received_at: float | None = None,
+        trace: str | None = None,
     ) -> AsyncEvent:
         return cls(
             request_id=request_id or str(uuid.uuid4()),
@@ -70,6 +73,7 @@ class AsyncEvent:
             payload=payload,
             qualifier=qualifier,
             received_at=time.time() if received_at is None else received_at,
+            trace=trace,
         )
 
     def age(self, now: float) -> float:
@@ -109,6 +113,8 @@ def header(event: AsyncEvent) -> dict[str, Any]:
         "lastError": event.last_error,
         "redrives": event.redrives,
     }
+    if event.trace is not None:
+        out["trace"] = event.trace
     r = event.last_response
     if r is not None:
         out["lastResponse"] = {
@@ -142,6 +148,7 @@ def from_header(h: dict[str, Any], payload: bytes) -> AsyncEvent:
             _bytes(r["payload"]),
         ),
         redrives=int(h.get("redrives", 0)),
+        trace=h.get("trace"),
     )
 
 

@@ -6,6 +6,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from klambda import lineage
 from klambda.api import limits
 from klambda.errors import KlambdaError
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
@@ -38,6 +39,7 @@ class InvokerService(invoker_pb2_grpc.InvokerServicer):
                 qualifier=request.qualifier or None,
                 invocation_type=TYPES.get(request.invocation_type, "RequestResponse"),
                 log_tail=request.log_tail,
+                trace=_metadata(context, lineage.HEADER.lower()),
             )
         except KlambdaError as err:
             trailers = [("x-amzn-errortype", err.code)]
@@ -54,6 +56,13 @@ class InvokerService(invoker_pb2_grpc.InvokerServicer):
             log_result=res.log_result(),
             request_id=res.request_id,
         )
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else None
+    return None
 
 
 def build_server(invoker: Invoker, host: str, port: int) -> tuple[grpc.aio.Server, int]:

@@ -122,10 +122,15 @@ class Router:
             return AsyncPolicy.from_spec(self._invoker().registry.get(function).function.spec)
 
         async def invoke_event(
-            function: str, payload: bytes, *, qualifier: str | None, request_id: str
+            function: str,
+            payload: bytes,
+            *,
+            qualifier: str | None,
+            request_id: str,
+            trace: str | None,
         ) -> InvokeResult:
             return await self._invoker().invoke_event(
-                function, payload, qualifier=qualifier, request_id=request_id
+                function, payload, qualifier=qualifier, request_id=request_id, trace=trace
             )
 
         return Dispatcher(
