@@ -134,7 +134,7 @@ class Invoker:
                 # payloads are refused by submit() with the limit named
                 try:
                     json.loads(payload or b"{}")
-                except ValueError as err:
+                except (ValueError, RecursionError) as err:
                     raise InvalidRequestContent(
                         f"Could not parse request body into json: {err}"
                     ) from None

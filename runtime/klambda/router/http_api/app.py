@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from klambda.api import limits
-from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.errors import InvalidRequestContent, KlambdaError, RequestTooLarge
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.health import HealthApi
@@ -29,6 +30,13 @@ def error_response(err: KlambdaError) -> web.Response:
     )
 
 
+class UnknownOperation(KlambdaError):
+    """A path or method of Lambda's API (or none) that this router does not serve."""
+
+    code = "UnknownOperationException"
+    http_status = 404
+
+
 @web.middleware
 async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -41,6 +49,14 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
                 f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
                 "InvokeFunction operation"
             )
+        )
+    except RequestPayloadError as err:  # a body that cannot be read: bad gzip, say
+        reason = str(err).replace("\n", " ").strip()
+        return error_response(InvalidRequestContent(f"Could not read the request body: {reason}"))
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        # aiohttp's own answer is plain text, which no AWS SDK can read as an error
+        return error_response(
+            UnknownOperation(f"{request.method} {request.path}: not an operation klambda serves")
         )
 
 

@@ -33,7 +33,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # nested too deep is not JSON we take
         raise InvalidRequestContent(f"Could not parse request body into json: {err}") from None
     if not isinstance(body, dict):
         raise InvalidRequestContent("the request body must be a JSON object")
