@@ -26,6 +26,8 @@ class RouterSettings:
     sandbox: bool = True
     cpu_limits: bool = True
     echo_logs: bool = True
+    # a function's log files in STATE/logs at most (rotated past a quarter of it)
+    log_max_mb: int = 64
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)

@@ -92,7 +92,11 @@ class Router:
             # their own code through /var/task when sandboxed)
             self.state_dir.chmod(0o700)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
-            logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
+            logs = LogHub(
+                self.state_dir / "logs",
+                sys.stdout if s.echo_logs else None,
+                max_bytes=s.log_max_mb * 1024 * 1024,
+            )
             self.sandbox = Sandbox(self.state_dir, enabled=s.sandbox and os.geteuid() == 0)
             if not s.sandbox:
                 self.sandbox.reason = "turned off (--no-sandbox)"

@@ -4,12 +4,18 @@ Each environment writes one stream (Lambda's `log_stream_name`) in its function'
 The hub keeps the recent records of each function in memory for `klambda logs`, hands
 them to followers as they come, appends them to a file per function when given a folder,
 and echoes them to the console in local mode.
+
+A function's file cannot fill the disk: past a quarter of `max_bytes` it is rotated
+(`f.log` -> `f.log.1` -> ... -> `f.log.3`, the oldest removed), so a function's files never
+hold much more than `max_bytes` (KLAMBDA_LOG_MAX_MB, default 64 MB) however much it prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +24,9 @@ from typing import IO, TextIO
 
 # how long a log line may wait in a buffer before it reaches its file or the console
 FLUSH_S = 0.2
+# a function's log files at most (its live file and ROTATED older ones), in bytes
+MAX_BYTES = 64 * 1024 * 1024
+ROTATED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +39,17 @@ class LogRecord:
 
 class LogHub:
     def __init__(
-        self, directory: Path | None = None, echo: TextIO | None = None, keep: int = 10_000
+        self,
+        directory: Path | None = None,
+        echo: TextIO | None = None,
+        keep: int = 10_000,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self._dir = directory
         self._echo = echo
         self._keep = keep
+        self._rotate_at = max(1, max_bytes // (ROTATED + 1))
+        self._sizes: dict[str, int] = {}  # bytes in each function's live file
         self._recent: dict[str, collections.deque[LogRecord]] = {}
         self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -56,7 +71,12 @@ class LogHub:
                 f = self._files[function] = open(  # noqa: SIM115 - kept open, closed in close()
                     self._dir / f"{function}.log", "a", encoding="utf-8"
                 )
-            f.write(f"{stream}\t{text}\n")
+                self._sizes[function] = f.tell()
+            line = f"{stream}\t{text}\n"
+            f.write(line)
+            size = self._sizes[function] = self._sizes[function] + len(line.encode())
+            if size >= self._rotate_at:
+                self._rotate(function, f)
         if self._echo is not None:
             self._echo.write(f"[{function}] {text}\n")
         return rec
@@ -84,6 +104,17 @@ class LogHub:
             f.flush()
         if self._echo is not None:
             self._echo.flush()
+
+    def _rotate(self, function: str, f: IO[str]) -> None:
+        """f.log -> f.log.1 -> ... -> f.log.ROTATED; the oldest is removed."""
+        assert self._dir is not None
+        f.close()
+        del self._files[function]
+        live = self._dir / f"{function}.log"
+        for i in range(ROTATED - 1, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{live}.{i}", f"{live}.{i + 1}")
+        os.replace(live, f"{live}.1")
 
     def recent(self, function: str, limit: int | None = None) -> list[LogRecord]:
         records = list(self._recent.get(function, ()))
