@@ -100,6 +100,8 @@ class Router:
             self.sandbox = Sandbox(self.state_dir, enabled=s.sandbox and os.geteuid() == 0)
             if not s.sandbox:
                 self.sandbox.reason = "turned off (--no-sandbox)"
+            if self.sandbox.enabled:
+                self.sandbox.assign(registry.functions)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups, self.sandbox)
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
