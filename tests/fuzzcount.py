@@ -9,3 +9,10 @@ from collections import Counter
 EXAMPLES: Counter[str] = Counter()
 # examples per property; the default keeps `make test` fast
 BOUND = int(os.environ.get("KLAMBDA_FUZZ_EXAMPLES", "400"))
+
+
+class Huge(str):
+    """A huge string that shows itself short in a failing example."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} characters>"

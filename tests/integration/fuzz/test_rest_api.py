@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from klambda.testing import RouterRunner
 
-from tests.fuzzcount import BOUND, EXAMPLES
+from tests.fuzzcount import BOUND, EXAMPLES, Huge
 
 MODEL = botocore.session.get_session().get_service_model("lambda")
 SERIALIZER = create_serializer("rest-json", include_validation=False)
@@ -40,13 +40,6 @@ NAMES = st.one_of(
     st.text(alphabet="abcz-:.$/%", min_size=1, max_size=80),
     st.just("a" * 5000),
 )
-
-
-class Huge(str):
-    """A huge string that shows itself short in a failing example."""
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} characters>"
 
 
 def documented_5xx(op: OperationModel) -> set[int]:
