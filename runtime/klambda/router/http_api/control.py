@@ -149,6 +149,10 @@ class ControlApi:
     async def update_alias(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         entry = self._entry(request)
+        if request.match_info["alias"] not in entry.aliases:  # Lambda's UpdateAlias
+            raise ResourceNotFound(
+                f"Alias not found: {entry.function.name}:{request.match_info['alias']}"
+            )
         version = body.get("FunctionVersion")
         alias = self._control().put_alias(
             entry.function.name,
@@ -212,10 +216,13 @@ class ControlApi:
         return web.json_response(control.provisioned_config(name, q), status=202)
 
     async def get_provisioned(self, request: web.Request) -> web.Response:
-        name, q = function_of(request), self._qualifier(request)
         control = self.control
         if control is None:
             raise InvalidParameterValue("provisioned concurrency is not managed by this router")
+        if request.query.get("List") == "ALL":  # ListProvisionedConcurrencyConfigs
+            configs = control.provisioned_configs(function_of(request))
+            return web.json_response({"ProvisionedConcurrencyConfigs": configs})
+        name, q = function_of(request), self._qualifier(request)
         return web.json_response(control.provisioned_config(name, q))
 
     async def delete_provisioned(self, request: web.Request) -> web.Response:
