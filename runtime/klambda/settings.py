@@ -24,6 +24,9 @@ class RouterSettings:
     cgroups: bool = True
     # as root: a uid per function, a private /tmp, code only at /var/task (worker.sandbox)
     sandbox: bool = True
+    # who may call: "" (anyone), "kubernetes" (cluster mode: TokenReview, SigV4 keys in
+    # Secrets, SubjectAccessReview), or an AWS credentials file (local mode's --auth)
+    auth: str = ""
     cpu_limits: bool = True
     echo_logs: bool = True
     # a function's log files in STATE/logs at most (rotated past a quarter of it)

@@ -38,6 +38,13 @@ def up(
             "(default on; KLAMBDA_SANDBOX=0 turns it off too)"
         ),
     ] = None,
+    auth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require SigV4 signed with a key of this AWS credentials file "
+            "(off by default, like SAM local)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo function logs")] = False,
 ) -> None:
     """Run the functions in DIRECTORY locally: router, workers and environments."""
@@ -47,6 +54,13 @@ def up(
 
     if not directory.exists():
         fail(f"{directory}: no such file or folder", 2)
+    if auth is not None:
+        from klambda.router.access import CredentialsFile
+
+        try:
+            CredentialsFile(auth)
+        except (ValueError, OSError) as err:
+            fail(f"--auth: {err}", 2)
     settings = RouterSettings.from_env(
         http_port=http_port,
         grpc_port=grpc_port,
@@ -58,6 +72,7 @@ def up(
         cgroups=cgroups,
         cpu_limits=cpu_limits,
         sandbox=sandbox,
+        auth=str(auth.resolve()) if auth else None,
         echo_logs=not quiet,
     )
     router = Router(settings, directory)
@@ -112,6 +127,13 @@ def router(
         float,
         typer.Option(help="Seconds a request waits for a worker pod of a version scaled to zero"),
     ] = 30.0,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            help="Callers need a Kubernetes token or a SigV4 key and RBAC's permission "
+            "(SubjectAccessReview); --no-auth lets anyone who reaches the router in"
+        ),
+    ] = True,
 ) -> None:
     """Cluster mode: route to worker pods of the Functions, Versions, Aliases in NAMESPACE."""
     from klambda.router.server import ClusterOptions, Router
@@ -125,6 +147,7 @@ def router(
         http_host=host,
         grpc_host=host,
         account_concurrency=account_concurrency,
+        auth="kubernetes" if auth else "",
         echo_logs=False,
     )
     r = Router(settings, cluster=ClusterOptions(namespace, kubeconfig, wait_for_worker))

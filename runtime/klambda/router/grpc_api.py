@@ -11,7 +11,9 @@ from klambda import lineage
 from klambda.api import limits
 from klambda.errors import KlambdaError
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
+from klambda.router.access import Access, Request
 from klambda.router.invoke import Invoker
+from klambda.router.permissions import Permission, function_name
 
 TYPES = {
     invoker_pb2.REQUEST_RESPONSE: "RequestResponse",
@@ -43,8 +45,17 @@ def parse_request(data: bytes) -> invoker_pb2.InvokeRequest | Unreadable:
 
 
 class InvokerService(invoker_pb2_grpc.InvokerServicer):
-    def __init__(self, invoker: Invoker) -> None:
+    def __init__(self, invoker: Invoker, access: Access | None = None) -> None:
         self.invoker = invoker
+        self.access = access
+
+    async def _check(self, function: str, context: grpc.aio.ServicerContext) -> None:
+        """A bearer token in the `authorization` metadata, allowed to invoke `function`."""
+        assert self.access is not None
+        token = _metadata(context, "authorization")
+        headers = {"authorization": token} if token else {}
+        who = await self.access.authenticate(Request("POST", "grpc:", headers, b""))
+        await self.access.authorize(who, Permission("invoke", name=function_name(function)))
 
     async def Invoke(
         self,
@@ -64,6 +75,8 @@ class InvokerService(invoker_pb2_grpc.InvokerServicer):
                 "not one of REQUEST_RESPONSE (0), EVENT (1), DRY_RUN (2)",
             )
         try:
+            if self.access is not None:
+                await self._check(request.function_name, context)
             res = await self.invoker.invoke(
                 request.function_name,
                 request.payload,
@@ -96,10 +109,12 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
     return None
 
 
-def build_server(invoker: Invoker, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+def build_server(
+    invoker: Invoker, host: str, port: int, access: Access | None = None
+) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=OPTIONS)
     # the generated add_InvokerServicer_to_server, with a deserializer that never fails
-    service = InvokerService(invoker)
+    service = InvokerService(invoker, access)
     handlers = {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             service.Invoke,

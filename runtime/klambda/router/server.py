@@ -21,6 +21,7 @@ from aiohttp import web
 
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
@@ -74,6 +75,7 @@ class Router:
         self._reaper: asyncio.Task[None] | None = None
         self.cgroups: Cgroups | None = None
         self.sandbox: Sandbox | None = None
+        self.access: Access | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
 
@@ -192,14 +194,19 @@ class Router:
             await self.queue.open()
             self._queue_open = True
             await self.dispatcher.start()
-        self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
+        self.access = self._access()
+        self.grpc_server, self.grpc_port = build_server(
+            invoker, s.grpc_host, s.grpc_port, self.access
+        )
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
         await self.grpc_server.start()
         if self.cluster is None:
             self.control = LocalControl(invoker, self.state_dir)
             self.control.start()
-        self.http_runner = web.AppRunner(HttpApi(invoker, self.control).app(), access_log=None)
+        self.http_runner = web.AppRunner(
+            HttpApi(invoker, self.control, self.access).app(), access_log=None
+        )
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -207,6 +214,15 @@ class Router:
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         if self.cluster is None:
             (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    def _access(self) -> Access | None:
+        """Who may call (klambda.router.access), from settings.auth."""
+        auth = self.settings.auth
+        if not auth:
+            return None
+        if self.cluster is not None:
+            return KubernetesAccess.connect(self.cluster.namespace, self.cluster.kubeconfig)
+        return LocalAccess(CredentialsFile(Path(auth)))
 
     def isolation(self) -> str:
         """How environments are kept apart here, in a line (`klambda up` prints it)."""
@@ -255,6 +271,8 @@ class Router:
             await self.queue.close()
         if self.source is not None:
             await self.source.stop()
+        if isinstance(self.access, KubernetesAccess):
+            await self.access.close()
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()

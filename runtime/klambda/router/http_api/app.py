@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
 from klambda.api import limits
 from klambda.errors import InvalidRequestContent, KlambdaError, RequestTooLarge
+from klambda.router import permissions
+from klambda.router.access import Access
+from klambda.router.access import Request as AccessRequest
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
 from klambda.router.http_api.health import HealthApi
@@ -60,14 +64,38 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
         )
 
 
+def access_check(access: Access) -> Middleware:
+    """Authenticate and authorize every request but /healthz and /metrics."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        perm = permissions.required(request.method, request.path, request.query)
+        if perm is not None:
+            body = await request.read() if request.can_read_body else b""  # kept for the handler
+            url = f"{request.scheme}://{request.host}{request.raw_path}"
+            who = await access.authenticate(
+                AccessRequest(request.method, url, dict(request.headers), body)
+            )
+            await access.authorize(who, perm)
+        return await handler(request)
+
+    return check
+
+
 class HttpApi:
-    def __init__(self, invoker: Invoker, control: LocalControl | None = None) -> None:
+    def __init__(
+        self, invoker: Invoker, control: LocalControl | None = None, access: Access | None = None
+    ) -> None:
         self.invoker = invoker
         self.control = control
+        self.access = access
 
     def app(self) -> web.Application:
+        middlewares: list[Middleware] = [lambda_errors]
+        if self.access is not None:
+            middlewares.append(access_check(self.access))
         app = web.Application(
-            middlewares=[lambda_errors],
+            middlewares=middlewares,
             client_max_size=limits.SYNC_PAYLOAD_MAX_BYTES + 64 * 1024,
         )
         InvokeApi(self.invoker).add_routes(app.router)

@@ -14,7 +14,14 @@ from aiohttp import web
 from klambda.api import limits
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.control import LocalControl
-from klambda.router.http_api.params import API, function_of, int_field, json_body, target_of
+from klambda.router.http_api.params import (
+    API,
+    function_of,
+    int_field,
+    json_body,
+    target_of,
+    version_field,
+)
 from klambda.router.http_api.shapes import alias_configuration, configuration
 from klambda.router.invoke import Invoker
 from klambda.router.registry import FunctionEntry, Target
@@ -140,7 +147,7 @@ class ControlApi:
         alias = self._control().put_alias(
             entry.function.name,
             name,
-            str(body.get("FunctionVersion", "")),
+            version_field(body) or "",
             self._routing(body) or {},
             str(body.get("Description", "")),
         )
@@ -153,7 +160,7 @@ class ControlApi:
             raise ResourceNotFound(
                 f"Alias not found: {entry.function.name}:{request.match_info['alias']}"
             )
-        version = body.get("FunctionVersion")
+        version = version_field(body)
         alias = self._control().put_alias(
             entry.function.name,
             request.match_info["alias"],
