@@ -4,6 +4,8 @@ signs; everything else refused with Lambda's error shapes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
 from klambda.testing import RouterRunner
+
+from tests.helpers import KLAMBDA
 
 FUNCTIONS = Path(__file__).parent.parent / "fuzz" / "functions"
 CREDENTIALS = """\
@@ -82,3 +86,25 @@ def test_grpc_needs_a_token_too(router: RouterRunner) -> None:
         with pytest.raises(grpc.RpcError) as err:
             stub.Invoke(invoker_pb2.InvokeRequest(function_name="target", payload=b"{}"))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_the_cli_signs_with_the_callers_aws_credentials(router: RouterRunner) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base["KLAMBDA_ENDPOINT"] = router.url
+
+    def cli(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KLAMBDA, "invoke", "target", "--payload", '{"via": "cli"}'],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    signed = cli(AWS_ACCESS_KEY_ID="AKIDALICE", AWS_SECRET_ACCESS_KEY="alice-secret")
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout) == {"via": "cli"}
+    unsigned = cli()
+    assert unsigned.returncode != 0
+    assert "UnrecognizedClientException" in unsigned.stderr
