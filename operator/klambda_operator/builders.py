@@ -28,11 +28,15 @@ from klambda import contract
 from klambda.api import FunctionSpec
 from klambda.api.limits import MB_PER_VCPU
 from klambda.execution import config_of
+from klambda.sigv4 import SESSION_AUDIENCE
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
 from klambda_operator.snapshots import Snapshot
 
+# A function's identity token lives this long (the kubelet renews it at 80 %); an
+# environment keeps the credentials it started with, as Lambda's do for 12 hours.
+IDENTITY_TOKEN_TTL_S = 12 * 3600
 # Extra time a terminating pod gets past the function's timeout, to finish an invocation.
 TERMINATION_GRACE_S = 5
 
@@ -152,6 +156,29 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             },
         )
     env = worker_environment(work, settings)
+    if spec.service_account_name:
+        # the function's own identity: a token of its ServiceAccount for klambda's audience
+        # only (not the API server's), from which the worker makes its AWS credentials
+        mounts.append(
+            {"name": "identity", "mountPath": contract.IDENTITY_TOKEN_DIR, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "identity",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": SESSION_AUDIENCE,
+                                "expirationSeconds": IDENTITY_TOKEN_TTL_S,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+        env[contract.IDENTITY_TOKEN_ENV] = contract.IDENTITY_TOKEN_FILE
     container = {
         "name": constants.WORKER_CONTAINER,
         "image": image,
@@ -182,7 +209,9 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
         "volumeMounts": mounts,
     }
     pod: dict[str, Any] = {}
-    if settings.function_service_account:
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
+    elif settings.function_service_account:
         pod["serviceAccountName"] = settings.function_service_account
     return {
         "metadata": {

@@ -42,6 +42,13 @@ CODE_ROOT = "/var/task"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
 
+# A function's own identity (its spec.serviceAccountName): a ServiceAccount token of the
+# klambda audience, projected into the worker pod, from which the worker gives each
+# environment Lambda's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+IDENTITY_TOKEN_ENV = "KLAMBDA_IDENTITY_TOKEN_FILE"
+IDENTITY_TOKEN_DIR = "/var/run/klambda/identity"
+IDENTITY_TOKEN_FILE = f"{IDENTITY_TOKEN_DIR}/token"
+
 # Set by the worker for each environment it starts, not per pod.
 PER_ENVIRONMENT = (
     "PATH",

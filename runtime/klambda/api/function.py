@@ -98,6 +98,10 @@ class FunctionSpec(Model):
         le=limits.MAX_EVENT_AGE_MAX_S,
         alias="maxEventAgeSeconds",
     )
+    # Lambda's execution role: the ServiceAccount whose RBAC the function's own calls get
+    service_account_name: str | None = Field(
+        default=None, alias="serviceAccountName", pattern=limits.SERVICE_ACCOUNT_PATTERN
+    )
     # Lambda's recursive loop detection: stop the 16th hop of a loop, or let it run
     recursive_loop: Literal["Terminate", "Allow"] = Field(
         default="Terminate", alias="recursiveLoop"

@@ -74,6 +74,7 @@ FUNCTION_NAME_MAX = 48
 ALIAS_NAME_PATTERN = r"^(?!\d+$)[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$"
 HANDLER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]*$"
+SERVICE_ACCOUNT_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 VERSION_PATTERN = r"^[1-9][0-9]{0,8}$"
 
 LATEST = "$LATEST"

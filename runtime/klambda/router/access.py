@@ -151,6 +151,17 @@ class CredentialsFile:
         return self._keys.get(access_key)
 
 
+class SessionKey:
+    """The one key a function's session token stands for."""
+
+    def __init__(self, token: str, who: Principal) -> None:
+        self.key_id, self.secret = sigv4.session_credentials(token)
+        self.who = who
+
+    async def key(self, access_key: str) -> Key | None:
+        return Key(self.secret, self.who) if access_key == self.key_id else None
+
+
 class LocalAccess:
     """`klambda up --auth FILE`: SigV4 with the file's keys; every key may do anything."""
 
@@ -233,14 +244,20 @@ class KubernetesAccess:
             raise UnrecognizedClient(NO_CREDENTIALS)
         if authorization.startswith("Bearer "):
             return await self.review_token(authorization.removeprefix("Bearer ").strip())
+        session = _header(request.headers, "x-amz-security-token")
+        if session is not None:  # a function's own credentials (klambda.worker.identity)
+            who = await self.review_token(session, sigv4.SESSION_AUDIENCE)
+            return await check_signature(request, SessionKey(session, who), datetime.now(UTC))
         return await check_signature(request, self.keys, datetime.now(UTC))
 
-    async def review_token(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).hexdigest()
+    async def review_token(self, token: str, audience: str | None = None) -> Principal:
+        """Whose token this is (a TokenReview, for `audience` if given)."""
+        digest = hashlib.sha256(f"{audience}\0{token}".encode()).hexdigest()
         if digest in self._tokens:
             who = self._tokens[digest]
         else:
-            review = await self.client.create(TokenReview(spec=TokenReviewSpec(token=token)))
+            spec = TokenReviewSpec(token=token, audiences=[audience] if audience else None)
+            review = await self.client.create(TokenReview(spec=spec))
             status = review.status
             who = None
             if status is not None and status.authenticated and status.user is not None:

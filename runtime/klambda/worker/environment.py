@@ -28,6 +28,7 @@ from klambda import logformat
 from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.invocation import Outcome
+from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
 from klambda.worker.sandbox import TASK_ROOT
@@ -358,6 +359,7 @@ async def spawn(
     }
     if zygote.sandboxed:
         _sandbox(spec, cfg, zygote, cgroup)
+    spec["env"].update(identity.credentials())  # the function's own, in a worker pod
     logs.write(cfg.function, stream, logformat.init_start(cfg.runtime, cfg.arn))
     t0 = time.perf_counter()
     if spare is not None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,13 @@ import pytest
 import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from klambda import sigv4
+from klambda.contract import IDENTITY_TOKEN_ENV, worker_environment
+from klambda.execution import FunctionConfig
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
-from klambda.testing import RouterRunner, eventually
+from klambda.testing import RouterRunner, eventually, free_port, still_running
 
-from tests.helpers import ROOT
+from tests.helpers import KLAMBDA, ROOT
 from tests.integration.cluster.test_cluster_router import (
     apply,
     endpoint_slice,
@@ -29,7 +35,7 @@ from tests.integration.cluster.test_cluster_router import (
     worker,
 )
 from tests.kube.controlplane import ControlPlane
-from tests.netns import network_host
+from tests.netns import NetHost, network_host
 
 RBAC = "rbac.authorization.k8s.io"
 KEYS = {
@@ -213,3 +219,116 @@ def test_callers_need_an_identity_and_rbacs_permission(
         "alice's invoke refused once unbound",
         timeout=20,
     )
+
+
+IDENTITY_CODE = """\
+import json, os
+import boto3
+from botocore.exceptions import ClientError
+
+def handler(event, context):
+    if not event.get("call"):
+        return {"leaf": True, "key": os.environ["AWS_ACCESS_KEY_ID"][:4]}
+    lam = boto3.client("lambda", endpoint_url=os.environ["ROUTER"])  # the role's credentials
+    try:
+        out = lam.invoke(FunctionName="hello", Payload=b"{}")
+    except ClientError as err:
+        return {"refused": err.response["Error"]["Code"]}
+    return {"inner": json.loads(out["Payload"].read())}
+"""
+
+
+@contextmanager
+def identity_worker(host: NetHost, tmp: Path, token: str, router_url: str) -> Iterator[int]:
+    """`klambda worker` for hello, as in a pod of a function whose serviceAccountName has
+    this token (the file the kubelet projects)."""
+    code, token_file = tmp / f"code-{token[-8:]}", tmp / f"token-{token[-8:]}"
+    code.mkdir()
+    (code / "app.py").write_text(IDENTITY_CODE)
+    token_file.write_text(token)
+    cfg = FunctionConfig(
+        "hello", "$LATEST", "app.handler", "python3.11", 256, 10, {"ROUTER": router_url},
+        str(code), "",
+    )  # fmt: skip
+    env = {**os.environ, **worker_environment(cfg), IDENTITY_TOKEN_ENV: str(token_file)}
+    port = free_port()
+    log = tmp / f"worker-{port}.log"
+    # two environments: the outer call holds one while the inner one runs
+    argv = [*KLAMBDA, "worker", "--function", "hello", "--version", "$LATEST",
+            "--host", host.address, "--port", str(port), "--max-environments", "2"]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(host.wrap(argv), env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        eventually(
+            lambda: still_running(proc, log) and b"klambda worker:" in log.read_bytes(),
+            "the worker to start",
+            timeout=20,
+        )
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_a_function_calls_with_its_own_service_accounts_permissions(
+    kube_control_plane: ControlPlane, kube_namespace: str, tmp_path: Path
+) -> None:
+    plane, ns = kube_control_plane, kube_namespace
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/functions.klambda.io"
+    )
+    spec = {**function_spec(), "serviceAccountName": "allowed-fn"}
+    apply(
+        plane,
+        ns,
+        {"apiVersion": "klambda.io/v1alpha1", "kind": "Function",
+         "metadata": {"name": "hello"}, "spec": spec},
+    )  # fmt: skip
+    roles = chart_roles(plane)
+    for sa in ("allowed-fn", "plain-fn", "caller"):
+        plane.kubectl("create", "serviceaccount", sa, "-n", ns)
+    for sa in ("allowed-fn", "caller"):
+        bind(plane, ns, roles["invoker"], {"kind": "ServiceAccount", "name": sa, "namespace": ns})
+    caller = {"Authorization": f"Bearer {token(plane, ns, 'caller')}"}
+
+    def fn_token(sa: str) -> str:
+        return plane.kubectl(
+            "create", "token", sa, "-n", ns, "--audience", "klambda", "--duration=10m"
+        ).stdout.strip()
+
+    with network_host() as host:
+        router = RouterRunner(
+            "router", "--namespace", ns, "--kubeconfig", str(plane.kubeconfig),
+            "--host", host.gateway, "--wait-for-worker", "5",
+            workdir=tmp_path,
+        )  # fmt: skip
+        # the router listens where the worker's network host reaches it
+        router.url = f"http://{host.gateway}:{router.http_port}"
+        router.grpc_target = f"{host.gateway}:{router.grpc_port}"
+        with router as r:
+            for sa, expect in (
+                ("allowed-fn", {"inner": {"leaf": True, "key": "KLSA"}}),
+                ("plain-fn", {"refused": "AccessDeniedException"}),
+            ):
+                with identity_worker(host, tmp_path, fn_token(sa), r.url) as port:
+                    apply(plane, ns, endpoint_slice("$LATEST", host.address, port))
+
+                    def outer() -> Any:
+                        status, _h, body = r.invoke("hello", {"call": True}, **caller)
+                        assert status == 200, body
+                        return json.loads(body)
+
+                    assert eventually(outer, f"{sa}'s call", timeout=30) == expect
+                    # an API-server token is no session token: the audience must be klambda
+                    stolen = token(plane, ns, "allowed-fn")
+                    key_id, secret = sigv4.session_credentials(stolen)
+                    client = boto3.client(
+                        "lambda", endpoint_url=r.url, region_name="us-east-1",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret,
+                        aws_session_token=stolen, config=Config(retries={"max_attempts": 0}),
+                    )  # fmt: skip
+                    assert refusal(lambda c=client: c.invoke(FunctionName="hello")) == (
+                        403,
+                        "UnrecognizedClientException",
+                    )

@@ -135,3 +135,23 @@ def test_snapshot_round_trip_and_name() -> None:
 )
 def test_drift(desired: dict[str, Any], live: dict[str, Any], drift: list[str]) -> None:
     assert differences(desired, live) == drift
+
+
+def test_a_function_with_a_service_account_gets_its_identity_token() -> None:
+    pod = builders.build_pod_template(
+        work(serviceAccountName="orders-fn"), OperatorSettings(function_service_account="x")
+    )["spec"]
+    assert pod["serviceAccountName"] == "orders-fn"
+    assert pod["automountServiceAccountToken"] is False  # not the API server's token
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "identity"]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "klambda"
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env[contract.IDENTITY_TOKEN_ENV] == contract.IDENTITY_TOKEN_FILE
+    assert {"name": "identity", "mountPath": contract.IDENTITY_TOKEN_DIR, "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
+    assert "serviceAccountName" not in plain
+    assert all(v["name"] != "identity" for v in plain["volumes"])
