@@ -26,9 +26,11 @@ venv: $(VENV)/.installed
 run: venv
 	scripts/run-demo.sh
 
-# System packages the integration tests start for real (nats-server, prometheus, openssl).
+# System packages the integration tests start for real (nats-server, prometheus, openssl),
+# and the AWS SAM CLI (in its own venv) whose sample events the trigger tests compare with.
 setup:
 	scripts/setup-system.sh
+	CACHE=$(CACHE) scripts/setup-sam.sh
 
 # The Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) and helm,
 # built from the Go module proxy once and cached in $(CACHE)/bin.

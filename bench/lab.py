@@ -31,6 +31,8 @@ class Sizes:
     async_burst_seconds: float = 2.0  # wrk submitting the end-to-end burst
     async_burst_c: int = 16
     async_paced: int = 200  # events sent one at a time, for the path's own latency
+    log_records: int = 1_000_000  # records queried by the logs part
+    log_query_runs: int = 3  # each query's runs (the median is reported)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -54,6 +56,8 @@ class Sizes:
             async_burst_seconds=1.0,
             async_burst_c=1,
             async_paced=20,
+            log_records=20_000,
+            log_query_runs=1,
         )
 
 

@@ -4,11 +4,11 @@
     python -m bench.run --parts latency,cold   only these parts
     python -m bench.run --quick --output X.md  seconds, tiny counts (the smoke test)
 
-Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), metrics,
-profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from their Go
-modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says exactly
-why and the other parts still run. Every other part needs only Python, wrk, nats-server
-(async) and the repo.
+Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), logs
+(7), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built
+from their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md
+says exactly why and the other parts still run. Every other part needs only Python, wrk,
+nats-server (async) and the repo.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bench import (
     functions,
     latency,
     load,
+    logs,
     machine,
     metrics_cost,
     peer,
@@ -43,9 +44,20 @@ from bench import (
 from bench.lab import Lab, Sizes
 from bench.procs import ROOT, echo_server, router
 
-PARTS = ("latency", "grpc", "rest", "metrics", "cold", "async", "peer", "profile", "scale")
+PARTS = (
+    "latency",
+    "grpc",
+    "rest",
+    "metrics",
+    "cold",
+    "async",
+    "peer",
+    "profile",
+    "scale",
+    "logs",
+)
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
-OWN_ROUTERS = ("async", "scale")  # start routers of their own, after the lab's has stopped
+OWN_ROUTERS = ("async", "scale", "logs")  # start routers of their own, after the lab's has stopped
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -158,6 +170,8 @@ def main(args: argparse.Namespace) -> int:
             step("async", lambda: asyncbench.run(work, sizes), results)
         if "scale" in parts:
             step("scale", lambda: scale.run(work, sizes), results)
+        if "logs" in parts:
+            step("logs", lambda: logs.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

@@ -19,10 +19,17 @@ HEADER = (
 IMMUTABLE = [{"rule": "self == oldSelf", "message": "is immutable: publish a new version instead"}]
 
 
+# a version snapshots the Function's configuration; triggers stay on the Function and Aliases
+TRIGGER_FIELDS = ("events", "functionUrl")
+
+
 def function_spec_schema() -> dict[str, Any]:
     crd = yaml.safe_load((ROOT / "crds/functions.yaml").read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return copy.deepcopy(schema["properties"]["spec"])
+    spec = copy.deepcopy(schema["properties"]["spec"])
+    for name in TRIGGER_FIELDS:
+        spec["properties"].pop(name, None)
+    return spec  # type: ignore[no-any-return]
 
 
 def version_crd() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from klambda.api import Alias, AliasSpec, Function, Version, rules
 from klambda.api.manifest import describe_errors
+from klambda.api.triggers import declared_status
 from lightkube import ApiError
 from pydantic import BaseModel, ValidationError
 
@@ -338,6 +339,8 @@ async def reconcile_function(ctx: Context, namespace: str, name: str) -> Body | 
         same = old.get("observedGeneration") == gen and old.get("lastModified")
         status["lastModified"] = old["lastModified"] if same else lambda_time(now)
         status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        # triggers: what the object declares, for the routers to serve
+        status.update(declared_status(body["spec"], f"/url/{meta['name']}/"))
         await write_status(ctx, "Function", body, status)
         return body
 
@@ -552,6 +555,9 @@ async def reconcile_alias(ctx: Context, namespace: str, name: str) -> Body | Non
             status.update(state="Failed", routing=None)
             new.extend(failed_conditions(failure, gen))
         status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        # triggers: what the object declares, for the routers to serve
+        fn, _, alias = body["metadata"]["name"].partition(".")
+        status.update(declared_status(body["spec"], f"/url/{fn}:{alias}/"))
         await write_status(ctx, "Alias", body, status)
         return body
 

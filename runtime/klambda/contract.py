@@ -56,6 +56,9 @@ PER_ENVIRONMENT = (
     "AWS_LAMBDA_INITIALIZATION_TYPE",
     "LAMBDA_RUNTIME_DIR",
 )
+# Derived from KLAMBDA_LOG_FORMAT and KLAMBDA_APPLICATION_LOG_LEVEL for each environment;
+# the pod keeps a function's own values of these names, if it has any.
+FROM_LOGGING_CONFIG = ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")
 
 
 def version_label(version: str) -> str:
@@ -74,7 +77,12 @@ class WorkerConfigError(ValueError):
 def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str, str]:
     """A worker pod's environment: Lambda's variables (the worker adds the per-environment
     ones) plus the `KLAMBDA_*` ones that `config_from_environment` reads back."""
-    env = {k: v for k, v in environment_variables(cfg, "").items() if k not in PER_ENVIRONMENT}
+    env = {
+        k: v
+        for k, v in environment_variables(cfg, "").items()
+        if k not in PER_ENVIRONMENT and k not in FROM_LOGGING_CONFIG
+    }
+    env.update({k: cfg.environment[k] for k in FROM_LOGGING_CONFIG if k in cfg.environment})
     env.update(
         {
             "KLAMBDA_FUNCTION": cfg.function,
@@ -85,8 +93,13 @@ def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str
             "KLAMBDA_ACCOUNT_ID": cfg.account,
             "KLAMBDA_USER_ENVIRONMENT": ",".join(sorted(cfg.environment)),
             "KLAMBDA_WORKER_PORT": str(port),
+            "KLAMBDA_LOG_FORMAT": cfg.log_format,
         }
     )
+    if cfg.application_log_level:
+        env["KLAMBDA_APPLICATION_LOG_LEVEL"] = cfg.application_log_level
+    if cfg.system_log_level:
+        env["KLAMBDA_SYSTEM_LOG_LEVEL"] = cfg.system_log_level
     return env
 
 
@@ -128,4 +141,7 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
         region=env.get("AWS_REGION", "us-east-1"),
         account=env.get("KLAMBDA_ACCOUNT_ID", "000000000000"),
         ephemeral_storage_mb=storage,
+        log_format=env.get("KLAMBDA_LOG_FORMAT", "Text"),
+        application_log_level=env.get("KLAMBDA_APPLICATION_LOG_LEVEL") or None,
+        system_log_level=env.get("KLAMBDA_SYSTEM_LOG_LEVEL") or None,
     )

@@ -5,6 +5,7 @@
     ├── InvalidRequestContent            InvalidRequestContentException   400 INVALID_ARGUMENT
     ├── InvalidParameterValue            InvalidParameterValueException   400 INVALID_ARGUMENT
     ├── RequestTooLarge                  RequestEntityTooLargeException   413 INVALID_ARGUMENT
+    ├── MalformedQuery                   MalformedQueryException          400 INVALID_ARGUMENT
     ├── ResourceConflict                 ResourceConflictException        409 FAILED_PRECONDITION
     ├── TooManyRequests                  TooManyRequestsException         429 RESOURCE_EXHAUSTED
     ├── RecursiveInvocation              RecursiveInvocationException     400 FAILED_PRECONDITION
@@ -54,6 +55,14 @@ class InvalidRequestContent(KlambdaError):
 
 class InvalidParameterValue(KlambdaError):
     code = "InvalidParameterValueException"
+    http_status = 400
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class MalformedQuery(KlambdaError):
+    """A Logs Insights query or a filter pattern with a mistake (CloudWatch Logs' name)."""
+
+    code = "MalformedQueryException"
     http_status = 400
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
 

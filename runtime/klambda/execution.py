@@ -37,6 +37,10 @@ class FunctionConfig:
     account: str = "000000000000"
     ephemeral_storage_mb: int = EPHEMERAL_STORAGE_DEFAULT_MB  # the size of its private /tmp
     recursive_loop: str = "Terminate"  # or "Allow": klambda.lineage
+    # Lambda's advanced logging controls; the levels in force (None: no filtering, Text)
+    log_format: str = "Text"
+    application_log_level: str | None = None
+    system_log_level: str | None = None
 
     @property
     def arn(self) -> str:
@@ -72,6 +76,9 @@ def config_of(
         account=account,
         ephemeral_storage_mb=spec.ephemeral_storage_mb,
         recursive_loop=spec.recursive_loop,
+        log_format=spec.logging.log_format,
+        application_log_level=spec.logging.application_level,
+        system_log_level=spec.logging.system_level,
     )
 
 
@@ -106,4 +113,8 @@ def environment_variables(
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
         }
     )
+    if cfg.log_format == "JSON":
+        # what Lambda's runtimes read to format and filter application records
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = cfg.application_log_level or "INFO"
     return env

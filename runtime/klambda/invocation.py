@@ -9,8 +9,18 @@ pods) speak these types, so an outcome means the same thing whichever executor r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from klambda.proto import worker_pb2
+
+
+class StreamSink(Protocol):
+    """Where a streamed response goes as the handler produces it (a RESPONSE_STREAM
+    function URL, InvokeWithResponseStream): `start` once, before the first bytes."""
+
+    async def start(self, content_type: str, version: str) -> None: ...
+
+    async def write(self, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,9 @@ class Call:
     invoked_arn: str | None = None
     log_tail: bool = False
     trace_id: str | None = None
+    # streaming: where the chunks go (local environments stream; a worker pod's outcome
+    # arrives whole); not part of the wire form
+    stream: StreamSink | None = None
 
 
 @dataclass

@@ -30,7 +30,7 @@ class RouterSettings:
     cpu_limits: bool = True
     echo_logs: bool = True
     # a function's log files in STATE/logs at most (rotated past a quarter of it)
-    log_max_mb: int = 64
+    log_max_mb: int = 256
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)
@@ -40,8 +40,16 @@ class RouterSettings:
     async_workers: int = 8
     async_retry_base_seconds: float = 60.0
     async_throttle_base_seconds: float = 1.0
+    # a schedule's tick missed by less than this (a restart across it) is fired late
+    schedule_grace_seconds: float = 60.0
     price_per_gb_second: float = 0.00001667
     price_per_million_requests: float = 0.20
+    # the log store (local mode): STATE/logs.duckdb, fed from STATE/logs every N seconds
+    log_store: bool = True
+    log_ingest_seconds: float = 1.0
+    # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
+    log_archive_dir: Path | None = None
+    log_retention_check_seconds: float = 3600.0
 
     @property
     def prices(self) -> Prices:
@@ -67,7 +75,7 @@ class RouterSettings:
                 values[f.name] = float(raw)
             elif isinstance(default, tuple):
                 values[f.name] = tuple(x for x in raw.split(",") if x)
-            elif f.name == "state_dir":
+            elif f.name in ("state_dir", "log_archive_dir"):
                 values[f.name] = Path(raw)
             else:
                 values[f.name] = raw

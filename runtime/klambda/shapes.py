@@ -39,7 +39,18 @@ def function_configuration(
         "StateReason": state_reason or "",
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
+        "LoggingConfig": logging_config(cfg),
     }
+
+
+def logging_config(cfg: FunctionConfig) -> dict[str, str]:
+    """Lambda's LoggingConfig: the levels appear with the JSON format only."""
+    shape = {"LogFormat": cfg.log_format, "LogGroup": cfg.log_group}
+    if cfg.application_log_level:
+        shape["ApplicationLogLevel"] = cfg.application_log_level
+    if cfg.system_log_level:
+        shape["SystemLogLevel"] = cfg.system_log_level
+    return shape
 
 
 def alias_configuration(function: FunctionConfig, name: str, spec: AliasSpec) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from klambda.api import limits
+from klambda.logs.discover import discover
 from klambda.pricing import DEFAULT_PRICES, Prices, invocation_cost
 
 STRATEGIES = ("cost", "speed", "balanced")
@@ -105,10 +106,10 @@ def parse_duration_ms(text: str) -> float:
     return value * {"ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-REPORT_DURATION = re.compile(r"REPORT RequestId: \S+\tDuration: ([0-9.]+) ms")
-
-
 def report_duration(log: str) -> float | None:
-    """The Duration of the REPORT line in an invocation's log tail."""
-    m = REPORT_DURATION.search(log)
-    return float(m.group(1)) if m else None
+    """The Duration of the REPORT line (or JSON platform.report) in an invocation's log tail."""
+    for line in log.splitlines():
+        found = discover(line)
+        if found.type in ("REPORT", "platform.report") and found.duration is not None:
+            return found.duration
+    return None

@@ -7,12 +7,13 @@ model has room for exactly one, so "two additional versions" cannot even be writ
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.meta import Condition, Model, ObjectMeta
+from klambda.api.triggers import FunctionUrl, Trigger, TriggerStatus, check_events
 
 
 class RoutingConfig(Model):
@@ -26,6 +27,15 @@ class AliasSpec(Model):
     description: str = Field(default="", max_length=256)
     routing: RoutingConfig | None = None
     provisioned_concurrency: int = Field(default=0, ge=0, alias="provisionedConcurrency")
+    # -- triggers (klambda.api.triggers): what invokes the alias (SAM's AutoPublishAlias)
+    events: dict[str, Trigger] | None = None
+    function_url: FunctionUrl | None = Field(default=None, alias="functionUrl")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, events: Any) -> Any:
+        check_events(events if isinstance(events, dict) else None)
+        return events
 
     @field_validator("version")
     @classmethod
@@ -49,6 +59,9 @@ class AliasStatus(Model):
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     routing: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    # -- triggers: each declared trigger's state, and the function URL
+    triggers: list[TriggerStatus] | None = None
+    function_url: str | None = Field(default=None, alias="functionUrl")
 
 
 class Alias(Model):

@@ -8,12 +8,19 @@ event-age bounds); the validators here give the same answers as the CRD schema i
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
+from klambda.api.logconfig import (
+    LoggingConfig,
+    MetricFilter,
+    check_metric_filters,
+    check_retention,
+)
 from klambda.api.meta import Condition, Model, ObjectMeta
+from klambda.api.triggers import FunctionUrl, Trigger, TriggerStatus, check_events
 
 
 class Code(Model):
@@ -108,6 +115,36 @@ class FunctionSpec(Model):
     )
     dead_letter: Destination | None = Field(default=None, alias="deadLetter")
     destinations: Destinations | None = None
+    # logs (klambda.api.logconfig): Lambda's LoggingConfig and the log group's retention
+    logging_config: LoggingConfig | None = Field(default=None, alias="loggingConfig")
+    log_retention_in_days: int | None = Field(default=None, alias="logRetentionInDays")
+    metric_filters: list[MetricFilter] | None = Field(default=None, alias="metricFilters")
+
+    @field_validator("metric_filters")
+    @classmethod
+    def _metric_filters(cls, filters: list[MetricFilter] | None) -> list[MetricFilter] | None:
+        return None if filters is None else check_metric_filters(filters)
+
+    @field_validator("log_retention_in_days")
+    @classmethod
+    def _retention(cls, days: int | None) -> int | None:
+        return check_retention(days)
+
+    @property
+    def logging(self) -> LoggingConfig:
+        """The logging configuration in force: Lambda's defaults (Text) when none is given."""
+        return self.logging_config or LoggingConfig()
+
+    # -- triggers (klambda.api.triggers): what invokes $LATEST besides direct calls; not
+    # part of a published version's configuration
+    events: dict[str, Trigger] | None = None
+    function_url: FunctionUrl | None = Field(default=None, alias="functionUrl")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, events: Any) -> Any:
+        check_events(events if isinstance(events, dict) else None)
+        return events
 
     @field_validator("environment")
     @classmethod
@@ -135,6 +172,9 @@ class FunctionStatus(Model):
     last_modified: str | None = Field(default=None, alias="lastModified")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(default_factory=list)
+    # -- triggers: each declared trigger's state, and the function URL
+    triggers: list[TriggerStatus] | None = None
+    function_url: str | None = Field(default=None, alias="functionUrl")
 
 
 class Function(Model):

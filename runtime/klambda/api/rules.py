@@ -5,8 +5,9 @@ Local mode's control API (klambda.router.control), the CLI against a cluster
 is refused in the other with the same words. Each raises `RuleError` naming the field and
 the limit, or returns what was decided; none reads or writes anything.
 
-- publishing: the next version number, and whether `$LATEST` is unchanged since the
-  newest version (then Lambda returns that version instead of publishing another);
+- publishing: the next version number, whether `$LATEST` is unchanged since the newest
+  version (then Lambda returns that version instead of publishing another), and the
+  configuration a version snapshots (without triggers);
 - aliases: every version an alias routes to must be published;
 - deleting a version: refused while an alias routes to it;
 - budgets: a reservation leaves at least the unreserved minimum of the account; the
@@ -45,9 +46,20 @@ def unchanged_since(newest: VersionSpec | None, code_sha256: str, spec: Function
     """
     if newest is None:
         return False
+    ignored = {"code", *TRIGGER_FIELDS}
     return newest.code_sha256 == code_sha256 and newest.config.model_dump(
-        exclude={"code"}
-    ) == spec.model_dump(exclude={"code"})
+        exclude=ignored
+    ) == spec.model_dump(exclude=ignored)
+
+
+# Triggers invoke a function or an alias; they are not part of a version's configuration,
+# as Lambda's event sources and URLs are not.
+TRIGGER_FIELDS = ("events", "function_url")
+
+
+def version_config(spec: FunctionSpec) -> FunctionSpec:
+    """The configuration a published version snapshots: `$LATEST`'s, without triggers."""
+    return spec.model_copy(update=dict.fromkeys(TRIGGER_FIELDS))
 
 
 # -- aliases

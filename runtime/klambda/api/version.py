@@ -25,6 +25,15 @@ class VersionSpec(Model):
     config: FunctionSpec
     provisioned_concurrency: int = Field(default=0, ge=0, alias="provisionedConcurrency")
 
+    @model_validator(mode="after")
+    def _no_triggers(self) -> VersionSpec:
+        if self.config.events or self.config.function_url is not None:
+            raise ValueError(
+                "config.events and config.functionUrl: triggers belong to the Function or an "
+                "Alias, not to a published version"
+            )
+        return self
+
 
 class VersionStatus(Model):
     state: Literal["Pending", "Active", "Failed"] = "Pending"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, dlq, invoke, logs, resources, serve
+from klambda.cli import cost, dlq, invoke, logs, resources, serve, topics
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -21,10 +21,10 @@ app.command()(serve.up)
 app.command()(serve.router)
 app.command()(serve.worker)
 app.command()(invoke.invoke)
+app.command()(topics.publish)
 app.command("publish-version")(resources.publish_version)
 app.command("delete-version")(resources.delete_version)
 app.command()(cost.tune)
-app.command()(logs.logs)
 
 app.add_typer(resources.get_app, name="get")
 app.add_typer(resources.alias_app, name="alias")
@@ -32,3 +32,4 @@ app.add_typer(resources.concurrency_app, name="concurrency")
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(cost.cost_app, name="cost")
 app.add_typer(resources.provisioned_app, name="provisioned")
+app.add_typer(logs.logs_app, name="logs")

@@ -139,10 +139,19 @@ class Client:
             lower.get("x-amzn-requestid", ""),
         )
 
-    def logs(self, name: str, follow: bool = False, limit: int | None = None) -> Iterator[str]:
+    def logs(
+        self,
+        name: str,
+        follow: bool = False,
+        limit: int | None = None,
+        **window: str | None,
+    ) -> Iterator[str]:
+        """A function's log lines: recent ones (and followed), or those of a time window
+        (`since`, `start`, `end`) from the router's log store."""
         q = {"follow": "1" if follow else "0"}
         if limit:
             q["limit"] = str(limit)
+        q.update({k: v for k, v in window.items() if v is not None})
         url = f"{self.base}/klambda/v1/logs/{urllib.parse.quote(name)}?{urllib.parse.urlencode(q)}"
         req = urllib.request.Request(url, headers=credentials_headers("GET", url, None, {}))
         try:

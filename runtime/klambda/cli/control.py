@@ -45,6 +45,8 @@ class Control(Protocol):
         self, function: str, qualifier: str, count: int, wait: bool
     ) -> dict[str, Any]: ...
 
+    def triggers(self, function: str | None) -> dict[str, Any]: ...
+
 
 class RouterControl:
     def __init__(self, client: Client) -> None:
@@ -64,6 +66,10 @@ class RouterControl:
 
     def aliases(self, function: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"{API}/{function}/aliases")["Aliases"])
+
+    def triggers(self, function: str | None) -> dict[str, Any]:
+        query = f"?function={function}" if function else ""
+        return dict(self._call("GET", f"/klambda/v1/triggers{query}"))
 
     def publish_version(self, function: str, description: str) -> dict[str, Any]:
         return dict(self._call("POST", f"{API}/{function}/versions", {"Description": description}))
@@ -195,6 +201,46 @@ class ClusterControl:
 
     def aliases(self, function: str) -> list[dict[str, Any]]:
         return [_alias(a) for a in self._do(self.cluster.aliases, function)]
+
+    def triggers(self, function: str | None) -> dict[str, Any]:
+        """The triggers the objects declare, with the state their status reports."""
+        objects: list[tuple[str, str | None, dict[str, Any]]] = []
+        for f in self._do(self.cluster.functions):
+            name = f["metadata"]["name"]
+            if function and name != function:
+                continue
+            objects.append((name, None, f))
+            for a in self._do(self.cluster.aliases, name):
+                objects.append((name, a["metadata"]["name"].partition(".")[2], a))
+        rows: list[dict[str, Any]] = []
+        urls: list[dict[str, Any]] = []
+        for fn, alias, obj in objects:
+            status = obj.get("status") or {}
+            reported = {t["name"]: t for t in status.get("triggers") or []}
+            for name, event in sorted((obj["spec"].get("events") or {}).items()):
+                rows.append(
+                    {
+                        "function": fn,
+                        "alias": alias,
+                        "name": name,
+                        "type": event["type"],
+                        "state": "Unknown",
+                        "reason": "no status reported yet",
+                        **reported.get(name, {}),
+                    }
+                )
+            url = obj["spec"].get("functionUrl")
+            if url is not None:
+                urls.append(
+                    {
+                        "function": fn,
+                        "alias": alias,
+                        "url": status.get("functionUrl", ""),
+                        "authType": url.get("authType", "NONE"),
+                        "invokeMode": url.get("invokeMode", "BUFFERED"),
+                    }
+                )
+        return {"Triggers": rows, "FunctionUrls": urls}
 
     def publish_version(self, function: str, description: str) -> dict[str, Any]:
         v = self._do(self.cluster.publish_version, function, description)

@@ -110,7 +110,7 @@ class Cluster:
                 "made it Active"
             )
         versions = self.versions(function)
-        config = fn.spec.wire()
+        config = rules.version_config(fn.spec).wire()
         if versions:
             newest = VersionSpec.model_validate(versions[-1]["spec"])
             if rules.unchanged_since(newest, sha, fn.spec):

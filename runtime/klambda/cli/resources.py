@@ -89,6 +89,29 @@ def get_aliases(
     table(rows, ["ALIAS", "VERSION", "ADDITIONAL", "DESCRIPTION"])
 
 
+@get_app.command("triggers")
+def get_triggers(
+    function: Annotated[str | None, typer.Argument()] = None,
+    ep: EndpointOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Triggers (schedules, HTTP routes, topics) and function URLs, with their state."""
+    with reported():
+        got = control(ep, kubeconfig, namespace).triggers(function)
+    rows = []
+    for t in got["Triggers"]:
+        target = t["function"] + (f":{t['alias']}" if t.get("alias") else "")
+        state = t["state"] + (f" ({t['reason']})" if t.get("reason") else "")
+        rows.append(
+            [target, t["name"], t["type"], t.get("detail") or "-", state, t.get("nextFire") or "-"]
+        )
+    table(rows, ["FUNCTION", "TRIGGER", "TYPE", "DETAIL", "STATE", "NEXT"])
+    for u in got["FunctionUrls"]:
+        target = u["function"] + (f":{u['alias']}" if u.get("alias") else "")
+        typer.echo(f"{target}: function URL {u['url']} ({u['invokeMode']}, auth {u['authType']})")
+
+
 def publish_version(
     function: Annotated[str, typer.Argument()],
     description: Annotated[str, typer.Option("--description", "-d")] = "",

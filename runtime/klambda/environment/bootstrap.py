@@ -5,6 +5,13 @@ limits and environment, imports the handler module (Lambda's init phase, timed a
 reported), and serves INVOKE frames until its socket closes. Handler output is sent back
 as LOG frames on the same socket, before the RESULT, so the worker sees a request's log
 lines and its response in order.
+
+Logging is set up as Lambda's Python runtime sets it up, from the variables Lambda sets:
+with `AWS_LAMBDA_LOG_FORMAT=JSON`, `logging` records are Lambda's JSON records (timestamp,
+level, message, logger, requestId, the exception's fields and any `extra`), print() lines
+go out as they are, and whatever is below `AWS_LAMBDA_LOG_LEVEL` is dropped here, before
+it costs a frame (a print() line counts as INFO unless it is a JSON object with a "level",
+as Lambda reads it). In Text format, lines are tagged `[LEVEL]\ttime\trequestId\t...`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from klambda.environment import protocol, sandbox
+from klambda.environment import protocol, sandbox, streaming
 from klambda.environment.context import LambdaContext
 
 RESPONSE_MAX_BYTES = 6 * 1024 * 1024
@@ -32,6 +39,54 @@ RESPONSE_MAX_BYTES = 6 * 1024 * 1024
 def timestamp(t: float | None = None) -> str:
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+# Lambda's level ranks (klambda.logs.levels, which this process may not import; a test
+# checks they agree) and the `logging` level each application level sets on the root
+# logger (Python has no TRACE: Lambda's runtime uses DEBUG for it).
+LEVEL_RANK = {
+    "TRACE": 5,
+    "DEBUG": 10,
+    "INFO": 20,
+    "WARN": 30,
+    "WARNING": 30,
+    "ERROR": 40,
+    "FATAL": 50,
+    "CRITICAL": 50,
+}
+PYTHON_LEVEL = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+}
+
+
+class LogSettings:
+    """The format and application level in force, from Lambda's variables."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.json = env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+        level = env.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+        self.level = level if level in PYTHON_LEVEL else None
+        # records below this rank are dropped (JSON format only, as in Lambda)
+        self.floor = LEVEL_RANK[self.level or "INFO"] if self.json else 0
+
+    def line_kept(self, line: str) -> bool:
+        """A print() line in JSON format: INFO, or the "level" of a JSON object."""
+        if not self.floor:
+            return True
+        level = "INFO"
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict) and isinstance(obj.get("level"), str):
+                level = obj["level"].upper()
+        return LEVEL_RANK.get(level, LEVEL_RANK["INFO"]) >= self.floor
 
 
 class Channel:
@@ -52,10 +107,12 @@ class Channel:
 class LogWriter(io.TextIOBase):
     """sys.stdout / sys.stderr: each complete line becomes one tagged log record."""
 
-    def __init__(self, channel: Channel, fd: int) -> None:
+    def __init__(self, channel: Channel, fd: int, settings: LogSettings | None = None) -> None:
         self._channel = channel
         self._fd = fd
         self._pending = ""
+        self._settings = settings
+        self._json = settings is not None and settings.json
 
     def writable(self) -> bool:
         return True
@@ -81,6 +138,11 @@ class LogWriter(io.TextIOBase):
             self._emit(line)
 
     def _emit(self, line: str) -> None:
+        if self._json:  # plain, as printed, unless below the application level
+            assert self._settings is not None
+            if self._settings.line_kept(line):
+                self._channel.log(line)
+            return
         rid = self._channel.request_id
         self._channel.log(f"{timestamp()}\t{rid}\t{line}" if rid else f"{timestamp()}\t{line}")
 
@@ -99,6 +161,80 @@ class LambdaLogHandler(logging.Handler):
             self._channel.log(f"[{record.levelname}]\t{timestamp(record.created)}\t{rid}\t{msg}")
         except Exception:
             self.handleError(record)
+
+
+class JsonLogHandler(logging.Handler):
+    """`logging` records as Lambda's JSON application records, below the level dropped."""
+
+    # LogRecord's own attributes: everything else on a record came from `extra=`
+    RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def __init__(self, channel: Channel, settings: LogSettings) -> None:
+        super().__init__()
+        self._channel = channel
+        self._floor = settings.floor
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            levelno = min(50, max(0, record.levelno)) // 10 * 10
+            level = logging.getLevelName(levelno)
+            if LEVEL_RANK.get(level, LEVEL_RANK["INFO"]) < self._floor:
+                return
+            self._channel.log(self.record(record, level))
+        except Exception:
+            self.handleError(record)
+
+    def record(self, record: logging.LogRecord, level: str) -> str:
+        out: dict[str, Any] = {
+            "timestamp": timestamp(record.created),
+            "level": level,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, tb = record.exc_info
+            out["stackTrace"] = traceback.format_tb(tb)
+            out["errorType"] = exc_type.__name__
+            out["errorMessage"] = str(exc)
+        out["requestId"] = self._channel.request_id
+        if record.exc_info and record.exc_info[0] is not None:
+            out["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        for key, value in record.__dict__.items():
+            if key not in self.RESERVED and key not in out and value is not None:
+                out[key] = value
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def setup_logging(channel: Channel, settings: LogSettings) -> None:
+    """stdout, stderr and the root logger, as Lambda's Python runtime configures them."""
+    sys.stdout = LogWriter(channel, 1, settings)
+    sys.stderr = LogWriter(channel, 2, settings)
+    root = logging.getLogger()
+    handler: logging.Handler = (
+        JsonLogHandler(channel, settings) if settings.json else LambdaLogHandler(channel)
+    )
+    root.handlers[:] = [handler]
+    if settings.level is not None:
+        root.setLevel(PYTHON_LEVEL[settings.level])
+
+
+def log_error(channel: Channel, settings: LogSettings, body: dict[str, Any]) -> None:
+    """An unhandled error, as Lambda's runtime logs it in the function's format."""
+    if settings.json:
+        if LEVEL_RANK["ERROR"] >= settings.floor:
+            record = {"timestamp": timestamp(), "level": "ERROR", **body}
+            record.setdefault("requestId", channel.request_id)
+            channel.log(json.dumps(record, ensure_ascii=False, default=str))
+        return
+    rid = channel.request_id
+    text = f"{body['errorType']}: {body['errorMessage']}"
+    if not rid:  # init
+        channel.log(f"[ERROR] {text}")
+        return
+    channel.log(
+        f"[ERROR]\t{timestamp()}\t{rid}\t{text}\n"
+        "Traceback (most recent call last):\n" + "".join(body["stackTrace"]).rstrip()
+    )
 
 
 def _json_default(o: Any) -> Any:
@@ -236,14 +372,12 @@ def run(sock: socket.socket, spec: dict[str, Any]) -> NoReturn:
         code_root = spec["code_root"]
         os.chdir(code_root)
         sys.path.insert(0, code_root)
-        sys.stdout = LogWriter(channel, 1)
-        sys.stderr = LogWriter(channel, 2)
-        root = logging.getLogger()
-        root.handlers[:] = [LambdaLogHandler(channel)]
+        settings = LogSettings(spec["env"])
+        setup_logging(channel, settings)
         handler = _init(spec, channel)
     except InitError as err:
         body = err.body()
-        channel.log(f"[ERROR] {body['errorType']}: {body['errorMessage']}")
+        log_error(channel, settings, body)
         channel.send(protocol.INIT_ERROR, None, json.dumps(body).encode())
         os._exit(1)
     except BaseException as exc:  # a failure of the environment itself, not of user code
@@ -258,10 +392,10 @@ def run(sock: socket.socket, spec: dict[str, Any]) -> NoReturn:
             "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         },
     )
-    serve(channel, spec, handler)
+    serve(channel, spec, handler, settings)
 
 
-def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
+def serve(channel: Channel, spec: dict[str, Any], handler: Any, settings: LogSettings) -> NoReturn:
     base = dict(
         function_name=spec["function_name"],
         function_version=spec["version"],
@@ -297,7 +431,8 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
         t0 = perf()
         kind = protocol.RESULT
         try:
-            result = handler(event, ctx)
+            # a generator or a (event, response_stream, context) handler streams
+            result = streaming.run(handler, event, ctx, channel, bool(meta.get("stream")))
         except SystemExit as exc:
             stdout.flush()
             stderr.flush()
@@ -309,14 +444,11 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any) -> NoReturn:
             duration = (perf() - t0) * 1000
             kind = protocol.ERROR
             err = error_body(exc, request_id=rid)
-            channel.log(
-                f"[ERROR]\t{timestamp()}\t{rid}\t{err['errorType']}: {err['errorMessage']}\n"
-                "Traceback (most recent call last):\n" + "".join(err["stackTrace"]).rstrip()
-            )
+            log_error(channel, settings, err)
             body = json.dumps(err).encode()
         else:
             duration = (perf() - t0) * 1000
-            body, kind = _encode_result(result, rid)
+            body, kind = streaming.finished(result) or _encode_result(result, rid)
         stdout.flush()
         stderr.flush()
         channel.request_id = ""

@@ -26,6 +26,7 @@ LOG = 12  # body: formatted log lines
 RESULT = 13  # handler returned: body is the JSON result; meta {"duration_ms", "max_rss_kb"}
 ERROR = 14  # handler raised: body is Lambda's error JSON; meta as RESULT
 INVALID = 15  # the payload is not JSON: meta {"message"}; the handler did not run
+CHUNK = 16  # a streamed piece of the response (body); the first has meta {"content_type"}
 
 EMPTY: dict[str, Any] = {}
 

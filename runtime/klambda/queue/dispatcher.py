@@ -48,10 +48,11 @@ from klambda.queue.decisions import (
     after_attempt,
     before_attempt,
 )
-from klambda.queue.event import AsyncEvent, Response, check_payload
+from klambda.queue.event import AsyncEvent, Origin, Response, check_payload
 from klambda.queue.metrics import AsyncMetrics
 from klambda.queue.policy import AsyncPolicy, Target
 from klambda.queue.schedule import RetrySchedule
+from klambda.trigger_metrics import TriggerMetrics
 
 log = logging.getLogger("klambda.queue")
 
@@ -94,6 +95,7 @@ class Dispatcher:
         workers: int = 8,
         schedule: RetrySchedule | None = None,
         metrics: AsyncMetrics | None = None,
+        trigger_metrics: TriggerMetrics | None = None,
         region: str = "us-east-1",
         account_id: str = "000000000000",
         poll_wait: float = 1.0,
@@ -108,6 +110,7 @@ class Dispatcher:
         self.workers = workers
         self.schedule = schedule or RetrySchedule()
         self.metrics = metrics or AsyncMetrics()
+        self.trigger_metrics = trigger_metrics
         self.region = region
         self.account_id = account_id
         self.poll_wait = poll_wait
@@ -128,14 +131,21 @@ class Dispatcher:
         *,
         qualifier: str | None = None,
         request_id: str | None = None,
+        origin: Origin | None = None,
         trace: str | None = None,
     ) -> AsyncEvent:
         """Accept an asynchronous invocation: durable in the queue when this returns (the
-        moment to answer 202). Raises `RequestTooLarge` over 256 KB. `trace` is the trace
-        header the invocation will run with (klambda.lineage)."""
+        moment to answer 202). Raises `RequestTooLarge` over 256 KB. `origin` names the
+        trigger of the event and its own retry and dead-letter settings; `trace` is the
+        trace header the invocation will run with (klambda.lineage)."""
         check_payload(payload)
         event = AsyncEvent.new(
-            function, payload, qualifier=qualifier, request_id=request_id, trace=trace
+            function,
+            payload,
+            qualifier=qualifier,
+            request_id=request_id,
+            origin=origin,
+            trace=trace,
         )
         await self.queue.enqueue(event)
         self.metrics.received.labels(function).inc()
@@ -231,7 +241,7 @@ class Dispatcher:
         event = d.event
         fn = event.function
         try:
-            policy = await self._policy_of(fn)
+            policy = await self._policy_of(event)
         except Exception as err:
             # KlambdaError: the function is gone, nothing to retry for. Anything else: the
             # lookup itself failed; retry as a service error, within the default max age.
@@ -252,11 +262,11 @@ class Dispatcher:
         verdict = after_attempt(event, attempt, policy, self.schedule, time.time(), self.rnd())
         await self._apply(d, verdict, policy)
 
-    async def _policy_of(self, function: str) -> AsyncPolicy:
-        value = self.policy(function)
+    async def _policy_of(self, event: AsyncEvent) -> AsyncPolicy:
+        value = self.policy(event.function)
         if inspect.isawaitable(value):
-            return await value
-        return value
+            value = await value
+        return value.for_origin(event.origin)
 
     async def _attempt(self, d: Delivery) -> Attempt:
         event = d.event
@@ -328,6 +338,11 @@ class Dispatcher:
             self.metrics.dead_letter_errors.labels(event.function).inc()
             raise
         self.metrics.dropped.labels(event.function, failed.condition).inc()
+        origin = event.origin
+        if origin is not None and self.trigger_metrics is not None:
+            self.trigger_metrics.failures.labels(
+                event.function, event.qualifier or "", origin.trigger, origin.type, failed.condition
+            ).inc()
         self.metrics.dlq_depth.labels(event.function).inc()
         self._dlq_known.add(event.function)
 

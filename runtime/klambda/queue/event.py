@@ -37,6 +37,43 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The trigger an event came from (a schedule, a topic subscription), with the retry
+    and dead-letter settings it overrides for its own events."""
+
+    trigger: str
+    type: str
+    retry_attempts: int | None = None
+    max_event_age_seconds: float | None = None
+    dead_letter_function: str | None = None
+    dead_letter_queue: str | None = None
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "type": self.type,
+            "retryAttempts": self.retry_attempts,
+            "maxEventAgeSeconds": self.max_event_age_seconds,
+            "deadLetterFunction": self.dead_letter_function,
+            "deadLetterQueue": self.dead_letter_queue,
+        }
+
+    @classmethod
+    def from_header(cls, h: dict[str, Any] | None) -> Origin | None:
+        if not h:
+            return None
+        age = h.get("maxEventAgeSeconds")
+        return cls(
+            trigger=str(h["trigger"]),
+            type=str(h["type"]),
+            retry_attempts=h.get("retryAttempts"),
+            max_event_age_seconds=None if age is None else float(age),
+            dead_letter_function=h.get("deadLetterFunction"),
+            dead_letter_queue=h.get("deadLetterQueue"),
+        )
+
+
+@dataclass(frozen=True)
 class AsyncEvent:
     request_id: str
     function: str
@@ -53,6 +90,8 @@ class AsyncEvent:
     last_error: str | None = None
     last_response: Response | None = None
     redrives: int = 0
+    origin: Origin | None = None
+    """The trigger that produced the event; None for a direct asynchronous invocation."""
     trace: str | None = None
     """The X-Ray trace header this invocation runs with (its hop count: klambda.lineage)."""
 
@@ -65,6 +104,7 @@ class AsyncEvent:
         qualifier: str | None = None,
         request_id: str | None = None,
         received_at: float | None = None,
+        origin: Origin | None = None,
         trace: str | None = None,
     ) -> AsyncEvent:
         return cls(
@@ -73,6 +113,7 @@ class AsyncEvent:
             payload=payload,
             qualifier=qualifier,
             received_at=time.time() if received_at is None else received_at,
+            origin=origin,
             trace=trace,
         )
 
@@ -113,6 +154,8 @@ def header(event: AsyncEvent) -> dict[str, Any]:
         "lastError": event.last_error,
         "redrives": event.redrives,
     }
+    if event.origin is not None:
+        out["origin"] = event.origin.header()
     if event.trace is not None:
         out["trace"] = event.trace
     r = event.last_response
@@ -148,6 +191,7 @@ def from_header(h: dict[str, Any], payload: bytes) -> AsyncEvent:
             _bytes(r["payload"]),
         ),
         redrives=int(h.get("redrives", 0)),
+        origin=Origin.from_header(h.get("origin")),
         trace=h.get("trace"),
     )
 

@@ -8,11 +8,12 @@ time it handles an event, so a changed manifest applies to events already queued
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from klambda.api import limits
 from klambda.api.function import Destination as SpecDestination
 from klambda.api.function import FunctionSpec
+from klambda.queue.event import Origin
 
 
 @dataclass(frozen=True)
@@ -51,4 +52,23 @@ class AsyncPolicy:
             dead_letter=Target.of(spec.dead_letter),
             on_success=Target.of(dest.on_success if dest else None),
             on_failure=Target.of(dest.on_failure if dest else None),
+        )
+
+    def for_origin(self, origin: Origin | None) -> AsyncPolicy:
+        """The policy of a trigger's events: the trigger's own retry attempts, maximum age
+        and dead letter where it sets them, the function's elsewhere."""
+        if origin is None:
+            return self
+        dead_letter = self.dead_letter
+        if origin.dead_letter_function or origin.dead_letter_queue:
+            dead_letter = Target(origin.dead_letter_function, origin.dead_letter_queue)
+        return replace(
+            self,
+            retry_attempts=self.retry_attempts
+            if origin.retry_attempts is None
+            else origin.retry_attempts,
+            max_event_age_seconds=self.max_event_age_seconds
+            if origin.max_event_age_seconds is None
+            else origin.max_event_age_seconds,
+            dead_letter=dead_letter,
         )

@@ -21,11 +21,12 @@ from typing import Any
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from klambda import contract
 from klambda.api import Alias, Function, Version
 from klambda.api.limits import LATEST
+from klambda.api.triggers import Trigger
 from klambda.execution import FunctionConfig, config_of
 from klambda.router.registry import (
     FunctionEntry,
@@ -61,7 +62,7 @@ def build_registry(
     reg = Registry()
     for raw in functions:
         try:
-            fn = Function.model_validate({**raw, "status": None})
+            fn = Function.model_validate(_without_bad_triggers(raw))
         except ValidationError as err:
             log.warning("ignoring Function %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
@@ -86,7 +87,7 @@ def build_registry(
         entry.targets[v.spec.version] = target
     for raw in aliases:
         try:
-            a = Alias.model_validate({**raw, "status": None})
+            a = Alias.model_validate(_without_bad_triggers(raw))
         except ValidationError as err:
             log.warning("ignoring Alias %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
@@ -94,6 +95,26 @@ def build_registry(
         if entry is not None:
             entry.aliases[a.alias_name] = a
     return reg
+
+
+def _without_bad_triggers(raw: dict[str, Any]) -> dict[str, Any]:
+    """The object without status and without the triggers its model refuses (a cron field
+    the CRD's rules cannot check): those show Failed in its status (the operator writes
+    it), and the function stays invocable."""
+    spec = dict(raw.get("spec") or {})
+    events = dict(spec.get("events") or {})
+    for name, event in list(events.items()):
+        try:
+            _TRIGGER.validate_python(event)
+        except ValidationError:
+            log.warning("%s: trigger %s not served: it is invalid", raw["metadata"]["name"], name)
+            del events[name]
+    if "events" in spec:
+        spec["events"] = events or None
+    return {**raw, "spec": spec, "status": None}
+
+
+_TRIGGER: TypeAdapter[Any] = TypeAdapter(Trigger)
 
 
 def endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[str]]:

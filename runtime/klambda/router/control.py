@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class LocalControl:
         self.state_dir = state_dir
         self.manifests = state_dir / "manifests"
         self._tasks: set[asyncio.Future[None]] = set()
+        # told when aliases change, so that their triggers are served (or no longer)
+        self.changed: Callable[[], None] = lambda: None
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -66,7 +68,9 @@ class LocalControl:
             code = {"inline": dict(spec.code.inline)}
         else:
             code = {"path": os.path.relpath(latest.code_root, self.manifests)}
-        config = spec.model_copy(update={"code": type(spec.code).model_validate(code)})
+        config = rules.version_config(spec).model_copy(
+            update={"code": type(spec.code).model_validate(code)}
+        )
         version = Version(
             metadata=ObjectMeta(name=f"{function}.{number}"),
             spec=VersionSpec(
@@ -136,6 +140,8 @@ class LocalControl:
             if description is not None
             else (old.spec.description if old else ""),
             provisioned_concurrency=old.spec.provisioned_concurrency if old else 0,
+            events=old.spec.events if old else None,
+            function_url=old.spec.function_url if old else None,
         )
         alias: Alias = _validated(Alias, metadata=ObjectMeta(name=f"{function}.{name}"), spec=spec)
         try:
@@ -146,6 +152,7 @@ class LocalControl:
         _write(self.manifests / f"{function}.{name}.yaml", dump(alias))
         entry.aliases[name] = alias
         self.apply_provisioned(entry)
+        self.changed()
         return alias
 
     def delete_alias(self, function: str, name: str) -> None:
@@ -155,6 +162,7 @@ class LocalControl:
         (self.manifests / f"{function}.{name}.yaml").unlink(missing_ok=True)
         del entry.aliases[name]
         self.apply_provisioned(entry)
+        self.changed()
 
     # concurrency
 

@@ -28,7 +28,7 @@ from klambda.errors import (
     TooManyRequests,
 )
 from klambda.execution import FunctionConfig
-from klambda.invocation import Call, Outcome
+from klambda.invocation import Call, Outcome, StreamSink
 from klambda.metrics import FunctionMetrics, Metrics
 from klambda.queue import Dispatcher
 from klambda.router.admission import ConcurrencyPools
@@ -108,10 +108,12 @@ class Invoker:
         invocation_type: str = REQUEST_RESPONSE,
         log_tail: bool = False,
         request_id: str | None = None,
+        stream: StreamSink | None = None,
         trace: str | None = None,
     ) -> InvokeResult:
-        """`trace`: the caller's X-Amzn-Trace-Id, which a handler's SDK sends (its hop
-        count stops recursive loops: klambda.lineage)."""
+        """`stream`: a synchronous invocation's response goes there as it is produced.
+        `trace`: the caller's X-Amzn-Trace-Id, which a handler's SDK sends (its hop count
+        stops recursive loops: klambda.lineage)."""
         if invocation_type not in INVOCATION_TYPES:
             raise InvalidParameterValue(
                 f"InvocationType must be one of {', '.join(INVOCATION_TYPES)}, "
@@ -147,7 +149,7 @@ class Invoker:
         hop = lineage.of_request(trace)
         self._check_loop(cfg, hop)
         return await self._invoke_now(
-            target, alias, payload, log_tail, request_id, invocation_type, hop
+            target, alias, payload, log_tail, request_id, invocation_type, stream, hop
         )
 
     async def invoke_event(
@@ -163,7 +165,7 @@ class Invoker:
         target, alias = self.registry.resolve(function, qualifier)
         hop = lineage.of_event(trace)
         self._check_loop(target.config, hop)
-        return await self._invoke_now(target, alias, payload, False, request_id, EVENT, hop)
+        return await self._invoke_now(target, alias, payload, False, request_id, EVENT, hop=hop)
 
     def _check_loop(self, cfg: FunctionConfig, hop: lineage.Trace) -> None:
         """RecursiveInvocation for the 16th hop of a chain, unless the function allows it."""
@@ -190,7 +192,8 @@ class Invoker:
         log_tail: bool,
         request_id: str | None,
         invocation_type: str,
-        hop: lineage.Trace,
+        stream: StreamSink | None = None,
+        hop: lineage.Trace | None = None,
     ) -> InvokeResult:
         cfg = target.config
         if target.key not in self._timeouts_known:
@@ -208,7 +211,8 @@ class Invoker:
             gauge = self._concurrent_of[fn] = self._concurrent.labels(fn)
         gauge.inc()
         qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
-        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, hop.header())
+        hop = hop or lineage.of_request(None)
+        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, hop.header(), stream=stream)
         try:
             out = await self._run(target, alias, call, invocation_type)
         finally:

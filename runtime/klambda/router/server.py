@@ -19,6 +19,10 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from klambda.api.logconfig import MetricFilter
+from klambda.logstore import Ingester, LogStore
+from klambda.logstore.metricfilters import MetricFilters
+from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
 from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
@@ -32,7 +36,11 @@ from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
+from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
+from klambda.router.topics import Topics
+from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
+from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
 from klambda.worker.sandbox import Sandbox
@@ -78,6 +86,13 @@ class Router:
         self.access: Access | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
+        # triggers (klambda.router.triggers): rebuilt from the registry on every change
+        self.triggers = Triggers()
+        self.trigger_metrics: TriggerMetrics | None = None
+        self.scheduler: Scheduler | None = None
+        self.logstore: LogStore | None = None
+        self.ingester: Ingester | None = None
+        self.metric_filters: MetricFilters | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -105,14 +120,36 @@ class Router:
             if self.sandbox.enabled:
                 self.sandbox.assign(registry.functions)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups, self.sandbox)
+            if s.log_store:
+                # the store's threads at nice 10: ingestion yields to invocations
+                self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
+                self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
+                retention = Retention(
+                    self.logstore,
+                    s.log_archive_dir or self.state_dir / "logs" / "archive",
+                    self._retention,
+                )
+                self.ingester = Ingester(
+                    self.logstore,
+                    self.state_dir / "logs",
+                    period=s.log_ingest_seconds,
+                    after=[self.metric_filters.after_batch],
+                    every=[(s.log_retention_check_seconds, retention.run)],
+                    nice=10,
+                )
         else:  # function logs are the worker pods' (kubectl logs)
             registry = Registry()
             logs = LogHub(None, None)
             executor = self.workers = RemoteWorkers(
                 wait_for_worker_s=self.cluster.wait_for_worker_s
             )
+        self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        self.triggers.refresh(registry)
+        if self.metric_filters is not None:
+            for name in registry.functions:
+                self.metric_filters.declare(name)
         return self.invoker
 
     def _dispatcher(self, metrics: Metrics) -> Dispatcher | None:
@@ -150,9 +187,20 @@ class Router:
                 error_base=s.async_retry_base_seconds, throttle_base=s.async_throttle_base_seconds
             ),
             metrics=AsyncMetrics(metrics.registry),
+            trigger_metrics=self.trigger_metrics,
             region=s.region,
             account_id=s.account_id,
         )
+
+    def _metric_filters(self, function: str) -> list[MetricFilter]:
+        """A function's metric filters now ($LATEST's), none once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return list(entry.function.spec.metric_filters or []) if entry is not None else []
+
+    def _retention(self, function: str) -> int | None:
+        """A function's logRetentionInDays ($LATEST's); None (keep) once it is gone."""
+        entry = self._invoker().registry.functions.get(function)
+        return entry.function.spec.log_retention_in_days if entry is not None else None
 
     def _invoker(self) -> Invoker:
         assert self.invoker is not None
@@ -173,6 +221,7 @@ class Router:
             for number, target in entry.targets.items():
                 self.workers.set_provisioned(target, want.get(number, 0))
         self.invoker.registry = registry
+        self.triggers.refresh(registry)
 
     async def start(self) -> None:
         invoker = self.invoker or self.load()
@@ -194,6 +243,9 @@ class Router:
             await self.queue.open()
             self._queue_open = True
             await self.dispatcher.start()
+            self.scheduler = self._scheduler(self.dispatcher)
+            self.triggers.listen(self._schedule)
+            await self.scheduler.start()
         self.access = self._access()
         self.grpc_server, self.grpc_port = build_server(
             invoker, s.grpc_host, s.grpc_port, self.access
@@ -203,10 +255,30 @@ class Router:
         await self.grpc_server.start()
         if self.cluster is None:
             self.control = LocalControl(invoker, self.state_dir)
+            self.control.changed = lambda: self.triggers.refresh(invoker.registry)
             self.control.start()
-        self.http_runner = web.AppRunner(
-            HttpApi(invoker, self.control, self.access).app(), access_log=None
+        if self.ingester is not None:
+            self.ingester.start()
+        topics = None
+        if self.dispatcher is not None and self.trigger_metrics is not None:
+            topics = Topics(
+                self.triggers,
+                self.dispatcher.submit,
+                self.trigger_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
+        api = HttpApi(
+            invoker,
+            self.control,
+            self.triggers,
+            self.scheduler,
+            self.trigger_metrics,
+            topics,
+            self.logstore,
+            self.access,
         )
+        self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -241,6 +313,26 @@ class Router:
         why = "; ".join(problems) or sb.reason
         return f"environments run as this user and share /tmp ({why}): see README, Isolation"
 
+    def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
+        s = self.settings
+        state = (
+            FileScheduleState(self.state_dir / "schedules.json")
+            if self.cluster is None
+            else MemoryScheduleState()
+        )
+        return Scheduler(
+            dispatcher.submit,
+            state,
+            region=s.region,
+            account=s.account_id,
+            metrics=self.trigger_metrics,
+            grace=s.schedule_grace_seconds,
+        )
+
+    def _schedule(self, table: TriggerTable) -> None:
+        if self.scheduler is not None:
+            self.scheduler.configure(table.schedules)
+
     def endpoint(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -257,6 +349,8 @@ class Router:
             await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -276,6 +370,10 @@ class Router:
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()
+        if self.ingester is not None:  # a last pass over what was just flushed
+            await asyncio.to_thread(self.ingester.stop)
+        if self.logstore is not None:
+            self.logstore.close()
         if self.cgroups is not None:
             self.cgroups.close()
         with contextlib.suppress(OSError):

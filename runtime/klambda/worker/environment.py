@@ -27,7 +27,7 @@ from typing import Any
 from klambda import logformat
 from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, stream_name
-from klambda.invocation import Outcome
+from klambda.invocation import Outcome, StreamSink
 from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
@@ -71,7 +71,9 @@ class Environment:
     last_used: float = field(default_factory=time.monotonic)
     dead: bool = False
     exit_status: int | None = None
-    _start_line: str = ""
+    platform: logformat.Platform = logformat.TEXT
+    _start_line: str | None = None
+    _request_id: str = ""
     _tree_killed: bool = False
 
     async def invoke(
@@ -82,6 +84,7 @@ class Environment:
         invoked_arn: str | None = None,
         tail: bool = False,
         trace_id: str | None = None,
+        stream: StreamSink | None = None,
     ) -> Outcome:
         cfg = self.cfg
         collected: list[str] | None = [] if tail else None
@@ -95,18 +98,21 @@ class Environment:
         }
         if trace_id:
             meta["trace"] = trace_id
+        if stream is not None:
+            meta["stream"] = True
         started = time.perf_counter()
         self.writer.write(protocol.encode(protocol.INVOKE, meta, payload))
-        self._start_line = logformat.start(request_id, cfg.version)
+        self._request_id = request_id
+        self._start_line = self.platform.start(request_id, cfg.version)
         try:
             # a timeout scope, not wait_for: no extra Task per invocation
             async with asyncio.timeout(cfg.timeout_s):
-                kind, rmeta, body = await self._await_result(collected)
+                kind, rmeta, body = await self._await_result(collected, stream)
         except TimeoutError:
             self._log_start(collected)
             await self.kill()
             duration = cfg.timeout_s * 1000.0
-            text = logformat.timed_out(request_id, cfg.timeout_s)
+            text = self.platform.timed_out(request_id, cfg.timeout_s)
             err = {
                 "errorMessage": f"RequestId: {request_id} Error: "
                 + logformat.timeout_message(cfg.timeout_s),
@@ -164,27 +170,39 @@ class Environment:
         # a payload refused as invalid JSON leaves no half invocation in the stream.
         if self._start_line:
             self._log(self._start_line, collected)
-            self._start_line = ""
+            self._start_line = None
 
-    async def _await_result(self, collected: list[str] | None) -> tuple[int, dict[str, Any], bytes]:
+    async def _await_result(
+        self, collected: list[str] | None, sink: StreamSink | None = None
+    ) -> tuple[int, dict[str, Any], bytes]:
         readexactly = self.reader.readexactly
         write = self.logs.write
-        fn, stream = self.cfg.function, self.stream
+        fn, stream, rid = self.cfg.function, self.stream, self._request_id
         while True:
             kind, mlen, blen = protocol.decode_header(await readexactly(protocol.HEADER.size))
             raw = await readexactly(mlen + blen) if mlen + blen else b""
+            if kind == protocol.CHUNK:
+                self._log_start(collected)
+                if sink is not None:
+                    if mlen:
+                        ctype = protocol.decode_meta(raw[:mlen]).get("content_type", "")
+                        await sink.start(ctype, self.cfg.version)
+                    await sink.write(raw[mlen:])
+                continue
             if kind != protocol.LOG:
                 if kind != protocol.INVALID:
                     self._log_start(collected)
                 return kind, protocol.decode_meta(raw[:mlen]), raw[mlen:]
             self._log_start(collected)
             text = raw[mlen:].decode("utf-8", "replace")
-            write(fn, stream, text)
+            write(fn, stream, text, rid)
             if collected is not None:
                 collected.append(text)
 
-    def _log(self, text: str, collected: list[str] | None) -> None:
-        self.logs.write(self.cfg.function, self.stream, text)
+    def _log(self, text: str | None, collected: list[str] | None) -> None:
+        if text is None:  # dropped by the function's system log level
+            return
+        self.logs.write(self.cfg.function, self.stream, text, self._request_id)
         if collected is not None:
             collected.append(text)
 
@@ -200,9 +218,10 @@ class Environment:
             self._log(extra, collected)
         if first and not self.provisioned:
             out.init_ms = self.init_ms
-        self._log(logformat.end(out.request_id), collected)
+        plat = self.platform
+        self._log(plat.end(out.request_id, status or "success", out.duration_ms), collected)
         self._log(
-            logformat.report(
+            plat.report(
                 out.request_id,
                 out.duration_ms,
                 self.cfg.memory_mb,
@@ -245,11 +264,7 @@ class Environment:
             "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {detail}",
             "errorType": error_type,
         }
-        self._log(
-            f"{logformat.timestamp()} {request_id} Error: Runtime exited with error: "
-            f"{detail}\n{error_type}",
-            None,
-        )
+        self._log(self.platform.crashed(request_id, detail, error_type), None)
         mem = self.cfg.memory_mb if oom else self.max_memory_mb
         await self.close()
         return Outcome(
@@ -360,7 +375,16 @@ async def spawn(
     if zygote.sandboxed:
         _sandbox(spec, cfg, zygote, cgroup)
     spec["env"].update(identity.credentials())  # the function's own, in a worker pod
-    logs.write(cfg.function, stream, logformat.init_start(cfg.runtime, cfg.arn))
+    platform = logformat.platform(cfg.log_format, cfg.system_log_level)
+    first_line = platform.init_start(
+        cfg.runtime,
+        cfg.arn,
+        cfg.function,
+        cfg.version,
+        "provisioned-concurrency" if provisioned else "on-demand",
+    )
+    if first_line is not None:
+        logs.write(cfg.function, stream, first_line)
     t0 = time.perf_counter()
     if spare is not None:
         pid, sock = spare.pid, spare.sock
@@ -380,7 +404,16 @@ async def spawn(
         pid, sock = await zygote.spawn(spec)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**24)
     env = Environment(
-        cfg, pid, stream, reader, writer, zygote, logs, cgroup, provisioned=provisioned
+        cfg,
+        pid,
+        stream,
+        reader,
+        writer,
+        zygote,
+        logs,
+        cgroup,
+        provisioned=provisioned,
+        platform=platform,
     )
     try:
         while True:

@@ -62,6 +62,7 @@ class VersionExecutor:
                 invoked_arn=call.invoked_arn,
                 tail=call.log_tail,
                 trace_id=call.trace_id,
+                stream=call.stream,
             )
         finally:
             pool.release(env)
@@ -71,15 +72,15 @@ class VersionExecutor:
     def _init_failed(self, call: Call, err: InitFailed) -> Outcome:
         cfg = self.pool.cfg
         rid = call.request_id
-        lines = [
-            logformat.start(rid, cfg.version),
-            logformat.end(rid),
-            logformat.report(
-                rid, err.init_ms, cfg.memory_mb, 0, err.init_ms, "error", err.error_type
-            ),
+        plat = logformat.platform(cfg.log_format, cfg.system_log_level)
+        written = [
+            plat.start(rid, cfg.version),
+            plat.end(rid, "error", err.init_ms),
+            plat.report(rid, err.init_ms, cfg.memory_mb, 0, err.init_ms, "error", err.error_type),
         ]
+        lines = [line for line in written if line is not None]
         for line in lines:
-            self.logs.write(cfg.function, err.stream, line)
+            self.logs.write(cfg.function, err.stream, line, rid)
         self.logs.dirty()
         body = json.loads(err.body)
         body.setdefault("requestId", rid)

@@ -2,19 +2,22 @@
 
 Each environment writes one stream (Lambda's `log_stream_name`) in its function's group.
 The hub keeps the recent records of each function in memory for `klambda logs`, hands
-them to followers as they come, appends them to a file per function when given a folder,
-and echoes them to the console in local mode.
+them to followers as they come, appends them to a file per function when given a folder
+(JSON Lines, klambda.logs.lines; sealed and a new one started past `rotate_bytes`, for
+the log store to ingest off the invoke path), and echoes them to the console in local mode.
 
-A function's file cannot fill the disk: past a quarter of `max_bytes` it is rotated
-(`f.log` -> `f.log.1` -> ... -> `f.log.3`, the oldest removed), so a function's files never
-hold much more than `max_bytes` (KLAMBDA_LOG_MAX_MB, default 64 MB) however much it prints.
+A function's files cannot fill the disk: they hold at most `max_bytes` together
+(KLAMBDA_LOG_MAX_MB, default 256 MB). The live file is sealed past a quarter of that (or
+`rotate_bytes`, the lesser) even in the middle of an invocation, and sealed files not yet
+ingested beyond the cap are removed, oldest first, with a warning: a function printing
+faster than the store ingests loses its oldest lines, not the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import logging
 import os
 import sys
 import time
@@ -22,11 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TextIO
 
+from klambda.logs import lines
+
 # how long a log line may wait in a buffer before it reaches its file or the console
 FLUSH_S = 0.2
-# a function's log files at most (its live file and ROTATED older ones), in bytes
-MAX_BYTES = 64 * 1024 * 1024
-ROTATED = 3
+# a function's live file is sealed past this size (checked when it is flushed)
+ROTATE_BYTES = 64 * 1024 * 1024
+# a function's files (live and sealed, not yet ingested) at most
+MAX_BYTES = 4 * ROTATE_BYTES
+
+log = logging.getLogger("klambda.logs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class LogRecord:
     function: str
     stream: str
     text: str
+    request_id: str = ""
 
 
 class LogHub:
@@ -43,13 +52,15 @@ class LogHub:
         directory: Path | None = None,
         echo: TextIO | None = None,
         keep: int = 10_000,
+        rotate_bytes: int = ROTATE_BYTES,
         max_bytes: int = MAX_BYTES,
     ) -> None:
         self._dir = directory
         self._echo = echo
         self._keep = keep
-        self._rotate_at = max(1, max_bytes // (ROTATED + 1))
-        self._sizes: dict[str, int] = {}  # bytes in each function's live file
+        self._max_bytes = max_bytes
+        self._rotate_bytes = max(1, min(rotate_bytes, max_bytes // 4))
+        self._sizes: dict[str, int] = {}  # bytes written to each function's live file
         self._recent: dict[str, collections.deque[LogRecord]] = {}
         self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -57,8 +68,8 @@ class LogHub:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, function: str, stream: str, text: str) -> LogRecord:
-        rec = LogRecord(time.time(), function, stream, text)
+    def write(self, function: str, stream: str, text: str, request_id: str = "") -> LogRecord:
+        rec = LogRecord(time.time(), function, stream, text, request_id)
         recent = self._recent.get(function)
         if recent is None:
             recent = self._recent[function] = collections.deque(maxlen=self._keep)
@@ -69,14 +80,14 @@ class LogHub:
             f = self._files.get(function)
             if f is None:
                 f = self._files[function] = open(  # noqa: SIM115 - kept open, closed in close()
-                    self._dir / f"{function}.log", "a", encoding="utf-8"
+                    self._dir / lines.live_name(function), "a", encoding="utf-8"
                 )
                 self._sizes[function] = f.tell()
-            line = f"{stream}\t{text}\n"
+            line = lines.encode(rec.time, stream, request_id, text)
             f.write(line)
-            size = self._sizes[function] = self._sizes[function] + len(line.encode())
-            if size >= self._rotate_at:
-                self._rotate(function, f)
+            self._sizes[function] += len(line.encode())
+            if self._sizes[function] >= self._rotate_bytes:  # however long the invocation
+                self._seal(function, f)
         if self._echo is not None:
             self._echo.write(f"[{function}] {text}\n")
         return rec
@@ -95,26 +106,60 @@ class LogHub:
 
     def flush(self, function: str | None = None) -> None:
         """Flush one function's log file (after each invocation), or all of them."""
-        files = (
-            self._files.values()
-            if function is None
-            else ([self._files[function]] if function in self._files else [])
-        )
-        for f in files:
+        names = list(self._files) if function is None else [function]
+        for name in names:
+            f = self._files.get(name)
+            if f is None:
+                continue
             f.flush()
+            if f.tell() >= self._rotate_bytes:
+                self._seal(name, f)
         if self._echo is not None:
             self._echo.flush()
 
-    def _rotate(self, function: str, f: IO[str]) -> None:
-        """f.log -> f.log.1 -> ... -> f.log.ROTATED; the oldest is removed."""
+    def _seal(self, function: str, f: IO[str]) -> None:
+        """Rename the live file for the store to finish; the next record starts a new one."""
         assert self._dir is not None
         f.close()
         del self._files[function]
-        live = self._dir / f"{function}.log"
-        for i in range(ROTATED - 1, 0, -1):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{live}.{i}", f"{live}.{i + 1}")
-        os.replace(live, f"{live}.1")
+        millis = int(time.time() * 1000)
+        while (self._dir / lines.sealed_name(function, millis)).exists():
+            millis += 1  # never over an earlier sealed file not yet ingested
+        os.rename(
+            self._dir / lines.live_name(function), self._dir / lines.sealed_name(function, millis)
+        )
+        self._sizes.pop(function, None)
+        self._trim(function)
+
+    def _trim(self, function: str) -> None:
+        """Remove the oldest sealed files of `function` beyond its cap."""
+        assert self._dir is not None
+        sealed = []
+        for path in self._dir.glob(f"{function}.*{lines.LIVE_SUFFIX}"):
+            millis = path.name[len(function) + 1 : -len(lines.LIVE_SUFFIX)]
+            if millis.isdigit():
+                try:
+                    sealed.append((int(millis), path, path.stat().st_size))
+                except FileNotFoundError:  # ingested meanwhile
+                    continue
+        total = sum(size for _m, _p, size in sealed)
+        dropped = 0
+        for _millis, path, size in sorted(sealed):
+            if total <= self._max_bytes - self._rotate_bytes:  # room for the live file
+                break
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            total -= size
+            dropped += size
+        if dropped:
+            log.warning(
+                "%s: %d bytes of its oldest log lines removed, over its cap of %d bytes",
+                function,
+                dropped,
+                self._max_bytes,
+            )
 
     def recent(self, function: str, limit: int | None = None) -> list[LogRecord]:
         records = list(self._recent.get(function, ()))

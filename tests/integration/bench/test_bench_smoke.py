@@ -46,7 +46,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -87,6 +87,12 @@ def test_the_figures_are_pairs_measured_in_the_run(results: dict[str, Any]) -> N
         assert b["accept"]["invoked"] == 0  # reserved concurrency 0: kept, never run
         assert b["burst"]["events"] == b["burst"]["received"] > 0  # every accepted event ran
         assert b["paced"]["submit_to_start"]["n"] == results["sizes"]["async_paced"]
+    logs = p["logs"]
+    assert logs["ingestion"]["ratio_p50"] > 0
+    assert (
+        logs["million"]["records"] == logs["million"]["written"] >= results["sizes"]["log_records"]
+    )
+    assert all(q["median_s"] > 0 for q in logs["million"]["queries"].values())
 
 
 def test_results_md_names_the_machine_the_command_and_the_hops(results: dict[str, Any]) -> None:

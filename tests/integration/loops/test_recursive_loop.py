@@ -59,6 +59,30 @@ spec:
             return {"seen": True}
 """
 
+THROUGH_A_TOPIC = """\
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: echoer}}
+spec:
+  runtime: python3.11
+  handler: app.handler
+  retryAttempts: 0
+  environment: {{ROUTER: "{url}"}}
+  events:
+    chatter: {{type: SNS, topic: chatter}}
+  code:
+    inline:
+      app.py: |
+        import os, boto3
+        sns = boto3.client("sns", endpoint_url=os.environ["ROUTER"], region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+
+        def handler(event, context):
+            # what it hears, it says again on the topic it listens to: a loop through SNS
+            sns.publish(TopicArn="arn:aws:sns:us-east-1:000000000000:chatter", Message="again")
+            return {{"ok": True}}
+"""
+
 FAST = {"KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2", "KLAMBDA_ASYNC_THROTTLE_BASE_SECONDS": "0.5"}
 
 
@@ -79,6 +103,7 @@ def router(tmp_path: Path) -> RouterRunner:
     (fns / "loop.yaml").write_text(SELF_INVOKING.format(name="looper", loop="Terminate", url=r.url))
     (fns / "allowed.yaml").write_text(SELF_INVOKING.format(name="allowed", loop="Allow", url=r.url))
     (fns / "ping.yaml").write_text(THROUGH_DESTINATION)
+    (fns / "echoer.yaml").write_text(THROUGH_A_TOPIC.format(url=r.url))
     return r
 
 
@@ -128,3 +153,21 @@ def test_recursive_loop_allow_lets_it_run(router: RouterRunner) -> None:
         assert status == 202
         eventually(lambda: runs(r, "allowed") == 21, "21 runs", timeout=60)
         assert r.metric("klambda_recursive_invocations_dropped_total", function="allowed") == 0
+
+
+def test_a_loop_through_a_topic_is_stopped(router: RouterRunner) -> None:
+    with router as r:
+        req = urllib.request.Request(
+            r.url + "/klambda/v1/topics/chatter/messages",
+            data=json.dumps({"Message": "hello"}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["Delivered"] == 1
+        eventually(
+            lambda: get(r, "/klambda/v1/functions/echoer/dlq")["Depth"] == 1,
+            "the topic loop dead-lettered",
+            timeout=60,
+        )
+        assert runs(r, "echoer") == 16
+        assert r.metric("klambda_recursive_invocations_dropped_total", function="echoer") == 1

@@ -81,6 +81,17 @@ def call(r: RouterRunner, method: str, path: str, body: Any = None) -> tuple[int
         return err.code, json.loads(err.read() or b"null")
 
 
+def http(r: RouterRunner, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    """A plain HTTP request to the router (HTTP API routes, topics)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(r.url + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 def provision_live_alias(r: RouterRunner) -> None:
     """ok version 1 behind alias `live` with one provisioned environment."""
     assert call(r, "POST", "/2015-03-31/functions/ok/versions", {})[1]["Version"] == "1"
@@ -120,6 +131,12 @@ def drive_load(r: RouterRunner, seconds: float) -> None:
             for fn in ("ok", "fails"):
                 event = r.invoke(fn, {}, **{"X-Amz-Invocation-Type": "Event"})
                 assert event[0] == 202
+            assert http(r, "GET", "/http/ok")[0] == 200
+            assert http(r, "GET", "/http/fails")[0] == 500
+            for kind in ("paid", "refunded"):  # the second is filtered out
+                attrs = {"kind": {"DataType": "String", "StringValue": kind}}
+                message = {"Message": "m", "MessageAttributes": attrs}
+                assert http(r, "POST", "/klambda/v1/topics/orders/messages", message)[0] == 200
             time.sleep(0.1)
     slow.join()
 

@@ -18,6 +18,58 @@ REFUSED = [
     ("env-name", {"environment": {"1BAD": "x"}}, "environment variable names"),
     ("two-codes", {"code": {"inline": {"a.py": ""}, "image": "x"}}, "exactly one of"),
     ("runtime", {"runtime": "nodejs20.x"}, "spec.runtime"),
+    # triggers: the schema and CEL rules of the `events` map and `functionUrl`
+    ("event-name", {"events": {"bad name": {"type": "HttpApi", "path": "/"}}}, "events: names"),
+    ("event-type", {"events": {"t": {"type": "S3"}}}, "spec.events.t.type"),
+    ("schedule-missing", {"events": {"t": {"type": "Schedule"}}}, "schedule is required"),
+    (
+        "schedule-syntax",
+        {"events": {"t": {"type": "Schedule", "schedule": "daily"}}},
+        "schedule must be rate",
+    ),
+    (
+        "cron-five-fields",
+        {"events": {"t": {"type": "Schedule", "schedule": "cron(0 3 * * ?)"}}},
+        "schedule must be rate",
+    ),
+    (
+        "path-on-topic",
+        {"events": {"t": {"type": "SNS", "topic": "t", "path": "/x"}}},
+        "path is required for type HttpApi",
+    ),
+    (
+        "input-on-route",
+        {"events": {"t": {"type": "HttpApi", "path": "/", "input": "{}"}}},
+        "belong to type Schedule",
+    ),
+    (
+        "default-method",
+        {"events": {"t": {"type": "HttpApi", "path": "$default", "method": "GET"}}},
+        "$default route",
+    ),
+    (
+        "retries-on-route",
+        {"events": {"t": {"type": "HttpApi", "path": "/", "retryAttempts": 1}}},
+        "asynchronous triggers",
+    ),
+    ("url-auth", {"functionUrl": {"authType": "AWS_IAM"}}, "spec.functionUrl.authType"),
+    ("log-format", {"loggingConfig": {"logFormat": "Json"}}, "spec.loggingConfig.logFormat"),
+    ("level-text", {"loggingConfig": {"applicationLogLevel": "WARN"}}, "need logFormat JSON"),
+    (
+        "system-level",
+        {"loggingConfig": {"logFormat": "JSON", "systemLogLevel": "ERROR"}},
+        "spec.loggingConfig.systemLogLevel",
+    ),
+    ("retention", {"logRetentionInDays": 2}, "spec.logRetentionInDays"),
+    (
+        "metric-value",
+        {
+            "metricFilters": [
+                {"name": "e", "filterPattern": "", "metricName": "E", "metricValue": "x"}
+            ]
+        },
+        "spec.metricFilters[0].metricValue",
+    ),
 ]
 
 
@@ -30,6 +82,20 @@ def test_invalid_function_is_refused_naming_the_field(
     assert out.returncode != 0
     assert field in out.stderr, out.stderr
     assert ns.get("Function", "bad") is None
+
+
+@pytest.mark.kube
+def test_triggers_are_accepted_with_defaults(ns: Namespace) -> None:
+    events = {
+        "nightly": {"type": "Schedule", "schedule": "cron(0 3 * * ? *)", "input": '{"full": 1}'},
+        "getItem": {"type": "HttpApi", "path": "/items/{id}", "method": "GET"},
+        "orders": {"type": "SNS", "topic": "orders", "filterPolicy": {"kind": ["paid"]}},
+    }
+    ns.apply(function_manifest("triggered", events=events, functionUrl={}))
+    got = ns.get("Function", "triggered")
+    assert got is not None
+    assert got["spec"]["events"] == events
+    assert got["spec"]["functionUrl"] == {"authType": "NONE", "invokeMode": "BUFFERED"}
 
 
 @pytest.mark.kube
@@ -72,3 +138,31 @@ def test_version_and_alias_names_are_checked(ns: Namespace) -> None:
     assert "not only digits" in ns.try_apply(alias_manifest("names", "123", "1")).stderr
     same = alias_manifest("names", "prod", "1", routing={"additionalVersion": "1", "weight": 0.5})
     assert "routing.additionalVersion must differ" in ns.try_apply(same).stderr
+
+
+@pytest.mark.kube
+def test_logging_config_is_accepted_with_lambdas_default_format(ns: Namespace) -> None:
+    ns.apply(
+        function_manifest(
+            "logged",
+            loggingConfig={"logFormat": "JSON", "applicationLogLevel": "WARN"},
+            logRetentionInDays=7,
+            metricFilters=[
+                {"name": "errors", "filterPattern": "ERROR", "metricName": "Errors"},
+                {
+                    "name": "bytes",
+                    "filterPattern": "[a, b]",
+                    "metricName": "B",
+                    "metricValue": "$b",
+                },
+            ],
+        )
+    )
+    ns.apply(function_manifest("plain", loggingConfig={}))
+    logged, plain = ns.get("Function", "logged"), ns.get("Function", "plain")
+    assert logged is not None
+    assert plain is not None
+    assert logged["spec"]["loggingConfig"] == {"logFormat": "JSON", "applicationLogLevel": "WARN"}
+    assert logged["spec"]["logRetentionInDays"] == 7
+    assert plain["spec"]["loggingConfig"] == {"logFormat": "Text"}
+    assert [f["metricValue"] for f in logged["spec"]["metricFilters"]] == ["1", "$b"]

@@ -6,15 +6,24 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import annotated_types
 import pytest
 import yaml
-from klambda.api import limits
+from klambda.api import limits, logconfig
 from klambda.api.alias import AliasSpec, RoutingConfig
 from klambda.api.function import Code, Destination, FunctionSpec
+from klambda.api.triggers import (
+    DeadLetterTarget,
+    FunctionUrl,
+    HttpApiEvent,
+    ScheduleEvent,
+    TopicEvent,
+    TriggerStatus,
+)
 from klambda.api.version import VersionSpec
 from pydantic import BaseModel
 
@@ -36,10 +45,17 @@ def bounds(model: type[BaseModel], field: str) -> tuple[Any, Any]:
     return lo, hi
 
 
-def check_model(model: type[BaseModel], props: dict[str, Any]) -> None:
-    wire_names = {f.alias or n for n, f in model.model_fields.items()}
+TRIGGER_FIELDS = {"events", "functionUrl"}
+
+
+def check_model(
+    model: type[BaseModel], props: dict[str, Any], without: set[str] | None = None
+) -> None:
+    wire_names = {f.alias or n for n, f in model.model_fields.items()} - (without or set())
     assert wire_names == set(props), f"{model.__name__} fields differ from the CRD"
     for name, f in model.model_fields.items():
+        if (f.alias or name) in (without or set()):
+            continue
         prop = props[f.alias or name]
         lo, hi = bounds(model, name)
         assert prop.get("minimum") == lo, f"{name}: minimum"
@@ -56,7 +72,8 @@ def test_function_spec_matches(crd: str) -> None:
         check_model(VersionSpec, spec["properties"])
         spec = spec["properties"]["config"]
     props = spec["properties"]
-    check_model(FunctionSpec, props)
+    # a version's configuration has no triggers: they stay on the Function and Aliases
+    check_model(FunctionSpec, props, TRIGGER_FIELDS if crd == "versions.yaml" else None)
     check_model(Code, props["code"]["properties"])
     check_model(Destination, props["deadLetter"]["properties"])
     assert tuple(props["runtime"]["enum"]) == limits.RUNTIMES
@@ -64,6 +81,52 @@ def test_function_spec_matches(crd: str) -> None:
     rules = " ".join(r["rule"] for r in props["environment"]["x-kubernetes-validations"])
     assert set(re.findall(r"'([A-Z_]+)'", rules)) == set(limits.RESERVED_ENVIRONMENT)
     assert f"<= {limits.ENVIRONMENT_MAX_BYTES}" in rules
+    logging = props["loggingConfig"]["properties"]
+    check_model(logconfig.LoggingConfig, logging)
+    assert tuple(logging["logFormat"]["enum"]) == logconfig.LOG_FORMATS
+    assert tuple(logging["applicationLogLevel"]["enum"]) == logconfig.APPLICATION_LOG_LEVELS
+    assert tuple(logging["systemLogLevel"]["enum"]) == logconfig.SYSTEM_LOG_LEVELS
+    assert tuple(props["logRetentionInDays"]["enum"]) == logconfig.RETENTION_DAYS
+    filters = props["metricFilters"]
+    assert filters["maxItems"] == logconfig.METRIC_FILTERS_MAX
+    check_model(logconfig.MetricFilter, filters["items"]["properties"])
+    item = filters["items"]["properties"]
+    assert item["name"]["pattern"] == logconfig.FILTER_NAME_PATTERN
+    assert item["metricName"]["pattern"] == logconfig.METRIC_NAME_PATTERN
+    assert item["filterPattern"]["maxLength"] == logconfig.FILTER_PATTERN_MAX
+
+
+@pytest.mark.parametrize("crd", ["functions.yaml", "aliases.yaml"])
+def test_trigger_schemas_match(crd: str) -> None:
+    schema = crd_schema(crd)
+    props = schema["properties"]["spec"]["properties"]
+    event = props["events"]["additionalProperties"]
+    fields: set[str] = set()
+    for model in (ScheduleEvent, HttpApiEvent, TopicEvent):
+        names = {f.alias or n for n, f in model.model_fields.items()}
+        fields |= names
+        check_model(model, {k: v for k, v in event["properties"].items() if k in names})
+    assert fields == set(event["properties"]), "the trigger kinds' fields differ from the CRD"
+    types = {t for m in (ScheduleEvent, HttpApiEvent, TopicEvent) for t in literal(m, "type")}
+    assert set(event["properties"]["type"]["enum"]) == types
+    check_model(DeadLetterTarget, event["properties"]["deadLetter"]["properties"])
+    check_model(FunctionUrl, props["functionUrl"]["properties"])
+    assert props["functionUrl"]["properties"]["invokeMode"]["enum"] == list(
+        literal(FunctionUrl, "invoke_mode")
+    )
+    status = schema["properties"]["status"]["properties"]
+    check_model(TriggerStatus, status["triggers"]["items"]["properties"])
+    assert status["triggers"]["items"]["properties"]["state"]["enum"] == list(
+        literal(TriggerStatus, "state")
+    )
+    # the two CRDs carry the same block
+    other = crd_schema("aliases.yaml" if crd == "functions.yaml" else "functions.yaml")
+    assert other["properties"]["spec"]["properties"]["events"] == props["events"]
+    assert other["properties"]["spec"]["properties"]["functionUrl"] == props["functionUrl"]
+
+
+def literal(model: type[BaseModel], field: str) -> tuple[Any, ...]:
+    return typing.get_args(model.model_fields[field].annotation)
 
 
 def test_alias_spec_matches() -> None:

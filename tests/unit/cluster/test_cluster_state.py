@@ -48,6 +48,25 @@ def test_registry_from_api_objects_skips_malformed_ones() -> None:
     assert (target.config.version, alias) == ("1", "prod")
 
 
+def test_an_invalid_trigger_is_left_out_and_the_function_stays() -> None:
+    events = {
+        "ok": {"type": "HttpApi", "path": "/ok"},
+        # the CRD checks six fields; EventBridge's rule on the day fields only the model
+        "bad": {"type": "Schedule", "schedule": "cron(0 3 * * * *)"},
+    }
+    alias_events = {"bad": {"type": "Schedule", "schedule": "cron(0 3 * * * *)"}}
+    reg = build_registry(
+        [obj("Function", "hello", {**SPEC, "events": events})],
+        [],
+        [obj("Alias", "hello.live", {"function": "hello", "version": "$LATEST",
+                                     "events": alias_events})],
+        RouterSettings(),
+    )  # fmt: skip
+    entry = reg.functions["hello"]
+    assert set(entry.function.spec.events or {}) == {"ok"}
+    assert entry.aliases["live"].spec.events is None
+
+
 def test_endpoints_from_slices() -> None:
     def slice_(
         fn: str, version: str, addrs: list[str], ready: bool = True, port: str = "grpc"

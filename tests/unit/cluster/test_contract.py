@@ -29,6 +29,20 @@ CONFIGS = [
         account="123456789012",
         ephemeral_storage_mb=10240,
     ),
+    FunctionConfig(
+        "structured",
+        "2",
+        "app.handler",
+        "python3.11",
+        256,
+        10,
+        {"AWS_LAMBDA_LOG_LEVEL": "DEBUG"},
+        "/var/task",
+        "",
+        log_format="JSON",
+        application_log_level="WARN",
+        system_log_level="DEBUG",
+    ),
 ]
 
 

@@ -91,6 +91,11 @@ def test_report_duration_from_a_log_tail() -> None:
     log = "START RequestId: a Version: $LATEST\nREPORT RequestId: a\tDuration: 12.34 ms\tBilled"
     assert report_duration(log) == 12.34
     assert report_duration("no report here") is None
+    platform = (
+        '{"time":"2026-01-01T00:00:00.000Z","type":"platform.report","record":'
+        '{"requestId":"a","metrics":{"durationMs":7.5,"billedDurationMs":8},"status":"success"}}'
+    )
+    assert report_duration(f"{platform}\n") == 7.5
 
 
 def test_usage_ledger_windows_and_expiry() -> None:

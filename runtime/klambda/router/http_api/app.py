@@ -14,16 +14,26 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from klambda.api import limits
 from klambda.errors import InvalidRequestContent, KlambdaError, RequestTooLarge
+from klambda.logstore import LogStore
 from klambda.router import permissions
 from klambda.router.access import Access
 from klambda.router.access import Request as AccessRequest
 from klambda.router.control import LocalControl
 from klambda.router.http_api.control import ControlApi
+from klambda.router.http_api.gateway import Gateway
 from klambda.router.http_api.health import HealthApi
 from klambda.router.http_api.invoke import InvokeApi
+from klambda.router.http_api.logs import LogsApi
 from klambda.router.http_api.queues import QueueApi
 from klambda.router.http_api.reports import ReportApi
+from klambda.router.http_api.streaming import StreamingApi
+from klambda.router.http_api.topics import TopicApi
+from klambda.router.http_api.triggers import TriggerApi
 from klambda.router.invoke import Invoker
+from klambda.router.scheduler import Scheduler
+from klambda.router.topics import Topics
+from klambda.router.triggers import Triggers
+from klambda.trigger_metrics import TriggerMetrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,10 +94,24 @@ def access_check(access: Access) -> Middleware:
 
 class HttpApi:
     def __init__(
-        self, invoker: Invoker, control: LocalControl | None = None, access: Access | None = None
+        self,
+        invoker: Invoker,
+        control: LocalControl | None = None,
+        triggers: Triggers | None = None,
+        scheduler: Scheduler | None = None,
+        trigger_metrics: TriggerMetrics | None = None,
+        topics: Topics | None = None,
+        logstore: LogStore | None = None,
+        access: Access | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
+        # triggers: their state, the HTTP API's routes, function URLs, topics
+        self.triggers = triggers or Triggers()
+        self.scheduler = scheduler
+        self.trigger_metrics = trigger_metrics or TriggerMetrics()
+        self.topics = topics
+        self.logstore = logstore
         self.access = access
 
     def app(self) -> web.Application:
@@ -102,5 +126,13 @@ class HttpApi:
         ControlApi(self.invoker, self.control).add_routes(app.router)
         QueueApi(self.invoker).add_routes(app.router)
         ReportApi(self.invoker).add_routes(app.router)
+        LogsApi(self.invoker, self.logstore).add_routes(app.router)
         HealthApi(self.invoker).add_routes(app.router)
+        TriggerApi(self.triggers, self.scheduler).add_routes(app.router)
+        StreamingApi(self.invoker).add_routes(app.router)
+        if self.topics is not None:
+            TopicApi(self.topics).add_routes(app.router)
+        Gateway(
+            self.invoker, self.triggers, self.trigger_metrics, self.invoker.settings.account_id
+        ).add_routes(app.router)
         return app
