@@ -75,6 +75,7 @@ class Environment:
     _start_line: str | None = None
     _request_id: str = ""
     _tree_killed: bool = False
+    _stat_fd: int | None = None  # /proc/PID/stat, kept open: one pread per liveness check
 
     async def invoke(
         self,
@@ -283,8 +284,9 @@ class Environment:
         if self.dead or self.reader.at_eof():
             return False
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                stat = f.read()
+            if self._stat_fd is None:
+                self._stat_fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
+            stat = os.pread(self._stat_fd, 1024, 0)  # ESRCH once the process is reaped
         except OSError:
             return False
         fields = stat[stat.rindex(b")") + 2 :].split()
@@ -318,6 +320,9 @@ class Environment:
         if not self._tree_killed:
             self._kill_tree()
         self.dead = True
+        if self._stat_fd is not None:
+            os.close(self._stat_fd)
+            self._stat_fd = None
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -428,6 +433,8 @@ async def spawn(
             if kind == protocol.READY:
                 ready = protocol.decode_meta(raw[:mlen])
                 env.init_ms = ready["init_ms"]
+                with contextlib.suppress(OSError):  # while it is surely this process
+                    env._stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
                 env.max_memory_mb = math.ceil(ready["max_rss_kb"] / 1024)
                 break
             body = raw[mlen:]
