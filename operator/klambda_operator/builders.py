@@ -9,7 +9,8 @@ the pod spec be read in one place:
   CPU in proportion to memoryMB (1,769 MB = 1 vCPU), request = limit;
 - Lambda's reserved variables and the user's `environment`, plus the `KLAMBDA_*` ones
   the worker reads (the worker contract, docs/operator.md);
-- non-root, read-only root filesystem with a 512 MiB writable /tmp, no capabilities,
+- non-root, read-only root filesystem with a writable /tmp of `ephemeralStorageMB` (an
+  emptyDir with that sizeLimit, and the pod's ephemeral-storage limit), no capabilities,
   RuntimeDefault seccomp, no service-account token, no service links;
 - labels `klambda.io/function` and `klambda.io/version` for the router to select by.
 
@@ -33,11 +34,15 @@ from klambda import contract
 from klambda.api import FunctionSpec, limits
 from klambda.api.limits import MB_PER_VCPU
 from klambda.execution import FunctionConfig, config_of
+from klambda.sigv4 import SESSION_AUDIENCE
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
 from klambda_operator.snapshots import Snapshot
 
+# A function's identity token lives this long (the kubelet renews it at 80 %); an
+# environment keeps the credentials it started with, as Lambda's do for 12 hours.
+IDENTITY_TOKEN_TTL_S = 12 * 3600
 # Extra time a terminating pod gets past the function's timeout, to finish an invocation.
 TERMINATION_GRACE_S = 5
 
@@ -101,11 +106,15 @@ def cpu_quantity(millicores: int) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
-def resources(memory_mb: int, overhead_mb: int) -> dict[str, Any]:
+def resources(
+    memory_mb: int, overhead_mb: int, ephemeral_storage_mb: int | None = None
+) -> dict[str, Any]:
     amounts = {
         "cpu": cpu_quantity(cpu_millicores(memory_mb)),
         "memory": f"{memory_mb + overhead_mb}Mi",
     }
+    if ephemeral_storage_mb is not None:
+        amounts["ephemeral-storage"] = f"{ephemeral_storage_mb + constants.EPHEMERAL_OVERHEAD_MB}Mi"
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
@@ -166,18 +175,45 @@ def _worker_pod(
     memory_mb: int,
     grace_s: int,
     code: dict[str, Any],
+    ephemeral_storage_mb: int = limits.EPHEMERAL_STORAGE_DEFAULT_MB,
+    service_account: str | None = None,
 ) -> dict[str, Any]:
-    """The spec of a worker pod; `code` is the volume mounted at the code root."""
+    """The spec of a worker pod; `code` is the volume mounted at the code root, /tmp holds
+    `ephemeral_storage_mb`, `service_account` is the function's own identity."""
     code_mount: dict[str, Any] = {"name": "code", "mountPath": constants.CODE_ROOT}
     if not code.get("emptyDir"):  # a pool pod's worker writes the code it is given there
         code_mount["readOnly"] = True
     mounts: list[dict[str, Any]] = [code_mount, {"name": "tmp", "mountPath": constants.TMP_DIR}]
     volumes: list[dict[str, Any]] = [
         {"name": "code"} | code,
-        {"name": "tmp", "emptyDir": {"sizeLimit": constants.TMP_SIZE}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": f"{ephemeral_storage_mb}Mi"}},
     ]
     if not code:  # an image function: its code is in the image
         mounts, volumes = mounts[1:], volumes[1:]
+    env = dict(env)
+    if service_account:
+        # the function's own identity: a token of its ServiceAccount for klambda's audience
+        # only (not the API server's), from which the worker makes its AWS credentials
+        mounts.append(
+            {"name": "identity", "mountPath": contract.IDENTITY_TOKEN_DIR, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "identity",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": SESSION_AUDIENCE,
+                                "expirationSeconds": IDENTITY_TOKEN_TTL_S,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+        env[contract.IDENTITY_TOKEN_ENV] = contract.IDENTITY_TOKEN_FILE
     container = {
         "name": constants.WORKER_CONTAINER,
         "image": image,
@@ -197,12 +233,14 @@ def _worker_pod(
             "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 2,
         },
-        "resources": resources(memory_mb, settings.memory_overhead_mb),
+        "resources": resources(memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
     pod: dict[str, Any] = {}
-    if settings.function_service_account:
+    if service_account:
+        pod["serviceAccountName"] = service_account
+    elif settings.function_service_account:
         pod["serviceAccountName"] = settings.function_service_account
     return pod | {
         "automountServiceAccountToken": False,
@@ -238,6 +276,8 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             memory_mb=spec.memory_mb,
             grace_s=spec.timeout_seconds + TERMINATION_GRACE_S,
             code=code,
+            ephemeral_storage_mb=spec.ephemeral_storage_mb,
+            service_account=spec.service_account_name,
         ),
     }
 

@@ -79,12 +79,15 @@ LABEL_NAME = "app.kubernetes.io/name"
 # Written by the operator on worker Deployments: the scale-up rate limiter's clock.
 ANNOTATION_SCALE_UP_CLOCK = f"{GROUP}/scale-up-clock"
 
-# The worker pod's writable /tmp, like Lambda's (its code root and port: the contract).
+# The worker pod's writable /tmp, like Lambda's (its code root and port: the contract),
+# an emptyDir of the function's ephemeralStorageMB; the pod's ephemeral-storage limit is
+# that plus room for the container's logs, which the kubelet counts against it too.
 TMP_DIR = "/tmp"
 TMP_SIZE = "512Mi"
 # A pool pod's code root, which the worker writes the specialised code to: a snapshot
 # holds at most a ConfigMap's MiB, inline code as much as an object of the API server.
 POOL_CODE_SIZE = "16Mi"
+EPHEMERAL_OVERHEAD_MB = 64
 WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 

@@ -8,6 +8,7 @@ after the files it came from change. `CodeSha256` is Lambda's field: base64 of a
 from __future__ import annotations
 
 import base64
+import compileall
 import hashlib
 import os
 import shutil
@@ -57,6 +58,9 @@ def snapshot(files: dict[str, bytes], store: Path) -> tuple[Path, str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         tmp.mkdir(parents=True, exist_ok=True)
+        # bytecode now, for this interpreter: sandboxed environments see the code read-only
+        # and would otherwise compile it at every cold start
+        compileall.compile_dir(tmp, quiet=2, workers=1)
         try:
             tmp.rename(root)
         except OSError:  # another process wrote the same snapshot first

@@ -88,6 +88,12 @@ WORKER_PORT_NAME = "grpc"
 CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
 
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# A function's own identity (its spec.serviceAccountName): a ServiceAccount token of the
+# klambda audience, projected into the worker pod, from which the worker gives each
+# environment Lambda's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+IDENTITY_TOKEN_ENV = "KLAMBDA_IDENTITY_TOKEN_FILE"
+IDENTITY_TOKEN_DIR = "/var/run/klambda/identity"
+IDENTITY_TOKEN_FILE = f"{IDENTITY_TOKEN_DIR}/token"
 
 # Set by the worker for each environment it starts, not per pod.
 PER_ENVIRONMENT = (
@@ -225,6 +231,7 @@ def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str
             "KLAMBDA_FUNCTION": cfg.function,
             "KLAMBDA_VERSION": cfg.version,
             "KLAMBDA_TIMEOUT_SECONDS": str(cfg.timeout_s),
+            "KLAMBDA_EPHEMERAL_STORAGE_MB": str(cfg.ephemeral_storage_mb),
             "KLAMBDA_CODE_SHA256": cfg.code_sha256,
             "KLAMBDA_ACCOUNT_ID": cfg.account,
             "KLAMBDA_USER_ENVIRONMENT": ",".join(sorted(cfg.environment)),
@@ -259,6 +266,9 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
     try:
         memory = int(need("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
         timeout = int(need("KLAMBDA_TIMEOUT_SECONDS"))
+        storage = int(
+            env.get("KLAMBDA_EPHEMERAL_STORAGE_MB") or limits.EPHEMERAL_STORAGE_DEFAULT_MB
+        )
     except ValueError as err:
         raise WorkerConfigError(str(err)) from None
     return FunctionConfig(
@@ -273,6 +283,7 @@ def config_from_environment(env: Mapping[str, str]) -> FunctionConfig:
         code_sha256=env.get("KLAMBDA_CODE_SHA256", ""),
         region=env.get("AWS_REGION", "us-east-1"),
         account=env.get("KLAMBDA_ACCOUNT_ID", "000000000000"),
+        ephemeral_storage_mb=storage,
         log_format=env.get("KLAMBDA_LOG_FORMAT", "Text"),
         application_log_level=env.get("KLAMBDA_APPLICATION_LOG_LEVEL") or None,
         system_log_level=env.get("KLAMBDA_SYSTEM_LOG_LEVEL") or None,

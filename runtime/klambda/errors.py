@@ -8,6 +8,10 @@
     ├── MalformedQuery                   MalformedQueryException          400 INVALID_ARGUMENT
     ├── ResourceConflict                 ResourceConflictException        409 FAILED_PRECONDITION
     ├── TooManyRequests                  TooManyRequestsException         429 RESOURCE_EXHAUSTED
+    ├── RecursiveInvocation              RecursiveInvocationException     400 FAILED_PRECONDITION
+    ├── UnrecognizedClient               UnrecognizedClientException      403 UNAUTHENTICATED
+    ├── InvalidSignature                 InvalidSignatureException        403 UNAUTHENTICATED
+    ├── AccessDenied                     AccessDeniedException            403 PERMISSION_DENIED
     └── ServiceUnavailable               ServiceException                 503 UNAVAILABLE
 
 The names are Lambda's, so boto3 raises the exception class a Lambda user expects.
@@ -81,6 +85,36 @@ class TooManyRequests(KlambdaError):
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class RecursiveInvocation(KlambdaError):
+    code = "RecursiveInvocationException"
+    http_status = 400
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class UnrecognizedClient(KlambdaError):
+    """No credentials, or credentials no one issued (an unknown key, an invalid token)."""
+
+    code = "UnrecognizedClientException"
+    http_status = 403
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class InvalidSignature(KlambdaError):
+    """A known access key whose SigV4 signature does not match, or has expired."""
+
+    code = "InvalidSignatureException"
+    http_status = 403
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class AccessDenied(KlambdaError):
+    """An identity that may not do what it asked (a SubjectAccessReview said no)."""
+
+    code = "AccessDeniedException"
+    http_status = 403
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
 class ServiceUnavailable(KlambdaError):
     code = "ServiceException"
     http_status = 503
@@ -96,6 +130,10 @@ BY_CODE: dict[str, type[KlambdaError]] = {
         RequestTooLarge,
         ResourceConflict,
         TooManyRequests,
+        RecursiveInvocation,
+        UnrecognizedClient,
+        InvalidSignature,
+        AccessDenied,
         ServiceUnavailable,
     )
 }

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from klambda.api.function import FunctionSpec
+from klambda.api.limits import EPHEMERAL_STORAGE_DEFAULT_MB
 
 # where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
 RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")
@@ -34,6 +35,8 @@ class FunctionConfig:
     code_sha256: str
     region: str = "us-east-1"
     account: str = "000000000000"
+    ephemeral_storage_mb: int = EPHEMERAL_STORAGE_DEFAULT_MB  # the size of its private /tmp
+    recursive_loop: str = "Terminate"  # or "Allow": klambda.lineage
     # Lambda's advanced logging controls; the levels in force (None: no filtering, Text)
     log_format: str = "Text"
     application_log_level: str | None = None
@@ -71,6 +74,8 @@ def config_of(
         code_sha256=code_sha256,
         region=region,
         account=account,
+        ephemeral_storage_mb=spec.ephemeral_storage_mb,
+        recursive_loop=spec.recursive_loop,
         log_format=spec.logging.log_format,
         application_log_level=spec.logging.application_level,
         system_log_level=spec.logging.system_level,

@@ -120,6 +120,13 @@ class Metrics:
             ["function", "reason"],
             registry=r,
         )
+        self.recursive_dropped = Counter(
+            "klambda_recursive_invocations_dropped",
+            "Invocations stopped as the 16th hop of a recursive loop (Lambda's "
+            "RecursiveInvocationsDropped)",
+            ["function"],
+            registry=r,
+        )
         self.environments = Gauge(
             "klambda_environments",
             "Live execution environments",

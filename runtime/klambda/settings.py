@@ -22,8 +22,15 @@ class RouterSettings:
     scale_up_per_minute: int = limits.SCALE_UP_PER_MINUTE_DEFAULT
     keep_warm_seconds: float = 600.0
     cgroups: bool = True
+    # as root: a uid per function, a private /tmp, code only at /var/task (worker.sandbox)
+    sandbox: bool = True
+    # who may call: "" (anyone), "kubernetes" (cluster mode: TokenReview, SigV4 keys in
+    # Secrets, SubjectAccessReview), or an AWS credentials file (local mode's --auth)
+    auth: str = ""
     cpu_limits: bool = True
     echo_logs: bool = True
+    # a function's log files in STATE/logs at most (rotated past a quarter of it)
+    log_max_mb: int = 256
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)

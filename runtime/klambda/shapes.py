@@ -31,6 +31,7 @@ def function_configuration(
         "Description": description,
         "Timeout": cfg.timeout_s,
         "MemorySize": cfg.memory_mb,
+        "EphemeralStorage": {"Size": cfg.ephemeral_storage_mb},
         "CodeSha256": cfg.code_sha256,
         "Version": cfg.version,
         "Environment": {"Variables": dict(cfg.environment)},

@@ -85,6 +85,12 @@ class FunctionSpec(Model):
         le=limits.TIMEOUT_MAX_S,
         alias="timeoutSeconds",
     )
+    ephemeral_storage_mb: int = Field(
+        default=limits.EPHEMERAL_STORAGE_DEFAULT_MB,
+        ge=limits.EPHEMERAL_STORAGE_MIN_MB,
+        le=limits.EPHEMERAL_STORAGE_MAX_MB,
+        alias="ephemeralStorageMB",
+    )
     environment: dict[str, str] = Field(default_factory=dict)
     reserved_concurrency: int | None = Field(default=None, ge=0, alias="reservedConcurrency")
     retry_attempts: int = Field(
@@ -98,6 +104,14 @@ class FunctionSpec(Model):
         ge=limits.MAX_EVENT_AGE_MIN_S,
         le=limits.MAX_EVENT_AGE_MAX_S,
         alias="maxEventAgeSeconds",
+    )
+    # Lambda's execution role: the ServiceAccount whose RBAC the function's own calls get
+    service_account_name: str | None = Field(
+        default=None, alias="serviceAccountName", pattern=limits.SERVICE_ACCOUNT_PATTERN
+    )
+    # Lambda's recursive loop detection: stop the 16th hop of a loop, or let it run
+    recursive_loop: Literal["Terminate", "Allow"] = Field(
+        default="Terminate", alias="recursiveLoop"
     )
     dead_letter: Destination | None = Field(default=None, alias="deadLetter")
     destinations: Destinations | None = None

@@ -22,6 +22,13 @@ TIMEOUT_DEFAULT_S = 3
 
 ENVIRONMENT_MAX_BYTES = 4096
 
+# Lambda's ephemeral storage: the size of an environment's private /tmp.
+EPHEMERAL_STORAGE_MIN_MB = 512
+EPHEMERAL_STORAGE_MAX_MB = 10240
+EPHEMERAL_STORAGE_DEFAULT_MB = 512
+# Lambda's limit on the processes and threads of one environment.
+PROCESS_LIMIT = 1024
+
 RETRY_ATTEMPTS_MIN = 0
 RETRY_ATTEMPTS_MAX = 2
 RETRY_ATTEMPTS_DEFAULT = 2
@@ -67,6 +74,7 @@ FUNCTION_NAME_MAX = 48
 ALIAS_NAME_PATTERN = r"^(?!\d+$)[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$"
 HANDLER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]*$"
+SERVICE_ACCOUNT_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 VERSION_PATTERN = r"^[1-9][0-9]{0,8}$"
 
 LATEST = "$LATEST"

@@ -6,6 +6,8 @@ validated before anything starts: a single bad document refuses the whole load.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +44,18 @@ class Manifests:
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
 
 
+def _part(p: str | int) -> str:
+    """A path element as written; a key with spaces, colons or semicolons in quotes, so
+    that the field a message names is never ambiguous."""
+    text = str(p)
+    return text if re.fullmatch(r"[^\s;:\"]+", text) else json.dumps(text)
+
+
 def describe_errors(err: ValidationError) -> list[str]:
     """`spec.memoryMB: Input should be greater than or equal to 128` lines."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        loc = ".".join(_part(p) for p in e["loc"] if not str(p).startswith("function-after"))
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}" if loc else msg)
     return lines

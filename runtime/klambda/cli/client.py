@@ -2,6 +2,10 @@
 
 The standard library's urllib keeps `klambda invoke` quick to start; the API is Lambda's,
 so the same calls work against a router in a cluster.
+
+A router that requires an identity (README: Access control) gets one: `KLAMBDA_TOKEN` is
+sent as a Kubernetes bearer token; otherwise, when `AWS_ACCESS_KEY_ID` or `AWS_PROFILE` is
+set, requests are signed with SigV4 by botocore, with the credentials boto3 would use.
 """
 
 from __future__ import annotations
@@ -38,6 +42,30 @@ class Invocation:
     request_id: str
 
 
+def credentials_headers(
+    method: str, url: str, body: bytes | None, headers: dict[str, str]
+) -> dict[str, str]:
+    """`headers` with what proves who the caller is, if the environment says."""
+    token = os.environ.get("KLAMBDA_TOKEN")
+    if token:
+        return {**headers, "Authorization": f"Bearer {token}"}
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        return headers
+    # imported here: botocore takes longer to import than the rest of the CLI's start
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = botocore.session.get_session()
+    creds = session.get_credentials()
+    if creds is None:
+        return headers
+    region = session.get_config_variable("region") or "us-east-1"
+    req = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+    SigV4Auth(creds.get_frozen_credentials(), "lambda", region).add_auth(req)
+    return dict(req.headers.items())
+
+
 def endpoint(given: str | None) -> str:
     return (given or os.environ.get("KLAMBDA_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
@@ -54,8 +82,12 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
+        url = self.base + path
         req = urllib.request.Request(
-            self.base + path, data=body, method=method, headers=headers or {}
+            url,
+            data=body,
+            method=method,
+            headers=credentials_headers(method, url, body, headers or {}),
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -120,9 +152,8 @@ class Client:
         if limit:
             q["limit"] = str(limit)
         q.update({k: v for k, v in window.items() if v is not None})
-        req = urllib.request.Request(
-            f"{self.base}/klambda/v1/logs/{urllib.parse.quote(name)}?{urllib.parse.urlencode(q)}"
-        )
+        url = f"{self.base}/klambda/v1/logs/{urllib.parse.quote(name)}?{urllib.parse.urlencode(q)}"
+        req = urllib.request.Request(url, headers=credentials_headers("GET", url, None, {}))
         try:
             with urllib.request.urlopen(req, timeout=None if follow else self.timeout) as resp:
                 for line in resp:

@@ -31,6 +31,20 @@ def up(
     cpu_limits: Annotated[
         bool, typer.Option(help="CPU in proportion to memory (1769 MB = 1 vCPU)")
     ] = True,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            help="As root: a uid per function, a private /tmp, code at /var/task "
+            "(default on; KLAMBDA_SANDBOX=0 turns it off too)"
+        ),
+    ] = None,
+    auth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require SigV4 signed with a key of this AWS credentials file "
+            "(off by default, like SAM local)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo function logs")] = False,
 ) -> None:
     """Run the functions in DIRECTORY locally: router, workers and environments."""
@@ -40,6 +54,13 @@ def up(
 
     if not directory.exists():
         fail(f"{directory}: no such file or folder", 2)
+    if auth is not None:
+        from klambda.router.access import CredentialsFile
+
+        try:
+            CredentialsFile(auth)
+        except (ValueError, OSError) as err:
+            fail(f"--auth: {err}", 2)
     settings = RouterSettings.from_env(
         http_port=http_port,
         grpc_port=grpc_port,
@@ -50,6 +71,8 @@ def up(
         keep_warm_seconds=keep_warm,
         cgroups=cgroups,
         cpu_limits=cpu_limits,
+        sandbox=sandbox,
+        auth=str(auth.resolve()) if auth else None,
         echo_logs=not quiet,
     )
     router = Router(settings, directory)
@@ -76,6 +99,7 @@ def up(
             )
         cg = router.cgroups
         typer.echo(f"  memory limits: {'cgroups' if cg and cg.available else 'RLIMIT_AS'}")
+        typer.echo(f"  isolation: {router.isolation()}")
         typer.echo(f"klambda: REST API on {ep['http']}, gRPC on {ep['grpc']}  (Ctrl-C stops)")
 
     async def stop() -> None:
@@ -103,6 +127,13 @@ def router(
         float,
         typer.Option(help="Seconds a request waits for a worker pod of a version scaled to zero"),
     ] = 30.0,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            help="Callers need a Kubernetes token or a SigV4 key and RBAC's permission "
+            "(SubjectAccessReview); --no-auth lets anyone who reaches the router in"
+        ),
+    ] = True,
 ) -> None:
     """Cluster mode: route to worker pods of the Functions, Versions, Aliases in NAMESPACE."""
     from klambda.router.server import ClusterOptions, Router
@@ -116,6 +147,7 @@ def router(
         http_host=host,
         grpc_host=host,
         account_concurrency=account_concurrency,
+        auth="kubernetes" if auth else "",
         echo_logs=False,
     )
     r = Router(settings, cluster=ClusterOptions(namespace, kubeconfig, wait_for_worker))

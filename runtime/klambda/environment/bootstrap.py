@@ -30,7 +30,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from klambda.environment import protocol, streaming
+from klambda.environment import protocol, sandbox, streaming
 from klambda.environment.context import LambdaContext
 
 RESPONSE_MAX_BYTES = 6 * 1024 * 1024
@@ -281,6 +281,13 @@ def _apply_limits(spec: dict[str, Any]) -> None:
     rlimit = spec.get("rlimit_as")
     if rlimit:
         resource.setrlimit(resource.RLIMIT_AS, (rlimit, rlimit))
+    _enter_sandbox(spec)
+
+
+def _enter_sandbox(spec: dict[str, Any]) -> None:
+    """The function's own uid, /tmp and view of the code, when the worker gives one."""
+    if spec.get("sandbox"):
+        sandbox.enter(spec["sandbox"])
 
 
 def _init(spec: dict[str, Any], channel: Channel) -> Any:
@@ -330,7 +337,7 @@ class InitError(Exception):
 def _encode_result(result: Any, rid: str) -> tuple[bytes, int]:
     try:
         body = json.dumps(result, default=_json_default).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         err = {
             "errorMessage": f"Unable to marshal response: {exc}",
             "errorType": "Runtime.MarshalError",
@@ -406,7 +413,7 @@ def serve(channel: Channel, spec: dict[str, Any], handler: Any, settings: LogSet
         rid = meta["id"]
         try:
             event = json.loads(payload) if payload else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             channel.send(
                 protocol.INVALID, {"message": f"Could not parse request body into json: {exc}"}
             )

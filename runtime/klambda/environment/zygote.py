@@ -30,7 +30,7 @@ import socket
 import sys
 
 # What every environment needs, imported once here so forks inherit it.
-from klambda.environment import bootstrap, context, protocol  # noqa: F401
+from klambda.environment import bootstrap, context, protocol, sandbox  # noqa: F401
 
 MAX_SPEC_BYTES = 1 << 20
 

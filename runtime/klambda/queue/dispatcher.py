@@ -11,7 +11,7 @@ Decisions (age, retry, backoff) are the pure functions of `decisions` and `sched
 module only applies them. Invocation goes through an injected callable, the router's one
 invoke path, so async calls are admitted, throttled, logged and measured like sync ones:
 
-    async def invoke(function, payload, *, qualifier, request_id) -> InvokeOutcome
+    async def invoke(function, payload, *, qualifier, request_id, trace) -> InvokeOutcome
 
 It raises `klambda.errors.TooManyRequests` for a throttle (retried without using a retry
 attempt), `ServiceUnavailable` for a service error (likewise), and other `KlambdaError`s for
@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from klambda import lineage
 from klambda.errors import KlambdaError, ServiceUnavailable, TooManyRequests
 from klambda.queue import records
 from klambda.queue.backend import DeadLetter, Delivery, Queue
@@ -71,7 +72,13 @@ class InvokeOutcome(Protocol):
 
 class Invoke(Protocol):
     def __call__(
-        self, function: str, payload: bytes, *, qualifier: str | None, request_id: str
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        qualifier: str | None,
+        request_id: str,
+        trace: str | None,
     ) -> Awaitable[InvokeOutcome]: ...
 
 
@@ -125,13 +132,20 @@ class Dispatcher:
         qualifier: str | None = None,
         request_id: str | None = None,
         origin: Origin | None = None,
+        trace: str | None = None,
     ) -> AsyncEvent:
         """Accept an asynchronous invocation: durable in the queue when this returns (the
         moment to answer 202). Raises `RequestTooLarge` over 256 KB. `origin` names the
-        trigger of the event and its own retry and dead-letter settings."""
+        trigger of the event and its own retry and dead-letter settings; `trace` is the
+        trace header the invocation will run with (klambda.lineage)."""
         check_payload(payload)
         event = AsyncEvent.new(
-            function, payload, qualifier=qualifier, request_id=request_id, origin=origin
+            function,
+            payload,
+            qualifier=qualifier,
+            request_id=request_id,
+            origin=origin,
+            trace=trace,
         )
         await self.queue.enqueue(event)
         self.metrics.received.labels(function).inc()
@@ -262,6 +276,7 @@ class Dispatcher:
                 event.payload,
                 qualifier=event.qualifier,
                 request_id=event.request_id,
+                trace=event.trace,
             )
         )
         heartbeat = max(0.05, self.queue.visibility_timeout / 3)
@@ -347,7 +362,9 @@ class Dispatcher:
             if target.queue is not None:
                 await self.queue.send(target.queue, body, {})
             elif target.function is not None:
-                await self.queue.enqueue(AsyncEvent.new(target.function, body))
+                # the next hop of the event's chain: a loop through destinations is stopped
+                trace = lineage.of_event(event.trace).next_hop().header()
+                await self.queue.enqueue(AsyncEvent.new(target.function, body, trace=trace))
                 self.metrics.received.labels(target.function).inc()
         except Exception as err:
             self.metrics.dead_letter_errors.labels(event.function).inc()

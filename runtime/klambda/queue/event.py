@@ -92,6 +92,8 @@ class AsyncEvent:
     redrives: int = 0
     origin: Origin | None = None
     """The trigger that produced the event; None for a direct asynchronous invocation."""
+    trace: str | None = None
+    """The X-Ray trace header this invocation runs with (its hop count: klambda.lineage)."""
 
     @classmethod
     def new(
@@ -103,6 +105,7 @@ class AsyncEvent:
         request_id: str | None = None,
         received_at: float | None = None,
         origin: Origin | None = None,
+        trace: str | None = None,
     ) -> AsyncEvent:
         return cls(
             request_id=request_id or str(uuid.uuid4()),
@@ -111,6 +114,7 @@ class AsyncEvent:
             qualifier=qualifier,
             received_at=time.time() if received_at is None else received_at,
             origin=origin,
+            trace=trace,
         )
 
     def age(self, now: float) -> float:
@@ -152,6 +156,8 @@ def header(event: AsyncEvent) -> dict[str, Any]:
     }
     if event.origin is not None:
         out["origin"] = event.origin.header()
+    if event.trace is not None:
+        out["trace"] = event.trace
     r = event.last_response
     if r is not None:
         out["lastResponse"] = {
@@ -186,6 +192,7 @@ def from_header(h: dict[str, Any], payload: bytes) -> AsyncEvent:
         ),
         redrives=int(h.get("redrives", 0)),
         origin=Origin.from_header(h.get("origin")),
+        trace=h.get("trace"),
     )
 
 

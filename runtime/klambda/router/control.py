@@ -264,6 +264,17 @@ class LocalControl:
         for number, target in entry.targets.items():
             self.invoker.executor.set_provisioned(target, want.get(number, 0))
 
+    def provisioned_configs(self, function: str) -> list[dict[str, Any]]:
+        """Lambda's ListProvisionedConcurrencyConfigs: every alias and version with some."""
+        entry = self.registry.get(function)
+        arn = entry.latest.config.arn
+        qualifiers = [q for q in (*entry.aliases, *entry.versions)]
+        return [
+            {"FunctionArn": f"{arn}:{q}", **self.provisioned_config(function, q)}
+            for q in sorted(qualifiers)
+            if self._provisioned_of(entry, q)
+        ]
+
     def provisioned_config(self, function: str, qualifier: str) -> dict[str, Any]:
         entry = self.registry.get(function)
         requested = self._provisioned_of(entry, qualifier)

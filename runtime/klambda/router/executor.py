@@ -30,6 +30,7 @@ from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
+from klambda.worker.sandbox import Sandbox
 from klambda.worker.zygote import Zygote
 
 __all__ = ["Executor", "LocalEnvironments", "NoCapacity", "Provisioned"]
@@ -72,10 +73,17 @@ class Executor(Protocol):
 class LocalEnvironments:
     """Environments in this process's zygotes (local mode)."""
 
-    def __init__(self, settings: RouterSettings, logs: LogHub, cgroups: Cgroups) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        logs: LogHub,
+        cgroups: Cgroups,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self.settings = settings
         self.logs = logs
         self.cgroups = cgroups
+        self.sandbox = sandbox if sandbox is not None else Sandbox(enabled=False)
         self.zygotes: dict[str, Zygote] = {}
         self.versions: dict[str, VersionExecutor] = {}
         self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
@@ -86,7 +94,9 @@ class LocalEnvironments:
             python = runtimes.interpreter(runtime)
             if python is None or runtime in self.zygotes:
                 continue
-            zygote = Zygote(python, self.settings.preload, cgroups=self.cgroups)
+            zygote = Zygote(
+                python, self.settings.preload, cgroups=self.cgroups, sandbox=self.sandbox
+            )
             await zygote.start()
             self.zygotes[runtime] = zygote
 
@@ -138,3 +148,5 @@ class LocalEnvironments:
         for z in self.zygotes.values():
             with contextlib.suppress(Exception):
                 await z.stop()
+        # what escaped every cgroup (there are none) or process group: the functions' uids
+        self.sandbox.kill_all()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from klambda import lineage
 from klambda.api import limits
 from klambda.errors import KlambdaError
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
+from klambda.router.access import Access, Request
 from klambda.router.invoke import Invoker
+from klambda.router.permissions import Permission, function_name
 
 TYPES = {
     invoker_pb2.REQUEST_RESPONSE: "RequestResponse",
@@ -24,20 +28,62 @@ OPTIONS = [
 ]
 
 
+class Unreadable:
+    """A request that is not an InvokeRequest (bytes on the wire that do not parse)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def parse_request(data: bytes) -> invoker_pb2.InvokeRequest | Unreadable:
+    """grpc answers UNKNOWN to a request its deserializer cannot parse: parse it here, so
+    that the client is told INVALID_ARGUMENT and why."""
+    try:
+        return invoker_pb2.InvokeRequest.FromString(data)
+    except DecodeError as err:
+        return Unreadable(str(err))
+
+
 class InvokerService(invoker_pb2_grpc.InvokerServicer):
-    def __init__(self, invoker: Invoker) -> None:
+    def __init__(self, invoker: Invoker, access: Access | None = None) -> None:
         self.invoker = invoker
+        self.access = access
+
+    async def _check(self, function: str, context: grpc.aio.ServicerContext) -> None:
+        """A bearer token in the `authorization` metadata, allowed to invoke `function`."""
+        assert self.access is not None
+        token = _metadata(context, "authorization")
+        headers = {"authorization": token} if token else {}
+        who = await self.access.authenticate(Request("POST", "grpc:", headers, b""))
+        await self.access.authorize(who, Permission("invoke", name=function_name(function)))
 
     async def Invoke(
-        self, request: invoker_pb2.InvokeRequest, context: grpc.aio.ServicerContext
+        self,
+        request: invoker_pb2.InvokeRequest | Unreadable,
+        context: grpc.aio.ServicerContext,
     ) -> invoker_pb2.InvokeResponse:
+        if isinstance(request, Unreadable):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"not a klambda.v1.InvokeRequest: {request.problem}",
+            )
+            raise AssertionError  # abort raises
+        if request.invocation_type not in TYPES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"InvalidParameterValueException: invocation_type: {request.invocation_type} is "
+                "not one of REQUEST_RESPONSE (0), EVENT (1), DRY_RUN (2)",
+            )
         try:
+            if self.access is not None:
+                await self._check(request.function_name, context)
             res = await self.invoker.invoke(
                 request.function_name,
                 request.payload,
                 qualifier=request.qualifier or None,
-                invocation_type=TYPES.get(request.invocation_type, "RequestResponse"),
+                invocation_type=TYPES[request.invocation_type],
                 log_tail=request.log_tail,
+                trace=_metadata(context, lineage.HEADER.lower()),
             )
         except KlambdaError as err:
             trailers = [("x-amzn-errortype", err.code)]
@@ -56,10 +102,28 @@ class InvokerService(invoker_pb2_grpc.InvokerServicer):
         )
 
 
-def build_server(invoker: Invoker, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else None
+    return None
+
+
+def build_server(
+    invoker: Invoker, host: str, port: int, access: Access | None = None
+) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=OPTIONS)
-    invoker_pb2_grpc.add_InvokerServicer_to_server(  # type: ignore[no-untyped-call]
-        InvokerService(invoker), server
+    # the generated add_InvokerServicer_to_server, with a deserializer that never fails
+    service = InvokerService(invoker, access)
+    handlers = {
+        "Invoke": grpc.unary_unary_rpc_method_handler(
+            service.Invoke,
+            request_deserializer=parse_request,
+            response_serializer=invoker_pb2.InvokeResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("klambda.v1.Invoker", handlers),)
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

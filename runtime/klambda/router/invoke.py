@@ -12,18 +12,22 @@ from the `Outcome` -> `InvokeResult` back to the handler.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from klambda import lineage
 from klambda.api import limits
 from klambda.errors import (
     InvalidParameterValue,
     InvalidRequestContent,
+    RecursiveInvocation,
     RequestTooLarge,
     TooManyRequests,
 )
+from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, StreamSink
 from klambda.metrics import FunctionMetrics, Metrics
 from klambda.queue import Dispatcher
@@ -34,6 +38,8 @@ from klambda.router.routing import parse_function_name
 from klambda.settings import RouterSettings
 from klambda.usage import UsageLedger
 from klambda.worker.logs import LogHub
+
+log = logging.getLogger("klambda.router")
 
 REQUEST_RESPONSE = "RequestResponse"
 EVENT = "Event"
@@ -103,8 +109,11 @@ class Invoker:
         log_tail: bool = False,
         request_id: str | None = None,
         stream: StreamSink | None = None,
+        trace: str | None = None,
     ) -> InvokeResult:
-        """`stream`: a synchronous invocation's response goes there as it is produced."""
+        """`stream`: a synchronous invocation's response goes there as it is produced.
+        `trace`: the caller's X-Amzn-Trace-Id, which a handler's SDK sends (its hop count
+        stops recursive loops: klambda.lineage)."""
         if invocation_type not in INVOCATION_TYPES:
             raise InvalidParameterValue(
                 f"InvocationType must be one of {', '.join(INVOCATION_TYPES)}, "
@@ -127,23 +136,53 @@ class Invoker:
                 # payloads are refused by submit() with the limit named
                 try:
                     json.loads(payload or b"{}")
-                except ValueError as err:
+                except (ValueError, RecursionError) as err:
                     raise InvalidRequestContent(
                         f"Could not parse request body into json: {err}"
                     ) from None
             _fn, q = parse_function_name(name, qualifier)
-            event = await self.dispatcher.submit(cfg.function, payload, qualifier=q)
+            # a loop is stopped when the event is run, as Lambda does: to the DLQ
+            event = await self.dispatcher.submit(
+                cfg.function, payload, qualifier=q, trace=lineage.of_request(trace).header()
+            )
             return InvokeResult(202, b"", event.request_id, cfg.version)
+        hop = lineage.of_request(trace)
+        self._check_loop(cfg, hop)
         return await self._invoke_now(
-            target, alias, payload, log_tail, request_id, invocation_type, stream
+            target, alias, payload, log_tail, request_id, invocation_type, stream, hop
         )
 
     async def invoke_event(
-        self, function: str, payload: bytes, *, qualifier: str | None, request_id: str
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        qualifier: str | None,
+        request_id: str,
+        trace: str | None = None,
     ) -> InvokeResult:
         """One attempt of an async event, for the dispatcher: the sync path, labelled Event."""
         target, alias = self.registry.resolve(function, qualifier)
-        return await self._invoke_now(target, alias, payload, False, request_id, EVENT)
+        hop = lineage.of_event(trace)
+        self._check_loop(target.config, hop)
+        return await self._invoke_now(target, alias, payload, False, request_id, EVENT, hop=hop)
+
+    def _check_loop(self, cfg: FunctionConfig, hop: lineage.Trace) -> None:
+        """RecursiveInvocation for the 16th hop of a chain, unless the function allows it."""
+        if not hop.stopped or cfg.recursive_loop == "Allow":
+            return
+        self.metrics.recursive_dropped.labels(cfg.function).inc()
+        log.warning(
+            "Function %s: invocation stopped as hop %d of a recursive loop (trace root %s); "
+            "set recursiveLoop: Allow if the loop is meant",
+            cfg.function,
+            hop.hops,
+            hop.root,
+        )
+        raise RecursiveInvocation(
+            "Lambda has detected your function being invoked in a recursive loop with other "
+            "AWS resources and stopped your function's invocation."
+        )
 
     async def _invoke_now(
         self,
@@ -154,6 +193,7 @@ class Invoker:
         request_id: str | None,
         invocation_type: str,
         stream: StreamSink | None = None,
+        hop: lineage.Trace | None = None,
     ) -> InvokeResult:
         cfg = target.config
         if target.key not in self._timeouts_known:
@@ -171,7 +211,8 @@ class Invoker:
             gauge = self._concurrent_of[fn] = self._concurrent.labels(fn)
         gauge.inc()
         qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
-        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, stream=stream)
+        hop = hop or lineage.of_request(None)
+        call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, hop.header(), stream=stream)
         try:
             out = await self._run(target, alias, call, invocation_type)
         finally:

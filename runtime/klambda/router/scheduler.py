@@ -58,6 +58,7 @@ class Submit(Protocol):
         qualifier: str | None = None,
         request_id: str | None = None,
         origin: Origin | None = None,
+        trace: str | None = None,
     ) -> Awaitable[AsyncEvent]: ...
 
 

@@ -29,6 +29,7 @@ from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster import ClusterSource
@@ -52,6 +53,7 @@ from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
 from klambda.worker.logship import Shipper
+from klambda.worker.sandbox import Sandbox
 
 log = logging.getLogger("klambda.router")
 
@@ -90,6 +92,8 @@ class Router:
         self.http_port = 0
         self._reaper: asyncio.Task[None] | None = None
         self.cgroups: Cgroups | None = None
+        self.sandbox: Sandbox | None = None
+        self.access: Access | None = None
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
         # triggers (klambda.router.triggers): rebuilt from the registry on every change
@@ -120,6 +124,9 @@ class Router:
         if self.cluster is None:
             assert self.functions_dir is not None
             self.state_dir.mkdir(parents=True, exist_ok=True)
+            # code snapshots, logs, the queue: the router's alone (environments reach
+            # their own code through /var/task when sandboxed)
+            self.state_dir.chmod(0o700)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             if s.log_engine_url:
                 self.shipper = Shipper(LogEngine(s.log_engine_url), account=s.account_id)
@@ -127,8 +134,14 @@ class Router:
                 self.state_dir / "logs",
                 sys.stdout if s.echo_logs else None,
                 ship=self.shipper.add if self.shipper is not None else None,
+                max_bytes=s.log_max_mb * 1024 * 1024,
             )
-            executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
+            self.sandbox = Sandbox(self.state_dir, enabled=s.sandbox and os.geteuid() == 0)
+            if not s.sandbox:
+                self.sandbox.reason = "turned off (--no-sandbox)"
+            if self.sandbox.enabled:
+                self.sandbox.assign(registry.functions)
+            executor = self.environments = LocalEnvironments(s, logs, self.cgroups, self.sandbox)
             if s.log_store:
                 # the store's threads at nice 10: ingestion yields to invocations
                 self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
@@ -179,10 +192,15 @@ class Router:
             return AsyncPolicy.from_spec(self._invoker().registry.get(function).function.spec)
 
         async def invoke_event(
-            function: str, payload: bytes, *, qualifier: str | None, request_id: str
+            function: str,
+            payload: bytes,
+            *,
+            qualifier: str | None,
+            request_id: str,
+            trace: str | None,
         ) -> InvokeResult:
             return await self._invoker().invoke_event(
-                function, payload, qualifier=qualifier, request_id=request_id
+                function, payload, qualifier=qualifier, request_id=request_id, trace=trace
             )
 
         return Dispatcher(
@@ -258,7 +276,10 @@ class Router:
             if self.schedule_lease is not None:
                 await self.schedule_lease.start()
             await self.scheduler.start()
-        self.grpc_server, self.grpc_port = build_server(invoker, s.grpc_host, s.grpc_port)
+        self.access = self._access()
+        self.grpc_server, self.grpc_port = build_server(
+            invoker, s.grpc_host, s.grpc_port, self.access
+        )
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
         await self.grpc_server.start()
@@ -309,6 +330,7 @@ class Router:
                 else None
             ),
             self.logengine,
+            self.access,
         )
         self.http_runner = web.AppRunner(api.app(), access_log=None)
         await self.http_runner.setup()
@@ -324,6 +346,32 @@ class Router:
         """Local mode's autoscaler sets a count as `klambda provisioned put` would."""
         assert self.control is not None
         self.control.put_provisioned(function, qualifier, count)
+
+    def _access(self) -> Access | None:
+        """Who may call (klambda.router.access), from settings.auth."""
+        auth = self.settings.auth
+        if not auth:
+            return None
+        if self.cluster is not None:
+            return KubernetesAccess.connect(self.cluster.namespace, self.cluster.kubeconfig)
+        return LocalAccess(CredentialsFile(Path(auth)))
+
+    def isolation(self) -> str:
+        """How environments are kept apart here, in a line (`klambda up` prints it)."""
+        cg = self.cgroups
+        procs = "pids cgroup" if cg is not None and cg.pids_parent else "RLIMIT_NPROC"
+        zygotes = list(self.environments.zygotes.values()) if self.environments else []
+        sb = self.sandbox
+        if sb is None:
+            return "worker pods"
+        problems = [p for p in (sb.problem(z.python) for z in zygotes) if p]
+        if sb.enabled and not problems:
+            return (
+                "a uid per function, code at /var/task, a private /tmp of "
+                f"ephemeralStorageMB, 1024 processes ({procs})"
+            )
+        why = "; ".join(problems) or sb.reason
+        return f"environments run as this user and share /tmp ({why}): see README, Isolation"
 
     def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
         s = self.settings
@@ -436,6 +484,8 @@ class Router:
             await self.queue.close()
         if self.source is not None:
             await self.source.stop()
+        if isinstance(self.access, KubernetesAccess):
+            await self.access.close()
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()

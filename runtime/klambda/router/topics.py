@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from klambda import lineage
 from klambda.api.triggers import TopicEvent
 from klambda.errors import ResourceNotFound
 from klambda.queue.event import Origin
@@ -59,9 +60,13 @@ class Topics:
         *,
         subject: str | None = None,
         attributes: Mapping[str, Attribute] | None = None,
+        trace: str | None = None,
     ) -> Published:
         """Fan a message out; ResourceNotFound for a topic nobody subscribes to, and
-        sns.InvalidMessage for a message SNS would refuse."""
+        sns.InvalidMessage for a message SNS would refuse. `trace`: the publisher's
+        X-Amzn-Trace-Id (a handler's SDK sends it), so a loop through a topic is stopped
+        like any other (klambda.lineage)."""
+        hop = lineage.of_request(trace).header()
         name = topic.rsplit(":", 1)[-1]
         subs = self.triggers.table.subscriptions.get(name)
         if not subs:
@@ -102,7 +107,11 @@ class Topics:
             )
             try:
                 await self.submit(
-                    d.function, json.dumps(payload).encode(), qualifier=d.alias, origin=origin
+                    d.function,
+                    json.dumps(payload).encode(),
+                    qualifier=d.alias,
+                    origin=origin,
+                    trace=hop,
                 )
             except Exception:
                 self.metrics.failures.labels(*labels, "SNS", "QueueError").inc()

@@ -1,20 +1,32 @@
-"""Memory and CPU limits of execution environments through Linux cgroups.
+"""Memory, CPU and process limits of execution environments through Linux cgroups, and
+killing an environment's whole process tree.
 
-Lambda enforces an environment's memory size and gives it CPU in proportion (1,769 MB =
-one vCPU). Where this process may create cgroups (v1 `memory`/`cpu` hierarchies, or a v2
-subtree with those controllers delegated) each environment gets its own cgroup under
-`klambda-<pid>` below ours. Elsewhere `available()` is False and the worker falls back to
-RLIMIT_AS for memory and no CPU limit: the docs say so.
+Lambda enforces an environment's memory size, gives it CPU in proportion (1,769 MB = one
+vCPU) and allows it 1,024 processes and threads. Where this process may create cgroups
+(v1 `memory`/`cpu`/`pids` hierarchies, or a v2 subtree with those controllers delegated)
+each environment gets its own cgroup under `klambda-<pid>` below ours. Elsewhere
+`available()` is False and the worker falls back to RLIMIT_AS for memory, no CPU limit,
+RLIMIT_NPROC where environments have their own uid, and killing by process group: the
+docs say so.
+
+Everything an environment starts stays in its cgroup, whatever it does with sessions and
+process groups, so `kill()` ends all of it: `cgroup.kill` on v2 (Linux 5.14+), else
+SIGKILL to every process listed in `cgroup.procs` until none is left (a process killed
+cannot fork again, so the list shrinks to nothing even under a fork bomb, whose size the
+pids limit bounds anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from klambda.api.limits import MB_PER_VCPU
+from klambda.api.limits import MB_PER_VCPU, PROCESS_LIMIT
 
 ROOT = Path("/sys/fs/cgroup")
 # A short period keeps the quota proportional for short invocations (CFS needs >= 1 ms).
@@ -52,6 +64,42 @@ def remove_stale(folder: Path) -> list[str]:
     return removed
 
 
+def kill_members(folder: Path, rounds: int = 1000) -> bool:
+    """SIGKILL every process in the cgroup `folder` until it is empty; whether it is."""
+    kill = folder / "cgroup.kill"
+    if kill.exists():
+        with contextlib.suppress(OSError):
+            kill.write_text("1")
+    for _ in range(rounds):
+        try:
+            pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return True  # gone
+        if not pids:
+            return True
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.0005)
+    return False
+
+
+def remove_dir(folder: Path, wait_s: float = 2.0) -> bool:
+    """rmdir a cgroup whose processes were killed: it is busy until they have exited."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            folder.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            kill_members(folder, rounds=10)
+            time.sleep(0.001)
+
+
 @dataclass
 class EnvironmentCgroup:
     """The cgroup directories of one environment (one per v1 hierarchy, or one in v2)."""
@@ -59,11 +107,19 @@ class EnvironmentCgroup:
     memory_dir: Path
     cpu_dir: Path | None
     v2: bool
+    pids_dir: Path | None = None
+
+    @property
+    def dirs(self) -> list[Path]:
+        return list(dict.fromkeys(d for d in (self.memory_dir, self.cpu_dir, self.pids_dir) if d))
 
     @property
     def procs_files(self) -> list[str]:
-        dirs = {self.memory_dir} | ({self.cpu_dir} if self.cpu_dir else set())
-        return [str(d / "cgroup.procs") for d in dirs]
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    @property
+    def limits_processes(self) -> bool:
+        return self.pids_dir is not None
 
     def set_memory(self, memory_mb: int) -> None:
         limit = str(memory_mb * 1024 * 1024)
@@ -93,11 +149,34 @@ class EnvironmentCgroup:
         except (OSError, ValueError, IndexError):
             return False
 
-    def remove(self) -> None:
-        for d in {self.memory_dir, self.cpu_dir}:
-            if d is not None:
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+    def kill(self) -> None:
+        """SIGKILL every process of the environment, however it was started."""
+        for d in self.dirs:
+            kill_members(d)
+
+    def remove(self, wait_s: float = 2.0) -> None:
+        """Kill what is left in it and remove it."""
+        self.kill()
+        for d in self.dirs:
+            remove_dir(d, wait_s)
+
+    async def discard(self, wait_s: float = 5.0) -> bool:
+        """`remove()` without blocking the event loop while the processes exit."""
+        deadline = time.monotonic() + wait_s
+        for d in self.dirs:
+            while True:
+                if kill_members(d, rounds=5):
+                    try:
+                        d.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        pass  # killed, not yet exited
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.002)
+        return True
 
 
 class Cgroups:
@@ -107,6 +186,7 @@ class Cgroups:
         self.v2 = False
         self.memory_parent: Path | None = None
         self.cpu_parent: Path | None = None
+        self.pids_parent: Path | None = None
         if enabled:
             self._setup()
 
@@ -133,6 +213,13 @@ class Cgroups:
                 with contextlib.suppress(OSError):
                     cpu_parent.mkdir(exist_ok=True)
                     self.cpu_parent = cpu_parent
+            pids = _own_path("pids")
+            if pids is not None and (ROOT / "pids").is_dir():
+                pids_parent = ROOT / "pids" / pids.lstrip("/") / name
+                remove_stale(pids_parent.parent)
+                with contextlib.suppress(OSError):
+                    pids_parent.mkdir(exist_ok=True)
+                    self.pids_parent = pids_parent
             return
         own = _own_path("")
         if own is None or not (ROOT / "cgroup.controllers").exists():
@@ -148,6 +235,9 @@ class Cgroups:
             return
         self.v2 = True
         self.memory_parent = self.cpu_parent = parent
+        with contextlib.suppress(OSError):
+            (parent / "cgroup.subtree_control").write_text("+pids")
+            self.pids_parent = parent
 
     def create(self, env_id: str, memory_mb: int) -> EnvironmentCgroup | None:
         if self.memory_parent is None:
@@ -160,7 +250,12 @@ class Cgroups:
                 (mdir / "memory.max").write_text(str(limit))
                 with contextlib.suppress(OSError):
                     (mdir / "memory.swap.max").write_text("0")
-                return EnvironmentCgroup(mdir, mdir, True)
+                pdir = None
+                if self.pids_parent is not None:
+                    with contextlib.suppress(OSError):
+                        (mdir / "pids.max").write_text(str(PROCESS_LIMIT))
+                        pdir = mdir
+                return EnvironmentCgroup(mdir, mdir, True, pdir)
             (mdir / "memory.limit_in_bytes").write_text(str(limit))
             with contextlib.suppress(OSError):
                 (mdir / "memory.swappiness").write_text("0")
@@ -171,17 +266,27 @@ class Cgroups:
                     cdir.mkdir()
                 except OSError:
                     cdir = None
-            return EnvironmentCgroup(mdir, cdir, False)
+            pdir = None
+            if self.pids_parent is not None:
+                pdir = self.pids_parent / env_id
+                try:
+                    pdir.mkdir()
+                    (pdir / "pids.max").write_text(str(PROCESS_LIMIT))
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        pdir.rmdir()
+                    pdir = None
+            return EnvironmentCgroup(mdir, cdir, False, pdir)
         except OSError:
             return None
 
     def close(self) -> None:
-        for parent in {self.memory_parent, self.cpu_parent}:
-            if parent is None:
-                continue
-            for child in parent.iterdir() if parent.is_dir() else ():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+        """Kill every environment's processes still running and remove every cgroup."""
+        parents = [p for p in (self.memory_parent, self.cpu_parent, self.pids_parent) if p]
+        for parent in dict.fromkeys(parents):
+            children = [c for c in parent.iterdir() if c.is_dir()] if parent.is_dir() else []
+            for child in children:
+                kill_members(child)
+            for child in children:
+                remove_dir(child)
+            remove_dir(parent)

@@ -3,6 +3,12 @@
 The worker writes the platform's log lines around each invocation (START, END, REPORT),
 enforces the timeout by killing the process, and turns a process that died into Lambda's
 error types. One request at a time: `busy` is set for the length of an invoke.
+
+Killing or recycling an environment kills everything it started: its cgroup's every
+process where it has cgroups, else its process group (which a process may leave with
+setsid: only cgroups or the router's stop, which kills the sandbox uids, catch those).
+An environment that died while idle (killed from outside) is noticed by `alive()` before
+it is handed a request, and replaced.
 """
 
 from __future__ import annotations
@@ -23,14 +29,19 @@ from klambda import logformat
 from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.invocation import Outcome, StreamSink
+from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
+from klambda.worker.sandbox import TASK_ROOT
 from klambda.worker.zygote import Zygote
 
 # Lambda's tail of logs returned with LogType=Tail
 LOG_TAIL_BYTES = 4096
 # Lambda's limit on the init phase of an on-demand environment
 INIT_TIMEOUT_S = 10
+# in /proc/PID/stat: PF_EXITING in `flags`, and SIGKILL among the pending signals
+PF_EXITING = 0x4
+SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
 
 
 class InitFailed(Exception):
@@ -65,6 +76,8 @@ class Environment:
     _start_line: str | None = None
     _request_id: str = ""
     _phases: Mapping[str, float] | None = None
+    _tree_killed: bool = False
+    _stat_fd: int | None = None  # /proc/PID/stat, kept open: one pread per liveness check
 
     async def invoke(
         self,
@@ -274,22 +287,67 @@ class Environment:
             error_type=error_type,
         )
 
-    async def kill(self) -> None:
-        self.dead = True
+    def alive(self) -> bool:
+        """Whether the process can still take a request: not exited, not dying, nothing
+        killing it (a SIGKILL sent from outside shows in /proc before the process ends)."""
+        if self.dead or self.reader.at_eof():
+            return False
+        try:
+            if self._stat_fd is None:
+                self._stat_fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
+            stat = os.pread(self._stat_fd, 1024, 0)  # ESRCH once the process is reaped
+        except OSError:
+            return False
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        # fields[0] is the state, [6] the flags, [28] the pending signals
+        return (
+            fields[0] not in (b"Z", b"X", b"x")
+            and not int(fields[6]) & PF_EXITING
+            and not int(fields[28]) & SIGKILL_BIT
+        )
+
+    def _kill_tree(self) -> None:
+        """SIGKILL the environment and everything it started."""
+        self._tree_killed = True
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            return
+        # its own process group (bootstrap.run makes it one), and itself if it is a
+        # spare that never got that far
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+
+    async def kill(self) -> None:
+        self.dead = True
+        self._kill_tree()
         await self.close()
 
     async def close(self) -> None:
-        """Close the socket (the environment exits on EOF) and release its cgroup."""
+        """Stop the environment and everything it started, and release its cgroup."""
+        if not self._tree_killed:
+            self._kill_tree()
         self.dead = True
+        if self._stat_fd is not None:
+            os.close(self._stat_fd)
+            self._stat_fd = None
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
+        if self.cgroup is not None:
+            await self.cgroup.discard()
         if self.exit_status is None:
             self.exit_status = await self.zygote.exit_status(self.pid, wait=2.0)
-        if self.cgroup is not None:
-            self.cgroup.remove()
+
+
+def _sandbox(
+    spec: dict[str, Any], cfg: FunctionConfig, zygote: Zygote, cgroup: EnvironmentCgroup | None
+) -> None:
+    """The function's uid, its code at /var/task (Lambda's task root), a private /tmp."""
+    spec["sandbox"] = zygote.sandbox.spec(cfg, cgroup is not None and cgroup.limits_processes)
+    spec["code_root"] = TASK_ROOT
+    spec["env"]["LAMBDA_TASK_ROOT"] = TASK_ROOT
 
 
 async def spawn(
@@ -328,6 +386,9 @@ async def spawn(
         # without a memory cgroup: cap the address space (the size plus the interpreter's)
         "rlimit_as": None if cgroup else (cfg.memory_mb + 256) * 1024 * 1024,
     }
+    if zygote.sandboxed:
+        _sandbox(spec, cfg, zygote, cgroup)
+    spec["env"].update(identity.credentials())  # the function's own, in a worker pod
     platform = logformat.platform(cfg.log_format, cfg.system_log_level)
     first_line = platform.init_start(
         cfg.runtime,
@@ -350,6 +411,8 @@ async def spawn(
             cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
             spec["cgroup_procs"] = cgroup.procs_files if cgroup else []
             spec["rlimit_as"] = None if cgroup else (cfg.memory_mb + 256) * 1024 * 1024
+            if zygote.sandboxed:
+                _sandbox(spec, cfg, zygote, cgroup)
             pid, sock = await zygote.spawn(spec)
     else:
         pid, sock = await zygote.spawn(spec)
@@ -379,6 +442,8 @@ async def spawn(
             if kind == protocol.READY:
                 ready = protocol.decode_meta(raw[:mlen])
                 env.init_ms = ready["init_ms"]
+                with contextlib.suppress(OSError):  # while it is surely this process
+                    env._stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
                 env.max_memory_mb = math.ceil(ready["max_rss_kb"] / 1024)
                 break
             body = raw[mlen:]

@@ -6,12 +6,19 @@ them to followers as they come, appends them to a file per function when given a
 (JSON Lines, klambda.logs.lines; sealed and a new one started past `rotate_bytes`, for
 the log store to ingest off the invoke path), hands them to a shipper to the cluster's log
 engine when given one, and echoes them to the console in local mode.
+
+A function's files cannot fill the disk: they hold at most `max_bytes` together
+(KLAMBDA_LOG_MAX_MB, default 256 MB). The live file is sealed past a quarter of that (or
+`rotate_bytes`, the lesser) even in the middle of an invocation, and sealed files not yet
+ingested beyond the cap are removed, oldest first, with a warning: a function printing
+faster than the store ingests loses its oldest lines, not the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import sys
 import time
@@ -26,6 +33,10 @@ from klambda.logs import lines
 FLUSH_S = 0.2
 # a function's live file is sealed past this size (checked when it is flushed)
 ROTATE_BYTES = 64 * 1024 * 1024
+# a function's files (live and sealed, not yet ingested) at most
+MAX_BYTES = 4 * ROTATE_BYTES
+
+log = logging.getLogger("klambda.logs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +56,15 @@ class LogHub:
         keep: int = 10_000,
         rotate_bytes: int = ROTATE_BYTES,
         ship: Callable[[LogRecord], None] | None = None,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self._dir = directory
         self._ship = ship  # a cluster worker's shipper to the log engine (worker/logship.py)
         self._echo = echo
         self._keep = keep
-        self._rotate_bytes = rotate_bytes
+        self._max_bytes = max_bytes
+        self._rotate_bytes = max(1, min(rotate_bytes, max_bytes // 4))
+        self._sizes: dict[str, int] = {}  # bytes written to each function's live file
         self._recent: dict[str, collections.deque[LogRecord]] = {}
         self._followers: dict[str, set[asyncio.Queue[LogRecord]]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -74,7 +88,12 @@ class LogHub:
                 f = self._files[function] = open(  # noqa: SIM115 - kept open, closed in close()
                     self._dir / lines.live_name(function), "a", encoding="utf-8"
                 )
-            f.write(lines.encode(rec.time, stream, request_id, text))
+                self._sizes[function] = f.tell()
+            line = lines.encode(rec.time, stream, request_id, text)
+            f.write(line)
+            self._sizes[function] += len(line.encode())
+            if self._sizes[function] >= self._rotate_bytes:  # however long the invocation
+                self._seal(function, f)
         if self._echo is not None:
             self._echo.write(f"[{function}] {text}\n")
         return rec
@@ -115,6 +134,38 @@ class LogHub:
         os.rename(
             self._dir / lines.live_name(function), self._dir / lines.sealed_name(function, millis)
         )
+        self._sizes.pop(function, None)
+        self._trim(function)
+
+    def _trim(self, function: str) -> None:
+        """Remove the oldest sealed files of `function` beyond its cap."""
+        assert self._dir is not None
+        sealed = []
+        for path in self._dir.glob(f"{function}.*{lines.LIVE_SUFFIX}"):
+            millis = path.name[len(function) + 1 : -len(lines.LIVE_SUFFIX)]
+            if millis.isdigit():
+                try:
+                    sealed.append((int(millis), path, path.stat().st_size))
+                except FileNotFoundError:  # ingested meanwhile
+                    continue
+        total = sum(size for _m, _p, size in sealed)
+        dropped = 0
+        for _millis, path, size in sorted(sealed):
+            if total <= self._max_bytes - self._rotate_bytes:  # room for the live file
+                break
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            total -= size
+            dropped += size
+        if dropped:
+            log.warning(
+                "%s: %d bytes of its oldest log lines removed, over its cap of %d bytes",
+                function,
+                dropped,
+                self._max_bytes,
+            )
 
     def recent(self, function: str, limit: int | None = None) -> list[LogRecord]:
         records = list(self._recent.get(function, ()))

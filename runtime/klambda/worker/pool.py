@@ -3,7 +3,10 @@
 Provisioned environments (initialised ahead of traffic, never reclaimed) are used first;
 requests beyond them spill over to on-demand environments. Idle on-demand environments
 are kept most-recently-used first, so a steady trickle of requests keeps hitting the same
-warm process and the others age out after the keep-warm time.
+warm process and the others age out after the keep-warm time. An idle environment that
+died (killed from outside) is dropped when it would be taken, and the request goes to
+another or to a cold start: the caller never sees the death of an environment it did not
+use. Closing the pool kills every environment, busy ones included.
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ class EnvironmentPool:
         # closed while requests ran (a $LATEST replaced): their environments are closed
         # when those requests end, never reused
         self.closed = False
+        self._live: set[Environment] = set()  # every environment started, until closed
 
     def _close_later(self, env: Environment) -> None:
+        self._live.discard(env)
         fut = asyncio.ensure_future(env.close())
         self._closing.add(fut)
         fut.add_done_callback(self._closing.discard)
@@ -62,11 +67,12 @@ class EnvironmentPool:
         for idle in (self.idle_provisioned, self.idle):
             while idle:
                 env = idle.pop()
-                if not env.dead:
+                if env.alive():
                     self.busy += 1
                     if env.provisioned:
                         self.busy_provisioned += 1
                     return env
+                self._close_later(env)  # died while idle: its cgroup, its exit status
                 if env.provisioned:
                     self.provisioned_ready -= 1
                     self._replenish()
@@ -84,6 +90,7 @@ class EnvironmentPool:
                 env = await self._spawn(provisioned)
         finally:
             self.starting -= 1
+        self._live.add(env)
         self.busy += 1
         if provisioned:
             self.busy_provisioned += 1
@@ -110,6 +117,7 @@ class EnvironmentPool:
         if env.provisioned:
             self.busy_provisioned -= 1
             if env.dead:
+                self._live.discard(env)
                 self.provisioned_ready -= 1
                 self._replenish()
             elif self.provisioned_ready > self.provisioned_target:
@@ -119,6 +127,8 @@ class EnvironmentPool:
                 self.idle_provisioned.append(env)
         elif not env.dead:
             self.idle.append(env)
+        else:
+            self._live.discard(env)
 
     def set_provisioned(self, count: int) -> None:
         """Keep `count` provisioned environments; starts or stops them in the background."""
@@ -154,10 +164,11 @@ class EnvironmentPool:
     async def reclaim(self, keep_warm_s: float) -> int:
         """Close on-demand environments idle for longer than `keep_warm_s`."""
         now = time.monotonic()
-        old = [e for e in self.idle if now - e.last_used > keep_warm_s or e.dead]
+        old = [e for e in self.idle if now - e.last_used > keep_warm_s or not e.alive()]
         if not old:
             return 0
         self.idle = [e for e in self.idle if e not in old]
+        self._live.difference_update(old)
         await asyncio.gather(*(e.close() for e in old))
         return len(old)
 
@@ -168,7 +179,10 @@ class EnvironmentPool:
             self._provisioner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._provisioner
-        envs = self.idle + self.idle_provisioned
+        envs = list(self._live)  # busy ones too: what they started must not outlive us
+        self._live.clear()
         self.idle, self.idle_provisioned = [], []
         self.provisioned_ready = 0
         await asyncio.gather(*(e.close() for e in envs))
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -16,6 +16,7 @@ from typing import Any
 import klambda
 from klambda.api.limits import MEMORY_MAX_MB
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
+from klambda.worker.sandbox import Sandbox
 
 # the folder holding the `klambda` package, for interpreters outside this one's venv
 PACKAGE_ROOT = str(Path(klambda.__file__).resolve().parent.parent)
@@ -43,10 +44,13 @@ class Zygote:
         preload: tuple[str, ...] = (),
         cgroups: Cgroups | None = None,
         spares: int = 1,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.python = python
         self.preload = preload
         self.cgroups = cgroups
+        # sandboxes environments when the worker runs as root (a uid per function)
+        self.sandbox = sandbox if sandbox is not None else Sandbox()
         self.spares_wanted = spares
         self.spares: list[Spare] = []
         self._making: asyncio.Task[None] | None = None
@@ -62,6 +66,7 @@ class Zygote:
         env = dict(os.environ)
         if self.python != sys.executable:
             env["PYTHONPATH"] = PACKAGE_ROOT
+        await self.sandbox.probe(self.python, env)
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self.python,
@@ -149,6 +154,11 @@ class Zygote:
         for fut in self._spawning.values():
             if not fut.done():
                 fut.set_exception(ZygoteError("the zygote exited"))
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether this zygote's environments run sandboxed (klambda.worker.sandbox)."""
+        return self.sandbox.usable(self.python)
 
     async def spawn(self, spec: dict[str, Any]) -> tuple[int, socket.socket]:
         """Fork an environment; its pid and our end of its socket."""

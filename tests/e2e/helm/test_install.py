@@ -259,6 +259,9 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             Access("patch", "endpointslices", "discovery.k8s.io", ns),
         ):
             expect[q] = False
+    # who callers are and what they may do: the API server answers (--auth)
+    expect[Access("create", "tokenreviews", "authentication.k8s.io")] = True
+    expect[Access("create", "subjectaccessreviews", "authorization.k8s.io")] = True
     kubeconfig = release.sa_kubeconfig("kl-klambda-router")
     assert not mismatches(release.plane, kubeconfig, expect)
 

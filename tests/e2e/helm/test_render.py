@@ -97,7 +97,11 @@ def test_default_render() -> None:
     assert one(docs, "Role", "-router")["metadata"]["namespace"] == "default"
     assert one(docs, "RoleBinding", "-router")["metadata"]["namespace"] == "default"
     assert [r["metadata"]["name"] for r in by_kind(docs, "ClusterRole")] == [
-        "klambda-t-klambda-operator"
+        "klambda-t-klambda-invoker",
+        "klambda-t-klambda-viewer",
+        "klambda-t-klambda-developer",
+        "klambda-t-klambda-operator",
+        "klambda-t-klambda-router-access",
     ]
     operator = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
     router = one(docs, "Deployment", "-router")["spec"]["template"]["spec"]
@@ -120,6 +124,7 @@ def test_default_render() -> None:
         "--http-port=8080",
         "--grpc-port=50051",
         "--account-concurrency=1000",
+        "--auth",  # callers need an identity and RBAC's permission
     ]
     # three ServiceAccounts for three roles; only the function pods' has no token
     accounts = {
@@ -334,7 +339,14 @@ def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:
         for rule in role["rules"]:
             for key in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[key], (role["metadata"]["name"], rule)
-            assert "secrets" not in rule["resources"], role["metadata"]["name"]
+            if "secrets" in rule["resources"]:  # the router's access keys, and only those
+                assert role["metadata"]["name"].endswith("-router"), role["metadata"]["name"]
+                assert rule == {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "resourceNames": ["klambda-access-keys"],
+                    "verbs": ["get"],
+                }
 
 
 def test_no_template_is_left_unused(tmp_path: Path) -> None:

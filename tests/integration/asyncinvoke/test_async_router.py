@@ -72,7 +72,13 @@ def dlq_depth(r: RouterRunner) -> int:
     return int(call(r, "GET", "/klambda/v1/functions/flaky/dlq")["Depth"])
 
 
-FAST = {"KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2", "KLAMBDA_ASYNC_THROTTLE_BASE_SECONDS": "0.5"}
+# the handlers report each run in a file of the test's, which a sandboxed handler (its
+# own uid, its own /tmp) could not reach: these routers run them unsandboxed
+FAST = {
+    "KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2",
+    "KLAMBDA_ASYNC_THROTTLE_BASE_SECONDS": "0.5",
+    "KLAMBDA_SANDBOX": "0",
+}
 
 
 def test_failures_end_in_the_dlq_after_every_attempt_and_redrive_drains_it(

@@ -126,6 +126,7 @@ def cluster_router(plane: ControlPlane, ns: str, tmp: Path) -> RouterRunner:
         "127.0.0.1",
         "--wait-for-worker",
         "3",
+        "--no-auth",  # routing is what these tests are about: access has tests of its own
         workdir=tmp,
     )
 

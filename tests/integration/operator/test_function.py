@@ -84,10 +84,11 @@ def test_function_becomes_snapshot_deployment_service_and_status(
         "--version",
         "$LATEST",
     ]
-    assert container["resources"] == {
-        "requests": {"cpu": "1", "memory": "1769Mi"},
-        "limits": {"cpu": "1", "memory": "1769Mi"},
-    }
+    # /tmp (ephemeralStorageMB, default 512) plus 64 MiB for the container's logs
+    amounts = {"cpu": "1", "memory": "1769Mi", "ephemeral-storage": "576Mi"}
+    assert container["resources"] == {"requests": amounts, "limits": amounts}
+    [tmp] = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"sizeLimit": "512Mi"}
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False

@@ -47,7 +47,12 @@ async def main() -> None:
     submitted = Journal(args.out / "submitted")
 
     async def invoke(
-        function: str, payload: bytes, *, qualifier: str | None, request_id: str
+        function: str,
+        payload: bytes,
+        *,
+        qualifier: str | None,
+        request_id: str,
+        trace: str | None = None,
     ) -> Outcome:
         started.write(request_id)
         await asyncio.sleep(args.invoke_ms / 1000)

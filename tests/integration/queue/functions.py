@@ -57,7 +57,13 @@ class Functions:
         return [c for c in self.calls if c.function == name]
 
     async def __call__(
-        self, function: str, payload: bytes, *, qualifier: str | None, request_id: str
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        qualifier: str | None,
+        request_id: str,
+        trace: str | None = None,
     ) -> Outcome:
         event = json.loads(payload) if payload else None
         call = Call(function, request_id, event, qualifier)

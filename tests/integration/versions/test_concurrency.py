@@ -162,6 +162,10 @@ def test_provisioned_environments_serve_first_calls_without_cold_starts(
 
         cfg = eventually(ready, "3 provisioned environments READY")
         assert cfg["AvailableProvisionedConcurrentExecutions"] == 3
+        _s, listed = call(r, "GET", "/2019-09-30/functions/sleepy/provisioned-concurrency?List=ALL")
+        (only,) = listed["ProvisionedConcurrencyConfigs"]
+        assert only["FunctionArn"].endswith(":function:sleepy:live")
+        assert only["RequestedProvisionedConcurrentExecutions"] == 3
         results = []
         with ThreadPoolExecutor(3) as pool:
             results = list(

@@ -31,6 +31,7 @@ def test_defaults_are_lambdas() -> None:
     assert fn.spec.retry_attempts == 2
     assert fn.spec.max_event_age_seconds == 21600
     assert fn.spec.reserved_concurrency is None
+    assert fn.spec.ephemeral_storage_mb == 512
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,14 @@ def test_defaults_are_lambdas() -> None:
         ({"environment": {"_HANDLER": "x"}}, "_HANDLER is a reserved environment"),
         ({"environment": {"1BAD": "x"}}, "environment variable name '1BAD' must match"),
         ({"environment": {"BIG": "x" * 4094}}, "more than the limit of 4096 bytes"),
+        (
+            {"ephemeralStorageMB": 511},
+            "spec.ephemeralStorageMB: Input should be greater than or equal to 512",
+        ),
+        (
+            {"ephemeralStorageMB": 10241},
+            "spec.ephemeralStorageMB: Input should be less than or equal to 10240",
+        ),
         ({"retryAttempts": 3}, "spec.retryAttempts: Input should be less than or equal to 2"),
         ({"maxEventAgeSeconds": 59}, "spec.maxEventAgeSeconds: Input should be greater than"),
         ({"maxEventAgeSeconds": 21601}, "spec.maxEventAgeSeconds: Input should be less than"),

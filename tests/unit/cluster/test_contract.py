@@ -27,6 +27,7 @@ CONFIGS = [
         "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=",
         region="eu-west-1",
         account="123456789012",
+        ephemeral_storage_mb=10240,
     ),
     FunctionConfig(
         "structured",

@@ -22,6 +22,18 @@ def test_cpu_in_proportion_to_memory(memory_mb: int, cpu: str) -> None:
     assert amounts["limits"] == amounts["requests"] == {"cpu": cpu, "memory": f"{memory_mb + 64}Mi"}
 
 
+@pytest.mark.parametrize("storage_mb", [None, 512, 10240])
+def test_tmp_is_bounded_by_ephemeral_storage(storage_mb: int | None) -> None:
+    spec = {} if storage_mb is None else {"ephemeralStorageMB": storage_mb}
+    pod = builders.build_pod_template(work(**spec), OperatorSettings())["spec"]
+    size = storage_mb or 512
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"sizeLimit": f"{size}Mi"}
+    res = pod["containers"][0]["resources"]
+    assert res["limits"]["ephemeral-storage"] == f"{size + 64}Mi"
+    assert res["requests"]["ephemeral-storage"] == f"{size + 64}Mi"
+
+
 @pytest.mark.parametrize(
     ("value", "escaped"),
     [("$LATEST", "$LATEST"), ("Hi $(HOME)", "Hi $$(HOME)"), ("$$", "$$$"), ("a$", "a$"), ("", "")],
@@ -185,3 +197,23 @@ def test_uploaded_code_reads_back_as_its_files() -> None:
     )
     with pytest.raises(ValueError, match="more than a ConfigMap holds"):
         contract.code_config_map("fn", {"big": b"x" * (1024 * 1024)}, "ns")
+
+
+def test_a_function_with_a_service_account_gets_its_identity_token() -> None:
+    pod = builders.build_pod_template(
+        work(serviceAccountName="orders-fn"), OperatorSettings(function_service_account="x")
+    )["spec"]
+    assert pod["serviceAccountName"] == "orders-fn"
+    assert pod["automountServiceAccountToken"] is False  # not the API server's token
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "identity"]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "klambda"
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env[contract.IDENTITY_TOKEN_ENV] == contract.IDENTITY_TOKEN_FILE
+    assert {"name": "identity", "mountPath": contract.IDENTITY_TOKEN_DIR, "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
+    assert "serviceAccountName" not in plain
+    assert all(v["name"] != "identity" for v in plain["volumes"])

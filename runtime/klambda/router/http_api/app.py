@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from klambda.api import limits
-from klambda.errors import KlambdaError, RequestTooLarge
+from klambda.errors import InvalidRequestContent, KlambdaError, RequestTooLarge
 from klambda.logengine.client import LogEngine
 from klambda.logstore import LogStore
+from klambda.router import permissions
+from klambda.router.access import Access
+from klambda.router.access import Request as AccessRequest
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
@@ -48,6 +53,13 @@ def error_response(err: KlambdaError) -> web.Response:
     )
 
 
+class UnknownOperation(KlambdaError):
+    """A path or method of Lambda's API (or none) that this router does not serve."""
+
+    code = "UnknownOperationException"
+    http_status = 404
+
+
 @web.middleware
 async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -61,6 +73,32 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
                 "InvokeFunction operation"
             )
         )
+    except RequestPayloadError as err:  # a body that cannot be read: bad gzip, say
+        reason = str(err).replace("\n", " ").strip()
+        return error_response(InvalidRequestContent(f"Could not read the request body: {reason}"))
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        # aiohttp's own answer is plain text, which no AWS SDK can read as an error
+        return error_response(
+            UnknownOperation(f"{request.method} {request.path}: not an operation klambda serves")
+        )
+
+
+def access_check(access: Access) -> Middleware:
+    """Authenticate and authorize every request but /healthz and /metrics."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        perm = permissions.required(request.method, request.path, request.query)
+        if perm is not None:
+            body = await request.read() if request.can_read_body else b""  # kept for the handler
+            url = f"{request.scheme}://{request.host}{request.raw_path}"
+            who = await access.authenticate(
+                AccessRequest(request.method, url, dict(request.headers), body)
+            )
+            await access.authorize(who, perm)
+        return await handler(request)
+
+    return check
 
 
 class HttpApi:
@@ -77,6 +115,7 @@ class HttpApi:
         autoscaler: Autoscaler | None = None,
         cluster_functions: ClusterFunctions | None = None,
         logengine: LogEngine | None = None,
+        access: Access | None = None,
     ) -> None:
         self.invoker = invoker
         self.control = control
@@ -90,10 +129,14 @@ class HttpApi:
         self.autoscaler = autoscaler
         self.cluster_functions = cluster_functions
         self.logengine = logengine
+        self.access = access
 
     def app(self) -> web.Application:
+        middlewares: list[Middleware] = [lambda_errors]
+        if self.access is not None:
+            middlewares.append(access_check(self.access))
         app = web.Application(
-            middlewares=[lambda_errors],
+            middlewares=middlewares,
             client_max_size=limits.SYNC_PAYLOAD_MAX_BYTES + 64 * 1024,
         )
         InvokeApi(self.invoker).add_routes(app.router)

@@ -16,7 +16,14 @@ from klambda.api import limits
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from klambda.router.control import LocalControl
 from klambda.router.functions import LocalFunctions
-from klambda.router.http_api.params import API, function_of, int_field, json_body, target_of
+from klambda.router.http_api.params import (
+    API,
+    function_of,
+    int_field,
+    json_body,
+    target_of,
+    version_field,
+)
 from klambda.router.http_api.shapes import alias_configuration, configuration
 from klambda.router.invoke import Invoker
 from klambda.router.registry import FunctionEntry, Target
@@ -156,7 +163,7 @@ class ControlApi:
         alias = self._control().put_alias(
             entry.function.name,
             name,
-            str(body.get("FunctionVersion", "")),
+            version_field(body) or "",
             self._routing(body) or {},
             str(body.get("Description", "")),
         )
@@ -165,7 +172,11 @@ class ControlApi:
     async def update_alias(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         entry = self._entry(request)
-        version = body.get("FunctionVersion")
+        if request.match_info["alias"] not in entry.aliases:  # Lambda's UpdateAlias
+            raise ResourceNotFound(
+                f"Alias not found: {entry.function.name}:{request.match_info['alias']}"
+            )
+        version = version_field(body)
         alias = self._control().put_alias(
             entry.function.name,
             request.match_info["alias"],
@@ -232,26 +243,10 @@ class ControlApi:
         if control is None:
             raise InvalidParameterValue("provisioned concurrency is not managed by this router")
         if request.query.get("List") == "ALL":  # ListProvisionedConcurrencyConfigs
-            return self._list_provisioned(control, function_of(request))
+            configs = control.provisioned_configs(function_of(request))
+            return web.json_response({"ProvisionedConcurrencyConfigs": configs})
         name, q = function_of(request), self._qualifier(request)
         return web.json_response(control.provisioned_config(name, q))
-
-    def _list_provisioned(self, control: LocalControl, function: str) -> web.Response:
-        entry = self.invoker.registry.get(function)
-        qualifiers = [
-            q
-            for q, spec in [(n, v.spec) for n, v in sorted(entry.versions.items())]
-            + [(n, a.spec) for n, a in sorted(entry.aliases.items())]
-            if spec.provisioned_concurrency > 0
-        ]
-        configs = [
-            {
-                "FunctionArn": f"{entry.latest.config.arn}:{q}",
-                **control.provisioned_config(function, q),
-            }
-            for q in qualifiers
-        ]
-        return web.json_response({"ProvisionedConcurrencyConfigs": configs})
 
     async def delete_provisioned(self, request: web.Request) -> web.Response:
         self._control().put_provisioned(function_of(request), self._qualifier(request), 0)

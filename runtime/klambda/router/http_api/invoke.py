@@ -6,6 +6,7 @@ import base64
 
 from aiohttp import web
 
+from klambda import lineage
 from klambda.api import limits
 from klambda.errors import RequestTooLarge
 from klambda.router.http_api.params import API
@@ -33,6 +34,7 @@ class InvokeApi:
             qualifier=request.query.get("Qualifier"),
             invocation_type=request.headers.get("X-Amz-Invocation-Type", "RequestResponse"),
             log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+            trace=request.headers.get(lineage.HEADER),
         )
         headers = {
             "x-amzn-RequestId": res.request_id,

@@ -8,10 +8,12 @@ an ARN.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
+from klambda.api import limits
 from klambda.errors import InvalidParameterValue, InvalidRequestContent
 from klambda.router.routing import parse_function, parse_function_name
 
@@ -33,11 +35,24 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # nested too deep is not JSON we take
         raise InvalidRequestContent(f"Could not parse request body into json: {err}") from None
     if not isinstance(body, dict):
         raise InvalidRequestContent("the request body must be a JSON object")
     return body
+
+
+def version_field(body: dict[str, Any], name: str = "FunctionVersion") -> str | None:
+    """A version number or $LATEST named by `name` (None when absent), as Lambda takes it."""
+    value = body.get(name)
+    if value is None:
+        return None
+    text = str(value)
+    if text != limits.LATEST and not re.fullmatch(limits.VERSION_PATTERN, text):
+        raise InvalidParameterValue(
+            f"{name}: {text[:64]!r} must be a version number or {limits.LATEST}"
+        )
+    return text
 
 
 def int_field(body: dict[str, Any], name: str) -> int:

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from klambda import lineage
 from klambda.errors import InvalidParameterValue, KlambdaError, ResourceNotFound
 from klambda.router.http_api.params import json_body
 from klambda.router.topics import Topics
@@ -67,6 +68,7 @@ class TopicApi:
                 message,
                 subject=None if subject is None else str(subject),
                 attributes=attrs,
+                trace=request.headers.get(lineage.HEADER),
             )
         except sns.InvalidMessage as err:
             raise InvalidParameterValue(str(err)) from None
@@ -83,7 +85,7 @@ class TopicApi:
         action = params.get("Action", "")
         try:
             if action == "Publish":
-                return await self._publish(params, rid)
+                return await self._publish(params, rid, request.headers.get(lineage.HEADER))
             if action == "ListTopics":
                 return self._list(rid)
             raise InvalidParameterValue(f"Action {action!r} is not supported (Publish, ListTopics)")
@@ -94,7 +96,9 @@ class TopicApi:
         except KlambdaError as err:
             return _error(err.http_status, "InvalidParameter", err.message, rid)
 
-    async def _publish(self, params: dict[str, str], rid: str) -> web.Response:
+    async def _publish(
+        self, params: dict[str, str], rid: str, trace: str | None = None
+    ) -> web.Response:
         topic = params.get("TopicArn") or params.get("TargetArn")
         if not topic:
             raise InvalidParameterValue("TopicArn: required")
@@ -106,6 +110,7 @@ class TopicApi:
             message,
             subject=params.get("Subject"),
             attributes=sns.attributes(_query_attributes(params)),
+            trace=trace,
         )
         return _xml(
             "Publish",
