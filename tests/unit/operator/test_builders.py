@@ -133,7 +133,7 @@ def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"] == ["klambda", "worker", "--pool", "python3.12"]
-    assert container["resources"] == builders.resources(256, 100)
+    assert container["resources"] == builders.resources(256, 100, 512)  # a default /tmp
     assert container["volumeMounts"][0] == {"name": "code", "mountPath": "/var/task"}  # writable
     assert pod["volumes"][0] == {"name": "code", "emptyDir": {"sizeLimit": "16Mi"}}
     assert pod["terminationGracePeriodSeconds"] == 905  # it may come to run any function
