@@ -70,7 +70,16 @@ class Destinations(Model):
 
 class FunctionSpec(Model):
     handler: str = Field(pattern=limits.HANDLER_PATTERN)
-    runtime: Literal["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
+    runtime: Literal[
+        "python3.9",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "provided",
+        "provided.al2",
+        "provided.al2023",
+    ]
     code: Code
     description: str = Field(default="", max_length=256)
     memory_mb: int = Field(

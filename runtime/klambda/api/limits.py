@@ -36,7 +36,16 @@ ACCOUNT_CONCURRENCY_DEFAULT = 1000
 UNRESERVED_CONCURRENCY_MIN = 100
 SCALE_UP_PER_MINUTE_DEFAULT = 500
 
-RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+RUNTIMES = (
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+)
 
 # Lambda's reserved environment variables: a function may not set these.
 RESERVED_ENVIRONMENT = (

@@ -73,11 +73,10 @@ def target_of(
         account=settings.account_id,
     )
     target = Target(cfg)
-    if runtimes.interpreter(spec.runtime) is None:
+    reason = runtimes.missing(spec.runtime)
+    if reason is not None:
         target.state = "Failed"
-        target.state_reason = (
-            f"runtime {spec.runtime} is not installed here (no {spec.runtime} on PATH)"
-        )
+        target.state_reason = reason
     return target
 
 

@@ -130,14 +130,16 @@ async def serve(
 ) -> None:
     """The worker of one function version, configured by its pod's environment."""
     groups = Cgroups(enabled=cgroups)
-    zygote = await _zygote(cfg.runtime, groups)
+    # a Runtime API runtime (provided*) starts its environments without a zygote
+    zygote = None if runtimes.uses_runtime_api(cfg.runtime) else await _zygote(cfg.runtime, groups)
     logs = LogHub(None, sys.stdout)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     banner = f"{cfg.function}:{cfg.version}"
     await _serve(service, host, port, banner, lambda: float(cfg.timeout_s))
     await pool.close()
-    await zygote.stop()
+    if zygote is not None:
+        await zygote.stop()
 
 
 async def serve_pool(
