@@ -531,6 +531,39 @@ def pool_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def runtimeapi_section(results: dict[str, Any]) -> list[str]:
+    ra = results["parts"].get("runtimeapi")
+    if not ra:
+        return [_missing(results, "runtimeapi") or ""]
+    labels = {
+        "fork": "python3.11, forked from the zygote",
+        "awslambdaric": "awslambdaric through the Runtime API",
+        "tutorial": "AWS's tutorial runtime (bash + curl) through the Runtime API",
+    }
+    rows = []
+    for path in ra["paths"]:
+        p = ra[path]
+        c, i, w = p["cold"], p["init"], p["warm"]
+        rows.append(
+            f"| {labels.get(path, path)} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} "
+            f"| {fmt(i['p50_ms'])} | {fmt(w['p50_ms'], 3)} | {fmt(w['p99_ms'], 3)} "
+            f"| {_x(p.get('cold_p50_over_fork'))} | {_x(p.get('warm_p50_over_fork'))} |"
+        )
+    n_cold = int(ra["fork"]["cold"]["n"])
+    n_warm = int(ra["fork"]["warm"]["n"])
+    return [
+        "The same no-op handler on the fork path and through the Runtime API (one loopback "
+        "listener per environment, the runtime a process of its own started in the "
+        f"environment's cgroup), 128 MB, one router's gRPC Invoke: {n_cold} cold starts and "
+        f"{n_warm} warm calls per path, the paths in turn (bench/runtimeapi.py).",
+        "",
+        "| path | cold p50 ms | cold p99 ms | Init Duration p50 ms | warm p50 ms "
+        "| warm p99 ms | cold / fork | warm / fork |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def metrics_section(results: dict[str, Any]) -> list[str]:
     m = results["parts"].get("metrics")
     if not m:
@@ -814,6 +847,10 @@ def render(results: dict[str, Any]) -> str:
         "## 8. Cluster cold start through the warm pool",
         "",
         *pool_section(results),
+        "",
+        "## 9. The Runtime API path beside the fork path",
+        "",
+        *runtimeapi_section(results),
         "",
         "## Metrics cost",
         "",
