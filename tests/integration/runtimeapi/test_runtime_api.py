@@ -176,3 +176,14 @@ def test_runtime_api_is_refused_for_unknown_request_ids(tmp_path: Path) -> None:
         return code
 
     assert asyncio.run(main()) == 400
+
+
+def test_the_tutorial_example_runs_as_written(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "custom-runtime"
+    with RouterRunner.up(example, workdir=tmp_path) as r:
+        status, headers, body = r.invoke("tutorial", {"n": 1}, **{"X-Amz-Log-Type": "Tail"})
+    assert status == 200
+    assert body.decode().strip() == "Echoing request: '{\"n\": 1}'"
+    log = base64.b64decode(headers["x-amz-log-result"]).decode()
+    assert '{"n": 1}' in log  # the handler's line on stderr
+    assert "Init Duration:" in log
