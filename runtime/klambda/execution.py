@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from klambda.api.function import FunctionSpec
 
@@ -38,6 +39,8 @@ class FunctionConfig:
     log_format: str = "Text"
     application_log_level: str | None = None
     system_log_level: str | None = None
+    # the function's layers merged (the environment's /opt); "" without layers
+    opt_root: str = ""
 
     @property
     def arn(self) -> str:
@@ -57,6 +60,7 @@ def config_of(
     code_sha256: str,
     region: str,
     account: str,
+    opt_root: str = "",
 ) -> FunctionConfig:
     """The configuration of one version of a function from its (snapshotted) spec."""
     return FunctionConfig(
@@ -74,11 +78,20 @@ def config_of(
         log_format=spec.logging.log_format,
         application_log_level=spec.logging.application_level,
         system_log_level=spec.logging.system_level,
+        opt_root=opt_root,
     )
 
 
 def stream_name(version: str) -> str:
     return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{uuid.uuid4().hex}"
+
+
+def python_paths(opt: str) -> list[str]:
+    """Where Lambda's Python runtimes find a layer's packages under /opt."""
+    return [
+        f"{opt}/python",
+        *(str(p) for p in sorted(Path(opt).glob("python/lib/python3*/site-packages"))),
+    ]
 
 
 def environment_variables(
@@ -108,6 +121,12 @@ def environment_variables(
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
         }
     )
+    if cfg.opt_root:
+        # Lambda's places in /opt: programs, libraries, Python packages
+        opt = cfg.opt_root
+        env["PATH"] = f"{env['PATH']}:{opt}/bin"
+        env["LD_LIBRARY_PATH"] = f"{opt}/lib"
+        env["PYTHONPATH"] = ":".join(python_paths(opt))
     if cfg.log_format == "JSON":
         # what Lambda's runtimes read to format and filter application records
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"

@@ -8,9 +8,9 @@ event-age bounds); the validators here give the same answers as the CRD schema i
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.logconfig import (
@@ -81,6 +81,10 @@ class FunctionSpec(Model):
         "provided.al2023",
     ]
     code: Code
+    # layer versions (NAME:VERSION or an ARN), extracted in order into /opt
+    layers: list[Annotated[str, StringConstraints(pattern=limits.LAYER_REF_PATTERN)]] = Field(
+        default_factory=list, max_length=limits.LAYERS_MAX
+    )
     description: str = Field(default="", max_length=256)
     memory_mb: int = Field(
         default=limits.MEMORY_DEFAULT_MB,

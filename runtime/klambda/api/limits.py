@@ -95,3 +95,11 @@ RUNTIME_DEFAULT = "python3.11"  # an image function's runtime when none is given
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"
+
+# Layers: at most this many per function, applied in order (a later one wins a conflict)
+LAYERS_MAX = 5
+LAYER_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+# a function's reference to a layer version: NAME:VERSION, or Lambda's layer version ARN
+LAYER_REF_PATTERN = (
+    r"^(arn:aws:lambda:[a-z0-9-]+:[0-9]{12}:layer:)?[a-zA-Z0-9_-]{1,64}:[1-9][0-9]{0,8}$"
+)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from klambda import codestore
-from klambda.api import Alias, FunctionSpec, Version, limits, rules
+from klambda import codestore, layerstore
+from klambda.api import Alias, FunctionSpec, Version, layer, limits, rules
+from klambda.api.layer import Layer
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.execution import config_of
@@ -55,6 +56,15 @@ def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
     )
 
 
+def layer_files(lay: Layer, source: Path) -> dict[str, bytes]:
+    content = lay.spec.content
+    if content.inline is not None:
+        return codestore.collect(inline=content.inline)
+    if content.path is not None:
+        return layerstore.read_source((source.parent / content.path).resolve())
+    raise ValueError("give path (a folder or .zip) or inline")
+
+
 def target_of(
     name: str,
     spec: FunctionSpec,
@@ -62,7 +72,18 @@ def target_of(
     code_root: Path,
     sha: str,
     settings: RouterSettings,
+    layer_store: Path | None = None,
 ) -> Target:
+    """The target of one version; ValueError naming spec.layers when a layer is missing
+    or code and layers pass the unzipped limit (`layer_store`: STATE/layers, beside the
+    code store by default)."""
+    opt = ""
+    if spec.layers:
+        store = layer_store or code_root.parent.parent / "layers"
+        used = layerstore.resolve(store, spec.layers)
+        code_bytes = sum(p.stat().st_size for p in code_root.rglob("*") if p.is_file())
+        layer.check_size(code_bytes, [v.size for v in used])
+        opt = str(layerstore.opt_root(store, used))
     cfg = config_of(
         name,
         version,
@@ -71,6 +92,7 @@ def target_of(
         code_sha256=sha,
         region=settings.region,
         account=settings.account_id,
+        opt_root=opt,
     )
     target = Target(cfg)
     reason = runtimes.missing(spec.runtime)
@@ -131,6 +153,15 @@ def build_registry(
     problems: list[str] = []
     store = state_dir / "code"
     overrides = read_overrides(state_dir)
+    for name, lay in manifests.layers.items():
+        # the folder's Layers are published first (content-addressed: unchanged files keep
+        # their version), so its Functions may name them
+        source = manifests.sources[("Layer", name)]
+        try:
+            files = layer_files(lay, source)
+            layerstore.publish(state_dir / "layers", name, files, lay.spec.description)
+        except (ValueError, OSError) as err:
+            problems.append(f"{source} Layer/{name}: spec.content: {err}")
     for name, fn in manifests.functions.items():
         source = manifests.sources[("Function", name)]
         where = f"{source} Function/{name}"
@@ -138,13 +169,13 @@ def build_registry(
             root, sha = codestore.snapshot(code_files(fn.spec, source), store)
             reserved = overrides.get(name, fn.spec.reserved_concurrency)
             pools.set_reserved(name, reserved)
+            target = target_of(name, fn.spec, LATEST, root, sha, settings, state_dir / "layers")
         except ReservationError as err:
             problems.append(f"{where}: spec.reservedConcurrency: {err}")
             continue
         except (ValueError, OSError) as err:
             problems.append(f"{where}: {err}")
             continue
-        target = target_of(name, fn.spec, LATEST, root, sha, settings)
         registry.functions[name] = FunctionEntry(fn, target)
     for name, v in sorted(manifests.versions.items(), key=lambda kv: kv[1].number):
         source = manifests.sources[("Version", name)]

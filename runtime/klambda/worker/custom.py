@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
 import shlex
+import shutil
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Mapping
@@ -66,15 +69,40 @@ def bootstrap_command(path: Path) -> list[str] | None:
     return None
 
 
-def launcher(command: list[str], procs_files: list[str], address_space_kb: int | None) -> list[str]:
+def launcher(
+    command: list[str],
+    procs_files: list[str],
+    address_space_kb: int | None,
+    opt: str | None = None,
+) -> list[str]:
     """`command` behind a shell that first joins the environment's cgroup (or caps its
     address space) and then execs it: the runtime is limited from its first instruction,
-    with no code run between fork and exec in the worker (a threaded process)."""
+    with no code run between fork and exec in the worker (a threaded process). With `opt`
+    the shell runs in a mount namespace of its own where `opt` is mounted at /opt."""
     steps = [f"echo $$ > {shlex.quote(f)}" for f in procs_files]
     if address_space_kb is not None:
         steps.append(f"ulimit -v {address_space_kb}")
+    if opt is not None:
+        steps.append(f"mount --bind {shlex.quote(opt)} /opt || exit 70")
     steps.append('exec "$@"')
-    return ["/bin/sh", "-c", "; ".join(steps), "klambda-runtime", *command]
+    shell = ["/bin/sh", "-c", "; ".join(steps), "klambda-runtime", *command]
+    if opt is not None:
+        return ["unshare", "--mount", "--propagation", "private", *shell]
+    return shell
+
+
+@functools.cache
+def can_mount_opt() -> bool:
+    """Whether an environment may get /opt of its own: a mount namespace and a bind mount
+    need root (CAP_SYS_ADMIN) and util-linux's unshare. Elsewhere /opt's places are given
+    by their real paths (PATH, LD_LIBRARY_PATH, PYTHONPATH)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not Path("/opt").is_dir():
+        return False
+    probe = ["unshare", "--mount", "--propagation", "private", "mount", "--bind", "/", "/opt"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _peak_kb(cgroup: EnvironmentCgroup | None, pid: int) -> int:
@@ -385,8 +413,14 @@ async def spawn(
     env_vars["AWS_LAMBDA_RUNTIME_API"] = address
     # without a memory cgroup: cap the address space (the size plus the runtime's own)
     cap = None if cgroup else (cfg.memory_mb + 256) * 1024
+    opt = None
+    if cfg.opt_root and can_mount_opt():
+        # the layers at /opt itself, as on Lambda: the environment's variables say /opt
+        opt = cfg.opt_root
+        for name in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
+            env_vars[name] = env_vars[name].replace(opt, "/opt")
     proc = await asyncio.create_subprocess_exec(
-        *launcher(command, cgroup.procs_files if cgroup else [], cap),
+        *launcher(command, cgroup.procs_files if cgroup else [], cap, opt),
         cwd=cfg.code_root,
         env=env_vars,
         stdin=asyncio.subprocess.DEVNULL,
