@@ -41,6 +41,8 @@ class FunctionConfig:
     system_log_level: str | None = None
     # the function's layers merged (the environment's /opt); "" without layers
     opt_root: str = ""
+    # file systems: (host folder, path in the environment such as /mnt/data)
+    mounts: tuple[tuple[str, str], ...] = ()
 
     @property
     def arn(self) -> str:
@@ -61,6 +63,7 @@ def config_of(
     region: str,
     account: str,
     opt_root: str = "",
+    mounts: tuple[tuple[str, str], ...] = (),
 ) -> FunctionConfig:
     """The configuration of one version of a function from its (snapshotted) spec."""
     return FunctionConfig(
@@ -79,6 +82,7 @@ def config_of(
         application_log_level=spec.logging.application_level,
         system_log_level=spec.logging.system_level,
         opt_root=opt_root,
+        mounts=mounts,
     )
 
 

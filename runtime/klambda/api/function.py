@@ -63,6 +63,14 @@ class Destination(Model):
         return self
 
 
+class FileSystemConfig(Model):
+    """A shared file system mounted into every environment (Lambda's EFS access point): a
+    ReadWriteMany PersistentVolumeClaim in cluster mode, a host folder in local mode."""
+
+    claim_name: str = Field(alias="claimName", pattern=limits.CLAIM_NAME_PATTERN)
+    local_mount_path: str = Field(alias="localMountPath", pattern=limits.MOUNT_PATH_PATTERN)
+
+
 class Destinations(Model):
     on_success: Destination | None = Field(default=None, alias="onSuccess")
     on_failure: Destination | None = Field(default=None, alias="onFailure")
@@ -84,6 +92,9 @@ class FunctionSpec(Model):
     # layer versions (NAME:VERSION or an ARN), extracted in order into /opt
     layers: list[Annotated[str, StringConstraints(pattern=limits.LAYER_REF_PATTERN)]] = Field(
         default_factory=list, max_length=limits.LAYERS_MAX
+    )
+    file_system_configs: list[FileSystemConfig] = Field(
+        default_factory=list, alias="fileSystemConfigs", max_length=limits.FILE_SYSTEMS_MAX
     )
     description: str = Field(default="", max_length=256)
     memory_mb: int = Field(

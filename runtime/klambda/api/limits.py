@@ -96,6 +96,11 @@ RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"
 
+# File systems (EFS's role: a ReadWriteMany PVC, a host folder locally): Lambda allows one
+FILE_SYSTEMS_MAX = 1
+MOUNT_PATH_PATTERN = r"^/mnt/[a-zA-Z0-9_.-]{1,200}$"
+CLAIM_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
 # Layers: at most this many per function, applied in order (a later one wins a conflict)
 LAYERS_MAX = 5
 LAYER_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"

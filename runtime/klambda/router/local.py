@@ -77,13 +77,21 @@ def target_of(
     """The target of one version; ValueError naming spec.layers when a layer is missing
     or code and layers pass the unzipped limit (`layer_store`: STATE/layers, beside the
     code store by default)."""
+    state = layer_store.parent if layer_store else code_root.parent.parent
     opt = ""
     if spec.layers:
-        store = layer_store or code_root.parent.parent / "layers"
+        store = state / "layers"
         used = layerstore.resolve(store, spec.layers)
         code_bytes = sum(p.stat().st_size for p in code_root.rglob("*") if p.is_file())
         layer.check_size(code_bytes, [v.size for v in used])
         opt = str(layerstore.opt_root(store, used))
+    mounts = []
+    for fs in spec.file_system_configs:
+        # local mode's file system: a folder of the state, shared by every function and
+        # environment that names the same claim
+        folder = state / "filesystems" / fs.claim_name
+        folder.mkdir(parents=True, exist_ok=True)
+        mounts.append((str(folder), fs.local_mount_path))
     cfg = config_of(
         name,
         version,
@@ -93,9 +101,10 @@ def target_of(
         region=settings.region,
         account=settings.account_id,
         opt_root=opt,
+        mounts=tuple(mounts),
     )
     target = Target(cfg)
-    reason = runtimes.missing(spec.runtime)
+    reason = runtimes.missing(spec.runtime) or runtimes.cannot_mount(spec.runtime, bool(mounts))
     if reason is not None:
         target.state = "Failed"
         target.state_reason = reason

@@ -73,29 +73,36 @@ def launcher(
     command: list[str],
     procs_files: list[str],
     address_space_kb: int | None,
-    opt: str | None = None,
+    mounts: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """`command` behind a shell that first joins the environment's cgroup (or caps its
     address space) and then execs it: the runtime is limited from its first instruction,
-    with no code run between fork and exec in the worker (a threaded process). With `opt`
-    the shell runs in a mount namespace of its own where `opt` is mounted at /opt."""
+    with no code run between fork and exec in the worker (a threaded process). With
+    `mounts` ((host folder, path) pairs: the layers at /opt, file systems under /mnt) the
+    shell runs in a mount namespace of its own; /mnt there is a fresh tmpfs, so the mount
+    points made in it never appear on the host."""
     steps = [f"echo $$ > {shlex.quote(f)}" for f in procs_files]
     if address_space_kb is not None:
         steps.append(f"ulimit -v {address_space_kb}")
-    if opt is not None:
-        steps.append(f"mount --bind {shlex.quote(opt)} /opt || exit 70")
+    if mounts and any(dst.startswith("/mnt/") for _src, dst in mounts):
+        steps.append("mount -t tmpfs -o size=1m klambda-mnt /mnt || exit 70")
+    for src, dst in mounts or []:
+        if dst.startswith("/mnt/"):
+            steps.append(f"mkdir -p {shlex.quote(dst)}")
+        steps.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)} || exit 70")
     steps.append('exec "$@"')
     shell = ["/bin/sh", "-c", "; ".join(steps), "klambda-runtime", *command]
-    if opt is not None:
+    if mounts:
         return ["unshare", "--mount", "--propagation", "private", *shell]
     return shell
 
 
 @functools.cache
 def can_mount_opt() -> bool:
-    """Whether an environment may get /opt of its own: a mount namespace and a bind mount
-    need root (CAP_SYS_ADMIN) and util-linux's unshare. Elsewhere /opt's places are given
-    by their real paths (PATH, LD_LIBRARY_PATH, PYTHONPATH)."""
+    """Whether an environment may get /opt and /mnt of its own: a mount namespace and bind
+    mounts need root (CAP_SYS_ADMIN) and util-linux's unshare. Elsewhere /opt's places are
+    given by their real paths (PATH, LD_LIBRARY_PATH, PYTHONPATH), and a function with a
+    file system does not start."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or not Path("/opt").is_dir():
         return False
     probe = ["unshare", "--mount", "--propagation", "private", "mount", "--bind", "/", "/opt"]
@@ -413,14 +420,14 @@ async def spawn(
     env_vars["AWS_LAMBDA_RUNTIME_API"] = address
     # without a memory cgroup: cap the address space (the size plus the runtime's own)
     cap = None if cgroup else (cfg.memory_mb + 256) * 1024
-    opt = None
+    mounts = [(host, path) for host, path in cfg.mounts]
     if cfg.opt_root and can_mount_opt():
         # the layers at /opt itself, as on Lambda: the environment's variables say /opt
-        opt = cfg.opt_root
+        mounts.append((cfg.opt_root, "/opt"))
         for name in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
-            env_vars[name] = env_vars[name].replace(opt, "/opt")
+            env_vars[name] = env_vars[name].replace(cfg.opt_root, "/opt")
     proc = await asyncio.create_subprocess_exec(
-        *launcher(command, cgroup.procs_files if cgroup else [], cap, opt),
+        *launcher(command, cgroup.procs_files if cgroup else [], cap, mounts),
         cwd=cfg.code_root,
         env=env_vars,
         stdin=asyncio.subprocess.DEVNULL,

@@ -29,6 +29,24 @@ def missing(runtime: str) -> str | None:
     return f"runtime {runtime} is not installed here (no {runtime} on PATH)"
 
 
+def cannot_mount(runtime: str, file_systems: bool) -> str | None:
+    """Why a function's file systems cannot be mounted here, or None: they are mounted in
+    a mount namespace of the environment's own, which the Runtime API path makes (as root)
+    and the fork path does not yet."""
+    if not file_systems:
+        return None
+    if not uses_runtime_api(runtime):
+        return (
+            "spec.fileSystemConfigs: in local mode file systems are mounted for provided "
+            "runtimes only (a python handler runs there under awslambdaric)"
+        )
+    from klambda.worker.custom import can_mount_opt
+
+    if not can_mount_opt():
+        return "spec.fileSystemConfigs: mounting needs root and util-linux's unshare here"
+    return None
+
+
 @functools.cache
 def interpreter(runtime: str) -> str | None:
     version = runtime.removeprefix("python")

@@ -69,3 +69,13 @@ def test_runtimes_needing_no_interpreter() -> None:
     assert not runtimes.uses_runtime_api("python3.11")
     assert runtimes.missing("provided") is None
     assert runtimes.missing("python3.1") is not None
+
+
+def test_launcher_mounts_in_a_namespace_of_its_own() -> None:
+    argv = launcher(["/b"], [], None, [("/state/opt/x", "/opt"), ("/state/fs/c", "/mnt/data")])
+    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    script = argv[6]
+    # /mnt is a fresh tmpfs before its mount point is made: nothing appears on the host
+    assert script.index("mount -t tmpfs") < script.index("mkdir -p /mnt/data")
+    assert "mount --bind /state/opt/x /opt" in script
+    assert "mount --bind /state/fs/c /mnt/data" in script
