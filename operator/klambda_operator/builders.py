@@ -25,12 +25,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from klambda import contract
 from klambda.api import FunctionSpec, limits
+from klambda.api.function import FileSystemConfig
 from klambda.api.limits import MB_PER_VCPU
 from klambda.execution import FunctionConfig, config_of
 
@@ -157,8 +158,11 @@ def _worker_pod(
     memory_mb: int,
     grace_s: int,
     code: dict[str, Any],
+    file_systems: Sequence[FileSystemConfig] = (),
 ) -> dict[str, Any]:
-    """The spec of a worker pod; `code` is the volume mounted at the code root."""
+    """The spec of a worker pod; `code` is the volume mounted at the code root, and each
+    file system's ReadWriteMany claim is mounted at its localMountPath, where every
+    environment of the pod (fork or Runtime API) finds it."""
     code_mount: dict[str, Any] = {"name": "code", "mountPath": constants.CODE_ROOT}
     if not code.get("emptyDir"):  # a pool pod's worker writes the code it is given there
         code_mount["readOnly"] = True
@@ -169,6 +173,9 @@ def _worker_pod(
     ]
     if not code:  # an image function: its code is in the image
         mounts, volumes = mounts[1:], volumes[1:]
+    for i, fs in enumerate(file_systems):
+        volumes.append({"name": f"fs-{i}", "persistentVolumeClaim": {"claimName": fs.claim_name}})
+        mounts.append({"name": f"fs-{i}", "mountPath": fs.local_mount_path})
     container = {
         "name": constants.WORKER_CONTAINER,
         "image": image,
@@ -227,6 +234,7 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             memory_mb=spec.memory_mb,
             grace_s=spec.timeout_seconds + TERMINATION_GRACE_S,
             code=code,
+            file_systems=spec.file_system_configs,
         ),
     }
 

@@ -166,3 +166,13 @@ def test_uploaded_code_reads_back_as_its_files() -> None:
     )
     with pytest.raises(ValueError, match="more than a ConfigMap holds"):
         contract.code_config_map("fn", {"big": b"x" * (1024 * 1024)}, "ns")
+
+
+def test_file_systems_are_the_claims_mounted_at_their_paths() -> None:
+    fs = [{"claimName": "shared-efs", "localMountPath": "/mnt/shared"}]
+    pod = builders.build_pod_template(work(fileSystemConfigs=fs), OperatorSettings())["spec"]
+    assert {"name": "fs-0", "persistentVolumeClaim": {"claimName": "shared-efs"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "fs-0", "mountPath": "/mnt/shared"} in mounts
+    plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
+    assert not [v for v in plain["volumes"] if "persistentVolumeClaim" in v]
