@@ -43,6 +43,11 @@ class FunctionConfig:
     opt_root: str = ""
     # file systems: (host folder, path in the environment such as /mnt/data)
     mounts: tuple[tuple[str, str], ...] = ()
+    # a container-image function: its image, and ImageConfig's overrides (None: the image's)
+    image: str = ""
+    image_entry_point: tuple[str, ...] | None = None
+    image_command: tuple[str, ...] | None = None
+    image_workdir: str | None = None
 
     @property
     def arn(self) -> str:
@@ -65,6 +70,7 @@ def config_of(
     opt_root: str = "",
     mounts: tuple[tuple[str, str], ...] = (),
 ) -> FunctionConfig:
+    ic = spec.image_config
     """The configuration of one version of a function from its (snapshotted) spec."""
     return FunctionConfig(
         function=function,
@@ -83,6 +89,10 @@ def config_of(
         system_log_level=spec.logging.system_level,
         opt_root=opt_root,
         mounts=mounts,
+        image=spec.code.image or "",
+        image_entry_point=tuple(ic.entry_point) if ic and ic.entry_point is not None else None,
+        image_command=tuple(ic.command) if ic and ic.command is not None else None,
+        image_workdir=ic.working_directory if ic else None,
     )
 
 

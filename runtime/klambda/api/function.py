@@ -71,6 +71,15 @@ class FileSystemConfig(Model):
     local_mount_path: str = Field(alias="localMountPath", pattern=limits.MOUNT_PATH_PATTERN)
 
 
+class ImageConfig(Model):
+    """Lambda's ImageConfig: what a container-image function's image runs, overriding
+    its ENTRYPOINT, CMD and WORKDIR."""
+
+    entry_point: list[str] | None = Field(default=None, alias="entryPoint", max_length=1500)
+    command: list[str] | None = Field(default=None, max_length=1500)
+    working_directory: str | None = Field(default=None, alias="workingDirectory", max_length=1000)
+
+
 class Destinations(Model):
     on_success: Destination | None = Field(default=None, alias="onSuccess")
     on_failure: Destination | None = Field(default=None, alias="onFailure")
@@ -93,6 +102,7 @@ class FunctionSpec(Model):
     layers: list[Annotated[str, StringConstraints(pattern=limits.LAYER_REF_PATTERN)]] = Field(
         default_factory=list, max_length=limits.LAYERS_MAX
     )
+    image_config: ImageConfig | None = Field(default=None, alias="imageConfig")
     file_system_configs: list[FileSystemConfig] = Field(
         default_factory=list, alias="fileSystemConfigs", max_length=limits.FILE_SYSTEMS_MAX
     )

@@ -25,7 +25,7 @@ from klambda.execution import config_of
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
-from klambda.worker import runtimes
+from klambda.worker import container, runtimes
 
 log = logging.getLogger("klambda.router")
 
@@ -49,9 +49,10 @@ def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
         return codestore.collect(path=(source.parent / code.path).resolve())
     if code.inline is not None:
         return codestore.collect(inline=code.inline)
-    field = "configMap" if code.config_map else "image"
+    if code.image is not None:
+        return {}  # the code is in the image, which runs through the Docker engine
     raise ValueError(
-        f"spec.code.{field}: code from a {field} needs cluster mode; "
+        "spec.code.configMap: code from a configMap needs cluster mode; "
         "use code.inline or code.path locally"
     )
 
@@ -104,7 +105,15 @@ def target_of(
         mounts=tuple(mounts),
     )
     target = Target(cfg)
-    reason = runtimes.missing(spec.runtime) or runtimes.cannot_mount(spec.runtime, bool(mounts))
+    if spec.code.image is not None:
+        problem = container.engine_problem()
+        reason = (
+            None
+            if problem is None
+            else f"spec.code.image: images run locally through the Docker engine: {problem}"
+        )
+    else:
+        reason = runtimes.missing(spec.runtime) or runtimes.cannot_mount(spec.runtime, bool(mounts))
     if reason is not None:
         target.state = "Failed"
         target.state_reason = reason

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from typing import Any
 from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.invocation import Outcome, StreamSink
+from klambda.worker import container
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
 from klambda.worker.logs import LogHub
@@ -148,6 +150,13 @@ class RuntimeEnvironment:
     _collected: list[str] | None = None
     _start_line: str | None = None
     _phases: Mapping[str, float] | None = None
+    container: str | None = None  # an image function's container, removed with it
+    cidfile: str | None = None
+
+    def peak_kb(self) -> int:
+        if self.cidfile is not None:
+            return container.peak_kb(self.cidfile)
+        return _peak_kb(self.cgroup, self.pid)
 
     @property
     def pid(self) -> int:
@@ -255,7 +264,7 @@ class RuntimeEnvironment:
         answer: Answer = inv.answer.result()
         self._log_start()
         await self._settle_output()
-        self.max_memory_mb = math.ceil(_peak_kb(self.cgroup, self.pid) / 1024)
+        self.max_memory_mb = math.ceil(self.peak_kb() / 1024)
         if answer.ok:
             if stream is not None:
                 await stream.start("application/json", cfg.version)
@@ -366,6 +375,11 @@ class RuntimeEnvironment:
         for task in self._readers:
             task.cancel()
         await self.api.close()
+        if self.container is not None:
+            await container.remove(self.container)
+            if self.cidfile is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.cidfile)
         if self.cgroup is not None:
             # processes of the group that left it (setsid) die with the cgroup's tasks
             self.cgroup.remove()
@@ -402,7 +416,7 @@ async def spawn(
     if first_line is not None:
         logs.write(cfg.function, stream, first_line)
     t0 = time.perf_counter()
-    command = runtime_command(cfg)
+    command = ["docker"] if cfg.image else runtime_command(cfg)
     if command is None:
         where = [str(Path(cfg.code_root) / name) for name in BOOTSTRAP_NAMES]
         raise _init_failed(
@@ -415,20 +429,32 @@ async def spawn(
         )
     api = RuntimeApi()
     address = await api.start()
-    cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
     env_vars = environment_variables(cfg, stream, initialization)
     env_vars["AWS_LAMBDA_RUNTIME_API"] = address
-    # without a memory cgroup: cap the address space (the size plus the runtime's own)
-    cap = None if cgroup else (cfg.memory_mb + 256) * 1024
     mounts = [(host, path) for host, path in cfg.mounts]
-    if cfg.opt_root and can_mount_opt():
+    name = cidfile = None
+    if cfg.image:
+        # the engine limits the container's memory; layers and file systems are volumes
+        cgroup, cap = None, None
+        name = f"klambda-{cfg.function}-{env_id[:12]}"
+        cidfile = str(Path(tempfile.gettempdir()) / f"{name}.cid")
+        if cfg.opt_root:
+            mounts.append((cfg.opt_root, "/opt"))
+        command = container.run_argv(cfg, name, cidfile, env_vars, mounts)
+        mounts = []
+        env_vars["PATH"] = os.environ.get("PATH", env_vars["PATH"])
+    else:
+        cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
+        # without a memory cgroup: cap the address space (the size plus the runtime's own)
+        cap = None if cgroup else (cfg.memory_mb + 256) * 1024
+    if cfg.opt_root and not cfg.image and can_mount_opt():
         # the layers at /opt itself, as on Lambda: the environment's variables say /opt
         mounts.append((cfg.opt_root, "/opt"))
         for name in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
             env_vars[name] = env_vars[name].replace(cfg.opt_root, "/opt")
     proc = await asyncio.create_subprocess_exec(
         *launcher(command, cgroup.procs_files if cgroup else [], cap, mounts),
-        cwd=cfg.code_root,
+        cwd=cfg.code_root or None,
         env=env_vars,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -437,7 +463,16 @@ async def spawn(
         limit=LINE_LIMIT,
     )
     env = RuntimeEnvironment(
-        cfg, proc, api, stream, logs, cgroup, platform=platform, provisioned=provisioned
+        cfg,
+        proc,
+        api,
+        stream,
+        logs,
+        cgroup,
+        platform=platform,
+        provisioned=provisioned,
+        container=name,
+        cidfile=cidfile,
     )
     env.watch()
     assert env._exited is not None
@@ -470,7 +505,7 @@ async def spawn(
         await env.kill()
         raise _init_failed(body, t0, stream)
     env.init_ms = (time.perf_counter() - t0) * 1000
-    env.max_memory_mb = math.ceil(_peak_kb(cgroup, proc.pid) / 1024)
+    env.max_memory_mb = math.ceil(env.peak_kb() / 1024)
     if cgroup is not None and cpu_limits:
         with contextlib.suppress(OSError):
             cgroup.set_cpu(cfg.memory_mb)

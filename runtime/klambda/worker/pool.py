@@ -99,7 +99,7 @@ class EnvironmentPool:
         return env
 
     async def _spawn(self, provisioned: bool) -> Environment:
-        if runtimes.uses_runtime_api(self.cfg.runtime) or self._zygote is None:
+        if runtimes.uses_runtime_api(self.cfg.runtime) or self.cfg.image or self._zygote is None:
             return await custom.spawn(
                 self.cfg,
                 self._logs,
