@@ -152,7 +152,8 @@ async def serve_pool(
 ) -> None:
     """A pool worker of `runtime`: its zygote ready, no function until specialised."""
     groups = Cgroups(enabled=cgroups)
-    zygote = await _zygote(runtime, groups)
+    # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
+    zygote = None if runtimes.uses_runtime_api(runtime) else await _zygote(runtime, groups)
     logs = LogHub(None, sys.stdout)
     pools: list[EnvironmentPool] = []
 
@@ -171,4 +172,5 @@ async def serve_pool(
     await _serve(service, host, port, f"pool {runtime}", grace)
     for pool in pools:
         await pool.close()
-    await zygote.stop()
+    if zygote is not None:
+        await zygote.stop()
