@@ -187,3 +187,36 @@ def test_the_tutorial_example_runs_as_written(tmp_path: Path) -> None:
     log = base64.b64decode(headers["x-amz-log-result"]).decode()
     assert '{"n": 1}' in log  # the handler's line on stderr
     assert "Init Duration:" in log
+
+
+def test_boto3_creates_and_invokes_a_custom_runtime(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import boto3
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "custom-runtime" / "tutorial"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("bootstrap", "function.sh"):
+            z.write(example / name, name)  # the bootstrap's mode travels in the zip
+    (tmp_path / "fns").mkdir()
+    with RouterRunner.up(tmp_path / "fns", workdir=tmp_path) as r:
+        lam = boto3.client(
+            "lambda",
+            endpoint_url=r.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        created = lam.create_function(
+            FunctionName="sh",
+            Runtime="provided.al2023",
+            Handler="function.handler",
+            Role="arn:aws:iam::000000000000:role/x",
+            Code={"ZipFile": buf.getvalue()},
+        )
+        assert created["Runtime"] == "provided.al2023"
+        resp = lam.invoke(FunctionName="sh", Payload=b'{"n": 2}')
+        assert "FunctionError" not in resp
+        assert resp["Payload"].read().decode().strip() == "Echoing request: '{\"n\": 2}'"
