@@ -108,7 +108,11 @@ class RuntimeApi:
         app.router.add_post(f"{PREFIX}/invocation/{{id}}/response", self._response)
         app.router.add_post(f"{PREFIX}/invocation/{{id}}/error", self._error)
         app.router.add_post(f"{PREFIX}/init/error", self._init_error)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # an environment is closed at once: a runtime still waiting in `.next` is not waited
+        # for (aiohttp would give handlers 60 s), and a runtime that went away ends its wait
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=0.1, handler_cancellation=True
+        )
         self.address = ""
 
     async def start(self) -> str:

@@ -220,3 +220,33 @@ def test_boto3_creates_and_invokes_a_custom_runtime(tmp_path: Path) -> None:
         resp = lam.invoke(FunctionName="sh", Payload=b'{"n": 2}')
         assert "FunctionError" not in resp
         assert resp["Payload"].read().decode().strip() == "Echoing request: '{\"n\": 2}'"
+
+
+def test_closing_a_listener_with_a_runtime_waiting_is_immediate() -> None:
+    # an idle environment's runtime waits in `.../next`; reclaiming it must not wait for
+    # that request (aiohttp's default gives handlers 60 s)
+    import asyncio
+    import time
+
+    from klambda.worker.runtimeapi import RuntimeApi
+
+    async def main() -> float:
+        api = RuntimeApi()
+        address = await api.start()
+        waiter = await asyncio.create_subprocess_exec(
+            "curl",
+            "-sS",
+            f"http://{address}/2018-06-01/runtime/invocation/next",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.wait_for(api.ready.wait(), 10)
+            t0 = time.perf_counter()
+            await api.close()
+            return time.perf_counter() - t0
+        finally:
+            waiter.kill()
+            await waiter.wait()
+
+    assert asyncio.run(main()) < 5
