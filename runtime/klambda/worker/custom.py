@@ -114,6 +114,18 @@ def can_mount_opt() -> bool:
         return False
 
 
+def _kill_members(cgroup: EnvironmentCgroup) -> int:
+    """SIGKILL every process still in the cgroup; how many there were."""
+    left = 0
+    for procs in cgroup.procs_files:
+        with contextlib.suppress(OSError, ValueError):
+            for pid in Path(procs).read_text().split():
+                left += 1
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(pid), signal.SIGKILL)
+    return left
+
+
 def _peak_kb(cgroup: EnvironmentCgroup | None, pid: int) -> int:
     """The environment's peak memory: its cgroup's, else the runtime process's high-water
     mark."""
@@ -362,16 +374,27 @@ class RuntimeEnvironment:
         await self.close()
 
     async def close(self) -> None:
-        """Stop the runtime (its whole process group), its listener and its cgroup."""
+        """Stop the runtime (its whole process group, and whatever else is in its cgroup),
+        its listener and its cgroup."""
         self.dead = True
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
-        code = await self.proc.wait()
+        if self.cgroup is not None:
+            # what left the process group (a daemon that called setsid) is still in the
+            # cgroup, holding the runtime's output pipes: it goes too
+            for _ in range(40):  # killed processes leave the cgroup as they exit
+                if not _kill_members(self.cgroup):
+                    break
+                await asyncio.sleep(0.025)
+        # asyncio's wait() also waits for the output pipes; without a cgroup a daemon may
+        # hold them open, so the exit status is taken as it is after a while
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), 5)
         if self.exit_status is None:
-            self.exit_status = code
+            self.exit_status = self.proc.returncode
         for task in self._readers:
             task.cancel()
         await self.api.close()
@@ -381,7 +404,6 @@ class RuntimeEnvironment:
                 with contextlib.suppress(OSError):
                     os.unlink(self.cidfile)
         if self.cgroup is not None:
-            # processes of the group that left it (setsid) die with the cgroup's tasks
             self.cgroup.remove()
 
 

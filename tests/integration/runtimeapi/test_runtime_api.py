@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +252,45 @@ def test_closing_a_listener_with_a_runtime_waiting_is_immediate() -> None:
             await waiter.wait()
 
     assert asyncio.run(main()) < 5
+
+
+def _daemons(mark: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes() == f"sleep\0{mark}\0".encode():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_daemon_that_left_the_process_group_goes_with_its_environment(
+    tmp_path: Path,
+) -> None:
+    # the bootstrap starts a daemon in a session of its own, then serves as the tutorial's
+    mark = f"{os.getpid()}.{uuid.uuid4().int % 1000}"  # a sleep of its own to look for
+    boot = functions.TUTORIAL_BOOTSTRAP.replace(
+        "# Processing\n", f"# Processing\nsetsid sleep {mark} &\n", 1
+    )
+    doc = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Function",
+        "metadata": {"name": "daemon"},
+        "spec": {
+            "runtime": "provided.al2023",
+            "handler": "function.handler",
+            "timeoutSeconds": 2,
+            "code": {"inline": {"bootstrap": boot, "function.sh": functions.TUTORIAL_FUNCTION}},
+        },
+    }
+    (tmp_path / "fns").mkdir()
+    (tmp_path / "fns" / "f.yaml").write_text(json.dumps(doc))
+    with RouterRunner.up(tmp_path / "fns", workdir=tmp_path) as r:
+        invoke(r, "daemon", {"n": 1})
+        assert len(_daemons(mark)) == 1
+        # the timeout recycles the environment: the daemon does not outlive it
+        _h, err, _log = invoke(r, "daemon", {"mode": "sleep"})
+        assert err["errorType"] == "Sandbox.Timedout"
+        assert _daemons(mark) == []
