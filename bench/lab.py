@@ -35,6 +35,8 @@ class Sizes:
     log_query_runs: int = 3  # each query's runs (the median is reported)
     pool_cold: int = 20  # cold starts through the warm pool (each waits for a refill)
     pool_warm: int = 300
+    runtime_api_cold: int = 20  # cold starts per path (fork, awslambdaric, tutorial)
+    runtime_api_warm: int = 500  # warm calls per path
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -62,6 +64,8 @@ class Sizes:
             log_query_runs=1,
             pool_cold=2,
             pool_warm=30,
+            runtime_api_cold=2,
+            runtime_api_warm=30,
         )
 
 

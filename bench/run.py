@@ -6,7 +6,8 @@
 
 Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), logs
 (7), pool (8: cold starts in the cluster path through the warm pool, on this machine),
-metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
+runtimeapi (9: the Runtime API path, awslambdaric and a bash custom runtime, beside the
+fork path), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
 their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
 exactly why and the other parts still run. `pool` needs root and the Kubernetes control
 plane that scripts/testenv.sh builds. Every other part needs only Python, wrk, nats-server
@@ -41,6 +42,7 @@ from bench import (
     pool,
     profile,
     report,
+    runtimeapi,
     scale,
     tools,
 )
@@ -59,10 +61,11 @@ PARTS = (
     "scale",
     "logs",
     "pool",
+    "runtimeapi",
 )
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
 # start routers of their own, after the lab's has stopped
-OWN_ROUTERS = ("async", "scale", "logs", "pool")
+OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi")
 # need the Kubernetes control plane (scripts/testenv.sh) and root, for a network namespace
 CLUSTER_PARTS = ("pool",)
 
@@ -181,6 +184,8 @@ def main(args: argparse.Namespace) -> int:
             step("logs", lambda: logs.run(work, sizes), results)
         if "pool" in parts:
             step("pool", lambda: pool.run(work, sizes), results)
+        if "runtimeapi" in parts:
+            step("runtimeapi", lambda: runtimeapi.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from klambda import contract
 from klambda.api import FunctionSpec, limits
+from klambda.api.function import FileSystemConfig
 from klambda.api.limits import MB_PER_VCPU
 from klambda.execution import FunctionConfig, config_of
 from klambda.sigv4 import SESSION_AUDIENCE
@@ -177,9 +178,12 @@ def _worker_pod(
     code: dict[str, Any],
     ephemeral_storage_mb: int = limits.EPHEMERAL_STORAGE_DEFAULT_MB,
     service_account: str | None = None,
+    file_systems: Sequence[FileSystemConfig] = (),
 ) -> dict[str, Any]:
     """The spec of a worker pod; `code` is the volume mounted at the code root, /tmp holds
-    `ephemeral_storage_mb`, `service_account` is the function's own identity."""
+    `ephemeral_storage_mb`, `service_account` is the function's own identity, and each
+    file system's ReadWriteMany claim is mounted at its localMountPath, where every
+    environment of the pod (fork or Runtime API) finds it."""
     code_mount: dict[str, Any] = {"name": "code", "mountPath": constants.CODE_ROOT}
     if not code.get("emptyDir"):  # a pool pod's worker writes the code it is given there
         code_mount["readOnly"] = True
@@ -214,6 +218,9 @@ def _worker_pod(
             }
         )
         env[contract.IDENTITY_TOKEN_ENV] = contract.IDENTITY_TOKEN_FILE
+    for i, fs in enumerate(file_systems):
+        volumes.append({"name": f"fs-{i}", "persistentVolumeClaim": {"claimName": fs.claim_name}})
+        mounts.append({"name": f"fs-{i}", "mountPath": fs.local_mount_path})
     container = {
         "name": constants.WORKER_CONTAINER,
         "image": image,
@@ -278,6 +285,7 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
             code=code,
             ephemeral_storage_mb=spec.ephemeral_storage_mb,
             service_account=spec.service_account_name,
+            file_systems=spec.file_system_configs,
         ),
     }
 

@@ -220,8 +220,13 @@ async def ensure(ctx: Context, desired: Body, live: Body | None, owner: Mapping[
 
 def pooled(ctx: Context, work: builders.Workload) -> bool:
     """Whether the version's on-demand environments come from the warm pool: a pool is
-    kept (pool_size > 0) and can run its code (not an image)."""
-    return ctx.settings.pool_size > 0 and work.snapshot is not None
+    kept (pool_size > 0) and can run its code (not an image, and no file system: a pool
+    pod's volumes are fixed before it knows its function)."""
+    return (
+        ctx.settings.pool_size > 0
+        and work.snapshot is not None
+        and not work.spec.file_system_configs
+    )
 
 
 async def ensure_workload(

@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from klambda.api.function import FunctionSpec
 from klambda.api.limits import EPHEMERAL_STORAGE_DEFAULT_MB
@@ -41,6 +42,15 @@ class FunctionConfig:
     log_format: str = "Text"
     application_log_level: str | None = None
     system_log_level: str | None = None
+    # the function's layers merged (the environment's /opt); "" without layers
+    opt_root: str = ""
+    # file systems: (host folder, path in the environment such as /mnt/data)
+    mounts: tuple[tuple[str, str], ...] = ()
+    # a container-image function: its image, and ImageConfig's overrides (None: the image's)
+    image: str = ""
+    image_entry_point: tuple[str, ...] | None = None
+    image_command: tuple[str, ...] | None = None
+    image_workdir: str | None = None
 
     @property
     def arn(self) -> str:
@@ -60,7 +70,10 @@ def config_of(
     code_sha256: str,
     region: str,
     account: str,
+    opt_root: str = "",
+    mounts: tuple[tuple[str, str], ...] = (),
 ) -> FunctionConfig:
+    ic = spec.image_config
     """The configuration of one version of a function from its (snapshotted) spec."""
     return FunctionConfig(
         function=function,
@@ -79,11 +92,25 @@ def config_of(
         log_format=spec.logging.log_format,
         application_log_level=spec.logging.application_level,
         system_log_level=spec.logging.system_level,
+        opt_root=opt_root,
+        mounts=mounts,
+        image=spec.code.image or "",
+        image_entry_point=tuple(ic.entry_point) if ic and ic.entry_point is not None else None,
+        image_command=tuple(ic.command) if ic and ic.command is not None else None,
+        image_workdir=ic.working_directory if ic else None,
     )
 
 
 def stream_name(version: str) -> str:
     return time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{version}]{uuid.uuid4().hex}"
+
+
+def python_paths(opt: str) -> list[str]:
+    """Where Lambda's Python runtimes find a layer's packages under /opt."""
+    return [
+        f"{opt}/python",
+        *(str(p) for p in sorted(Path(opt).glob("python/lib/python3*/site-packages"))),
+    ]
 
 
 def environment_variables(
@@ -113,6 +140,12 @@ def environment_variables(
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
         }
     )
+    if cfg.opt_root:
+        # Lambda's places in /opt: programs, libraries, Python packages
+        opt = cfg.opt_root
+        env["PATH"] = f"{env['PATH']}:{opt}/bin"
+        env["LD_LIBRARY_PATH"] = f"{opt}/lib"
+        env["PYTHONPATH"] = ":".join(python_paths(opt))
     if cfg.log_format == "JSON":
         # what Lambda's runtimes read to format and filter application records
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"

@@ -8,9 +8,9 @@ event-age bounds); the validators here give the same answers as the CRD schema i
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.logconfig import (
@@ -63,6 +63,23 @@ class Destination(Model):
         return self
 
 
+class FileSystemConfig(Model):
+    """A shared file system mounted into every environment (Lambda's EFS access point): a
+    ReadWriteMany PersistentVolumeClaim in cluster mode, a host folder in local mode."""
+
+    claim_name: str = Field(alias="claimName", pattern=limits.CLAIM_NAME_PATTERN)
+    local_mount_path: str = Field(alias="localMountPath", pattern=limits.MOUNT_PATH_PATTERN)
+
+
+class ImageConfig(Model):
+    """Lambda's ImageConfig: what a container-image function's image runs, overriding
+    its ENTRYPOINT, CMD and WORKDIR."""
+
+    entry_point: list[str] | None = Field(default=None, alias="entryPoint", max_length=1500)
+    command: list[str] | None = Field(default=None, max_length=1500)
+    working_directory: str | None = Field(default=None, alias="workingDirectory", max_length=1000)
+
+
 class Destinations(Model):
     on_success: Destination | None = Field(default=None, alias="onSuccess")
     on_failure: Destination | None = Field(default=None, alias="onFailure")
@@ -70,8 +87,25 @@ class Destinations(Model):
 
 class FunctionSpec(Model):
     handler: str = Field(pattern=limits.HANDLER_PATTERN)
-    runtime: Literal["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
+    runtime: Literal[
+        "python3.9",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "provided",
+        "provided.al2",
+        "provided.al2023",
+    ]
     code: Code
+    # layer versions (NAME:VERSION or an ARN), extracted in order into /opt
+    layers: list[Annotated[str, StringConstraints(pattern=limits.LAYER_REF_PATTERN)]] = Field(
+        default_factory=list, max_length=limits.LAYERS_MAX
+    )
+    image_config: ImageConfig | None = Field(default=None, alias="imageConfig")
+    file_system_configs: list[FileSystemConfig] = Field(
+        default_factory=list, alias="fileSystemConfigs", max_length=limits.FILE_SYSTEMS_MAX
+    )
     description: str = Field(default="", max_length=256)
     memory_mb: int = Field(
         default=limits.MEMORY_DEFAULT_MB,

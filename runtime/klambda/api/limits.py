@@ -43,7 +43,16 @@ ACCOUNT_CONCURRENCY_DEFAULT = 1000
 UNRESERVED_CONCURRENCY_MIN = 100
 SCALE_UP_PER_MINUTE_DEFAULT = 500
 
-RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+RUNTIMES = (
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+)
 
 # Lambda's reserved environment variables: a function may not set these.
 RESERVED_ENVIRONMENT = (
@@ -94,3 +103,16 @@ RUNTIME_DEFAULT = "python3.11"  # an image function's runtime when none is given
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 SCALE_UP_LIMIT = "FunctionInvocationRateLimitExceeded"
+
+# File systems (EFS's role: a ReadWriteMany PVC, a host folder locally): Lambda allows one
+FILE_SYSTEMS_MAX = 1
+MOUNT_PATH_PATTERN = r"^/mnt/[a-zA-Z0-9_.-]{1,200}$"
+CLAIM_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+# Layers: at most this many per function, applied in order (a later one wins a conflict)
+LAYERS_MAX = 5
+LAYER_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+# a function's reference to a layer version: NAME:VERSION, or Lambda's layer version ARN
+LAYER_REF_PATTERN = (
+    r"^(arn:aws:lambda:[a-z0-9-]+:[0-9]{12}:layer:)?[a-zA-Z0-9_-]{1,64}:[1-9][0-9]{0,8}$"
+)

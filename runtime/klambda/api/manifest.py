@@ -18,12 +18,14 @@ from pydantic import ValidationError
 from klambda.api import limits
 from klambda.api.alias import Alias
 from klambda.api.function import Function
+from klambda.api.layer import Layer
 from klambda.api.version import Version
 
-KINDS: dict[str, type[Function] | type[Version] | type[Alias]] = {
+KINDS: dict[str, type[Function] | type[Version] | type[Alias] | type[Layer]] = {
     "Function": Function,
     "Version": Version,
     "Alias": Alias,
+    "Layer": Layer,
 }
 
 
@@ -40,6 +42,7 @@ class Manifests:
     functions: dict[str, Function] = field(default_factory=dict)
     versions: dict[str, Version] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
+    layers: dict[str, Layer] = field(default_factory=dict)
     # where each object came from, for error messages and for resolving `code.path`
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
 
@@ -61,7 +64,7 @@ def describe_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-def parse_document(doc: Any) -> Function | Version | Alias:
+def parse_document(doc: Any) -> Function | Version | Alias | Layer:
     """One YAML document to a model; ValueError naming the field otherwise."""
     if not isinstance(doc, dict):
         raise ValueError("a manifest must be a mapping with apiVersion, kind, metadata, spec")
@@ -120,6 +123,7 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                 "Function": out.functions,
                 "Version": out.versions,
                 "Alias": out.aliases,
+                "Layer": out.layers,
             }
             table = tables[obj.kind]
             if obj.metadata.name in table:
@@ -152,5 +156,5 @@ def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def dump(obj: Function | Version | Alias) -> str:
+def dump(obj: Function | Version | Alias | Layer) -> str:
     return yaml.dump(obj.wire(), Dumper=_Dumper, sort_keys=False, width=100)

@@ -15,6 +15,7 @@ from klambda.cli import (
     dlq,
     functions,
     invoke,
+    layers,
     logs,
     resources,
     serve,
@@ -48,3 +49,4 @@ resources.provisioned_app.command("autoscale")(autoscale.autoscale)
 resources.provisioned_app.command("autoscaling")(autoscale.autoscaling)
 app.add_typer(resources.provisioned_app, name="provisioned")
 app.add_typer(logs.logs_app, name="logs")
+app.add_typer(layers.layer_app, name="layer")

@@ -93,7 +93,9 @@ def config_body(
 
 
 HandlerOpt = Annotated[str | None, typer.Option("--handler", help="module.function")]
-RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="python3.9 ... python3.13")]
+RuntimeOpt = Annotated[
+    str | None, typer.Option("--runtime", help="python3.9 ... python3.13, provided.al2023")
+]
 MemoryOpt = Annotated[int | None, typer.Option("--memory", help="MB, 128-10240")]
 TimeoutOpt = Annotated[int | None, typer.Option("--timeout", help="seconds, 1-900")]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", "-d")]

@@ -194,7 +194,7 @@ def worker(
             fail("--pool starts a worker with no function: leave out --function/--version", 2)
         from klambda.worker import runtimes
 
-        if runtimes.interpreter(pool) is None:
+        if runtimes.missing(pool) is not None:
             fail(f"--pool {pool}: runtime {pool} is not installed here", 2)
         asyncio.run(serve_pool(pool, host, port or 9000, max_environments, code_dir, cgroups))
         return

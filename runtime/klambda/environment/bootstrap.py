@@ -372,6 +372,8 @@ def run(sock: socket.socket, spec: dict[str, Any]) -> NoReturn:
         code_root = spec["code_root"]
         os.chdir(code_root)
         sys.path.insert(0, code_root)
+        # the layers' packages (/opt/python...), after the function's own code
+        sys.path[1:1] = spec.get("python_paths", [])
         settings = LogSettings(spec["env"])
         setup_logging(channel, settings)
         handler = _init(spec, channel)

@@ -110,7 +110,7 @@ class LocalEnvironments:
         if ex is None:
             pool = EnvironmentPool(
                 target.config,
-                self.zygotes[target.config.runtime],
+                self.zygotes.get(target.config.runtime),  # none: a Runtime API runtime
                 self.logs,
                 self.cgroups,
                 cpu_limits=self.settings.cpu_limits,

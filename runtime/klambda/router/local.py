@@ -16,15 +16,16 @@ from pathlib import Path
 
 import yaml
 
-from klambda import codestore
-from klambda.api import Alias, FunctionSpec, Version, limits, rules
+from klambda import codestore, layerstore
+from klambda.api import Alias, FunctionSpec, Version, layer, limits, rules
+from klambda.api.layer import Layer
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.execution import config_of
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
-from klambda.worker import runtimes
+from klambda.worker import container, runtimes
 
 log = logging.getLogger("klambda.router")
 
@@ -48,11 +49,21 @@ def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
         return codestore.collect(path=(source.parent / code.path).resolve())
     if code.inline is not None:
         return codestore.collect(inline=code.inline)
-    field = "configMap" if code.config_map else "image"
+    if code.image is not None:
+        return {}  # the code is in the image, which runs through the Docker engine
     raise ValueError(
-        f"spec.code.{field}: code from a {field} needs cluster mode; "
+        "spec.code.configMap: code from a configMap needs cluster mode; "
         "use code.inline or code.path locally"
     )
+
+
+def layer_files(lay: Layer, source: Path) -> dict[str, bytes]:
+    content = lay.spec.content
+    if content.inline is not None:
+        return codestore.collect(inline=content.inline)
+    if content.path is not None:
+        return layerstore.read_source((source.parent / content.path).resolve())
+    raise ValueError("give path (a folder or .zip) or inline")
 
 
 def target_of(
@@ -62,7 +73,26 @@ def target_of(
     code_root: Path,
     sha: str,
     settings: RouterSettings,
+    layer_store: Path | None = None,
 ) -> Target:
+    """The target of one version; ValueError naming spec.layers when a layer is missing
+    or code and layers pass the unzipped limit (`layer_store`: STATE/layers, beside the
+    code store by default)."""
+    state = layer_store.parent if layer_store else code_root.parent.parent
+    opt = ""
+    if spec.layers:
+        store = state / "layers"
+        used = layerstore.resolve(store, spec.layers)
+        code_bytes = sum(p.stat().st_size for p in code_root.rglob("*") if p.is_file())
+        layer.check_size(code_bytes, [v.size for v in used])
+        opt = str(layerstore.opt_root(store, used))
+    mounts = []
+    for fs in spec.file_system_configs:
+        # local mode's file system: a folder of the state, shared by every function and
+        # environment that names the same claim
+        folder = state / "filesystems" / fs.claim_name
+        folder.mkdir(parents=True, exist_ok=True)
+        mounts.append((str(folder), fs.local_mount_path))
     cfg = config_of(
         name,
         version,
@@ -71,13 +101,22 @@ def target_of(
         code_sha256=sha,
         region=settings.region,
         account=settings.account_id,
+        opt_root=opt,
+        mounts=tuple(mounts),
     )
     target = Target(cfg)
-    if runtimes.interpreter(spec.runtime) is None:
-        target.state = "Failed"
-        target.state_reason = (
-            f"runtime {spec.runtime} is not installed here (no {spec.runtime} on PATH)"
+    if spec.code.image is not None:
+        problem = container.engine_problem()
+        reason = (
+            None
+            if problem is None
+            else f"spec.code.image: images run locally through the Docker engine: {problem}"
         )
+    else:
+        reason = runtimes.missing(spec.runtime) or runtimes.cannot_mount(spec.runtime, bool(mounts))
+    if reason is not None:
+        target.state = "Failed"
+        target.state_reason = reason
     return target
 
 
@@ -132,6 +171,15 @@ def build_registry(
     problems: list[str] = []
     store = state_dir / "code"
     overrides = read_overrides(state_dir)
+    for name, lay in manifests.layers.items():
+        # the folder's Layers are published first (content-addressed: unchanged files keep
+        # their version), so its Functions may name them
+        source = manifests.sources[("Layer", name)]
+        try:
+            files = layer_files(lay, source)
+            layerstore.publish(state_dir / "layers", name, files, lay.spec.description)
+        except (ValueError, OSError) as err:
+            problems.append(f"{source} Layer/{name}: spec.content: {err}")
     for name, fn in manifests.functions.items():
         source = manifests.sources[("Function", name)]
         where = f"{source} Function/{name}"
@@ -139,13 +187,13 @@ def build_registry(
             root, sha = codestore.snapshot(code_files(fn.spec, source), store)
             reserved = overrides.get(name, fn.spec.reserved_concurrency)
             pools.set_reserved(name, reserved)
+            target = target_of(name, fn.spec, LATEST, root, sha, settings, state_dir / "layers")
         except ReservationError as err:
             problems.append(f"{where}: spec.reservedConcurrency: {err}")
             continue
         except (ValueError, OSError) as err:
             problems.append(f"{where}: {err}")
             continue
-        target = target_of(name, fn.spec, LATEST, root, sha, settings)
         registry.functions[name] = FunctionEntry(fn, target)
     for name, v in sorted(manifests.versions.items(), key=lambda kv: kv[1].number):
         source = manifests.sources[("Version", name)]

@@ -27,7 +27,7 @@ from typing import Any
 
 from klambda import logformat
 from klambda.environment import protocol
-from klambda.execution import FunctionConfig, environment_variables, stream_name
+from klambda.execution import FunctionConfig, environment_variables, python_paths, stream_name
 from klambda.invocation import Outcome, StreamSink
 from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
@@ -376,6 +376,7 @@ async def spawn(
             cfg, stream, "provisioned-concurrency" if provisioned else "on-demand"
         ),
         "code_root": cfg.code_root,
+        "python_paths": python_paths(cfg.opt_root) if cfg.opt_root else [],
         "handler": cfg.handler,
         "function_name": cfg.function,
         "version": cfg.version,

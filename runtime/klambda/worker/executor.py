@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from klambda import logformat
 from klambda.invocation import Call, Outcome
-from klambda.worker.environment import Environment, InitFailed
+from klambda.worker.environment import InitFailed
 from klambda.worker.logs import LogHub
-from klambda.worker.pool import EnvironmentPool
+from klambda.worker.pool import Environment, EnvironmentPool
 
 
 class NoCapacity(Exception):

@@ -16,17 +16,23 @@ import contextlib
 import time
 
 from klambda.execution import FunctionConfig
+from klambda.worker import custom, runtimes
 from klambda.worker.cgroups import Cgroups
-from klambda.worker.environment import Environment, InitFailed, spawn
+from klambda.worker.custom import RuntimeEnvironment
+from klambda.worker.environment import Environment as ForkedEnvironment
+from klambda.worker.environment import InitFailed, spawn
 from klambda.worker.logs import LogHub
 from klambda.worker.zygote import Zygote, ZygoteError
+
+# a forked Python environment, or one whose runtime speaks the Runtime API (`provided*`)
+Environment = ForkedEnvironment | RuntimeEnvironment
 
 
 class EnvironmentPool:
     def __init__(
         self,
         cfg: FunctionConfig,
-        zygote: Zygote,
+        zygote: Zygote | None,
         logs: LogHub,
         cgroups: Cgroups,
         *,
@@ -85,6 +91,8 @@ class EnvironmentPool:
             try:
                 env = await self._spawn(provisioned)
             except (ZygoteError, OSError):
+                if self._zygote is None:
+                    raise
                 # the zygote died: start it again and try once more
                 await self._zygote.ensure_running()
                 env = await self._spawn(provisioned)
@@ -98,6 +106,14 @@ class EnvironmentPool:
         return env
 
     async def _spawn(self, provisioned: bool) -> Environment:
+        if runtimes.uses_runtime_api(self.cfg.runtime) or self.cfg.image or self._zygote is None:
+            return await custom.spawn(
+                self.cfg,
+                self._logs,
+                self._cgroups,
+                provisioned=provisioned,
+                cpu_limits=self._cpu_limits,
+            )
         return await spawn(
             self.cfg,
             self._zygote,

@@ -215,7 +215,8 @@ async def serve(
 ) -> None:
     """The worker of one function version, configured by its pod's environment."""
     groups = Cgroups(enabled=cgroups)
-    zygote = await _zygote(cfg.runtime, groups)
+    # a Runtime API runtime (provided*) starts its environments without a zygote
+    zygote = None if runtimes.uses_runtime_api(cfg.runtime) else await _zygote(cfg.runtime, groups)
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
@@ -223,7 +224,8 @@ async def serve(
     banner = f"{cfg.function}:{cfg.version}"
     await _serve(service, host, port, banner, lambda: float(cfg.timeout_s))
     await pool.close()
-    await zygote.stop()
+    if zygote is not None:
+        await zygote.stop()
     if shipper is not None:
         await shipper.close()
 
@@ -238,7 +240,8 @@ async def serve_pool(
 ) -> None:
     """A pool worker of `runtime`: its zygote ready, no function until specialised."""
     groups = Cgroups(enabled=cgroups)
-    zygote = await _zygote(runtime, groups)
+    # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
+    zygote = None if runtimes.uses_runtime_api(runtime) else await _zygote(runtime, groups)
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pools: list[EnvironmentPool] = []
@@ -258,6 +261,7 @@ async def serve_pool(
     await _serve(service, host, port, f"pool {runtime}", grace)
     for pool in pools:
         await pool.close()
-    await zygote.stop()
+    if zygote is not None:
+        await zygote.stop()
     if shipper is not None:
         await shipper.close()

@@ -217,3 +217,13 @@ def test_a_function_with_a_service_account_gets_its_identity_token() -> None:
     plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
     assert "serviceAccountName" not in plain
     assert all(v["name"] != "identity" for v in plain["volumes"])
+
+
+def test_file_systems_are_the_claims_mounted_at_their_paths() -> None:
+    fs = [{"claimName": "shared-efs", "localMountPath": "/mnt/shared"}]
+    pod = builders.build_pod_template(work(fileSystemConfigs=fs), OperatorSettings())["spec"]
+    assert {"name": "fs-0", "persistentVolumeClaim": {"claimName": "shared-efs"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "fs-0", "mountPath": "/mnt/shared"} in mounts
+    plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
+    assert not [v for v in plain["volumes"] if "persistentVolumeClaim" in v]
