@@ -15,13 +15,18 @@ from pydantic import ValidationError
 
 from klambda.api import limits
 from klambda.api.alias import Alias
+from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Function
+from klambda.api.queue import Queue
 from klambda.api.version import Version
 
-KINDS: dict[str, type[Function] | type[Version] | type[Alias]] = {
+Resource = Function | Version | Alias | Queue | EventSourceMapping
+KINDS: dict[str, type[Resource]] = {
     "Function": Function,
     "Version": Version,
     "Alias": Alias,
+    "Queue": Queue,
+    "EventSourceMapping": EventSourceMapping,
 }
 
 
@@ -38,6 +43,9 @@ class Manifests:
     functions: dict[str, Function] = field(default_factory=dict)
     versions: dict[str, Version] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
+    # -- polled sources: queues and the event source mappings that drain them
+    queues: dict[str, Queue] = field(default_factory=dict)
+    mappings: dict[str, EventSourceMapping] = field(default_factory=dict)
     # where each object came from, for error messages and for resolving `code.path`
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
 
@@ -52,7 +60,7 @@ def describe_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-def parse_document(doc: Any) -> Function | Version | Alias:
+def parse_document(doc: Any) -> Resource:
     """One YAML document to a model; ValueError naming the field otherwise."""
     if not isinstance(doc, dict):
         raise ValueError("a manifest must be a mapping with apiVersion, kind, metadata, spec")
@@ -111,6 +119,8 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                 "Function": out.functions,
                 "Version": out.versions,
                 "Alias": out.aliases,
+                "Queue": out.queues,
+                "EventSourceMapping": out.mappings,
             }
             table = tables[obj.kind]
             if obj.metadata.name in table:
@@ -126,9 +136,29 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                     f"{out.sources[('Function', key)]} Function/{key}: spec.code.path: "
                     f"{code_dir} is not a directory"
                 )
+    problems += _check_sources(out)
     if problems:
         raise ManifestError(problems)
     return out
+
+
+def _check_sources(out: Manifests) -> list[str]:
+    """What one document cannot say: a mapping's queue and function, a queue's DLQ."""
+    problems = []
+    for name, queue in out.queues.items():
+        rp = queue.spec.redrive_policy
+        if rp is not None and rp.dead_letter_queue not in out.queues:
+            problems.append(
+                f"{out.sources[('Queue', name)]} Queue/{name}: spec.redrivePolicy."
+                f"deadLetterQueue: no Queue {rp.dead_letter_queue!r} is declared"
+            )
+    for name, esm in out.mappings.items():
+        where = f"{out.sources[('EventSourceMapping', name)]} EventSourceMapping/{name}"
+        if esm.spec.source.queue not in out.queues:
+            problems.append(
+                f"{where}: spec.source.queue: no Queue {esm.spec.source.queue!r} is declared"
+            )
+    return problems
 
 
 class _Dumper(yaml.SafeDumper):

@@ -1,0 +1,157 @@
+"""The Queue and EventSourceMapping kinds: Lambda's and SQS's bounds, refused with the
+field named; the CRDs state the same fields and bounds; manifests load with the queues
+they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from klambda.api.eventsourcemapping import (
+    DestinationConfig,
+    EventSourceMapping,
+    EventSourceMappingSpec,
+    EventSourceMappingStatus,
+    Filter,
+    FilterCriteria,
+    OnFailure,
+    Source,
+)
+from klambda.api.manifest import ManifestError, describe_errors, load
+from klambda.api.queue import Queue, QueueSpec, RedrivePolicy
+from pydantic import ValidationError
+
+from tests.unit.api.test_crds_agree import check_model, crd_schema, literal
+
+
+def esm(**spec: Any) -> EventSourceMapping:
+    return EventSourceMapping.model_validate(
+        {
+            "metadata": {"name": "m"},
+            "spec": {"function": "process", "source": {"queue": "orders"}, **spec},
+        }
+    )
+
+
+def problem(**spec: Any) -> str:
+    with pytest.raises(ValidationError) as info:
+        esm(**spec)
+    return "; ".join(describe_errors(info.value))
+
+
+def test_defaults() -> None:
+    s = esm().spec
+    assert (s.effective_batch_size, s.enabled, s.reports_item_failures) == (10, True, False)
+    assert (s.function_name, s.qualifier) == ("process", None)
+    s = esm(function="process:prod", functionResponseTypes=["ReportBatchItemFailures"]).spec
+    assert (s.function_name, s.qualifier, s.reports_item_failures) == ("process", "prod", True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"batchSize": 0}, "spec.batchSize: Input should be greater than or equal to 1"),
+        ({"batchSize": 10001}, "spec.batchSize: Input should be less than or equal to 10000"),
+        ({"batchSize": 11}, "batchSize above 10 needs maximumBatchingWindowInSeconds"),
+        ({"maximumBatchingWindowInSeconds": 301}, "less than or equal to 300"),
+        (
+            {"maximumConcurrency": 1},
+            "spec.maximumConcurrency: Input should be greater than or equal to 2",
+        ),
+        ({"maximumConcurrency": 1001}, "less than or equal to 1000"),
+        ({"functionResponseTypes": ["Everything"]}, "spec.functionResponseTypes.0"),
+        ({"startingPosition": "LATEST"}, "startingPosition apply to stream sources"),
+        ({"bisectBatchOnFunctionError": True}, "bisectBatchOnFunctionError apply to stream"),
+        ({"destinationConfig": {"onFailure": {"queue": "x"}}}, "destinationConfig apply to"),
+        ({"maximumRecordAgeInSeconds": 30}, "-1 (no limit) or 60-604800"),
+        ({"function": "Process"}, "must be a function name"),
+        ({"source": {"queue": "no spaces"}}, "spec.source.queue"),
+        ({"source": {}}, "spec.source.queue: Field required"),
+        ({"filterCriteria": {"filters": []}}, "spec.filterCriteria.filters"),
+        ({"filterCriteria": {"filters": [{"pattern": "{"}]}}, "pattern must be JSON text"),
+        ({"filterCriteria": {"filters": [{"pattern": "[1]"}]}}, "pattern must be a JSON object"),
+        (
+            {"filterCriteria": {"filters": [{"pattern": '{"body": {"a": [{"numeric": 5}]}}'}]}},
+            "body.a",
+        ),
+        ({"filterCriteria": {"filters": [{"pattern": "{}"}] * 6}}, "at most 5 items"),
+        ({"batchsize": 5}, "spec.batchsize: Extra inputs are not permitted"),
+    ],
+)
+def test_refused_with_the_field_named(spec: dict[str, Any], words: str) -> None:
+    assert words in problem(**spec)
+
+
+def test_filter_patterns_kept_as_given() -> None:
+    s = esm(filterCriteria={"filters": [{"pattern": '{"body": {"kind": ["paid"]}}'}]}).spec
+    assert s.patterns() == [{"body": {"kind": ["paid"]}}]
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"visibilityTimeoutSeconds": 43201}, "less than or equal to 43200"),
+        ({"messageRetentionSeconds": 59}, "greater than or equal to 60"),
+        ({"redrivePolicy": {"deadLetterQueue": "d", "maxReceiveCount": 0}}, "maxReceiveCount"),
+        ({"redrivePolicy": {"deadLetterQueue": "q", "maxReceiveCount": 3}}, "another queue"),
+    ],
+)
+def test_queue_refused(spec: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Queue.model_validate({"metadata": {"name": "q"}, "spec": spec})
+    assert words in "; ".join(describe_errors(info.value))
+
+
+def test_crds_agree() -> None:
+    props = crd_schema("eventsourcemappings.yaml")["properties"]
+    spec = props["spec"]["properties"]
+    check_model(EventSourceMappingSpec, spec)
+    check_model(Source, spec["source"]["properties"])
+    check_model(DestinationConfig, spec["destinationConfig"]["properties"])
+    check_model(OnFailure, spec["destinationConfig"]["properties"]["onFailure"]["properties"])
+    check_model(FilterCriteria, spec["filterCriteria"]["properties"])
+    check_model(Filter, spec["filterCriteria"]["properties"]["filters"]["items"]["properties"])
+    assert spec["startingPosition"]["enum"] == ["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+    assert spec["filterCriteria"]["properties"]["filters"]["maxItems"] == 5
+    assert (
+        spec["filterCriteria"]["properties"]["filters"]["items"]["properties"]["pattern"][
+            "maxLength"
+        ]
+        == 4096
+    )
+    status = props["status"]["properties"]
+    check_model(EventSourceMappingStatus, status)
+    assert status["state"]["enum"] == list(literal(EventSourceMappingStatus, "state"))
+    queue = crd_schema("queues.yaml")["properties"]["spec"]["properties"]
+    check_model(QueueSpec, queue)
+    check_model(RedrivePolicy, queue["redrivePolicy"]["properties"])
+
+
+QUEUES = """
+apiVersion: klambda.io/v1alpha1
+kind: Queue
+metadata: {name: orders}
+spec:
+  redrivePolicy: {deadLetterQueue: orders-dlq, maxReceiveCount: 3}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {name: orders-to-process}
+spec: {function: process, source: {queue: orders}}
+"""
+
+
+def test_manifests_name_declared_queues(tmp_path: Path) -> None:
+    (tmp_path / "queues.yaml").write_text(QUEUES)
+    with pytest.raises(ManifestError) as info:
+        load(tmp_path)
+    assert any(
+        "deadLetterQueue: no Queue 'orders-dlq' is declared" in p for p in info.value.problems
+    )
+    (tmp_path / "dlq.yaml").write_text(
+        "apiVersion: klambda.io/v1alpha1\nkind: Queue\nmetadata: {name: orders-dlq}\n"
+    )
+    got = load(tmp_path)
+    assert set(got.queues) == {"orders", "orders-dlq"}
+    assert got.mappings["orders-to-process"].spec.source.queue == "orders"
