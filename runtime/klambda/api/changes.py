@@ -276,4 +276,3 @@ def tag(spec: FunctionSpec, tags: Mapping[str, Any]) -> FunctionSpec:
 def untag(spec: FunctionSpec, keys: list[str]) -> FunctionSpec:
     left = {k: v for k, v in (spec.tags or {}).items() if k not in set(keys)}
     return _validated({**spec.wire(), "tags": left or None})
-
