@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from klambda.cli import cost, deploy, dlq, functions, invoke, logs, resources, serve, topics
+from klambda.cli import (
+    cost,
+    deploy,
+    dlq,
+    functions,
+    invoke,
+    logs,
+    queues,
+    resources,
+    serve,
+    topics,
+)
 
 app = typer.Typer(
     help="Lambda's model - functions, versions, aliases, concurrency - locally or on Kubernetes.",
@@ -35,3 +46,4 @@ app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(cost.cost_app, name="cost")
 app.add_typer(resources.provisioned_app, name="provisioned")
 app.add_typer(logs.logs_app, name="logs")
+app.add_typer(queues.queue_app, name="queue")

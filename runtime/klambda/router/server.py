@@ -20,25 +20,31 @@ import grpc
 from aiohttp import web
 
 from klambda.api.logconfig import MetricFilter
+from klambda.api.manifest import Manifests
+from klambda.api.manifest import load as load_manifests
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.queue.workqueue_sqlite import SqliteWorkQueues
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
+from klambda.router.http_api.workqueues import WorkQueueApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
+from klambda.router.pollers import Pollers
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
+from klambda.source_metrics import SourceMetrics
 from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
@@ -89,6 +95,10 @@ class Router:
         self.logstore: LogStore | None = None
         self.ingester: Ingester | None = None
         self.metric_filters: MetricFilters | None = None
+        # event source mappings (klambda.router.pollers): local mode's queues and pollers
+        self.sources = Manifests()
+        self.work_queues: SqliteWorkQueues | None = None
+        self.pollers: Pollers | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -102,6 +112,7 @@ class Router:
             assert self.functions_dir is not None
             self.state_dir.mkdir(parents=True, exist_ok=True)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
+            self.sources = load_manifests(self.functions_dir, allow_empty=True)
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
@@ -131,6 +142,15 @@ class Router:
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        if self.cluster is None:
+            self.work_queues = SqliteWorkQueues(self.state_dir / "workqueues.db")
+            self.pollers = Pollers(
+                self.invoker,
+                self.work_queues,
+                SourceMetrics(metrics.registry),
+                region=s.region,
+                account=s.account_id,
+            )
         self.triggers.refresh(registry)
         if self.metric_filters is not None:
             for name in registry.functions:
@@ -255,7 +275,12 @@ class Router:
             topics,
             self.logstore,
         )
-        self.http_runner = web.AppRunner(api.app(), access_log=None)
+        app = api.app()
+        if self.pollers is not None and self.work_queues is not None:
+            await self.work_queues.open()
+            WorkQueueApi(self.pollers).add_routes(app.router)
+            await self.pollers.configure(self.sources.queues, self.sources.mappings)
+        self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -302,6 +327,8 @@ class Router:
     async def stop(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.pollers is not None:
+            await self.pollers.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -314,6 +341,8 @@ class Router:
             await self.dispatcher.stop(grace=5.0)
         if self.queue is not None and self._queue_open:
             await self.queue.close()
+        if self.work_queues is not None:
+            await self.work_queues.close()
         if self.source is not None:
             await self.source.stop()
         if self.invoker is not None:

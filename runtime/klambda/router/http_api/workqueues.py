@@ -1,0 +1,117 @@
+"""Work queues and event source mappings over HTTP:
+
+    POST /klambda/v1/work-queues/{queue}/messages  JSON: {"MessageBody": str,
+                                                   "MessageAttributes": {name: {"DataType":
+                                                   "String", "StringValue": str}}}
+                                                   -> {"MessageId", "MD5OfMessageBody"}
+    GET  /klambda/v1/work-queues/{queue}           {"Queue", "Depth", "Messages": [...]}
+                                                   (the oldest `limit`, not received)
+    GET  /klambda/v1/event-source-mappings         each mapping's state, concurrency, last
+                                                   processing result and record counts
+
+A message is checked as SQS checks it (a body of 1 byte to 256 KiB) before it is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from klambda.api.queue import MESSAGE_MAX_BYTES
+from klambda.errors import InvalidParameterValue, ResourceNotFound
+from klambda.router.http_api.params import json_body
+from klambda.router.pollers import Pollers
+
+MESSAGE_ATTRIBUTES_MAX = 10  # SQS
+
+
+def message_attributes(raw: Any) -> dict[str, str]:
+    """SQS's `MessageAttributes` (String and Number) as name -> value."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidParameterValue("MessageAttributes: a JSON object is required")
+    if len(raw) > MESSAGE_ATTRIBUTES_MAX:
+        raise InvalidParameterValue(
+            f"MessageAttributes: at most {MESSAGE_ATTRIBUTES_MAX} attributes, got {len(raw)}"
+        )
+    out = {}
+    for name, attr in raw.items():
+        if not isinstance(attr, dict) or not isinstance(attr.get("StringValue"), str):
+            raise InvalidParameterValue(f"MessageAttributes.{name}: a StringValue is required")
+        out[str(name)] = attr["StringValue"]
+    return out
+
+
+class WorkQueueApi:
+    def __init__(self, pollers: Pollers) -> None:
+        self.pollers = pollers
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/klambda/v1/work-queues/{queue}/messages", self.send)
+        router.add_get("/klambda/v1/work-queues/{queue}", self.show)
+        router.add_get("/klambda/v1/event-source-mappings", self.mappings)
+
+    def _queue(self, request: web.Request) -> str:
+        name = request.match_info["queue"]
+        if name not in self.pollers.declared:
+            raise ResourceNotFound(f"Queue does not exist: {name}")
+        return name
+
+    async def send(self, request: web.Request) -> web.Response:
+        queue = self._queue(request)
+        body = await json_body(request)
+        text = body.get("MessageBody")
+        if not isinstance(text, str) or not text:
+            raise InvalidParameterValue("MessageBody: a non-empty string is required")
+        size = len(text.encode())
+        if size > MESSAGE_MAX_BYTES:
+            raise InvalidParameterValue(
+                f"MessageBody: at most {MESSAGE_MAX_BYTES} bytes, got {size}"
+            )
+        attrs = message_attributes(body.get("MessageAttributes"))
+        message_id = await self.pollers.queues.send(queue, text, attrs)
+        md5 = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+        return web.json_response({"MessageId": message_id, "MD5OfMessageBody": md5})
+
+    async def show(self, request: web.Request) -> web.Response:
+        queue = self._queue(request)
+        limit = int(request.query.get("limit", "100") or 100)
+        messages = await self.pollers.queues.peek(queue, limit)
+        return web.json_response(
+            {
+                "Queue": queue,
+                "Depth": await self.pollers.queues.depth(queue),
+                "Messages": [
+                    {
+                        "MessageId": m.message_id,
+                        "Body": m.body,
+                        "MessageAttributes": dict(m.attributes),
+                        "SentTimestamp": int(m.sent_at * 1000),
+                    }
+                    for m in messages
+                ],
+            }
+        )
+
+    async def mappings(self, request: web.Request) -> web.Response:
+        rows = []
+        for name, esm in sorted(self.pollers.mappings.items()):
+            s = self.pollers.state(name)
+            rows.append(
+                {
+                    "Name": name,
+                    "Function": esm.spec.function,
+                    "Queue": esm.spec.source.queue,
+                    "State": s.state,
+                    "StateTransitionReason": s.reason,
+                    "BatchSize": esm.spec.effective_batch_size,
+                    "Concurrency": s.concurrency,
+                    "PeakInFlight": s.peak_in_flight,
+                    "LastProcessingResult": s.last_processing_result,
+                    "Records": dict(s.counts),
+                }
+            )
+        return web.json_response({"EventSourceMappings": rows})

@@ -1,0 +1,166 @@
+"""A queue drained by an event source mapping on a real router (local mode, SQLite): 1,000
+messages, the handler failing 1 in 10 through batchItemFailures. Those are received
+maxReceiveCount times and then found in the queue's DLQ; every other message is
+processed exactly once; the function's reserved concurrency (2) caps the batches in flight
+below the mapping's starting 5. Producers: the REST API and `klambda queue send`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from klambda.testing import CLI, RouterRunner, eventually
+
+MESSAGES = 1000
+MAX_RECEIVE = 2
+
+FUNCTIONS = """\
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: process}}
+spec:
+  runtime: python3.11
+  handler: app.handler
+  reservedConcurrency: 2
+  timeoutSeconds: 10
+  environment: {{SEEN: "{seen}"}}
+  code:
+    inline:
+      app.py: |
+        import json, os, time
+        def handler(event, context):
+            failures, lines = [], []
+            for r in event["Records"]:
+                n = json.loads(r["body"])["n"]
+                if n % 10 == 0:
+                    failures.append({{"itemIdentifier": r["messageId"]}})
+                count = r["attributes"]["ApproximateReceiveCount"]
+                lines.append(json.dumps({{"n": n, "count": count, "failed": n % 10 == 0}}))
+            with open(os.environ["SEEN"], "a") as f:
+                f.write("".join(x + "\\n" for x in lines))
+            time.sleep(0.02)
+            return {{"batchItemFailures": failures}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: Queue
+metadata: {{name: orders}}
+spec:
+  visibilityTimeoutSeconds: 3
+  redrivePolicy: {{deadLetterQueue: orders-dlq, maxReceiveCount: {max_receive}}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: Queue
+metadata: {{name: orders-dlq}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {{name: orders-to-process}}
+spec:
+  function: process
+  source: {{queue: orders}}
+  batchSize: 10
+  functionResponseTypes: [ReportBatchItemFailures]
+"""
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterRunner, Path]]:
+    tmp = tmp_path_factory.mktemp("queues")
+    fns, seen = tmp / "fns", tmp / "seen.jsonl"
+    fns.mkdir()
+    (fns / "functions.yaml").write_text(FUNCTIONS.format(seen=seen, max_receive=MAX_RECEIVE))
+    with RouterRunner.up(fns, "-q", workdir=tmp) as r:
+        yield r, seen
+
+
+def call(r: RouterRunner, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    req = urllib.request.Request(
+        r.url + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def seen(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_thousand_messages_partial_failures_redrive_and_reserved_cap(
+    router: tuple[RouterRunner, Path],
+) -> None:
+    r, log = router
+    # one by the CLI, the rest over REST from a few connections at once
+    out = subprocess.run(
+        [*CLI, "queue", "send", "orders", "--body", '{"n": 1}', "-a", "source=cli",
+         "--endpoint", r.url],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert len(json.loads(out.stdout)["MessageId"]) == 36
+
+    def send(n: int) -> int:
+        status, _ = call(r, "POST", "/klambda/v1/work-queues/orders/messages",
+                         {"MessageBody": json.dumps({"n": n})})  # fmt: skip
+        return status
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(send, range(2, MESSAGES + 1))) == {200}
+
+    def settled() -> Any:
+        _, dlq = call(r, "GET", "/klambda/v1/work-queues/orders-dlq?limit=1000")
+        _, main = call(r, "GET", "/klambda/v1/work-queues/orders")
+        return dlq["Depth"] == MESSAGES // 10 and main["Depth"] == 0 and dlq
+
+    dlq = eventually(settled, "the queue drained and the failing tenth in its DLQ", timeout=120)
+    assert sorted(json.loads(m["Body"])["n"] for m in dlq["Messages"]) == list(
+        range(10, MESSAGES + 1, 10)
+    )
+    rows = seen(log)
+    ok = Counter(x["n"] for x in rows if not x["failed"])
+    failed = Counter(x["n"] for x in rows if x["failed"])
+    assert set(ok) == {n for n in range(1, MESSAGES + 1) if n % 10}
+    assert set(ok.values()) == {1}, "a message that succeeded was delivered again"
+    # each failing message was received maxReceiveCount times, then moved
+    assert set(failed) == set(range(10, MESSAGES + 1, 10))
+    assert set(failed.values()) == {MAX_RECEIVE}
+    assert {x["count"] for x in rows if x["failed"]} == {str(c) for c in range(1, MAX_RECEIVE + 1)}
+
+    _, maps = call(r, "GET", "/klambda/v1/event-source-mappings")
+    (m,) = maps["EventSourceMappings"]
+    assert m["State"] == "Enabled"
+    assert m["Concurrency"] == 2  # reserved concurrency 2 caps the starting 5
+    assert 1 <= m["PeakInFlight"] <= 2
+    assert m["Records"]["succeeded"] == MESSAGES - MESSAGES // 10
+    assert m["Records"]["failed"] == MAX_RECEIVE * (MESSAGES // 10)
+    assert m["LastProcessingResult"] == "OK"
+    assert r.metric("klambda_esm_records_total", mapping="orders-to-process", outcome="failed") == (
+        MAX_RECEIVE * (MESSAGES // 10)
+    )
+    assert r.metric("klambda_throttles_total", function="process") == 0
+
+
+def test_sending_to_an_undeclared_queue_or_an_empty_body_is_refused(
+    router: tuple[RouterRunner, Path],
+) -> None:
+    r, _ = router
+    status, body = call(r, "POST", "/klambda/v1/work-queues/nope/messages", {"MessageBody": "x"})
+    assert status == 404
+    assert "Queue does not exist: nope" in json.dumps(body)
+    status, body = call(r, "POST", "/klambda/v1/work-queues/orders/messages", {"MessageBody": ""})
+    assert status == 400
+    assert "MessageBody" in json.dumps(body)
+    big = "x" * (256 * 1024 + 1)
+    status, body = call(r, "POST", "/klambda/v1/work-queues/orders/messages", {"MessageBody": big})
+    assert status == 400
+    assert "MessageBody: at most 262144 bytes" in json.dumps(body)
