@@ -27,6 +27,8 @@ from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.queue.workqueue import WorkQueues
+from klambda.queue.workqueue_jetstream import open_work_queues
 from klambda.queue.workqueue_sqlite import SqliteWorkQueues
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.cluster import ClusterSource
@@ -97,7 +99,7 @@ class Router:
         self.metric_filters: MetricFilters | None = None
         # event source mappings (klambda.router.pollers): local mode's queues and pollers
         self.sources = Manifests()
-        self.work_queues: SqliteWorkQueues | None = None
+        self.work_queues: WorkQueues | None = None
         self.pollers: Pollers | None = None
 
     def load(self) -> Invoker:
@@ -143,7 +145,10 @@ class Router:
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
         if self.cluster is None:
-            self.work_queues = SqliteWorkQueues(self.state_dir / "workqueues.db")
+            # on the async queue's NATS server when it has one, else in the state folder
+            self.work_queues = open_work_queues(s.queue_url) or SqliteWorkQueues(
+                self.state_dir / "workqueues.db"
+            )
             self.pollers = Pollers(
                 self.invoker,
                 self.work_queues,

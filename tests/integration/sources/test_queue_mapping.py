@@ -1,4 +1,5 @@
-"""A queue drained by an event source mapping on a real router (local mode, SQLite): 1,000
+"""A queue drained by an event source mapping on a real router, its queues in SQLite (local
+mode's) and in a real nats-server's JetStream (cluster mode's, here with local functions): 1,000
 messages, the handler failing 1 in 10 through batchItemFailures. Those are received
 maxReceiveCount times and then found in the queue's DLQ; every other message is
 processed exactly once; the function's reserved concurrency (2) caps the batches in flight
@@ -6,6 +7,7 @@ below the mapping's starting 5. Producers: the REST API and `klambda queue send`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import urllib.request
@@ -17,6 +19,8 @@ from typing import Any
 
 import pytest
 from klambda.testing import CLI, RouterRunner, eventually
+
+from tests.integration.queue.natsserver import nats_server
 
 MESSAGES = 1000
 MAX_RECEIVE = 2
@@ -70,13 +74,20 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterRunner, Path]]:
-    tmp = tmp_path_factory.mktemp("queues")
+@pytest.fixture(scope="module", params=["sqlite", "jetstream"])
+def router(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RouterRunner, Path]]:
+    tmp = tmp_path_factory.mktemp(f"queues-{request.param}")
     fns, seen = tmp / "fns", tmp / "seen.jsonl"
     fns.mkdir()
     (fns / "functions.yaml").write_text(FUNCTIONS.format(seen=seen, max_receive=MAX_RECEIVE))
-    with RouterRunner.up(fns, "-q", workdir=tmp) as r:
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if request.param == "jetstream":
+            nats = stack.enter_context(nats_server(tmp))
+            env["KLAMBDA_QUEUE_URL"] = nats.url
+        r = stack.enter_context(RouterRunner.up(fns, "-q", workdir=tmp, env=env))
         yield r, seen
 
 
