@@ -37,3 +37,9 @@ class SourceMetrics:
             LABELS,
             registry=r,
         )
+        self.iterator_age = Gauge(
+            "klambda_iterator_age_seconds",
+            "Age of the last record an event source mapping invoked its function with",
+            LABELS,
+            registry=r,
+        )

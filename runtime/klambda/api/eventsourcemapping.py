@@ -15,6 +15,10 @@ function synchronously with each batch (Lambda's event source mappings).
         filters:
           - pattern: '{"body": {"kind": ["paid"]}}'
 
+A stream source (`source: {stream: clicks}`) takes Lambda's Kinesis fields:
+`startingPosition` (required), `maximumRetryAttempts`, `maximumRecordAgeInSeconds`,
+`bisectBatchOnFunctionError`, `destinationConfig.onFailure` (a queue or a function).
+
 The fields and their bounds are Lambda's (CreateEventSourceMapping). Which fields apply
 depends on the source, as in Lambda: `maximumConcurrency` is a queue's; the stream fields
 (`startingPosition`, `maximumRetryAttempts`, `maximumRecordAgeInSeconds`,
@@ -34,10 +38,12 @@ from pydantic import Field, field_validator, model_validator
 
 from klambda.api.meta import Condition, Model, ObjectMeta
 from klambda.api.queue import QUEUE_NAME_PATTERN
+from klambda.api.stream import STREAM_NAME_PATTERN
 from klambda.triggers import filterpolicy
 
 BATCH_SIZE_MAX = 10000
 QUEUE_BATCH_SIZE_DEFAULT = 10
+STREAM_BATCH_SIZE_DEFAULT = 100
 QUEUE_BATCH_SIZE_WITHOUT_WINDOW_MAX = 10  # SQS: above 10 needs a batching window
 BATCHING_WINDOW_MAX_S = 300
 MAXIMUM_CONCURRENCY_MIN = 2
@@ -50,6 +56,7 @@ FILTERS_MAX = 5
 PATTERN_MAX = 4096
 STREAM_FIELDS = (
     "startingPosition",
+    "startingPositionTimestamp",
     "maximumRetryAttempts",
     "maximumRecordAgeInSeconds",
     "bisectBatchOnFunctionError",
@@ -60,9 +67,16 @@ _FUNCTION = re.compile(r"^([a-z]([-a-z0-9]{0,46}[a-z0-9])?)(:(\$LATEST|[A-Za-z0-
 
 
 class Source(Model):
-    """What is polled. A queue (a `Queue` object's name) for now."""
+    """What is polled: a queue (a `Queue` object's name) or a stream (a `Stream`'s)."""
 
-    queue: str = Field(pattern=QUEUE_NAME_PATTERN)
+    queue: str | None = Field(default=None, pattern=QUEUE_NAME_PATTERN)
+    stream: str | None = Field(default=None, pattern=STREAM_NAME_PATTERN)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Source:
+        if (self.queue is None) == (self.stream is None):
+            raise ValueError("exactly one of queue, stream must be given")
+        return self
 
 
 class OnFailure(Model):
@@ -124,6 +138,9 @@ class EventSourceMappingSpec(Model):
     starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] | None = Field(
         default=None, alias="startingPosition"
     )
+    starting_position_timestamp: float | None = Field(
+        default=None, ge=0, alias="startingPositionTimestamp"
+    )
     maximum_retry_attempts: int | None = Field(
         default=None, ge=-1, le=RETRY_ATTEMPTS_MAX, alias="maximumRetryAttempts"
     )
@@ -160,12 +177,34 @@ class EventSourceMappingSpec(Model):
 
     @model_validator(mode="after")
     def _by_source(self) -> EventSourceMappingSpec:
-        # a queue: Lambda's SQS rules (the only source kind so far)
+        if self.source.stream is not None:
+            # a stream: Lambda's Kinesis rules
+            if self.maximum_concurrency is not None:
+                raise ValueError(
+                    "maximumConcurrency applies to queue sources; a stream's concurrency is "
+                    "one batch per shard (parallelizationFactor)"
+                )
+            if self.starting_position is None:
+                raise ValueError("startingPosition is required for a stream source")
+            if (self.starting_position == "AT_TIMESTAMP") != (
+                self.starting_position_timestamp is not None
+            ):
+                raise ValueError(
+                    "startingPositionTimestamp is required with AT_TIMESTAMP, and only with it"
+                )
+            if self.parallelization_factor not in (None, 1):
+                raise ValueError(
+                    "parallelizationFactor above 1 is not supported yet: one batch per shard "
+                    "at a time"
+                )
+            return self
+        # a queue: Lambda's SQS rules
         given = [
             alias
             for name, alias in zip(
                 (
                     "starting_position",
+                    "starting_position_timestamp",
                     "maximum_retry_attempts",
                     "maximum_record_age_in_seconds",
                     "bisect_batch_on_function_error",
@@ -203,7 +242,21 @@ class EventSourceMappingSpec(Model):
 
     @property
     def effective_batch_size(self) -> int:
-        return self.batch_size or QUEUE_BATCH_SIZE_DEFAULT
+        default = STREAM_BATCH_SIZE_DEFAULT if self.source.stream else QUEUE_BATCH_SIZE_DEFAULT
+        return self.batch_size or default
+
+    @property
+    def retry_attempts(self) -> int:
+        """-1: until the record expires (Lambda's default)."""
+        return -1 if self.maximum_retry_attempts is None else self.maximum_retry_attempts
+
+    @property
+    def record_age_limit(self) -> int:
+        return (
+            -1
+            if self.maximum_record_age_in_seconds is None
+            else (self.maximum_record_age_in_seconds)
+        )
 
     @property
     def reports_item_failures(self) -> bool:

@@ -18,14 +18,16 @@ from klambda.api.alias import Alias
 from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Function
 from klambda.api.queue import Queue
+from klambda.api.stream import Stream
 from klambda.api.version import Version
 
-Resource = Function | Version | Alias | Queue | EventSourceMapping
+Resource = Function | Version | Alias | Queue | Stream | EventSourceMapping
 KINDS: dict[str, type[Resource]] = {
     "Function": Function,
     "Version": Version,
     "Alias": Alias,
     "Queue": Queue,
+    "Stream": Stream,
     "EventSourceMapping": EventSourceMapping,
 }
 
@@ -43,8 +45,9 @@ class Manifests:
     functions: dict[str, Function] = field(default_factory=dict)
     versions: dict[str, Version] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
-    # -- polled sources: queues and the event source mappings that drain them
+    # -- polled sources: queues, streams and the event source mappings that read them
     queues: dict[str, Queue] = field(default_factory=dict)
+    streams: dict[str, Stream] = field(default_factory=dict)
     mappings: dict[str, EventSourceMapping] = field(default_factory=dict)
     # where each object came from, for error messages and for resolving `code.path`
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
@@ -120,6 +123,7 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                 "Version": out.versions,
                 "Alias": out.aliases,
                 "Queue": out.queues,
+                "Stream": out.streams,
                 "EventSourceMapping": out.mappings,
             }
             table = tables[obj.kind]
@@ -154,9 +158,16 @@ def _check_sources(out: Manifests) -> list[str]:
             )
     for name, esm in out.mappings.items():
         where = f"{out.sources[('EventSourceMapping', name)]} EventSourceMapping/{name}"
-        if esm.spec.source.queue not in out.queues:
+        source = esm.spec.source
+        if source.queue is not None and source.queue not in out.queues:
+            problems.append(f"{where}: spec.source.queue: no Queue {source.queue!r} is declared")
+        if source.stream is not None and source.stream not in out.streams:
+            problems.append(f"{where}: spec.source.stream: no Stream {source.stream!r} is declared")
+        on_failure = esm.spec.destination_config.on_failure if esm.spec.destination_config else None
+        if on_failure is not None and on_failure.queue and on_failure.queue not in out.queues:
             problems.append(
-                f"{where}: spec.source.queue: no Queue {esm.spec.source.queue!r} is declared"
+                f"{where}: spec.destinationConfig.onFailure.queue: no Queue "
+                f"{on_failure.queue!r} is declared"
             )
     return problems
 

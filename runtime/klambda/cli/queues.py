@@ -1,8 +1,9 @@
-"""`klambda queue send|show` and `klambda get mappings`' data: work queues (SQS's role)
-through the router's REST API."""
+"""`klambda queue send|show|mappings` and `klambda stream put`: work queues (SQS's role),
+streams (Kinesis's) and the mappings that read them, through the router's REST API."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,3 +68,25 @@ def mappings(ep: EndpointOpt = None) -> None:
     with reported():
         out = client(ep).json("GET", "/klambda/v1/event-source-mappings")
     typer.echo(json.dumps(out, indent=2))
+
+
+stream_app = typer.Typer(help="Streams that event source mappings read in order (Kinesis's role).")
+
+
+@stream_app.command("put")
+def put_record(
+    stream: Annotated[str, typer.Argument(help="the stream's name")],
+    partition_key: Annotated[
+        str, typer.Option("--partition-key", "-k", help="records with one key stay in order")
+    ],
+    data: Annotated[str, typer.Option("--data", "-d", help="the record's data, or @FILE")],
+    ep: EndpointOpt = None,
+) -> None:
+    """Put a record in a stream (Kinesis's PutRecord)."""
+    raw = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
+    request = {"PartitionKey": partition_key, "Data": base64.b64encode(raw).decode()}
+    with reported():
+        out = client(ep).json(
+            "POST", f"/klambda/v1/streams/{quote(stream, safe='')}/records", request
+        )
+    typer.echo(json.dumps(out))

@@ -50,6 +50,7 @@ class MappingState:
     concurrency: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    iterator_age: float | None = None  # streams: the age of the last record invoked
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -238,20 +239,21 @@ class Pollers:
         self, queues: Mapping[str, Queue], mappings: Mapping[str, EventSourceMapping]
     ) -> None:
         self.declared = dict(queues)
-        self.mappings = dict(mappings)
+        self.mappings = {n: m for n, m in mappings.items() if m.spec.source.queue is not None}
+        mappings = self.mappings
         for name in list(self.running):
             poller = self.running[name]
             esm = mappings.get(name)
             if (
                 esm is None
                 or esm != poller.esm
-                or queues.get(esm.spec.source.queue) != poller.queue
+                or queues.get(esm.spec.source.queue or "") != poller.queue
             ):
                 await self.running.pop(name).stop()
         for name, esm in sorted(mappings.items()):
             if name in self.running or not esm.spec.enabled:
                 continue
-            queue = queues.get(esm.spec.source.queue)
+            queue = queues.get(esm.spec.source.queue or "")
             if queue is None:
                 continue
             poller = MappingPoller(

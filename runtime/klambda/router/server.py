@@ -27,6 +27,9 @@ from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.queue.streamstore import StreamStore
+from klambda.queue.streamstore_jetstream import open_stream_store
+from klambda.queue.streamstore_sqlite import SqliteStreamStore
 from klambda.queue.workqueue import WorkQueues
 from klambda.queue.workqueue_jetstream import open_work_queues
 from klambda.queue.workqueue_sqlite import SqliteWorkQueues
@@ -43,6 +46,7 @@ from klambda.router.pollers import Pollers
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.scheduler import FileScheduleState, MemoryScheduleState, Scheduler
+from klambda.router.streams import StreamPollers
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
@@ -101,6 +105,8 @@ class Router:
         self.sources = Manifests()
         self.work_queues: WorkQueues | None = None
         self.pollers: Pollers | None = None
+        self.stream_store: StreamStore | None = None
+        self.stream_pollers: StreamPollers | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -149,10 +155,22 @@ class Router:
             self.work_queues = open_work_queues(s.queue_url) or SqliteWorkQueues(
                 self.state_dir / "workqueues.db"
             )
+            source_metrics = SourceMetrics(metrics.registry)
             self.pollers = Pollers(
                 self.invoker,
                 self.work_queues,
-                SourceMetrics(metrics.registry),
+                source_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
+            self.stream_store = open_stream_store(s.queue_url) or SqliteStreamStore(
+                self.state_dir / "streams.db"
+            )
+            self.stream_pollers = StreamPollers(
+                self.invoker,
+                self.stream_store,
+                self.work_queues,
+                source_metrics,
                 region=s.region,
                 account=s.account_id,
             )
@@ -283,8 +301,12 @@ class Router:
         app = api.app()
         if self.pollers is not None and self.work_queues is not None:
             await self.work_queues.open()
-            WorkQueueApi(self.pollers).add_routes(app.router)
             await self.pollers.configure(self.sources.queues, self.sources.mappings)
+        if self.stream_pollers is not None and self.stream_store is not None:
+            await self.stream_store.open()
+            await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
+        if self.pollers is not None:
+            WorkQueueApi(self.pollers, self.stream_pollers).add_routes(app.router)
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
@@ -334,6 +356,8 @@ class Router:
             await self.scheduler.stop()
         if self.pollers is not None:
             await self.pollers.stop()
+        if self.stream_pollers is not None:
+            await self.stream_pollers.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -348,6 +372,8 @@ class Router:
             await self.queue.close()
         if self.work_queues is not None:
             await self.work_queues.close()
+        if self.stream_store is not None:
+            await self.stream_store.close()
         if self.source is not None:
             await self.source.stop()
         if self.invoker is not None:

@@ -20,6 +20,7 @@ from klambda.api.eventsourcemapping import (
 )
 from klambda.api.manifest import ManifestError, describe_errors, load
 from klambda.api.queue import Queue, QueueSpec, RedrivePolicy
+from klambda.api.stream import Stream, StreamSpec
 from pydantic import ValidationError
 
 from tests.unit.api.test_crds_agree import check_model, crd_schema, literal
@@ -67,7 +68,8 @@ def test_defaults() -> None:
         ({"maximumRecordAgeInSeconds": 30}, "-1 (no limit) or 60-604800"),
         ({"function": "Process"}, "must be a function name"),
         ({"source": {"queue": "no spaces"}}, "spec.source.queue"),
-        ({"source": {}}, "spec.source.queue: Field required"),
+        ({"source": {}}, "spec.source: exactly one of queue, stream must be given"),
+        ({"source": {"queue": "a", "stream": "b"}}, "exactly one of queue, stream"),
         ({"filterCriteria": {"filters": []}}, "spec.filterCriteria.filters"),
         ({"filterCriteria": {"filters": [{"pattern": "{"}]}}, "pattern must be JSON text"),
         ({"filterCriteria": {"filters": [{"pattern": "[1]"}]}}, "pattern must be a JSON object"),
@@ -81,6 +83,57 @@ def test_defaults() -> None:
 )
 def test_refused_with_the_field_named(spec: dict[str, Any], words: str) -> None:
     assert words in problem(**spec)
+
+
+def stream_esm(**spec: Any) -> EventSourceMapping:
+    return esm(source={"stream": "clicks"}, **spec)
+
+
+def test_stream_defaults_and_fields() -> None:
+    s = stream_esm(startingPosition="TRIM_HORIZON").spec
+    assert (s.effective_batch_size, s.retry_attempts, s.record_age_limit) == (100, -1, -1)
+    s = stream_esm(
+        startingPosition="LATEST",
+        maximumRetryAttempts=2,
+        maximumRecordAgeInSeconds=60,
+        bisectBatchOnFunctionError=True,
+        destinationConfig={"onFailure": {"queue": "poison"}},
+        batchSize=500,
+    ).spec
+    assert (s.retry_attempts, s.record_age_limit, s.effective_batch_size) == (2, 60, 500)
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({}, "startingPosition is required for a stream source"),
+        ({"startingPosition": "AT_TIMESTAMP"}, "startingPositionTimestamp is required"),
+        (
+            {"startingPosition": "LATEST", "startingPositionTimestamp": 5},
+            "startingPositionTimestamp is required with AT_TIMESTAMP, and only with it",
+        ),
+        ({"startingPosition": "LATEST", "maximumConcurrency": 5}, "maximumConcurrency applies"),
+        ({"startingPosition": "LATEST", "parallelizationFactor": 2}, "not supported yet"),
+        ({"startingPosition": "LATEST", "parallelizationFactor": 11}, "less than or equal to 10"),
+        ({"startingPosition": "LATEST", "maximumRetryAttempts": -2}, "greater than or equal to -1"),
+        (
+            {"startingPosition": "LATEST", "destinationConfig": {"onFailure": {}}},
+            "exactly one of function, queue",
+        ),
+    ],
+)
+def test_stream_refused(spec: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        stream_esm(**spec)
+    assert words in "; ".join(describe_errors(info.value))
+
+
+def test_stream_kind() -> None:
+    assert Stream.model_validate({"metadata": {"name": "clicks"}}).spec.shard_count == 1
+    with pytest.raises(ValidationError, match="shardCount"):
+        Stream.model_validate({"metadata": {"name": "c"}, "spec": {"shardCount": 65}})
+    with pytest.raises(ValidationError, match="retentionPeriodHours"):
+        Stream.model_validate({"metadata": {"name": "c"}, "spec": {"retentionPeriodHours": 1}})
 
 
 def test_filter_patterns_kept_as_given() -> None:
@@ -126,6 +179,7 @@ def test_crds_agree() -> None:
     queue = crd_schema("queues.yaml")["properties"]["spec"]["properties"]
     check_model(QueueSpec, queue)
     check_model(RedrivePolicy, queue["redrivePolicy"]["properties"])
+    check_model(StreamSpec, crd_schema("streams.yaml")["properties"]["spec"]["properties"])
 
 
 QUEUES = """

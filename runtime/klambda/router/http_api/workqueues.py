@@ -6,23 +6,33 @@
                                                    -> {"MessageId", "MD5OfMessageBody"}
     GET  /klambda/v1/work-queues/{queue}           {"Queue", "Depth", "Messages": [...]}
                                                    (the oldest `limit`, not received)
+    POST /klambda/v1/streams/{stream}/records      JSON: {"PartitionKey": str, "Data":
+                                                   base64} (Kinesis's PutRecord)
+                                                   -> {"ShardId", "SequenceNumber"}
     GET  /klambda/v1/event-source-mappings         each mapping's state, concurrency, last
-                                                   processing result and record counts
+                                                   processing result, record counts and
+                                                   (streams) iterator age
 
-A message is checked as SQS checks it (a body of 1 byte to 256 KiB) before it is stored.
+A message is checked as SQS checks it (a body of 1 byte to 256 KiB), a record as Kinesis
+does (a partition key of 1-256 characters, data of at most 1 MiB), before it is stored.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from typing import Any
 
 from aiohttp import web
 
 from klambda.api.queue import MESSAGE_MAX_BYTES
+from klambda.api.stream import PARTITION_KEY_MAX, RECORD_MAX_BYTES
 from klambda.errors import InvalidParameterValue, ResourceNotFound
 from klambda.router.http_api.params import json_body
-from klambda.router.pollers import Pollers
+from klambda.router.pollers import MappingState, Pollers
+from klambda.router.streams import StreamPollers
+from klambda.triggers.kinesis import shard_id
 
 MESSAGE_ATTRIBUTES_MAX = 10  # SQS
 
@@ -46,13 +56,37 @@ def message_attributes(raw: Any) -> dict[str, str]:
 
 
 class WorkQueueApi:
-    def __init__(self, pollers: Pollers) -> None:
+    def __init__(self, pollers: Pollers, streams: StreamPollers | None) -> None:
         self.pollers = pollers
+        self.streams = streams
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/klambda/v1/work-queues/{queue}/messages", self.send)
         router.add_get("/klambda/v1/work-queues/{queue}", self.show)
+        router.add_post("/klambda/v1/streams/{stream}/records", self.put_record)
         router.add_get("/klambda/v1/event-source-mappings", self.mappings)
+
+    async def put_record(self, request: web.Request) -> web.Response:
+        name = request.match_info["stream"]
+        if self.streams is None or name not in self.streams.declared:
+            raise ResourceNotFound(f"Stream does not exist: {name}")
+        body = await json_body(request)
+        key = body.get("PartitionKey")
+        if not isinstance(key, str) or not 1 <= len(key) <= PARTITION_KEY_MAX:
+            raise InvalidParameterValue(
+                f"PartitionKey: a string of 1-{PARTITION_KEY_MAX} characters is required"
+            )
+        raw = body.get("Data")
+        if not isinstance(raw, str):
+            raise InvalidParameterValue("Data: a base64 string is required")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidParameterValue("Data: not valid base64") from None
+        if len(data) > RECORD_MAX_BYTES:
+            raise InvalidParameterValue(f"Data: at most {RECORD_MAX_BYTES} bytes, got {len(data)}")
+        r = await self.streams.put(name, key, data)
+        return web.json_response({"ShardId": shard_id(r.shard), "SequenceNumber": str(r.sequence)})
 
     def _queue(self, request: web.Request) -> str:
         name = request.match_info["queue"]
@@ -98,13 +132,18 @@ class WorkQueueApi:
 
     async def mappings(self, request: web.Request) -> web.Response:
         rows = []
-        for name, esm in sorted(self.pollers.mappings.items()):
-            s = self.pollers.state(name)
+        every = [(n, m, self.pollers.state) for n, m in self.pollers.mappings.items()]
+        if self.streams is not None:
+            every += [(n, m, self.streams.state) for n, m in self.streams.mappings.items()]
+        for name, esm, state_of in sorted(every, key=lambda x: x[0]):
+            s: MappingState = state_of(name)
             rows.append(
                 {
                     "Name": name,
                     "Function": esm.spec.function,
                     "Queue": esm.spec.source.queue,
+                    "Stream": esm.spec.source.stream,
+                    "IteratorAgeSeconds": s.iterator_age,
                     "State": s.state,
                     "StateTransitionReason": s.reason,
                     "BatchSize": esm.spec.effective_batch_size,

@@ -1,9 +1,11 @@
-"""klambda's SQS event beside the SAM CLI's sample (`sam local generate-event sqs
-receive-message`): the same keys, types and constants, the same MD5 of the same body."""
+"""klambda's SQS and Kinesis events beside the SAM CLI's samples (`sam local generate-event
+sqs receive-message`, `kinesis get-records`): the same keys, types and constants."""
 
 from __future__ import annotations
 
-from klambda.triggers import sqs
+import base64
+
+from klambda.triggers import kinesis, sqs
 
 from tests.samcli import generate_event, shape
 
@@ -34,3 +36,21 @@ def test_sqs_event_matches_sam() -> None:
         assert mine[constant] == theirs[constant], constant
     assert mine["attributes"] == theirs["attributes"]
     assert mine["messageAttributes"] == theirs["messageAttributes"] == {}
+
+
+def test_kinesis_event_matches_sam() -> None:
+    sam = generate_event("kinesis", "get-records")
+    theirs = sam["Records"][0]
+    k = theirs["kinesis"]
+    seq = int(k["sequenceNumber"])
+    rec = kinesis.StreamRecord(
+        0, seq, k["partitionKey"], base64.b64decode(k["data"]), k["approximateArrivalTimestamp"]
+    )
+    arn = kinesis.stream_arn("us-east-1", "123456789012", "clicks")
+    ours = {"Records": [kinesis.record(rec, arn=arn, region="us-east-1", account="123456789012")]}
+    assert shape(ours) == shape(sam)
+    mine = ours["Records"][0]
+    assert mine["kinesis"] == k
+    assert mine["eventID"] == theirs["eventID"]
+    for constant in ("eventSource", "eventVersion", "eventName", "awsRegion"):
+        assert mine[constant] == theirs[constant], constant
