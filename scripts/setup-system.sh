@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests run for real: nats-server (JetStream),
-# prometheus + promtool, openssl (control plane certificates), wrk (benchmarks).
+# prometheus + promtool, openssl (control plane certificates), wrk (benchmarks),
+# postgresql (event source mappings on table changes; pgoutput ships with it).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 need=()
@@ -8,6 +9,7 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wrk >/dev/null || need+=(wrk)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo

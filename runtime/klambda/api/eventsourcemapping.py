@@ -15,7 +15,8 @@ function synchronously with each batch (Lambda's event source mappings).
         filters:
           - pattern: '{"body": {"kind": ["paid"]}}'
 
-A stream source (`source: {stream: clicks}`) takes Lambda's Kinesis fields:
+A stream source (`source: {stream: clicks}`), or PostgreSQL's changes (`source: {postgres:
+{dsn: ..., tables: [orders]}}`, DynamoDB Streams' role), takes Lambda's stream fields:
 `startingPosition` (required), `maximumRetryAttempts`, `maximumRecordAgeInSeconds`,
 `bisectBatchOnFunctionError`, `destinationConfig.onFailure` (a queue or a function).
 
@@ -52,6 +53,9 @@ RETRY_ATTEMPTS_MAX = 10000
 RECORD_AGE_MIN_S = 60
 RECORD_AGE_MAX_S = 604800
 PARALLELIZATION_MAX = 10
+PG_TABLES_MAX = 100
+PG_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+PG_TABLE_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$"
 FILTERS_MAX = 5
 PATTERN_MAX = 4096
 STREAM_FIELDS = (
@@ -66,17 +70,50 @@ STREAM_FIELDS = (
 _FUNCTION = re.compile(r"^([a-z]([-a-z0-9]{0,46}[a-z0-9])?)(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$")
 
 
+class PostgresSource(Model):
+    """Row changes of PostgreSQL tables (DynamoDB Streams' role), through logical decoding:
+    a publication of `tables` and a replication slot (pgoutput) that keeps the position.
+    The database needs `wal_level = logical`; OldImage needs `REPLICA IDENTITY FULL` on the
+    table (else it has the key columns only)."""
+
+    dsn: str = Field(
+        max_length=1024,
+        description="a libpq connection string; keep the password in PGPASSWORD or .pgpass",
+    )
+    tables: list[str] = Field(min_length=1, max_length=PG_TABLES_MAX)
+    slot: str | None = Field(default=None, pattern=PG_NAME_PATTERN)
+    publication: str | None = Field(default=None, pattern=PG_NAME_PATTERN)
+    stream_view_type: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] = Field(
+        default="NEW_AND_OLD_IMAGES", alias="streamViewType"
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, tables: list[str]) -> list[str]:
+        for t in tables:
+            if not re.match(PG_TABLE_PATTERN, t):
+                raise ValueError(f"table {t!r} must be NAME or SCHEMA.NAME (letters, digits, _)")
+        return tables
+
+
 class Source(Model):
-    """What is polled: a queue (a `Queue` object's name) or a stream (a `Stream`'s)."""
+    """What is polled: a queue (a `Queue` object's name), a stream (a `Stream`'s), or the
+    changes of PostgreSQL tables."""
 
     queue: str | None = Field(default=None, pattern=QUEUE_NAME_PATTERN)
     stream: str | None = Field(default=None, pattern=STREAM_NAME_PATTERN)
+    postgres: PostgresSource | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        if (self.queue is None) == (self.stream is None):
-            raise ValueError("exactly one of queue, stream must be given")
+        if sum(x is not None for x in (self.queue, self.stream, self.postgres)) != 1:
+            raise ValueError("exactly one of queue, stream, postgres must be given")
         return self
+
+    @property
+    def ordered(self) -> bool:
+        """A stream or a table's changes: read in order, Lambda's stream rules."""
+        return self.queue is None
 
 
 class OnFailure(Model):
@@ -177,20 +214,25 @@ class EventSourceMappingSpec(Model):
 
     @model_validator(mode="after")
     def _by_source(self) -> EventSourceMappingSpec:
-        if self.source.stream is not None:
-            # a stream: Lambda's Kinesis rules
+        if self.source.ordered:
+            # a stream or a table's changes: Lambda's Kinesis and DynamoDB Streams rules
             if self.maximum_concurrency is not None:
                 raise ValueError(
                     "maximumConcurrency applies to queue sources; a stream's concurrency is "
                     "one batch per shard (parallelizationFactor)"
                 )
             if self.starting_position is None:
-                raise ValueError("startingPosition is required for a stream source")
+                raise ValueError("startingPosition is required for a stream or postgres source")
             if (self.starting_position == "AT_TIMESTAMP") != (
                 self.starting_position_timestamp is not None
             ):
                 raise ValueError(
                     "startingPositionTimestamp is required with AT_TIMESTAMP, and only with it"
+                )
+            if self.source.postgres is not None and self.starting_position == "AT_TIMESTAMP":
+                raise ValueError(
+                    "startingPosition AT_TIMESTAMP applies to streams; a table's changes start "
+                    "where its replication slot is (TRIM_HORIZON or LATEST)"
                 )
             if self.parallelization_factor not in (None, 1):
                 raise ValueError(
@@ -242,7 +284,7 @@ class EventSourceMappingSpec(Model):
 
     @property
     def effective_batch_size(self) -> int:
-        default = STREAM_BATCH_SIZE_DEFAULT if self.source.stream else QUEUE_BATCH_SIZE_DEFAULT
+        default = STREAM_BATCH_SIZE_DEFAULT if self.source.ordered else QUEUE_BATCH_SIZE_DEFAULT
         return self.batch_size or default
 
     @property

@@ -36,6 +36,7 @@ from klambda.queue.workqueue_sqlite import SqliteWorkQueues
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
+from klambda.router.dbchanges import PostgresPollers
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
@@ -107,6 +108,7 @@ class Router:
         self.pollers: Pollers | None = None
         self.stream_store: StreamStore | None = None
         self.stream_pollers: StreamPollers | None = None
+        self.postgres_pollers: PostgresPollers | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -165,6 +167,13 @@ class Router:
             )
             self.stream_store = open_stream_store(s.queue_url) or SqliteStreamStore(
                 self.state_dir / "streams.db"
+            )
+            self.postgres_pollers = PostgresPollers(
+                self.invoker,
+                self.work_queues,
+                source_metrics,
+                region=s.region,
+                account=s.account_id,
             )
             self.stream_pollers = StreamPollers(
                 self.invoker,
@@ -305,8 +314,12 @@ class Router:
         if self.stream_pollers is not None and self.stream_store is not None:
             await self.stream_store.open()
             await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
+        if self.postgres_pollers is not None:
+            await self.postgres_pollers.configure(self.sources.mappings)
         if self.pollers is not None:
-            WorkQueueApi(self.pollers, self.stream_pollers).add_routes(app.router)
+            WorkQueueApi(self.pollers, self.stream_pollers, self.postgres_pollers).add_routes(
+                app.router
+            )
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
@@ -358,6 +371,8 @@ class Router:
             await self.pollers.stop()
         if self.stream_pollers is not None:
             await self.stream_pollers.stop()
+        if self.postgres_pollers is not None:
+            await self.postgres_pollers.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

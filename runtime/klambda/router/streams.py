@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.stream import Stream
@@ -48,7 +49,7 @@ class ShardPoller:
     async def _start_position(self) -> int:
         o = self.owner
         spec = o.esm.spec
-        name = o.stream.metadata.name
+        name = o.source_name
         if spec.starting_position == "LATEST":
             return await o.store.last_sequence(name, self.shard)
         if spec.starting_position == "AT_TIMESTAMP":
@@ -59,7 +60,7 @@ class ShardPoller:
     async def run(self) -> None:
         o = self.owner
         spec = o.esm.spec
-        mapping, stream = o.esm.metadata.name, o.stream.metadata.name
+        mapping, stream = o.esm.metadata.name, o.source_name
         pos = await o.store.checkpoint(mapping, self.shard)
         if pos is None:
             pos = await self._start_position()
@@ -140,12 +141,14 @@ class ShardPoller:
 
 
 class StreamMapping:
-    """One enabled mapping on a stream: a `ShardPoller` per shard."""
+    """One enabled mapping on a stream (or on anything read like one: a table's changes):
+    a `ShardPoller` per shard."""
 
     def __init__(
         self,
         esm: EventSourceMapping,
-        stream: Stream,
+        source_name: str,
+        shard_count: int,
         store: StreamStore,
         queues: WorkQueues | None,
         invoker: Invoker,
@@ -155,19 +158,19 @@ class StreamMapping:
         account: str,
     ) -> None:
         self.esm = esm
-        self.stream = stream
+        self.source_name = source_name
         self.store = store
         self.queues = queues
         self.invoker = invoker
         self.metrics = metrics
         self.region = region
         self.account = account
-        self.arn = kinesis.stream_arn(region, account, stream.metadata.name)
+        self.arn = kinesis.stream_arn(region, account, source_name)
         self.patterns = esm.spec.patterns()
-        self.state = MappingState(esm.metadata.name, concurrency=stream.spec.shard_count)
+        self.state = MappingState(esm.metadata.name, concurrency=shard_count)
         self._labels = (esm.metadata.name, esm.spec.function_name)
         self._ages: dict[int, float] = {}
-        self.shards = [ShardPoller(self, n) for n in range(stream.spec.shard_count)]
+        self.shards = [ShardPoller(self, n) for n in range(shard_count)]
 
     def start(self) -> None:
         for s in self.shards:
@@ -195,13 +198,16 @@ class StreamMapping:
     def payload(self, records: Sequence[StreamRecord]) -> bytes:
         return json.dumps({"Records": [self._record(r) for r in records]}).encode()
 
-    def _record(self, r: StreamRecord) -> dict[str, object]:
+    def _record(self, r: StreamRecord) -> dict[str, Any]:
         return kinesis.record(r, arn=self.arn, region=self.region, account=self.account)
+
+    def _filter_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        return kinesis.filter_view(record)
 
     def passes(self, r: StreamRecord) -> bool:
         if not self.patterns:
             return True
-        view = json.dumps(kinesis.filter_view(self._record(r)))
+        view = json.dumps(self._filter_view(self._record(r)))
         return any(filterpolicy.matches(p, "MessageBody", {}, view) for p in self.patterns)
 
     async def expire(self, batch: list[StreamRecord]) -> list[StreamRecord]:
@@ -226,7 +232,7 @@ class StreamMapping:
         dest = spec.destination_config.on_failure if spec.destination_config else None
         if dest is None:
             return
-        body = kinesis.on_failure_record(
+        body = self._failure_record(
             records,
             condition=condition,
             arn=self.arn,
@@ -242,6 +248,9 @@ class StreamMapping:
             await self.invoker.invoke(
                 name, json.dumps(body).encode(), qualifier=qualifier or None, invocation_type=EVENT
             )
+
+    def _failure_record(self, records: Sequence[StreamRecord], **kw: Any) -> dict[str, Any]:
+        return kinesis.on_failure_record(records, **kw)
 
     def iterator_age(self, shard: int, age: float) -> None:
         self._ages[shard] = age
@@ -284,6 +293,7 @@ class StreamPollers:
         self.declared: dict[str, Stream] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.running: dict[str, StreamMapping] = {}
+        self._streams: dict[str, Stream] = {}  # what each running mapping was started on
 
     async def configure(
         self, streams: Mapping[str, Stream], mappings: Mapping[str, EventSourceMapping]
@@ -300,18 +310,20 @@ class StreamPollers:
             if (
                 esm is None
                 or esm != running.esm
-                or streams.get(running.stream.metadata.name) != running.stream
+                or streams.get(running.source_name) != self._streams.get(name)
             ):
                 await self.running.pop(name).stop()
+                self._streams.pop(name, None)
         for name, esm in sorted(self.mappings.items()):
             stream = streams.get(esm.spec.source.stream or "")
             if name in self.running or not esm.spec.enabled or stream is None:
                 continue
             m = StreamMapping(
-                esm, stream, self.store, self.queues, self.invoker, self.metrics,
-                region=self.region, account=self.account,
+                esm, stream.metadata.name, stream.spec.shard_count, self.store, self.queues,
+                self.invoker, self.metrics, region=self.region, account=self.account,
             )  # fmt: skip
             self.running[name] = m
+            self._streams[name] = stream
             m.start()
 
     def state(self, name: str) -> MappingState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from klambda.triggers import kinesis, sqs
+from klambda.triggers import dynamodb, kinesis, sqs
 
 from tests.samcli import generate_event, shape
 
@@ -54,3 +54,29 @@ def test_kinesis_event_matches_sam() -> None:
     assert mine["eventID"] == theirs["eventID"]
     for constant in ("eventSource", "eventVersion", "eventName", "awsRegion"):
         assert mine[constant] == theirs[constant], constant
+
+
+def test_dynamodb_event_matches_sam() -> None:
+    sam = generate_event("dynamodb", "update")
+    by_name = {r["eventName"]: r for r in sam["Records"]}
+    arn = dynamodb.table_arn("us-east-1", "123456789012", "public.orders", "klambda_orders")
+    first = {"Id": "101", "Message": "New item!"}
+    changed = {"Id": "101", "Message": "This item has changed"}
+    images = {"INSERT": (first, None), "MODIFY": (changed, first), "REMOVE": (None, changed)}
+    for kind, (new, old) in images.items():
+        ours = dynamodb.record(
+            kind=kind, keys=["Id"], new=new, old=old, types={"Id": 23, "Message": 25},
+            view_type="NEW_AND_OLD_IMAGES", sequence=4421584500000000017450439091,
+            created_at=1428537600, arn=arn, region="us-east-1",
+        )  # fmt: skip
+        theirs = by_name[kind]
+        assert shape(ours) == shape(theirs), kind
+        assert ours["dynamodb"]["Keys"] == theirs["dynamodb"]["Keys"]
+        for part in ("NewImage", "OldImage"):
+            assert ours["dynamodb"].get(part) == theirs["dynamodb"].get(part), (kind, part)
+        for constant in ("eventVersion", "eventSource", "awsRegion"):
+            assert ours[constant] == theirs[constant], constant
+        seq = theirs["dynamodb"]["SequenceNumber"]
+        assert len(ours["dynamodb"]["SequenceNumber"]) == len(seq)
+        assert ours["dynamodb"]["SequenceNumber"].isdigit()
+        assert ours["dynamodb"]["ApproximateCreationDateTime"] == 1428537600

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from klambda.api.eventsourcemapping import (
+    PG_NAME_PATTERN,
+    PG_TABLE_PATTERN,
     DestinationConfig,
     EventSourceMapping,
     EventSourceMappingSpec,
@@ -16,6 +18,7 @@ from klambda.api.eventsourcemapping import (
     Filter,
     FilterCriteria,
     OnFailure,
+    PostgresSource,
     Source,
 )
 from klambda.api.manifest import ManifestError, describe_errors, load
@@ -68,8 +71,8 @@ def test_defaults() -> None:
         ({"maximumRecordAgeInSeconds": 30}, "-1 (no limit) or 60-604800"),
         ({"function": "Process"}, "must be a function name"),
         ({"source": {"queue": "no spaces"}}, "spec.source.queue"),
-        ({"source": {}}, "spec.source: exactly one of queue, stream must be given"),
-        ({"source": {"queue": "a", "stream": "b"}}, "exactly one of queue, stream"),
+        ({"source": {}}, "spec.source: exactly one of queue, stream, postgres must be given"),
+        ({"source": {"queue": "a", "stream": "b"}}, "exactly one of queue, stream, postgres"),
         ({"filterCriteria": {"filters": []}}, "spec.filterCriteria.filters"),
         ({"filterCriteria": {"filters": [{"pattern": "{"}]}}, "pattern must be JSON text"),
         ({"filterCriteria": {"filters": [{"pattern": "[1]"}]}}, "pattern must be a JSON object"),
@@ -106,7 +109,7 @@ def test_stream_defaults_and_fields() -> None:
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ({}, "startingPosition is required for a stream source"),
+        ({}, "startingPosition is required for a stream or postgres source"),
         ({"startingPosition": "AT_TIMESTAMP"}, "startingPositionTimestamp is required"),
         (
             {"startingPosition": "LATEST", "startingPositionTimestamp": 5},
@@ -126,6 +129,30 @@ def test_stream_refused(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError) as info:
         stream_esm(**spec)
     assert words in "; ".join(describe_errors(info.value))
+
+
+def pg_esm(**spec: Any) -> EventSourceMapping:
+    source = {"postgres": {"dsn": "host=db dbname=app", "tables": ["public.orders", "items"]}}
+    return esm(source=source, **spec)
+
+
+def test_postgres_source() -> None:
+    s = pg_esm(startingPosition="LATEST", bisectBatchOnFunctionError=True).spec
+    assert s.source.postgres is not None
+    assert s.source.postgres.stream_view_type == "NEW_AND_OLD_IMAGES"
+    assert (s.source.ordered, s.effective_batch_size) == (True, 100)
+    assert "AT_TIMESTAMP applies to streams" in problem(
+        source={"postgres": {"dsn": "x", "tables": ["t"]}},
+        startingPosition="AT_TIMESTAMP",
+        startingPositionTimestamp=1,
+    )
+    assert "table 'a.b.c' must be NAME or SCHEMA.NAME" in problem(
+        source={"postgres": {"dsn": "x", "tables": ["a.b.c"]}}, startingPosition="LATEST"
+    )
+    assert "spec.source.postgres.slot" in problem(
+        source={"postgres": {"dsn": "x", "tables": ["t"], "slot": "Bad-Slot"}},
+        startingPosition="LATEST",
+    )
 
 
 def test_stream_kind() -> None:
@@ -161,6 +188,14 @@ def test_crds_agree() -> None:
     spec = props["spec"]["properties"]
     check_model(EventSourceMappingSpec, spec)
     check_model(Source, spec["source"]["properties"])
+    pg = spec["source"]["properties"]["postgres"]
+    check_model(PostgresSource, pg["properties"])
+    assert pg["properties"]["tables"]["maxItems"] == 100
+    assert pg["properties"]["streamViewType"]["enum"] == list(
+        literal(PostgresSource, "stream_view_type")
+    )
+    assert pg["properties"]["slot"]["pattern"] == PG_NAME_PATTERN
+    assert pg["properties"]["tables"]["items"]["pattern"] == PG_TABLE_PATTERN
     check_model(DestinationConfig, spec["destinationConfig"]["properties"])
     check_model(OnFailure, spec["destinationConfig"]["properties"]["onFailure"]["properties"])
     check_model(FilterCriteria, spec["filterCriteria"]["properties"])

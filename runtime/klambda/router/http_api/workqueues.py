@@ -29,6 +29,7 @@ from aiohttp import web
 from klambda.api.queue import MESSAGE_MAX_BYTES
 from klambda.api.stream import PARTITION_KEY_MAX, RECORD_MAX_BYTES
 from klambda.errors import InvalidParameterValue, ResourceNotFound
+from klambda.router.dbchanges import PostgresPollers
 from klambda.router.http_api.params import json_body
 from klambda.router.pollers import MappingState, Pollers
 from klambda.router.streams import StreamPollers
@@ -56,9 +57,15 @@ def message_attributes(raw: Any) -> dict[str, str]:
 
 
 class WorkQueueApi:
-    def __init__(self, pollers: Pollers, streams: StreamPollers | None) -> None:
+    def __init__(
+        self,
+        pollers: Pollers,
+        streams: StreamPollers | None,
+        tables: PostgresPollers | None = None,
+    ) -> None:
         self.pollers = pollers
         self.streams = streams
+        self.tables = tables
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/klambda/v1/work-queues/{queue}/messages", self.send)
@@ -135,6 +142,8 @@ class WorkQueueApi:
         every = [(n, m, self.pollers.state) for n, m in self.pollers.mappings.items()]
         if self.streams is not None:
             every += [(n, m, self.streams.state) for n, m in self.streams.mappings.items()]
+        if self.tables is not None:
+            every += [(n, m, self.tables.state) for n, m in self.tables.mappings.items()]
         for name, esm, state_of in sorted(every, key=lambda x: x[0]):
             s: MappingState = state_of(name)
             rows.append(
@@ -143,6 +152,7 @@ class WorkQueueApi:
                     "Function": esm.spec.function,
                     "Queue": esm.spec.source.queue,
                     "Stream": esm.spec.source.stream,
+                    "Tables": esm.spec.source.postgres.tables if esm.spec.source.postgres else None,
                     "IteratorAgeSeconds": s.iterator_age,
                     "State": s.state,
                     "StateTransitionReason": s.reason,
