@@ -34,6 +34,7 @@ from klambda.queue.workqueue import WorkQueues
 from klambda.queue.workqueue_jetstream import open_work_queues
 from klambda.queue.workqueue_sqlite import SqliteWorkQueues
 from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
 from klambda.router.dbchanges import PostgresPollers
@@ -317,9 +318,14 @@ class Router:
         if self.postgres_pollers is not None:
             await self.postgres_pollers.configure(self.sources.mappings)
         if self.pollers is not None:
-            WorkQueueApi(self.pollers, self.stream_pollers, self.postgres_pollers).add_routes(
-                app.router
-            )
+            buckets = None
+            if self.dispatcher is not None and self.trigger_metrics is not None:
+                buckets = Buckets(
+                    self.triggers, self.dispatcher.submit, self.trigger_metrics, region=s.region
+                )
+            WorkQueueApi(
+                self.pollers, self.stream_pollers, self.postgres_pollers, buckets
+            ).add_routes(app.router)
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)

@@ -9,6 +9,9 @@
     POST /klambda/v1/streams/{stream}/records      JSON: {"PartitionKey": str, "Data":
                                                    base64} (Kinesis's PutRecord)
                                                    -> {"ShardId", "SequenceNumber"}
+    POST /klambda/v1/s3/events                     an S3-compatible server's bucket
+                                                   notification (S3's `Records`), fanned out
+                                                   to the S3 triggers it matches
     GET  /klambda/v1/event-source-mappings         each mapping's state, concurrency, last
                                                    processing result, record counts and
                                                    (streams) iterator age
@@ -29,10 +32,12 @@ from aiohttp import web
 from klambda.api.queue import MESSAGE_MAX_BYTES
 from klambda.api.stream import PARTITION_KEY_MAX, RECORD_MAX_BYTES
 from klambda.errors import InvalidParameterValue, ResourceNotFound
+from klambda.router.buckets import Buckets
 from klambda.router.dbchanges import PostgresPollers
 from klambda.router.http_api.params import json_body
 from klambda.router.pollers import MappingState, Pollers
 from klambda.router.streams import StreamPollers
+from klambda.triggers import s3
 from klambda.triggers.kinesis import shard_id
 
 MESSAGE_ATTRIBUTES_MAX = 10  # SQS
@@ -62,16 +67,31 @@ class WorkQueueApi:
         pollers: Pollers,
         streams: StreamPollers | None,
         tables: PostgresPollers | None = None,
+        buckets: Buckets | None = None,
     ) -> None:
         self.pollers = pollers
         self.streams = streams
         self.tables = tables
+        self.buckets = buckets
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/klambda/v1/work-queues/{queue}/messages", self.send)
         router.add_get("/klambda/v1/work-queues/{queue}", self.show)
         router.add_post("/klambda/v1/streams/{stream}/records", self.put_record)
         router.add_get("/klambda/v1/event-source-mappings", self.mappings)
+        router.add_post("/klambda/v1/s3/events", self.s3_events)
+
+    async def s3_events(self, request: web.Request) -> web.Response:
+        if self.buckets is None:
+            raise InvalidParameterValue("this router has no queue for S3 triggers' events")
+        body = await json_body(request)
+        try:
+            done = await self.buckets.notify(body)
+        except s3.InvalidNotification as err:
+            raise InvalidParameterValue(str(err)) from None
+        return web.json_response(
+            {"Records": done.records, "Delivered": done.delivered, "Unmatched": done.unmatched}
+        )
 
     async def put_record(self, request: web.Request) -> web.Response:
         name = request.match_info["stream"]
