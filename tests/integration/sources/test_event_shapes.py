@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from klambda.triggers import dynamodb, kinesis, sqs
+from klambda.triggers import dynamodb, kinesis, s3, sqs
 
 from tests.samcli import generate_event, shape
 
@@ -80,3 +80,22 @@ def test_dynamodb_event_matches_sam() -> None:
         assert len(ours["dynamodb"]["SequenceNumber"]) == len(seq)
         assert ours["dynamodb"]["SequenceNumber"].isdigit()
         assert ours["dynamodb"]["ApproximateCreationDateTime"] == 1428537600
+
+
+def test_s3_events_match_sam() -> None:
+    for sample, name in (("put", "ObjectCreated:Put"), ("delete", "ObjectRemoved:Delete")):
+        theirs = generate_event("s3", sample)["Records"][0]
+        obj = theirs["s3"]["object"]
+        e = s3.ObjectEvent(
+            name=name, bucket=theirs["s3"]["bucket"]["name"], key=obj["key"],
+            size=obj.get("size"), etag=obj.get("eTag"), sequencer=obj["sequencer"],
+            time=theirs["eventTime"], source_ip="127.0.0.1", request_id="EXAMPLE123456789",
+            principal="EXAMPLE",
+        )  # fmt: skip
+        ours = s3.record(e, region="us-east-1", configuration="testConfigRule")
+        assert shape(ours) == shape(theirs), sample
+        for part in ("eventVersion", "eventSource", "awsRegion", "eventTime", "eventName"):
+            assert ours[part] == theirs[part], part
+        assert ours["s3"] == theirs["s3"], sample
+        assert ours["userIdentity"] == theirs["userIdentity"]
+        assert ours["requestParameters"] == theirs["requestParameters"]
