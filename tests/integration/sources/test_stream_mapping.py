@@ -222,3 +222,65 @@ def test_iterator_age_rises_while_throttled_and_falls_after(
     )
     m = mapping(r, "audit-to-lagging")
     assert (m["LastProcessingResult"], m["Records"]["succeeded"]) == ("OK", 1)
+
+
+RESTART = """\
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: count}}
+spec:
+  runtime: python3.11
+  handler: app.handler
+  environment: {{SEEN: "{seen}"}}
+  code:
+    inline:
+      app.py: |
+        import base64, os
+        def handler(event, context):
+            with open(os.environ["SEEN"], "a") as f:
+                for r in event["Records"]:
+                    f.write(base64.b64decode(r["kinesis"]["data"]).decode() + "\\n")
+---
+apiVersion: klambda.io/v1alpha1
+kind: Stream
+metadata: {{name: ticks}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {{name: ticks-to-count}}
+spec:
+  function: count
+  source: {{stream: ticks}}
+  startingPosition: LATEST
+  batchSize: 5
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "jetstream"])
+def test_checkpoint_kept_across_router_restarts(backend: str, tmp_path: Path) -> None:
+    fns, log = tmp_path / "fns", tmp_path / "seen.txt"
+    fns.mkdir()
+    (fns / "functions.yaml").write_text(RESTART.format(seen=log))
+
+    def lines() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if backend == "jetstream":
+            env["KLAMBDA_QUEUE_URL"] = stack.enter_context(nats_server(tmp_path)).url
+        with RouterRunner.up(fns, "-q", workdir=tmp_path, env=env) as r:
+            # LATEST: what the stream held before the mapping's first start is not read
+            eventually(lambda: mapping(r, "ticks-to-count")["IteratorAgeSeconds"] == 0.0,
+                       "the mapping's first read")  # fmt: skip
+            for n in range(1, 13):
+                put(r, "ticks", "k", {"n": n})
+            eventually(lambda: len(lines()) == 12, "the first twelve records")
+        # the next router goes on from the checkpoint: the twelve done are not read again,
+        # and LATEST is not applied twice
+        with RouterRunner.up(fns, "-q", workdir=tmp_path, env=env) as r:
+            for n in range(13, 21):
+                put(r, "ticks", "k", {"n": n})
+            eventually(lambda: len(lines()) >= 20, "the next eight")
+            time.sleep(0.5)
+    assert [json.loads(x)["n"] for x in lines()] == list(range(1, 21))
