@@ -317,15 +317,15 @@ class Router:
             await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
         if self.postgres_pollers is not None:
             await self.postgres_pollers.configure(self.sources.mappings)
-        if self.pollers is not None:
-            buckets = None
-            if self.dispatcher is not None and self.trigger_metrics is not None:
-                buckets = Buckets(
-                    self.triggers, self.dispatcher.submit, self.trigger_metrics, region=s.region
-                )
-            WorkQueueApi(
-                self.pollers, self.stream_pollers, self.postgres_pollers, buckets
-            ).add_routes(app.router)
+        # S3 triggers in both modes; queues, streams and tables are polled in local mode
+        buckets = None
+        if self.dispatcher is not None and self.trigger_metrics is not None:
+            buckets = Buckets(
+                self.triggers, self.dispatcher.submit, self.trigger_metrics, region=s.region
+            )
+        WorkQueueApi(self.pollers, self.stream_pollers, self.postgres_pollers, buckets).add_routes(
+            app.router
+        )
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)

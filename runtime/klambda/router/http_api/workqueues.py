@@ -64,7 +64,7 @@ def message_attributes(raw: Any) -> dict[str, str]:
 class WorkQueueApi:
     def __init__(
         self,
-        pollers: Pollers,
+        pollers: Pollers | None,
         streams: StreamPollers | None,
         tables: PostgresPollers | None = None,
         buckets: Buckets | None = None,
@@ -115,14 +115,14 @@ class WorkQueueApi:
         r = await self.streams.put(name, key, data)
         return web.json_response({"ShardId": shard_id(r.shard), "SequenceNumber": str(r.sequence)})
 
-    def _queue(self, request: web.Request) -> str:
+    def _queue(self, request: web.Request) -> tuple[Pollers, str]:
         name = request.match_info["queue"]
-        if name not in self.pollers.declared:
+        if self.pollers is None or name not in self.pollers.declared:
             raise ResourceNotFound(f"Queue does not exist: {name}")
-        return name
+        return self.pollers, name
 
     async def send(self, request: web.Request) -> web.Response:
-        queue = self._queue(request)
+        pollers, queue = self._queue(request)
         body = await json_body(request)
         text = body.get("MessageBody")
         if not isinstance(text, str) or not text:
@@ -133,18 +133,18 @@ class WorkQueueApi:
                 f"MessageBody: at most {MESSAGE_MAX_BYTES} bytes, got {size}"
             )
         attrs = message_attributes(body.get("MessageAttributes"))
-        message_id = await self.pollers.queues.send(queue, text, attrs)
+        message_id = await pollers.queues.send(queue, text, attrs)
         md5 = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
         return web.json_response({"MessageId": message_id, "MD5OfMessageBody": md5})
 
     async def show(self, request: web.Request) -> web.Response:
-        queue = self._queue(request)
+        pollers, queue = self._queue(request)
         limit = int(request.query.get("limit", "100") or 100)
-        messages = await self.pollers.queues.peek(queue, limit)
+        messages = await pollers.queues.peek(queue, limit)
         return web.json_response(
             {
                 "Queue": queue,
-                "Depth": await self.pollers.queues.depth(queue),
+                "Depth": await pollers.queues.depth(queue),
                 "Messages": [
                     {
                         "MessageId": m.message_id,
@@ -159,7 +159,9 @@ class WorkQueueApi:
 
     async def mappings(self, request: web.Request) -> web.Response:
         rows = []
-        every = [(n, m, self.pollers.state) for n, m in self.pollers.mappings.items()]
+        every = []
+        if self.pollers is not None:
+            every += [(n, m, self.pollers.state) for n, m in self.pollers.mappings.items()]
         if self.streams is not None:
             every += [(n, m, self.streams.state) for n, m in self.streams.mappings.items()]
         if self.tables is not None:
