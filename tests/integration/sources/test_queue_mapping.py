@@ -7,6 +7,7 @@ below the mapping's starting 5. Producers: the REST API and `klambda queue send`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from klambda.testing import CLI, RouterRunner, eventually
 
@@ -71,6 +73,36 @@ spec:
   source: {{queue: orders}}
   batchSize: 10
   functionResponseTypes: [ReportBatchItemFailures]
+---
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: keep}}
+spec:
+  runtime: python3.11
+  handler: app.handler
+  environment: {{KEPT: "{kept}"}}
+  code:
+    inline:
+      app.py: |
+        import os
+        def handler(event, context):
+            with open(os.environ["KEPT"], "a") as f:
+                f.write("".join(r["body"] + "\\n" for r in event["Records"]))
+---
+apiVersion: klambda.io/v1alpha1
+kind: Queue
+metadata: {{name: side}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {{name: side-to-keep}}
+spec:
+  function: keep
+  source: {{queue: side}}
+  filterCriteria:
+    filters:
+      - pattern: '{{"body": {{"kind": ["keep"]}}}}'
+      - pattern: '{{"messageAttributes": {{"source": {{"stringValue": ["nats"]}}}}}}'
 """
 
 
@@ -81,7 +113,9 @@ def router(
     tmp = tmp_path_factory.mktemp(f"queues-{request.param}")
     fns, seen = tmp / "fns", tmp / "seen.jsonl"
     fns.mkdir()
-    (fns / "functions.yaml").write_text(FUNCTIONS.format(seen=seen, max_receive=MAX_RECEIVE))
+    (fns / "functions.yaml").write_text(
+        FUNCTIONS.format(seen=seen, max_receive=MAX_RECEIVE, kept=tmp / "kept.txt")
+    )
     with contextlib.ExitStack() as stack:
         env = {}
         if request.param == "jetstream":
@@ -148,7 +182,7 @@ def test_thousand_messages_partial_failures_redrive_and_reserved_cap(
     assert {x["count"] for x in rows if x["failed"]} == {str(c) for c in range(1, MAX_RECEIVE + 1)}
 
     _, maps = call(r, "GET", "/klambda/v1/event-source-mappings")
-    (m,) = maps["EventSourceMappings"]
+    (m,) = [m for m in maps["EventSourceMappings"] if m["Name"] == "orders-to-process"]
     assert m["State"] == "Enabled"
     assert m["Concurrency"] == 2  # reserved concurrency 2 caps the starting 5
     assert 1 <= m["PeakInFlight"] <= 2
@@ -175,3 +209,39 @@ def test_sending_to_an_undeclared_queue_or_an_empty_body_is_refused(
     status, body = call(r, "POST", "/klambda/v1/work-queues/orders/messages", {"MessageBody": big})
     assert status == 400
     assert "MessageBody: at most 262144 bytes" in json.dumps(body)
+
+
+def test_filter_criteria_and_a_plain_nats_producer(router: tuple[RouterRunner, Path]) -> None:
+    r, seen_path = router
+    kept = seen_path.parent / "kept.txt"
+    for kind in ("keep", "drop", "keep"):
+        status, _ = call(r, "POST", "/klambda/v1/work-queues/side/messages",
+                         {"MessageBody": json.dumps({"kind": kind})})  # fmt: skip
+        assert status == 200
+    expected = 2
+    if r.env.get("KLAMBDA_QUEUE_URL", "").startswith("nats://"):
+        url = r.env["KLAMBDA_QUEUE_URL"]
+
+        async def publish() -> None:
+            nc = await nats.connect(url)
+            js = nc.jetstream()
+            attrs = {"Klambda-Attributes": json.dumps({"source": "nats"})}
+            await js.publish("klambda.work.side", b"from a nats client", headers=attrs)
+            await nc.close()
+
+        asyncio.run(publish())
+        expected = 3
+
+    def kept_bodies() -> list[str]:
+        bodies = kept.read_text().splitlines() if kept.exists() else []
+        assert len(bodies) == expected
+        return bodies
+
+    bodies = eventually(kept_bodies, "the kept messages")
+    assert bodies.count(json.dumps({"kind": "keep"})) == 2
+    assert json.dumps({"kind": "drop"}) not in bodies
+    _, side = call(r, "GET", "/klambda/v1/work-queues/side")
+    assert side["Depth"] == 0  # the filtered message was deleted, as Lambda does
+    _, maps = call(r, "GET", "/klambda/v1/event-source-mappings")
+    (m,) = [m for m in maps["EventSourceMappings"] if m["Name"] == "side-to-keep"]
+    assert m["Records"] == {"filtered": 1, "succeeded": expected}
