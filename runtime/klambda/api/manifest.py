@@ -15,13 +15,14 @@ from pydantic import ValidationError
 
 from klambda.api import limits
 from klambda.api.alias import Alias
+from klambda.api.databaseproxy import DatabaseProxy
 from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Function
 from klambda.api.queue import Queue
 from klambda.api.stream import Stream
 from klambda.api.version import Version
 
-Resource = Function | Version | Alias | Queue | Stream | EventSourceMapping
+Resource = Function | Version | Alias | Queue | Stream | EventSourceMapping | DatabaseProxy
 KINDS: dict[str, type[Resource]] = {
     "Function": Function,
     "Version": Version,
@@ -29,6 +30,7 @@ KINDS: dict[str, type[Resource]] = {
     "Queue": Queue,
     "Stream": Stream,
     "EventSourceMapping": EventSourceMapping,
+    "DatabaseProxy": DatabaseProxy,
 }
 
 
@@ -49,6 +51,7 @@ class Manifests:
     queues: dict[str, Queue] = field(default_factory=dict)
     streams: dict[str, Stream] = field(default_factory=dict)
     mappings: dict[str, EventSourceMapping] = field(default_factory=dict)
+    proxies: dict[str, DatabaseProxy] = field(default_factory=dict)
     # where each object came from, for error messages and for resolving `code.path`
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
 
@@ -124,6 +127,7 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                 "Alias": out.aliases,
                 "Queue": out.queues,
                 "Stream": out.streams,
+                "DatabaseProxy": out.proxies,
                 "EventSourceMapping": out.mappings,
             }
             table = tables[obj.kind]

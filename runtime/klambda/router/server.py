@@ -38,6 +38,7 @@ from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import LocalControl
 from klambda.router.dbchanges import PostgresPollers
+from klambda.router.dbproxies import DatabaseProxies, inject
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
 from klambda.router.http_api import HttpApi
@@ -110,6 +111,7 @@ class Router:
         self.stream_store: StreamStore | None = None
         self.stream_pollers: StreamPollers | None = None
         self.postgres_pollers: PostgresPollers | None = None
+        self.db_proxies: DatabaseProxies | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -124,6 +126,8 @@ class Router:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             self.sources = load_manifests(self.functions_dir, allow_empty=True)
+            inject(registry, self.sources.proxies)
+            self.db_proxies = DatabaseProxies(self.sources.proxies, self.state_dir)
             logs = LogHub(self.state_dir / "logs", sys.stdout if s.echo_logs else None)
             executor = self.environments = LocalEnvironments(s, logs, self.cgroups)
             if s.log_store:
@@ -269,6 +273,8 @@ class Router:
             )
             self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
+        if self.db_proxies is not None:
+            await self.db_proxies.start()
         if self.environments is not None:
             await self.environments.start(
                 {e.latest.config.runtime for e in invoker.registry.functions.values()}
@@ -395,6 +401,8 @@ class Router:
             await self.work_queues.close()
         if self.stream_store is not None:
             await self.stream_store.close()
+        if self.db_proxies is not None:
+            await self.db_proxies.stop()
         if self.source is not None:
             await self.source.stop()
         if self.invoker is not None:

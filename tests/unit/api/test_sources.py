@@ -244,3 +244,36 @@ def test_manifests_name_declared_queues(tmp_path: Path) -> None:
     got = load(tmp_path)
     assert set(got.queues) == {"orders", "orders-dlq"}
     assert got.mappings["orders-to-process"].spec.source.queue == "orders"
+
+
+def test_database_proxy() -> None:
+    from klambda.api.databaseproxy import DatabaseProxy, DatabaseProxySpec, ProxyTarget
+    from klambda.dbproxy import function_environment, pgbouncer_ini
+
+    raw = {
+        "metadata": {"name": "app-db"},
+        "spec": {
+            "target": {"host": "db", "database": "shop", "user": "app"},
+            "poolSize": 7,
+            "functions": ["orders"],
+        },
+    }
+    spec = DatabaseProxy.model_validate(raw).spec
+    ini = pgbouncer_ini(spec)
+    assert "shop = host=db port=5432 dbname=shop user=app" in ini
+    assert "default_pool_size = 7\nmax_db_connections = 7" in ini
+    assert "pool_mode = transaction" in ini
+    assert function_environment(spec) == {
+        "PGHOST": "127.0.0.1", "PGPORT": "6432", "PGDATABASE": "shop",
+    }  # fmt: skip
+    for bad, words in (
+        ({"poolSize": 0}, "poolSize"),
+        ({"port": 80}, "port"),
+        ({"functions": ["Not A Name"]}, "is not a function name"),
+        ({"poolMode": "pipelined"}, "poolMode"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            DatabaseProxy.model_validate({**raw, "spec": {**raw["spec"], **bad}})  # type: ignore[dict-item]
+    props = crd_schema("databaseproxies.yaml")["properties"]["spec"]["properties"]
+    check_model(DatabaseProxySpec, props)
+    check_model(ProxyTarget, props["target"]["properties"])
