@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests run for real: nats-server (JetStream),
 # prometheus + promtool, openssl (control plane certificates), wrk (benchmarks), chromium
-# (the console's pages load in a real headless browser).
+# (the console's pages load in a real headless browser), postgresql (event source mappings
+# on table changes; pgoutput ships with it), pgbouncer (DatabaseProxy).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 need=()
@@ -10,6 +11,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wrk >/dev/null || need+=(wrk)
 command -v chromium >/dev/null || need+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo

@@ -17,15 +17,26 @@ from pydantic import ValidationError
 
 from klambda.api import limits
 from klambda.api.alias import Alias
+from klambda.api.databaseproxy import DatabaseProxy
+from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Function
 from klambda.api.layer import Layer
+from klambda.api.queue import Queue
+from klambda.api.stream import Stream
 from klambda.api.version import Version
 
-KINDS: dict[str, type[Function] | type[Version] | type[Alias] | type[Layer]] = {
+Resource = (
+    Function | Version | Alias | Layer | Queue | Stream | EventSourceMapping | DatabaseProxy
+)
+KINDS: dict[str, type[Resource]] = {
     "Function": Function,
     "Version": Version,
     "Alias": Alias,
     "Layer": Layer,
+    "Queue": Queue,
+    "Stream": Stream,
+    "EventSourceMapping": EventSourceMapping,
+    "DatabaseProxy": DatabaseProxy,
 }
 
 
@@ -43,6 +54,11 @@ class Manifests:
     versions: dict[str, Version] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
     layers: dict[str, Layer] = field(default_factory=dict)
+    # -- polled sources: queues, streams and the event source mappings that read them
+    queues: dict[str, Queue] = field(default_factory=dict)
+    streams: dict[str, Stream] = field(default_factory=dict)
+    mappings: dict[str, EventSourceMapping] = field(default_factory=dict)
+    proxies: dict[str, DatabaseProxy] = field(default_factory=dict)
     # where each object came from, for error messages and for resolving `code.path`
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
 
@@ -64,7 +80,7 @@ def describe_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-def parse_document(doc: Any) -> Function | Version | Alias | Layer:
+def parse_document(doc: Any) -> Resource:
     """One YAML document to a model; ValueError naming the field otherwise."""
     if not isinstance(doc, dict):
         raise ValueError("a manifest must be a mapping with apiVersion, kind, metadata, spec")
@@ -124,6 +140,10 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                 "Version": out.versions,
                 "Alias": out.aliases,
                 "Layer": out.layers,
+                "Queue": out.queues,
+                "Stream": out.streams,
+                "DatabaseProxy": out.proxies,
+                "EventSourceMapping": out.mappings,
             }
             table = tables[obj.kind]
             if obj.metadata.name in table:
@@ -139,9 +159,36 @@ def load(root: Path, allow_empty: bool = False) -> Manifests:
                     f"{out.sources[('Function', key)]} Function/{key}: spec.code.path: "
                     f"{code_dir} is not a directory"
                 )
+    problems += _check_sources(out)
     if problems:
         raise ManifestError(problems)
     return out
+
+
+def _check_sources(out: Manifests) -> list[str]:
+    """What one document cannot say: a mapping's queue and function, a queue's DLQ."""
+    problems = []
+    for name, queue in out.queues.items():
+        rp = queue.spec.redrive_policy
+        if rp is not None and rp.dead_letter_queue not in out.queues:
+            problems.append(
+                f"{out.sources[('Queue', name)]} Queue/{name}: spec.redrivePolicy."
+                f"deadLetterQueue: no Queue {rp.dead_letter_queue!r} is declared"
+            )
+    for name, esm in out.mappings.items():
+        where = f"{out.sources[('EventSourceMapping', name)]} EventSourceMapping/{name}"
+        source = esm.spec.source
+        if source.queue is not None and source.queue not in out.queues:
+            problems.append(f"{where}: spec.source.queue: no Queue {source.queue!r} is declared")
+        if source.stream is not None and source.stream not in out.streams:
+            problems.append(f"{where}: spec.source.stream: no Stream {source.stream!r} is declared")
+        on_failure = esm.spec.destination_config.on_failure if esm.spec.destination_config else None
+        if on_failure is not None and on_failure.queue and on_failure.queue not in out.queues:
+            problems.append(
+                f"{where}: spec.destinationConfig.onFailure.queue: no Queue "
+                f"{on_failure.queue!r} is declared"
+            )
+    return problems
 
 
 class _Dumper(yaml.SafeDumper):

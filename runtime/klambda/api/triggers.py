@@ -266,7 +266,63 @@ class TopicEvent(AsyncOverrides):
         return self.topic.rsplit(":", 1)[-1]
 
 
-Trigger = Annotated[ScheduleEvent | HttpApiEvent | TopicEvent, Field(discriminator="type")]
+# -- S3 bucket notifications (klambda.triggers.s3) --------------------------------------
+
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
+class S3KeyRule(Model):
+    name: Literal["prefix", "suffix"]
+    value: str = Field(max_length=1024)
+
+
+class S3Key(Model):
+    rules: list[S3KeyRule] = Field(min_length=1, max_length=2)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> S3Key:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("rules: at most one prefix and one suffix")
+        return self
+
+
+class S3Filter(Model):
+    s3_key: S3Key = Field(alias="s3Key")
+
+
+class S3Event(AsyncOverrides):
+    """Objects created or removed in a bucket of an S3-compatible server (SAM's `S3`
+    event): the function is invoked asynchronously with S3's event, for the event types
+    and keys (prefix, suffix) the trigger names."""
+
+    type: Literal["S3"]
+    bucket: str = Field(pattern=S3_BUCKET_PATTERN)
+    events: list[
+        Literal[
+            "s3:ObjectCreated:*",
+            "s3:ObjectCreated:Put",
+            "s3:ObjectCreated:Post",
+            "s3:ObjectCreated:Copy",
+            "s3:ObjectCreated:CompleteMultipartUpload",
+            "s3:ObjectRemoved:*",
+            "s3:ObjectRemoved:Delete",
+            "s3:ObjectRemoved:DeleteMarkerCreated",
+        ]
+    ] = Field(min_length=1, max_length=8)
+    filter: S3Filter | None = None
+    enabled: bool = True
+
+    def key_rule(self, name: str) -> str:
+        for rule in self.filter.s3_key.rules if self.filter else []:
+            if rule.name == name:
+                return rule.value
+        return ""
+
+
+Trigger = Annotated[
+    ScheduleEvent | HttpApiEvent | TopicEvent | S3Event, Field(discriminator="type")
+]
 
 
 class FunctionUrl(Model):
@@ -315,16 +371,19 @@ class TriggerStatus(Model):
     last_fire: str | None = Field(default=None, alias="lastFire")
 
 
-def describe(event: ScheduleEvent | HttpApiEvent | TopicEvent) -> str:
+def describe(event: ScheduleEvent | HttpApiEvent | TopicEvent | S3Event) -> str:
     """What a trigger listens to: its schedule, its route, its topic."""
     if isinstance(event, ScheduleEvent):
         return f"{event.schedule} {event.timezone}"
     if isinstance(event, HttpApiEvent):
         return event.route_key
+    if isinstance(event, S3Event):
+        keys = event.key_rule("prefix") + "*" + event.key_rule("suffix")
+        return f"bucket {event.bucket} {keys} {','.join(event.events)}"
     return f"topic {event.topic_name}"
 
 
-_TRIGGER: TypeAdapter[ScheduleEvent | HttpApiEvent | TopicEvent] = TypeAdapter(Trigger)
+_TRIGGER: TypeAdapter[ScheduleEvent | HttpApiEvent | TopicEvent | S3Event] = TypeAdapter(Trigger)
 
 
 def declared_status(spec: Mapping[str, Any], url_path: str) -> dict[str, Any]:
@@ -344,7 +403,7 @@ def declared_status(spec: Mapping[str, Any], url_path: str) -> dict[str, Any]:
             )
             row = TriggerStatus(name=name, type=kind, state="Failed", reason=reason)
         else:
-            enabled = not isinstance(event, ScheduleEvent | TopicEvent) or event.enabled
+            enabled = not isinstance(event, ScheduleEvent | TopicEvent | S3Event) or event.enabled
             row = TriggerStatus(
                 name=name,
                 type="SNS" if isinstance(event, TopicEvent) else event.type,

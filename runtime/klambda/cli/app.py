@@ -17,6 +17,7 @@ from klambda.cli import (
     invoke,
     layers,
     logs,
+    queues,
     resources,
     serve,
     topics,
@@ -50,3 +51,5 @@ resources.provisioned_app.command("autoscaling")(autoscale.autoscaling)
 app.add_typer(resources.provisioned_app, name="provisioned")
 app.add_typer(logs.logs_app, name="logs")
 app.add_typer(layers.layer_app, name="layer")
+app.add_typer(queues.queue_app, name="queue")
+app.add_typer(queues.stream_app, name="stream")

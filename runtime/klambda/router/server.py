@@ -24,6 +24,8 @@ from aiohttp import web
 from klambda.api.logconfig import MetricFilter
 from klambda.logengine.client import LogEngine
 from klambda.logengine.housekeeping import EngineMetricFilters, EngineRetention
+from klambda.api.manifest import Manifests
+from klambda.api.manifest import load as load_manifests
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
@@ -32,23 +34,37 @@ from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySch
 from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
 from klambda.router.admission import ConcurrencyPools, ReservationError
 from klambda.router.autoscaler import Autoscaler
+from klambda.queue.streamstore import StreamStore
+from klambda.queue.streamstore_jetstream import open_stream_store
+from klambda.queue.streamstore_sqlite import SqliteStreamStore
+from klambda.queue.workqueue import WorkQueues
+from klambda.queue.workqueue_jetstream import open_work_queues
+from klambda.queue.workqueue_sqlite import SqliteWorkQueues
+from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
 from klambda.router.cluster_control import ClusterProvisioned
 from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
+from klambda.router.dbchanges import PostgresPollers
+from klambda.router.dbproxies import DatabaseProxies, inject
 from klambda.router.executor import Executor, LocalEnvironments
 from klambda.router.grpc_api import build_server
 from klambda.router.history import Sampler
 from klambda.router.http_api import HttpApi
+from klambda.router.http_api.workqueues import WorkQueueApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
+from klambda.router.pollers import Pollers
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.schedule_lease import ScheduleLease
 from klambda.router.scheduler import FileScheduleState, Scheduler, ScheduleState
+from klambda.router.scheduler import MemoryScheduleState
+from klambda.router.streams import StreamPollers
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
 from klambda.settings import RouterSettings
+from klambda.source_metrics import SourceMetrics
 from klambda.trigger_metrics import TriggerMetrics
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.logs import LogHub
@@ -112,6 +128,14 @@ class Router:
         self.autoscaler: Autoscaler | None = None  # provisioned autoscaling
         # with a log engine and no store of its own: metric filters and retention there
         self._engine_jobs: list[asyncio.Task[None]] = []
+        # event source mappings (klambda.router.pollers): local mode's queues and pollers
+        self.sources = Manifests()
+        self.work_queues: WorkQueues | None = None
+        self.pollers: Pollers | None = None
+        self.stream_store: StreamStore | None = None
+        self.stream_pollers: StreamPollers | None = None
+        self.postgres_pollers: PostgresPollers | None = None
+        self.db_proxies: DatabaseProxies | None = None
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -128,6 +152,9 @@ class Router:
             # their own code through /var/task when sandboxed)
             self.state_dir.chmod(0o700)
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
+            self.sources = load_manifests(self.functions_dir, allow_empty=True)
+            inject(registry, self.sources.proxies)
+            self.db_proxies = DatabaseProxies(self.sources.proxies, self.state_dir)
             if s.log_engine_url:
                 self.shipper = Shipper(LogEngine(s.log_engine_url), account=s.account_id)
             logs = LogHub(
@@ -169,6 +196,37 @@ class Router:
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
+        if self.cluster is None:
+            # on the async queue's NATS server when it has one, else in the state folder
+            self.work_queues = open_work_queues(s.queue_url) or SqliteWorkQueues(
+                self.state_dir / "workqueues.db"
+            )
+            source_metrics = SourceMetrics(metrics.registry)
+            self.pollers = Pollers(
+                self.invoker,
+                self.work_queues,
+                source_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
+            self.stream_store = open_stream_store(s.queue_url) or SqliteStreamStore(
+                self.state_dir / "streams.db"
+            )
+            self.postgres_pollers = PostgresPollers(
+                self.invoker,
+                self.work_queues,
+                source_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
+            self.stream_pollers = StreamPollers(
+                self.invoker,
+                self.stream_store,
+                self.work_queues,
+                source_metrics,
+                region=s.region,
+                account=s.account_id,
+            )
         self.triggers.refresh(registry)
         if self.logengine is not None and self.logstore is None:
             self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
@@ -263,6 +321,8 @@ class Router:
             await self.source.start()
         if self.shipper is not None:
             self.shipper.start()
+        if self.db_proxies is not None:
+            await self.db_proxies.start()
         if self.environments is not None:
             await self.environments.start(
                 {e.latest.config.runtime for e in invoker.registry.functions.values()}
@@ -332,7 +392,25 @@ class Router:
             self.logengine,
             self.access,
         )
-        self.http_runner = web.AppRunner(api.app(), access_log=None)
+        app = api.app()
+        if self.pollers is not None and self.work_queues is not None:
+            await self.work_queues.open()
+            await self.pollers.configure(self.sources.queues, self.sources.mappings)
+        if self.stream_pollers is not None and self.stream_store is not None:
+            await self.stream_store.open()
+            await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
+        if self.postgres_pollers is not None:
+            await self.postgres_pollers.configure(self.sources.mappings)
+        # S3 triggers in both modes; queues, streams and tables are polled in local mode
+        buckets = None
+        if self.dispatcher is not None and self.trigger_metrics is not None:
+            buckets = Buckets(
+                self.triggers, self.dispatcher.submit, self.trigger_metrics, region=s.region
+            )
+        WorkQueueApi(self.pollers, self.stream_pollers, self.postgres_pollers, buckets).add_routes(
+            app.router
+        )
+        self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -470,6 +548,12 @@ class Router:
             await self.scheduler.stop()
         if self.schedule_lease is not None:
             await self.schedule_lease.stop()
+        if self.pollers is not None:
+            await self.pollers.stop()
+        if self.stream_pollers is not None:
+            await self.stream_pollers.stop()
+        if self.postgres_pollers is not None:
+            await self.postgres_pollers.stop()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -482,6 +566,12 @@ class Router:
             await self.dispatcher.stop(grace=5.0)
         if self.queue is not None and self._queue_open:
             await self.queue.close()
+        if self.work_queues is not None:
+            await self.work_queues.close()
+        if self.stream_store is not None:
+            await self.stream_store.close()
+        if self.db_proxies is not None:
+            await self.db_proxies.stop()
         if self.source is not None:
             await self.source.stop()
         if isinstance(self.access, KubernetesAccess):

@@ -17,6 +17,7 @@ from klambda.api.triggers import (
     CorsConfig,
     FunctionUrl,
     HttpApiEvent,
+    S3Event,
     ScheduleEvent,
     TopicEvent,
     TriggerStatus,
@@ -26,7 +27,7 @@ from klambda.router.registry import Registry
 from klambda.triggers.cors import Cors
 from klambda.triggers.httpapi import Route, RouteTable
 
-TriggerEvent = ScheduleEvent | HttpApiEvent | TopicEvent
+TriggerEvent = ScheduleEvent | HttpApiEvent | TopicEvent | S3Event
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class TriggerTable:
     schedules: list[Declared] = field(default_factory=list)
     routes: RouteTable = field(default_factory=RouteTable)
     subscriptions: dict[str, list[Declared]] = field(default_factory=dict)  # by topic name
+    buckets: dict[str, list[Declared]] = field(default_factory=dict)  # S3 triggers by bucket
     urls: dict[str, UrlConfig] = field(default_factory=dict)  # by path name
     declared: list[Declared] = field(default_factory=list)
     by_key: dict[str, Declared] = field(default_factory=dict)
@@ -126,6 +128,9 @@ def build(registry: Registry) -> TriggerTable:
                     f"route {event.route_key} is already served by {other} (the first "
                     "declared, in name order, keeps it)"
                 )
+        elif isinstance(event, S3Event):
+            if event.enabled:
+                table.buckets.setdefault(event.bucket, []).append(d)
         elif event.enabled:
             table.subscriptions.setdefault(event.topic_name, []).append(d)
     for name in sorted(registry.functions):
@@ -153,7 +158,7 @@ def status(
     event = d.event
     detail = describe(event)
     reason = table.problems.get(d.key) or failure
-    enabled = not isinstance(event, ScheduleEvent | TopicEvent) or event.enabled
+    enabled = not isinstance(event, ScheduleEvent | TopicEvent | S3Event) or event.enabled
     state = "Failed" if reason else "Active" if enabled else "Disabled"
     return TriggerStatus(
         name=d.name,

@@ -20,7 +20,7 @@ REFUSED = [
     ("runtime", {"runtime": "nodejs20.x"}, "spec.runtime"),
     # triggers: the schema and CEL rules of the `events` map and `functionUrl`
     ("event-name", {"events": {"bad name": {"type": "HttpApi", "path": "/"}}}, "events: names"),
-    ("event-type", {"events": {"t": {"type": "S3"}}}, "spec.events.t.type"),
+    ("event-type", {"events": {"t": {"type": "Pigeon"}}}, "spec.events.t.type"),
     ("schedule-missing", {"events": {"t": {"type": "Schedule"}}}, "schedule is required"),
     (
         "schedule-syntax",

@@ -20,6 +20,7 @@ from klambda.api.triggers import (
     DeadLetterTarget,
     FunctionUrl,
     HttpApiEvent,
+    S3Event,
     ScheduleEvent,
     TopicEvent,
     TriggerStatus,
@@ -102,12 +103,14 @@ def test_trigger_schemas_match(crd: str) -> None:
     props = schema["properties"]["spec"]["properties"]
     event = props["events"]["additionalProperties"]
     fields: set[str] = set()
-    for model in (ScheduleEvent, HttpApiEvent, TopicEvent):
+    for model in (ScheduleEvent, HttpApiEvent, TopicEvent, S3Event):
         names = {f.alias or n for n, f in model.model_fields.items()}
         fields |= names
         check_model(model, {k: v for k, v in event["properties"].items() if k in names})
     assert fields == set(event["properties"]), "the trigger kinds' fields differ from the CRD"
-    types = {t for m in (ScheduleEvent, HttpApiEvent, TopicEvent) for t in literal(m, "type")}
+    types = {
+        t for m in (ScheduleEvent, HttpApiEvent, TopicEvent, S3Event) for t in literal(m, "type")
+    }
     assert set(event["properties"]["type"]["enum"]) == types
     check_model(DeadLetterTarget, event["properties"]["deadLetter"]["properties"])
     check_model(FunctionUrl, props["functionUrl"]["properties"])
