@@ -25,9 +25,7 @@ from klambda.api.queue import Queue
 from klambda.api.stream import Stream
 from klambda.api.version import Version
 
-Resource = (
-    Function | Version | Alias | Layer | Queue | Stream | EventSourceMapping | DatabaseProxy
-)
+Resource = Function | Version | Alias | Layer | Queue | Stream | EventSourceMapping | DatabaseProxy
 KINDS: dict[str, type[Resource]] = {
     "Function": Function,
     "Version": Version,

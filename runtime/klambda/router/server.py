@@ -22,24 +22,24 @@ import grpc
 from aiohttp import web
 
 from klambda.api.logconfig import MetricFilter
-from klambda.logengine.client import LogEngine
-from klambda.logengine.housekeeping import EngineMetricFilters, EngineRetention
 from klambda.api.manifest import Manifests
 from klambda.api.manifest import load as load_manifests
+from klambda.logengine.client import LogEngine
+from klambda.logengine.housekeeping import EngineMetricFilters, EngineRetention
 from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
 from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
-from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
-from klambda.router.admission import ConcurrencyPools, ReservationError
-from klambda.router.autoscaler import Autoscaler
 from klambda.queue.streamstore import StreamStore
 from klambda.queue.streamstore_jetstream import open_stream_store
 from klambda.queue.streamstore_sqlite import SqliteStreamStore
 from klambda.queue.workqueue import WorkQueues
 from klambda.queue.workqueue_jetstream import open_work_queues
 from klambda.queue.workqueue_sqlite import SqliteWorkQueues
+from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
+from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.autoscaler import Autoscaler
 from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
 from klambda.router.cluster_control import ClusterProvisioned
@@ -58,8 +58,11 @@ from klambda.router.pollers import Pollers
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.schedule_lease import ScheduleLease
-from klambda.router.scheduler import FileScheduleState, Scheduler, ScheduleState
-from klambda.router.scheduler import MemoryScheduleState
+from klambda.router.scheduler import (
+    FileScheduleState,
+    Scheduler,
+    ScheduleState,
+)
 from klambda.router.streams import StreamPollers
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
