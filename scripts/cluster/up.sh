@@ -60,7 +60,7 @@ kubectl wait --for=condition=Ready pods --all -n kube-system --timeout=180s >/de
 step "kube-system ready"
 
 start=$SECONDS
-"$KIND" load docker-image --name "$NAME" "${images[@]}" >/dev/null
+loaded=$("$KIND" load docker-image --name "$NAME" "${images[@]}" 2>&1) || die "kind load failed: $loaded"
 step "images loaded in $((SECONDS - start))s"
 
 for ns in "$NAMESPACE" "$FUNCTIONS_NAMESPACE"; do
@@ -68,11 +68,19 @@ for ns in "$NAMESPACE" "$FUNCTIONS_NAMESPACE"; do
     kubectl label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted \
         pod-security.kubernetes.io/enforce-version=latest >/dev/null
 done
+running=$(kubectl get pods -n "$NAMESPACE" -o name 2>/dev/null || true)
 start=$SECONDS
 "$HELM" --kube-context "kind-$NAME" upgrade --install "$RELEASE" "$REPO_ROOT/charts/klambda" \
     -n "$NAMESPACE" -f "$REPO_ROOT/charts/klambda/ci/kind-values.yaml" \
     --set "functions.namespace=$FUNCTIONS_NAMESPACE" --wait --timeout 5m >/dev/null
 step "helm install done in $((SECONDS - start))s"
+# The tags stay the same when the code changes: pods already running keep the old image.
+if [[ -n $running ]] && grep -q "not yet present on node" <<<"$loaded"; then
+    kubectl rollout restart deployment -n "$NAMESPACE" >/dev/null
+    kubectl rollout status deployment -n "$NAMESPACE" --timeout=180s >/dev/null
+    kubectl delete pods -n "$FUNCTIONS_NAMESPACE" -l klambda.io/function --wait=false >/dev/null
+    step "restarted on the new images"
+fi
 
 if [[ ${KLAMBDA_CLUSTER_EXAMPLES:-1} != 0 ]]; then
     kubectl apply -n "$FUNCTIONS_NAMESPACE" -f "$REPO_ROOT/examples/functions/" >/dev/null
