@@ -72,8 +72,9 @@ images: venv docker-engine
 
 # Everything the kind tier (tests/kind) and `make cluster` need, built and cached, so the
 # tests themselves only create the cluster.
-cluster-images: images
+cluster-images: venv docker-engine
 	scripts/cluster/node-image.sh >/dev/null
+	scripts/cluster/images.sh >/dev/null
 	scripts/testenv.sh kind kubectl helm >/dev/null
 
 # klambda on a kind cluster: build what is missing, create it, helm install, apply examples.

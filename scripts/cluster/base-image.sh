@@ -15,8 +15,15 @@
 #   net     bookworm + iptables, nftables, conntrack, ipset, iproute2: the userland that
 #           kube-proxy, the network policy agent and local-path's helper pods exec.
 #
-# Usage: scripts/cluster/base-image.sh python|node|net   (prints the image reference)
+# Usage: scripts/cluster/base-image.sh [--ref] python|node|net   (prints the image reference;
+#        --ref only prints it, building nothing)
 source "$(dirname "$0")/lib.sh"
+
+only_ref=0
+if [[ ${1:-} == --ref ]]; then
+    only_ref=1
+    shift
+fi
 
 MIRROR=${KLAMBDA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
@@ -40,6 +47,10 @@ esac
 key=$(printf '%s %s %s' "$SUITE" "$packages" 1 | sha256sum | cut -c1-10)
 ref="klambda/$flavour-base:$SUITE-$key"
 saved="$IMAGES/$flavour-base-$SUITE-$key.tar.gz"
+if [[ $only_ref == 1 ]]; then
+    echo "$ref"
+    exit 0
+fi
 
 build() {
     image_cached "$ref" "$saved" && return 0

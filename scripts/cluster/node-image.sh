@@ -38,8 +38,8 @@ NET_IMAGE="klambda.local/kube-router:$ROUTER_TAG"
 LPP_IMAGE="klambda.local/local-path-provisioner:$LPP_TAG"
 HELPER_IMAGE="klambda.local/local-path-helper:bookworm"
 
-node_base=$("$SCRIPTS/base-image.sh" node)
-net_base=$("$SCRIPTS/base-image.sh" net)
+node_base=$("$SCRIPTS/base-image.sh" --ref node)
+net_base=$("$SCRIPTS/base-image.sh" --ref net)
 key=$( (echo "$node_base $net_base $K8S_VERSION $KIND_VERSION $ETCD_TAG $COREDNS_TAG $PAUSE_TAG"
     echo "$LPP_TAG $ROUTER_TAG $SERVICE_SUBNET $("$TESTENV" --version-of pause)"
     cat "$0" "$SCRIPTS/node/default-cni.yaml") | sha256sum | cut -c1-10)
@@ -72,10 +72,20 @@ build() {
     image_cached "$NODE_IMAGE" "$saved" && return 0
     local start=$SECONDS
     log "building $NODE_IMAGE"
+    # debootstrap waits on the network and dpkg, the Go builds on the CPU: run them together
+    local flavour pids=()
+    for flavour in node net python; do
+        "$SCRIPTS/base-image.sh" "$flavour" >/dev/null 2>"$BUILD/base-image-$flavour.log" &
+        pids+=($!)
+    done
     local bins
     bins=$("$TESTENV" kubelet kubeadm kubectl kube-apiserver kube-controller-manager \
         kube-scheduler kube-proxy etcd-node coredns local-path-provisioner crictl pause \
         kube-router kind)
+    for flavour in 0 1 2; do
+        wait "${pids[$flavour]}" || die "base image failed: $(cat "$BUILD"/base-image-*.log)"
+    done
+    "$DOCKER" image inspect "$node_base" "$net_base" >/dev/null
     bin() { awk -v c="$1" '$1 == c {print $2}' <<<"$bins"; }
     local kind_src
     kind_src=$(cd "$BUILD" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" \
@@ -175,6 +185,10 @@ build() {
     "$DOCKER" rmi "$NODE_IMAGE-commit" "${images[@]}" >/dev/null  # all inside the node image now
     log "built $NODE_IMAGE in $((SECONDS - start))s"
     image_save "$NODE_IMAGE" "$saved"
+    # older node images are 400 MB each: keep the one just built (and any a cluster runs)
+    find "$IMAGES" -name 'kind-node-*.tar.gz' ! -name "$(basename "$saved")" -delete
+    "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' klambda/kind-node | grep -vx "$NODE_IMAGE" \
+        | xargs -r "$DOCKER" rmi >/dev/null 2>&1 || true
 }
 
 with_lock node-image build
