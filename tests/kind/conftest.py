@@ -89,6 +89,19 @@ class Cluster:
         )
         return out.stdout
 
+    def process_uids(self, namespace: str, *labels: str) -> dict[str, list[str]]:
+        """Real and effective uid of each running container's process, read on the node."""
+        selector = [f"--label=io.kubernetes.pod.namespace={namespace}"]
+        selector += [f"--label={label}" for label in labels]
+        uids: dict[str, list[str]] = {}
+        for cid in self.on_node("crictl", "ps", "-q", *selector).split():
+            pid = self.on_node(
+                "crictl", "inspect", "-o", "go-template", "--template", "{{.info.pid}}", cid
+            ).strip()
+            status = self.on_node("awk", "/^Uid:/ {print $2, $3}", f"/proc/{pid}/status")
+            uids[cid] = status.split()
+        return uids
+
     def invoke(
         self, function: str, payload: dict[str, Any], tail: bool = False
     ) -> tuple[int, dict[str, str], bytes]:

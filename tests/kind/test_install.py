@@ -39,13 +39,8 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(cluster: Cl
 
 
 def test_no_container_runs_as_root(cluster: Cluster) -> None:
-    ids = cluster.on_node(
-        "crictl", "ps", "-q", "--label", f"io.kubernetes.pod.namespace={RELEASE_NAMESPACE}"
-    ).split()
-    assert len(ids) >= 3
-    for cid in ids:
-        pid = cluster.on_node("crictl", "inspect", "-o", "go-template", "--template",
-                              "{{.info.pid}}", cid).strip()  # fmt: skip
-        uids = cluster.on_node("awk", "/^Uid:/ {print $2, $3}", f"/proc/{pid}/status").split()
-        assert len(uids) == 2, (cid, uids)
-        assert "0" not in uids, (cid, uids)
+    uids = cluster.process_uids(RELEASE_NAMESPACE)
+    assert len(uids) >= 3
+    for cid, ids in uids.items():
+        assert len(ids) == 2, (cid, ids)
+        assert "0" not in ids, (cid, ids)

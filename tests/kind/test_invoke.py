@@ -38,8 +38,12 @@ def test_hello_from_kubectl_apply_to_a_warm_second_call(cluster: Cluster) -> Non
     assert "Init Duration" not in second, second
 
     pods = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/function=hello")
-    phases = [p["status"]["phase"] for p in pods["items"]]
-    assert "Running" in phases, phases
+    running = [p["metadata"]["name"] for p in pods["items"] if p["status"]["phase"] == "Running"]
+    assert running, [p["status"]["phase"] for p in pods["items"]]
+    # the worker agent runs as the non-root user the operator sets, like the release
+    workers = cluster.process_uids(FUNCTIONS_NAMESPACE, f"io.kubernetes.pod.name={running[0]}")
+    assert workers
+    assert all(ids == ["10001", "10001"] for ids in workers.values()), workers
 
 
 def test_the_cli_invokes_through_the_cluster(cluster: Cluster) -> None:
