@@ -4,8 +4,9 @@ Why: the kind tier checks what a user of the chart gets: klambda's images built 
 chart installed with the kind values, worker pods serving through the router's NodePort.
 The cluster is created once per session by ``scripts/cluster/up.sh`` (which builds whatever
 is not cached: ``make cluster-images`` builds it all ahead of the tests), under a name and
-host ports of its own so that a developer's ``make cluster`` can run beside it, with its
-own kubeconfig; it is deleted at the end. A cluster that cannot be created fails every test
+free host ports of its own so that a developer's ``make cluster`` or another test run can
+run beside it, with its own kubeconfig; it is deleted at the end, and a cluster left by a
+run that was killed is deleted by the next. A cluster that cannot be created fails every test
 here loudly; nothing is skipped.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -27,8 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UP = ROOT / "scripts" / "cluster" / "up.sh"
 DOWN = ROOT / "scripts" / "cluster" / "down.sh"
-NAME = "klambda-test"
-HTTP_PORT, GRPC_PORT, API_PORT = 31080, 31051, 36444
+#: clusters of this tier are named klambda-test-<pid of the pytest run that made them>
+PREFIX = "klambda-test-"
 RELEASE_NAMESPACE = "klambda"
 FUNCTIONS_NAMESPACE = "default"
 
@@ -141,30 +143,59 @@ def _run(script: Path, env: dict[str, str], log: Path) -> None:
         raise RuntimeError(f"{script.name} failed ({done.returncode}); its log ends:\n{tail}")
 
 
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _leftovers(bin_dir: Path) -> list[str]:
+    """Clusters of this tier whose pytest run is gone (killed before its teardown)."""
+    kind = bin_dir / "kind"
+    if not kind.exists():
+        return []
+    names = subprocess.run(
+        [str(kind), "get", "clusters"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    gone = []
+    for name in names:
+        pid = name.removeprefix(PREFIX)
+        if name.startswith(PREFIX) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            gone.append(name)
+    return gone
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    # Its own name and free host ports: a developer's `make cluster`, or another test run on
+    # the same machine, can run beside it.
     work = tmp_path_factory.mktemp("kind")
-    kubeconfig = work / "kubeconfig"
-    log = work / "cluster.log"
-    env = {
-        **os.environ,
-        "KLAMBDA_CLUSTER_NAME": NAME,
-        "KLAMBDA_CLUSTER_HTTP_PORT": str(HTTP_PORT),
-        "KLAMBDA_CLUSTER_GRPC_PORT": str(GRPC_PORT),
-        "KLAMBDA_CLUSTER_API_PORT": str(API_PORT),
-        "KLAMBDA_CLUSTER_EXAMPLES": "0",
-        "KUBECONFIG": str(kubeconfig),
-    }
-    _run(DOWN, env, log)  # a cluster left by an interrupted run is not reused
-    _run(UP, env, log)
     cache = Path(os.environ.get("KLAMBDA_CACHE") or Path.home() / ".cache" / "klambda")
+    log = work / "cluster.log"
+    http_port, grpc_port, api_port = _free_ports(3)
+    env = {**os.environ, "KLAMBDA_CLUSTER_EXAMPLES": "0"}
+    for name in _leftovers(cache / "bin"):
+        _run(DOWN, {**env, "KLAMBDA_CLUSTER_NAME": name}, log)
+    env |= {
+        "KLAMBDA_CLUSTER_NAME": f"{PREFIX}{os.getpid()}",
+        "KLAMBDA_CLUSTER_HTTP_PORT": str(http_port),
+        "KLAMBDA_CLUSTER_GRPC_PORT": str(grpc_port),
+        "KLAMBDA_CLUSTER_API_PORT": str(api_port),
+        "KUBECONFIG": str(work / "kubeconfig"),
+    }
     try:
+        _run(UP, env, log)
         yield Cluster(
-            name=NAME,
-            kubeconfig=kubeconfig,
+            name=env["KLAMBDA_CLUSTER_NAME"],
+            kubeconfig=work / "kubeconfig",
             bin_dir=cache / "bin",
-            http=f"http://127.0.0.1:{HTTP_PORT}",
-            grpc=f"127.0.0.1:{GRPC_PORT}",
+            http=f"http://127.0.0.1:{http_port}",
+            grpc=f"127.0.0.1:{grpc_port}",
         )
     finally:
         _run(DOWN, env, log)
