@@ -2,11 +2,12 @@
 
 Why: the kind tier checks what a user of the chart gets: klambda's images built here, the
 chart installed with the kind values, worker pods serving through the router's NodePort.
-The cluster is created once per session by ``scripts/cluster/up.sh`` (which builds whatever
-is not cached: ``make cluster-images`` builds it all ahead of the tests), under a name and
-free host ports of its own so that a developer's ``make cluster`` or another test run can
-run beside it, with its own kubeconfig; it is deleted at the end, and a cluster left by a
-run that was killed is deleted by the next. A cluster that cannot be created fails every test
+The cluster is created once by ``scripts/cluster/up.sh`` (which builds whatever is not
+cached: ``make cluster-images`` builds it all ahead of the tests), under a name and free
+host ports of its own so that a developer's ``make cluster`` or another test run can run
+beside it, with its own kubeconfig. It is deleted when this folder's tests are done, so it
+takes no CPU from the tiers after it, and a cluster left by a run that was killed is deleted
+by the next. A cluster that cannot be created fails every test
 here loudly; nothing is skipped.
 """
 
@@ -170,7 +171,7 @@ def _leftovers(bin_dir: Path) -> list[str]:
     return gone
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Its own name and free host ports: a developer's `make cluster`, or another test run on
     # the same machine, can run beside it.
