@@ -79,7 +79,20 @@ if docker_up && [[ $restart == 1 ]]; then
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     fi
 fi
+# a dockerd that is running (a zombie is not) and named so; its pid file may outlive it
+dockerd_alive() {
+    local pid state
+    pid=$(cat /var/run/docker.pid 2>/dev/null) || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ $state != Z && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]
+}
+if ! docker_up && dockerd_alive; then
+    log "waiting for the running dockerd"
+    for _ in $(seq 150); do docker_up && break; sleep 0.2; done
+fi
 if ! docker_up; then
+    dockerd_alive && die "dockerd runs but does not answer; see $LOGFILE"
+    rm -f /var/run/docker.pid
     log "starting dockerd (log: $LOGFILE)"
     # containerd comes with docker.io; dockerd starts its own when none is running
     nohup setsid /usr/sbin/dockerd >>"$LOGFILE" 2>&1 </dev/null &
