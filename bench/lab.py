@@ -35,6 +35,10 @@ class Sizes:
     log_query_runs: int = 3  # each query's runs (the median is reported)
     pool_cold: int = 20  # cold starts through the warm pool (each waits for a refill)
     pool_warm: int = 300
+    kind_cold: int = 20  # first calls through the pool on kind (each waits for a refill)
+    kind_burst: int = 50  # first calls to as many functions at once
+    kind_empty: int = 3  # first calls with pool.size=0 (a pod started each)
+    kind_warm: int = 300
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -62,6 +66,10 @@ class Sizes:
             log_query_runs=1,
             pool_cold=2,
             pool_warm=30,
+            kind_cold=2,
+            kind_burst=4,
+            kind_empty=1,
+            kind_warm=30,
         )
 
 
