@@ -7,12 +7,14 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/klambda
 export PIP_CACHE_DIR ?= $(CACHE)/pip
 
-.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds dashboard
+.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds \
+	dashboard docker-engine cluster-images cluster cluster-down
 
 help:
 	@echo "make run    - set up, start the example functions locally and invoke them"
 	@echo "make test   - set up everything the tests need, then run lint, types and all tests"
 	@echo "make bench  - run the benchmarks and rewrite bench/RESULTS.md"
+	@echo "make cluster / cluster-down - klambda on a local kind cluster (docs/kubernetes.md)"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "klambda needs Python >= 3.11")'
@@ -65,16 +67,33 @@ chart-crds:
 dashboard: venv
 	$(PY) scripts/gen_dashboard.py
 
-# The operator and runtime images (needs a Docker engine; see docs/kubernetes.md).
-IMAGE_TAG ?= 0.1.0
-images:
-	docker build -f images/operator.Dockerfile -t klambda/operator:$(IMAGE_TAG) .
-	docker build -f images/runtime.Dockerfile -t klambda/runtime:$(IMAGE_TAG) .
+# A Docker engine set up for kind here (Debian's dockerd, started in the background).
+docker-engine:
+	scripts/cluster/docker-engine.sh
+
+# The operator, runtime and NATS images, built with no registry (docs/kubernetes.md);
+# KLAMBDA_IMAGE_SOURCE=registry builds from python:slim and PyPI instead.
+images: venv docker-engine
+	scripts/cluster/images.sh
+
+# Everything the kind tier (tests/kind) and `make cluster` need, built and cached, so the
+# tests themselves only create the cluster.
+cluster-images: venv docker-engine
+	scripts/cluster/node-image.sh >/dev/null
+	scripts/cluster/images.sh >/dev/null
+	scripts/testenv.sh kind kubectl helm >/dev/null
+
+# klambda on a kind cluster: build what is missing, create it, helm install, apply examples.
+cluster: venv
+	scripts/cluster/up.sh
+
+cluster-down:
+	scripts/cluster/down.sh
 
 pytest: venv
 	scripts/pytest.sh
 
-test: venv setup testenv check pytest
+test: venv setup testenv cluster-images check pytest
 
 bench: venv setup
 	$(PY) -m bench.run

@@ -37,6 +37,10 @@ class Sizes:
     pool_warm: int = 300
     runtime_api_cold: int = 20  # cold starts per path (fork, awslambdaric, tutorial)
     runtime_api_warm: int = 500  # warm calls per path
+    kind_cold: int = 20  # first calls through the pool on kind (each waits for a refill)
+    kind_burst: int = 50  # first calls to as many functions at once
+    kind_empty: int = 3  # first calls with pool.size=0 (a pod started each)
+    kind_warm: int = 300
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -66,6 +70,10 @@ class Sizes:
             pool_warm=30,
             runtime_api_cold=2,
             runtime_api_warm=30,
+            kind_cold=2,
+            kind_burst=4,
+            kind_empty=1,
+            kind_warm=30,
         )
 
 

@@ -570,6 +570,52 @@ def runtimeapi_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def kind_section(results: dict[str, Any]) -> list[str]:
+    k = results["parts"].get("kind")
+    if not k:
+        return [_missing(results, "kind") or ""]
+    c, w, wl = k["cold"], k["warm_cluster"], k["warm_local"]
+    ph, pm = k["phases_p50_ms"], k["phases_mean_ms_from_metric"]
+    b, e = k["burst"], k["empty_pool"]
+    answered = b.get("answered") or {}
+    return [
+        f"On a real kind cluster (`{k['cluster']['name']}`, one node, klambda's images, the "
+        "chart's pool of two python3.11 pods of 128 MB), from the host through the router's "
+        "gRPC NodePort with one grpc.aio client. Cold: each call goes to a function never "
+        f"invoked ({int(c['n'])} of them, 128 MB no-ops) while the pool has two ready pods.",
+        "",
+        "| | p50 ms | p99 ms | mean ms |",
+        "| --- | --- | --- | --- |",
+        f"| cold through a warm pool pod | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} "
+        f"| {fmt(c['mean_ms'])} |",
+        f"| warm, router → worker pod | {fmt(w['p50_ms'], 3)} | {fmt(w['p99_ms'], 3)} "
+        f"| {fmt(w['mean_ms'], 3)} |",
+        f"| warm, local (`klambda up`, same client) | {fmt(wl['p50_ms'], 3)} "
+        f"| {fmt(wl['p99_ms'], 3)} | {fmt(wl['mean_ms'], 3)} |",
+        f"| cold from an empty pool (`pool.size=0`: the version's Deployment scaled from "
+        f"zero, {int(e['cold']['n'])} calls) | {fmt(e['cold']['p50_ms'])} "
+        f"| {fmt(e['cold']['p99_ms'])} | {fmt(e['cold']['mean_ms'])} |",
+        "",
+        f"Warm p50 difference (cluster - local) {fmt(k['warm_difference_p50_ms'], 3)} ms. "
+        f"A burst of {b['calls']} first calls to as many functions at once: "
+        f"{b['calls'] - b['failed']} answered, p50 {fmt(answered.get('p50_ms'))} ms, p95 "
+        f"{fmt(answered.get('p95_ms'))} ms = {_x(b.get('p95_vs_cold_p50'))} the single cold "
+        f"p50; {b['failed']} failed ({'; '.join(b['failures']) or 'none'}).",
+        "",
+        "Where a cold start through the pool goes (REPORT line of each call, p50; the mean of "
+        "`klambda_cold_start_phase_seconds` at the router):",
+        "",
+        "| phase | p50 ms | mean ms (metric) |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {fmt(ph[name], 3)} | {fmt(pm[name], 3)} |"
+            for name in ("code_download", "specialise", "init", "handler")
+        ),
+        f"| the rest (routing, NodePort, two gRPC hops, the client) "
+        f"| {fmt(k['unaccounted_p50_ms'], 3)} | |",
+    ]
+
+
 def metrics_section(results: dict[str, Any]) -> list[str]:
     m = results["parts"].get("metrics")
     if not m:
@@ -888,6 +934,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         *runtimeapi_section(results),
         "",
+        "## 10. The cluster path on kind",
+        "",
+        *kind_section(results),
+        "",
         "## Metrics cost",
         "",
         *metrics_section(results),
@@ -904,7 +954,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "- `make bench` = `make venv setup` then `.venv/bin/python -m bench.run`. Parts can be "
         "selected: `python -m bench.run --parts latency,grpc,rest,metrics,cold,async,peer,"
-        "profile,scale,pool,runtimeapi`; `--quick` is the smoke run "
+        "profile,scale,pool,runtimeapi,kind`; `--quick` is the smoke run "
         "(tests/integration/bench/test_bench_smoke.py runs the parts that need no Go build; "
         "the pool part, which starts the Kubernetes control plane, is smoke-run on its own).",
         "- ghz and aws-lambda-rie are built from the Go module proxy by "

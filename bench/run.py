@@ -7,7 +7,9 @@
 Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6), logs
 (7), pool (8: cold starts in the cluster path through the warm pool, on this machine),
 runtimeapi (9: the Runtime API path, awslambdaric and a bash custom runtime, beside the
-fork path), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
+fork path), kind (10: the cluster path on a real kind cluster, bench/kind.py: an existing
+cluster named by KLAMBDA_BENCH_CLUSTER, else one made by scripts/cluster/up.sh and deleted
+after), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
 their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
 exactly why and the other parts still run. `pool` needs root and the Kubernetes control
 plane that scripts/testenv.sh builds. Every other part needs only Python, wrk, nats-server
@@ -33,6 +35,7 @@ from bench import (
     asyncbench,
     coldstart,
     functions,
+    kind,
     latency,
     load,
     logs,
@@ -62,12 +65,13 @@ PARTS = (
     "logs",
     "pool",
     "runtimeapi",
+    "kind",
 )
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
 # start routers of their own, after the lab's has stopped
-OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi")
+OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi", "kind")
 # need the Kubernetes control plane (scripts/testenv.sh) and root, for a network namespace
-CLUSTER_PARTS = ("pool",)
+CLUSTER_PARTS = ("pool", "kind")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -186,6 +190,8 @@ def main(args: argparse.Namespace) -> int:
             step("pool", lambda: pool.run(work, sizes), results)
         if "runtimeapi" in parts:
             step("runtimeapi", lambda: runtimeapi.run(work, sizes), results)
+        if "kind" in parts:
+            step("kind", lambda: kind.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

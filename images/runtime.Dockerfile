@@ -1,18 +1,23 @@
-# syntax=docker/dockerfile:1
 # The klambda data plane: the router (`klambda router --cluster`) and the worker agent in
 # function pods (`klambda worker ...`, started by the operator). Build from the repository root:
 #   docker build -f images/runtime.Dockerfile -t klambda/runtime:0.1.0 .
 # Runs as uid 10001 with a read-only root filesystem; function code is mounted at /var/task
 # and /tmp is an emptyDir, as on Lambda.
+# PYTHON_IMAGE: any Python 3.11 image with python and pip in /usr/local (python:slim, or the
+# Debian-built base of scripts/cluster/images.sh where no registry is reachable).
+# PIP_OFFLINE: extra pip arguments; images.sh passes "--no-index --find-links=/src/images/wheels"
+# with the wheels it fetched on the host, since its build containers have no network.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+ARG PIP_OFFLINE=""
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
+COPY images/wheels ./images/wheels
 COPY runtime ./runtime
 COPY operator ./operator
 RUN python -m pip install --no-cache-dir --no-compile --root-user-action=ignore \
-        --prefix=/install -c constraints.txt .
+        --disable-pip-version-check $PIP_OFFLINE --prefix=/install -c constraints.txt .
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -14,18 +14,27 @@
 # is read from that release's own go.mod) with the published v0.Y.Z of the same release.
 # etcd's server module has replace directives too, so it gets a wrapper module as well.
 #
+# The kind path (scripts/cluster) builds the rest of a node from the same proxy: kubelet,
+# kubeadm, kube-proxy and kube-scheduler from the same wrapper module, and other projects'
+# commands (kind, coredns, local-path-provisioner, crictl, nats-server, kube-router) from a
+# wrapper module each, which keeps their dependencies apart and ignores their replaces.
+#
 # Usage:
 #   scripts/testenv.sh                    build what is missing, print "<component> <path>"
 #   scripts/testenv.sh etcd helm          only these components
 #   scripts/testenv.sh --print-bin-dir    print the bin dir (no build)
-# Components: etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs
+#   scripts/testenv.sh --version-of NAME  print the version a component is built at
+# Components: etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs (the
+#   default set); kubelet kubeadm kube-proxy kube-scheduler etcd-node kind coredns
+#   local-path-provisioner crictl nats-server kube-router kube-network-policies pause
+#   (asked for by scripts/cluster).
 # Versions: KLAMBDA_K8S_VERSION, KLAMBDA_ETCD_VERSION, KLAMBDA_HELM_VERSION,
-# KLAMBDA_VICTORIALOGS_VERSION.
+# KLAMBDA_VICTORIALOGS_VERSION; the node's are pinned below (etcd-node is the etcd that
+# kubeadm of KLAMBDA_K8S_VERSION asks for).
 #
 # victoria-logs is the cluster's log engine (VictoriaLogs, Apache-2.0, one static binary),
 # `go install`ed from its own module github.com/VictoriaMetrics/VictoriaLogs (no replace
-# directives); tests/logengine.py starts it on loopback and scripts/cluster/images.sh
-# imports it as an image.
+# directives); tests/logengine.py starts it on loopback.
 set -euo pipefail
 
 K8S_VERSION=${KLAMBDA_K8S_VERSION:-v1.34.4}
@@ -36,6 +45,20 @@ CACHE=${KLAMBDA_CACHE:-$HOME/.cache/klambda}
 BIN="$CACHE/bin"
 BUILD="$CACHE/build"
 ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs)
+NODE_ETCD_VERSION=${KLAMBDA_NODE_ETCD_VERSION:-v3.6.5}
+# name -> "module version package": other projects' commands, one wrapper module each.
+declare -A GO_TOOLS=(
+    [kind]="sigs.k8s.io/kind v0.33.0 sigs.k8s.io/kind"
+    [coredns]="github.com/coredns/coredns v1.12.1 github.com/coredns/coredns"
+    [local-path-provisioner]="github.com/rancher/local-path-provisioner v0.0.30 github.com/rancher/local-path-provisioner"
+    [crictl]="sigs.k8s.io/cri-tools v1.34.0 sigs.k8s.io/cri-tools/cmd/crictl"
+    [nats-server]="github.com/nats-io/nats-server/v2 v2.10.24 github.com/nats-io/nats-server/v2"
+    [kube-router]="github.com/cloudnativelabs/kube-router/v2 v2.1.0 github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
+    [kube-network-policies]="sigs.k8s.io/kube-network-policies v0.8.0 sigs.k8s.io/kube-network-policies/cmd"
+)
+K8S_NODE_COMPONENTS=(kubelet kubeadm kube-proxy kube-scheduler)
+KNOWN_COMPONENTS=("${ALL_COMPONENTS[@]}" "${K8S_NODE_COMPONENTS[@]}" etcd-node pause "${!GO_TOOLS[@]}")
+PAUSE_SRC="$(cd "$(dirname "$0")" && pwd)/cluster/pause"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -49,17 +72,6 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     exit 0
 fi
 
-components=("$@")
-if [[ ${#components[@]} -eq 0 ]]; then
-    components=("${ALL_COMPONENTS[@]}")
-fi
-for c in "${components[@]}"; do
-    case " ${ALL_COMPONENTS[*]} " in
-        *" $c "*) ;;
-        *) die "unknown component '$c' (known: ${ALL_COMPONENTS[*]})" ;;
-    esac
-done
-
 command -v go >/dev/null || die "go is not installed (needed to build the Kubernetes components)"
 command -v openssl >/dev/null || die "openssl is not installed (apt-get install openssl); tests/kube/controlplane.py needs it"
 
@@ -68,21 +80,48 @@ export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
+
+version_of() {
+    case "$1" in
+        etcd) echo "$ETCD_VERSION" ;;
+        etcd-node) echo "$NODE_ETCD_VERSION" ;;
+        helm) echo "$HELM_VERSION" ;;
+        victoria-logs) echo "$VICTORIALOGS_VERSION" ;;
+        pause) echo "v$(sha256sum "$PAUSE_SRC/main.go" | cut -c1-8)" ;;
+        *)
+            if [[ -n "${GO_TOOLS[$1]:-}" ]]; then
+                local v
+                read -r _ v _ <<<"${GO_TOOLS[$1]}"
+                echo "$v"
+            else
+                echo "$K8S_VERSION"
+            fi
+            ;;
+    esac
+}
+
+if [[ "${1:-}" == "--version-of" ]]; then
+    version_of "${2:?--version-of COMPONENT}"
+    exit 0
+fi
+
+components=("$@")
+if [[ ${#components[@]} -eq 0 ]]; then
+    components=("${ALL_COMPONENTS[@]}")
+fi
+for c in "${components[@]}"; do
+    case " ${KNOWN_COMPONENTS[*]} " in
+        *" $c "*) ;;
+        *) die "unknown component '$c' (known: ${KNOWN_COMPONENTS[*]})" ;;
+    esac
+done
+
 mkdir -p "$BIN" "$BUILD"
 # Serialise concurrent runs (e.g. several test sessions starting at once).
 if command -v flock >/dev/null; then
     exec 9>"$CACHE/.testenv.lock"
     flock 9
 fi
-
-version_of() {
-    case "$1" in
-        etcd) echo "$ETCD_VERSION" ;;
-        helm) echo "$HELM_VERSION" ;;
-        victoria-logs) echo "$VICTORIALOGS_VERSION" ;;
-        *) echo "$K8S_VERSION" ;;
-    esac
-}
 
 # go_build_into OUT PKG [go build args...]: build atomically, log the time taken.
 go_build_into() {
@@ -129,6 +168,12 @@ k8s_wrapper() {
         log "resolving k8s.io/kubernetes $v with $(wc -w <<<"$mods") staging modules at $staging"
         (cd "$dir" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" \
             "k8s.io/kubernetes/cmd/kube-controller-manager@$v" "k8s.io/kubernetes/cmd/kubectl@$v" >&2)
+    fi
+    # the node's commands need a few more modules than the control plane's
+    if [[ "${1:-}" == node && ! -f "$dir/.ready-node" ]]; then
+        (cd "$dir" && go get "k8s.io/kubernetes/cmd/kubelet@$v" "k8s.io/kubernetes/cmd/kubeadm@$v" \
+            "k8s.io/kubernetes/cmd/kube-proxy@$v" "k8s.io/kubernetes/cmd/kube-scheduler@$v" >&2)
+        touch "$dir/.ready-node"
         touch "$dir/.ready"
     fi
     echo "$dir"
@@ -146,7 +191,8 @@ k8s_ldflags() {
 }
 
 etcd_wrapper() {
-    local v=$ETCD_VERSION dir="$BUILD/etcd-$ETCD_VERSION"
+    local v=${1:-$ETCD_VERSION}
+    local dir="$BUILD/etcd-$v"
     if [[ ! -f "$dir/.ready" ]]; then
         mkdir -p "$dir"
         local gomod
@@ -177,6 +223,17 @@ etcd_wrapper() {
     echo "$dir"
 }
 
+# Version stamps that other projects' builds set with -X.
+tool_ldflags() {
+    case "$1" in
+        kind) echo "-X sigs.k8s.io/kind/pkg/internal/version.gitCommit=release" ;;
+        coredns) echo "-X github.com/coredns/coredns/coremain.GitCommit=$2" ;;
+        local-path-provisioner) echo "-X main.VERSION=$2" ;;
+        crictl) echo "-X sigs.k8s.io/cri-tools/pkg/version.Version=$2" ;;
+        kube-router) echo "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$2" ;;
+    esac
+}
+
 build_component() {
     local c=$1 v out dir
     v=$(version_of "$c")
@@ -187,9 +244,20 @@ build_component() {
                 dir=$(k8s_wrapper)
                 (cd "$dir" && go_build_into "$out" "k8s.io/kubernetes/cmd/$c" -ldflags "$(k8s_ldflags)")
                 ;;
+            kubelet | kubeadm | kube-proxy | kube-scheduler)
+                dir=$(k8s_wrapper node)
+                (cd "$dir" && go_build_into "$out" "k8s.io/kubernetes/cmd/$c" -ldflags "$(k8s_ldflags)")
+                ;;
             etcd)
                 dir=$(etcd_wrapper)
                 (cd "$dir" && go_build_into "$out" go.etcd.io/etcd/server/v3 -ldflags "-s -w")
+                ;;
+            etcd-node)
+                dir=$(etcd_wrapper "$v")
+                (cd "$dir" && go_build_into "$out" go.etcd.io/etcd/server/v3 -ldflags "-s -w")
+                ;;
+            pause)
+                (cd "$PAUSE_SRC" && go_build_into "$out" . -ldflags "-s -w")
                 ;;
             helm)
                 # helm's go.mod has no replace directives, but a wrapper keeps its
@@ -212,6 +280,19 @@ build_component() {
                 (cd "$gobin" && GOBIN="$gobin" go install -trimpath -ldflags "-s -w" \
                     "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$v")
                 mv -f "$gobin/victoria-logs" "$out"
+                ;;
+            *)
+                local mod pkg
+                read -r mod _ pkg <<<"${GO_TOOLS[$c]}"
+                dir="$BUILD/$c-$v"
+                mkdir -p "$dir"
+                if [[ ! -f "$dir/.ready" ]]; then
+                    printf 'module klambda.local/testenv/%s\n\ngo 1.24\n' "$c" >"$dir/go.mod"
+                    rm -f "$dir/go.sum"
+                    (cd "$dir" && go get "$pkg@$v" >&2)
+                    touch "$dir/.ready"
+                fi
+                (cd "$dir" && go_build_into "$out" "$pkg" -ldflags "-s -w $(tool_ldflags "$c" "$v")")
                 ;;
         esac
     fi

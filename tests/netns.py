@@ -39,7 +39,8 @@ def network_host() -> Iterator[NetHost]:
         raise RuntimeError("the cluster-mode tests need root for a network namespace")
     tag = uuid.uuid4().hex[:6]
     ns, outer, inner = f"klt-{tag}", f"klh{tag}", f"kln{tag}"
-    octet = int(tag[:2], 16)  # different tests, different /30s
+    # different tests, different /30s; 198.18.200.0/24 is docker0's (scripts/cluster)
+    octet = int(tag[:2], 16) % 200
     gateway, address = f"198.18.{octet}.1", f"198.18.{octet}.2"
     _ip("netns", "add", ns)
     try:

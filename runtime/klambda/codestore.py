@@ -85,8 +85,12 @@ def unpack(files: dict[str, bytes], root: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         target.chmod(0o444)
+    mine = os.getuid()
     for dirpath, _dirnames, _files in os.walk(root):
-        Path(dirpath).chmod(0o555)
+        # a pool pod's code root is its emptyDir volume, owned by root (group fsGroup):
+        # its mode stays the volume's; the folders written here and every file are read-only
+        if Path(dirpath).stat().st_uid == mine or mine == 0:
+            Path(dirpath).chmod(0o555)
 
 
 class ZipError(ValueError):

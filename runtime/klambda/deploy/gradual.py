@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simpleeval import InvalidExpression, simple_eval
-
 ALL_AT_ONCE = "AllAtOnce"
 _CANARY = re.compile(r"^(?:CodeDeployDefault\.Lambda)?Canary(\d+)Percent(\d+)Minutes?$")
 _LINEAR = re.compile(r"^(?:CodeDeployDefault\.Lambda)?Linear(\d+)PercentEvery(\d+)Minutes?$")
@@ -143,13 +141,23 @@ class Alarm:
         if self.prometheus_alert is not None:
             return self.prometheus_alert in alerts
         assert self.expression is not None
-        return bool(simple_eval(self.expression, names=names_of(delta)))
+        return bool(_evaluate(self.expression, delta))
+
+
+def _evaluate(text: str, stats: Stats) -> object:
+    # simpleeval comes with the `deploy` extra; imported here so that the klambda command
+    # (the router and worker images, installed without it) loads without it.
+    from simpleeval import simple_eval
+
+    return simple_eval(text, names=names_of(stats))
 
 
 def check_expression(text: str, field: str) -> None:
     """DeploymentError naming the field unless `text` is an alarm expression."""
+    from simpleeval import InvalidExpression
+
     try:
-        simple_eval(text, names=names_of(Stats()))
+        _evaluate(text, Stats())
     except (InvalidExpression, SyntaxError, TypeError) as err:
         raise DeploymentError(
             f"{field}: {text!r} is not an alarm expression over {NAMES}: {err}"

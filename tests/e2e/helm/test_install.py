@@ -113,8 +113,10 @@ def test_operator_may_do_its_job(release: Release) -> None:
         for verb in ("get", "list", "watch", "delete"):
             expect[Access(verb, "pods", "", ns)] = True
         expect[Access("patch", "pods", "", ns, "resize")] = True
-        expect[Access("delete", "deployments", "apps", ns)] = False
-        expect[Access("delete", "services", "", ns)] = False
+        # an unused warm pool's Deployment and Service (the admission policy allows nothing
+        # else: test_operator_deletes_only_pool_workloads)
+        expect[Access("delete", "deployments", "apps", ns)] = True
+        expect[Access("delete", "services", "", ns)] = True
         expect[Access("create", "events", "", ns)] = True
         expect[Access("patch", "events", "", ns)] = False
     expect[Access("list", "namespaces")] = False
@@ -506,6 +508,26 @@ def test_router_may_only_claim_pool_pods_and_operator_only_delete_claimed_ones(
         assert out.returncode != 0, name
         assert "only specialised pool pods" in out.stderr, out.stderr
     out = as_operator("delete", "pod", "pool-a", "--wait=false")
+    assert out.returncode == 0, out.stderr
+
+
+def test_operator_deletes_only_pool_workloads(release: Release) -> None:
+    """RBAC grants the operator delete on Deployments and Services (an unused warm pool's);
+    the admission policy refuses any other."""
+    fns, plane = release.functions, release.plane
+    pool = {"klambda.io/component": "pool", "app.kubernetes.io/managed-by": "klambda-operator"}
+    for name, labels in (("pool-svc", pool), ("their-svc", {"app": "theirs"})):
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"clusterIP": "None", "ports": [{"port": 9000}]},
+        }
+        plane.kubectl("create", "-n", fns, "-f", "-", input=json.dumps(service))
+    out = release.as_sa("kl-klambda-operator", "delete", "service", "their-svc", "-n", fns)
+    assert out.returncode != 0
+    assert "only the warm pools'" in out.stderr, out.stderr
+    out = release.as_sa("kl-klambda-operator", "delete", "service", "pool-svc", "-n", fns)
     assert out.returncode == 0, out.stderr
 
 

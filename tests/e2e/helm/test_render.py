@@ -3,6 +3,7 @@ files it embeds, and the CRD copies."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -290,7 +291,24 @@ def test_kind_config_maps_the_routers_node_ports_to_the_host() -> None:
     service = one(render("-f", str(KIND_VALUES)), "Service", "-router")
     assert service["spec"]["type"] == "NodePort"
     host = {p["name"]: mappings[p["nodePort"]] for p in service["spec"]["ports"]}
-    assert host == {"http": 8080, "grpc": 50051}
+    # not 8080 and 50051: those are `klambda up`'s, and both may run at once
+    assert host == {"http": 30080, "grpc": 30051}
+    assert kind["networking"]["apiServerPort"] not in (8080, 50051, *host.values())
+
+
+def test_kind_config_keeps_the_cluster_inside_the_benchmarking_range() -> None:
+    kind = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    net = kind["networking"]
+    ours = ipaddress.ip_network("198.18.0.0/15")
+    pods, services = (ipaddress.ip_network(net[k]) for k in ("podSubnet", "serviceSubnet"))
+    taken = [
+        ipaddress.ip_network("198.18.0.0/16"),  # docker0 (198.18.200.0/24), tests/netns.py's /30s
+        ipaddress.ip_network("198.19.1.0/24"),  # the docker network "kind"
+    ]
+    for subnet in (pods, services):
+        assert subnet.subnet_of(ours)
+        assert not any(subnet.overlaps(t) for t in taken), subnet
+    assert not pods.overlaps(services)
 
 
 def test_network_policies_let_only_the_router_reach_workers_and_nats() -> None:

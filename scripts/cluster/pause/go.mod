@@ -1,0 +1,3 @@
+module klambda.local/pause
+
+go 1.24

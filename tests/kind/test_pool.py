@@ -1,0 +1,166 @@
+"""Cold starts through the warm pool, on real pods.
+
+The chart keeps `pool.size` (2) generic python3.11 worker pods ready. A function with no pod
+of its own answers its first call from one of them: the router sends the pod the code and
+configuration (REPORT: Code Download, Specialise, Init Duration), the pod is relabelled as
+the function's, the pool's ReplicaSet starts another, and the pod is resized in place to
+the function's memory. A pod specialised for one function never serves another.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .conftest import FUNCTIONS_NAMESPACE, Cluster, wait_for
+
+POOL_SIZE = 2  # the chart's default pool.size
+OVERHEAD_MB = 128  # the operator's memory_overhead_mb, added to the function's memory
+
+
+def _function(name: str, memory_mb: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Function",
+            "metadata": {"name": name},
+            "spec": {
+                "runtime": "python3.11",
+                "handler": "app.handler",
+                "memoryMB": memory_mb,
+                "code": {
+                    "inline": {
+                        "app.py": (
+                            "import os\n"
+                            "def handler(event, context):\n"
+                            "    return {'function': context.function_name,"
+                            " 'host': os.uname().nodename}\n"
+                        )
+                    }
+                },
+            },
+        }
+    )
+
+
+def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", selector)[
+        "items"
+    ]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _apply(cluster: Cluster, name: str, memory_mb: int) -> None:
+    cluster.kubectl("apply", "-n", FUNCTIONS_NAMESPACE, "-f", "-", stdin=_function(name, memory_mb))
+
+    def active() -> bool:
+        fn = cluster.get("function", name, "-n", FUNCTIONS_NAMESPACE)
+        return bool(fn.get("status", {}).get("state") == "Active")
+
+    wait_for(f"Function {name} to be Active", active)
+
+
+def _pool_full(cluster: Cluster) -> bool:
+    pods = _pods(cluster, "klambda.io/pool=python3.11")
+    return sum(1 for p in pods if _ready(p)) >= POOL_SIZE
+
+
+def _first_call(cluster: Cluster, name: str) -> tuple[str, str]:
+    """The first call of `name`: (the pod that answered, its REPORT line)."""
+    assert not _pods(cluster, f"klambda.io/function={name}")
+    status, headers, body = cluster.invoke(name, {}, tail=True)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["function"] == name
+    tail = base64.b64decode(headers["X-Amz-Log-Result"]).decode()
+    report = next(line for line in tail.splitlines() if line.startswith("REPORT"))
+    return answer["host"], report
+
+
+def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cluster) -> None:
+    _apply(cluster, "pooled-a", 256)
+    _apply(cluster, "pooled-b", 128)
+    wait_for("a full warm pool", lambda: _pool_full(cluster))
+    pool_before = {p["metadata"]["name"] for p in _pods(cluster, "klambda.io/pool=python3.11")}
+
+    host, report = _first_call(cluster, "pooled-a")
+    # the phases of a cold start on a pool pod, in Lambda's REPORT line
+    for phase in ("Code Download:", "Specialise:", "Init Duration:"):
+        assert phase in report, report
+    assert host in pool_before, (host, pool_before)
+    # the pod is pooled-a's now, and out of the pool
+    (pod,) = _pods(cluster, "klambda.io/function=pooled-a")
+    assert pod["metadata"]["name"] == host
+    assert pod["metadata"]["labels"]["klambda.io/component"] == "specialised"
+    assert "klambda.io/pool" not in pod["metadata"]["labels"]
+
+    # a second call is warm, on the same pod
+    status, headers, body = cluster.invoke("pooled-a", {}, tail=True)
+    assert status == 200, body
+    assert json.loads(body)["host"] == host
+    assert "Init Duration" not in base64.b64decode(headers["X-Amz-Log-Result"]).decode()
+
+    # the pool refills
+    wait_for("the pool refilled", lambda: _pool_full(cluster))
+
+    # another function gets another pool pod, never pooled-a's
+    other, report_b = _first_call(cluster, "pooled-b")
+    assert "Specialise:" in report_b, report_b
+    assert other != host
+    assert [p["metadata"]["name"] for p in _pods(cluster, "klambda.io/function=pooled-a")] == [host]
+
+    # resized in place to pooled-a's 256 MB (plus the worker's overhead), by the kubelet
+    want = f"{256 + OVERHEAD_MB}Mi"
+
+    def resized() -> Any:
+        (p,) = _pods(cluster, "klambda.io/function=pooled-a")
+        statuses = p["status"].get("containerStatuses") or []
+        got = [((s.get("resources") or {}).get("limits") or {}).get("memory") for s in statuses]
+        return got == [want] or None
+
+    wait_for(f"the specialised pod's memory limit to become {want}", resized, timeout=120)
+
+
+def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluster) -> None:
+    # reserved 2, one warm environment: the second of 10 simultaneous calls is served by a
+    # pool pod (as Lambda starts a second environment), the other 8 are throttled
+    _apply(cluster, "reserved-cold", 128)
+    cluster.kubectl(
+        "patch", "function", "reserved-cold", "-n", FUNCTIONS_NAMESPACE, "--type=merge",
+        "-p", json.dumps({"spec": {"reservedConcurrency": 2, "code": {"inline": {"app.py": (
+            "import time\n"
+            "def handler(event, context):\n"
+            "    time.sleep(event.get('sleep', 0))\n"
+            "    return {'host': __import__('os').uname().nodename}\n"
+        )}}}}),
+    )  # fmt: skip
+
+    def reserved() -> bool:
+        fn = cluster.get("function", "reserved-cold", "-n", FUNCTIONS_NAMESPACE)
+        return bool((fn.get("status") or {}).get("state") == "Active")
+
+    wait_for("reserved-cold Active again", reserved)
+    wait_for("a full warm pool", lambda: _pool_full(cluster))
+    first, _, answer = cluster.invoke("reserved-cold", {})
+    assert first == 200, answer
+    assert len(_pods(cluster, "klambda.io/function=reserved-cold")) == 1
+
+    def call(_: int) -> tuple[int, str]:
+        status, _headers, body = cluster.invoke("reserved-cold", {"sleep": 2})
+        return status, "" if status == 200 else json.loads(body).get("Reason", "")
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = Counter(pool.map(call, range(10)))
+    assert outcomes == {
+        (200, ""): 2,
+        (429, "ReservedFunctionConcurrentInvocationLimitExceeded"): 8,
+    }, outcomes
+    assert len(_pods(cluster, "klambda.io/function=reserved-cold")) == 2
