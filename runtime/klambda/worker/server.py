@@ -170,7 +170,12 @@ def _limit(pool: EnvironmentPool, max_environments: int) -> Callable[[], tuple[s
 
 
 async def _serve(
-    service: WorkerService, host: str, port: int, banner: str, grace_s: Callable[[], float]
+    service: WorkerService,
+    host: str,
+    port: int,
+    banner: str,
+    grace_s: Callable[[], float],
+    stopping: asyncio.Event,
 ) -> None:
     server = grpc.aio.server(
         options=[
@@ -185,7 +190,7 @@ async def _serve(
         raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
     await server.start()
     print(f"klambda worker: {banner} on {host}:{bound}", flush=True)
-    await stop_requested().wait()
+    await stopping.wait()
     # an invocation in flight at SIGTERM may finish (the pod's grace period allows it)
     await server.stop(grace=grace_s())
 
@@ -214,6 +219,9 @@ async def serve(
     cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
 ) -> None:
     """The worker of one function version, configured by its pod's environment."""
+    # before anything else: as a container's PID 1 the process ignores a SIGTERM it has no
+    # handler for, and the pod would wait out its whole grace period
+    stopping = stop_requested()
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime (provided*) starts its environments without a zygote
     zygote = None if runtimes.uses_runtime_api(cfg.runtime) else await _zygote(cfg.runtime, groups)
@@ -222,7 +230,7 @@ async def serve(
     pool = EnvironmentPool(cfg, zygote, logs, groups)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     banner = f"{cfg.function}:{cfg.version}"
-    await _serve(service, host, port, banner, lambda: float(cfg.timeout_s))
+    await _serve(service, host, port, banner, lambda: float(cfg.timeout_s), stopping)
     await pool.close()
     if zygote is not None:
         await zygote.stop()
@@ -239,6 +247,7 @@ async def serve_pool(
     cgroups: bool = True,
 ) -> None:
     """A pool worker of `runtime`: its zygote ready, no function until specialised."""
+    stopping = stop_requested()  # first, as in serve()
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
     zygote = None if runtimes.uses_runtime_api(runtime) else await _zygote(runtime, groups)
@@ -258,7 +267,7 @@ async def serve_pool(
         cfg = specialisation.cfg
         return float(cfg.timeout_s) if cfg is not None else 0.0
 
-    await _serve(service, host, port, f"pool {runtime}", grace)
+    await _serve(service, host, port, f"pool {runtime}", grace, stopping)
     for pool in pools:
         await pool.close()
     if zygote is not None:
