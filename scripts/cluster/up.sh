@@ -74,11 +74,13 @@ start=$SECONDS
     -n "$NAMESPACE" -f "$REPO_ROOT/charts/klambda/ci/kind-values.yaml" \
     --set "functions.namespace=$FUNCTIONS_NAMESPACE" --wait --timeout 5m >/dev/null
 step "helm install done in $((SECONDS - start))s"
-# The tags stay the same when the code changes: pods already running keep the old image.
+# The tags stay the same when the code changes: pods already running keep the old image
+# (the release's, the functions' and the warm pools').
 if [[ -n $running ]] && grep -q "not yet present on node" <<<"$loaded"; then
     kubectl rollout restart deployment -n "$NAMESPACE" >/dev/null
     kubectl rollout status deployment -n "$NAMESPACE" --timeout=180s >/dev/null
     kubectl delete pods -n "$FUNCTIONS_NAMESPACE" -l klambda.io/function --wait=false >/dev/null
+    kubectl delete pods -n "$FUNCTIONS_NAMESPACE" -l klambda.io/pool --wait=false >/dev/null
     step "restarted on the new images"
 fi
 
