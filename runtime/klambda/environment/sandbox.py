@@ -87,14 +87,19 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
-def reveal_plan(paths: list[str]) -> tuple[list[str], list[str]]:
+def reveal_plan(paths: list[str], tmp: str = TMP) -> tuple[list[str], list[str]]:
     """The folders to cover with an empty tmpfs, and the paths below them to bind back:
-    each of `paths` that another uid could not reach."""
+    each of `paths` that another uid could not reach, and each below `tmp`, which the
+    environment's own empty tmpfs hides (a clone or a venv under /tmp)."""
     covers: list[str] = []
     reveals: list[str] = []
     for path in sorted({os.path.abspath(p) for p in paths if p and os.path.exists(p)}):
         closed = _closed_ancestor(path)
         if closed is None or closed == "/":
+            if path.startswith(tmp + "/") and not any(
+                path == r or path.startswith(r + "/") for r in reveals
+            ):
+                reveals.append(path)
             continue
         if not any(closed == c or closed.startswith(c + "/") for c in covers):
             covers.append(closed)
@@ -103,8 +108,11 @@ def reveal_plan(paths: list[str]) -> tuple[list[str], list[str]]:
     return covers, reveals
 
 
+# klambda's own source root: an editable install reaches it through an import hook, not
+# through sys.path
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # what the zygote's interpreter reads from; computed once, in the zygote
-PLAN = reveal_plan(sys.path)
+PLAN = reveal_plan([*sys.path, SOURCE_ROOT])
 
 
 def _reveal(covers: list[str], reveals: list[str], fds: list[int]) -> None:

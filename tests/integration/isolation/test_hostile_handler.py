@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,12 @@ def test_other_functions_code_and_the_routers_state_are_unreadable(
 
 
 def test_tmp_is_private_to_each_environment(router: RouterRunner) -> None:
-    victim = ok(router, "victim", {"write": "victims-secret"})
-    assert "victims-secret" in victim["tmp"]
+    secret = f"victims-secret-{uuid.uuid4().hex}"  # no file a run before left can match
+    victim = ok(router, "victim", {"write": secret})
+    assert secret in victim["tmp"]
     hostile = ok(router, "hostile", {"mode": "whoami"})
-    assert "victims-secret" not in hostile["tmp"]
-    assert not Path("/tmp/victims-secret").exists()  # nor on the host
+    assert secret not in hostile["tmp"]
+    assert not Path("/tmp", secret).exists()  # nor on the host
 
 
 def test_writing_past_ephemeral_storage_fails_with_enospc(router: RouterRunner) -> None:

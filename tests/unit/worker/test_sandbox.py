@@ -103,3 +103,20 @@ def test_nothing_to_reveal_where_everything_is_open(open_dir: Path) -> None:
     (open_dir / "a").mkdir()
     assert entering.reveal_plan([str(open_dir / "a")]) == ([], [])
     assert os.stat(open_dir).st_mode & 0o001
+
+
+def test_what_lives_under_tmp_is_bound_back_into_the_new_tmp(open_dir: Path) -> None:
+    # a clone and its venv under /tmp: the environment's own tmpfs would hide them
+    runtime, site = open_dir / "clone" / "runtime", open_dir / "clone" / ".venv" / "site"
+    site.mkdir(parents=True)
+    runtime.mkdir()
+    (runtime / "klambda").mkdir()
+    covers, reveals = entering.reveal_plan(
+        [str(site), str(runtime), str(runtime / "klambda")], tmp=str(open_dir)
+    )
+    assert covers == []
+    assert reveals == [str(site), str(runtime)]
+
+
+def test_klambdas_source_root_is_in_the_plan() -> None:
+    assert Path(entering.SOURCE_ROOT, "klambda", "environment", "sandbox.py").is_file()
