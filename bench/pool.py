@@ -94,7 +94,8 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
                 HostPods(plane.kubeconfig, NAMESPACE, host, work / "pods") as pods,
                 RouterRunner(
                     "router", "--namespace", NAMESPACE, "--kubeconfig", str(plane.kubeconfig),
-                    "--host", "127.0.0.1", "--wait-for-worker", "60", workdir=work / "cluster",
+                    "--host", "127.0.0.1", "--wait-for-worker", "60", "--no-auth",
+                    workdir=work / "cluster",
                 ) as cluster,
                 RouterRunner.up(folder, "-q", workdir=work / "local") as local,
             ):  # fmt: skip

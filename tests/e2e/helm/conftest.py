@@ -69,6 +69,8 @@ def release(kube_control_plane: ControlPlane) -> Iterator[Release]:
         "install", name, str(CHART), "-n", namespace,
         "-f", str(MONITORING_VALUES), "-f", str(KIND_VALUES),
         "--set", f"functions.namespace={functions}",
+        # the chart's default, which the kind values turn off for the quick path
+        "--set", "router.auth=true",
         "--set", "logs.engine.enabled=true",
         "--set", "router.ingress.enabled=true", "--set", "router.ingress.host=fn.example.com",
         "--set", "router.httpRoute.enabled=true",

@@ -95,6 +95,7 @@ def cluster(
                 "--kubeconfig", str(plane.kubeconfig),
                 "--host", "127.0.0.1",
                 "--wait-for-worker", "20",
+                "--no-auth",
                 workdir=tmp,
                 env=router_env,
             ) as router,
