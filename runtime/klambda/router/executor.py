@@ -86,6 +86,7 @@ class LocalEnvironments:
         self.sandbox = sandbox if sandbox is not None else Sandbox(enabled=False)
         self.zygotes: dict[str, Zygote] = {}
         self.versions: dict[str, VersionExecutor] = {}
+        self._draining: set[EnvironmentPool] = set()  # discarded, requests still running
         self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
 
     async def start(self, runtime_names: set[str]) -> None:
@@ -137,14 +138,17 @@ class LocalEnvironments:
     async def discard(self, target: Target) -> None:
         ex = self.versions.pop(target.key, None)
         if ex is not None:
-            await ex.pool.close()
+            # what runs there finishes there; the router's close ends what is still running
+            self._draining = {p for p in self._draining if p.live} | {ex.pool}
+            await ex.pool.close(drain=True)
 
     async def reclaim_idle(self, keep_warm_s: float) -> None:
         for ex in list(self.versions.values()):
             await ex.pool.reclaim(keep_warm_s)
 
     async def close(self) -> None:
-        await asyncio.gather(*(ex.pool.close() for ex in self.versions.values()))
+        pools = [ex.pool for ex in self.versions.values()] + list(self._draining)
+        await asyncio.gather(*(pool.close() for pool in pools))
         for z in self.zygotes.values():
             with contextlib.suppress(Exception):
                 await z.stop()

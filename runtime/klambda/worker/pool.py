@@ -6,7 +6,9 @@ are kept most-recently-used first, so a steady trickle of requests keeps hitting
 warm process and the others age out after the keep-warm time. An idle environment that
 died (killed from outside) is dropped when it would be taken, and the request goes to
 another or to a cold start: the caller never sees the death of an environment it did not
-use. Closing the pool kills every environment, busy ones included.
+use. Closing the pool kills every environment, busy ones included; draining it (a $LATEST
+replaced, a version deleted) closes the idle ones now and each busy one when its request
+ends.
 """
 
 from __future__ import annotations
@@ -188,15 +190,26 @@ class EnvironmentPool:
         await asyncio.gather(*(e.close() for e in old))
         return len(old)
 
-    async def close(self) -> None:
-        """Close the idle environments now and the busy ones when their requests end."""
+    @property
+    def live(self) -> int:
+        """Environments started and not yet closed, busy or idle."""
+        return len(self._live)
+
+    async def close(self, drain: bool = False) -> None:
+        """Close every environment now, busy ones included (what they started must not
+        outlive the pool); with `drain`, the idle ones now and the busy ones when their
+        requests end (release)."""
         self.closed = True
         if self._provisioner is not None:
             self._provisioner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._provisioner
-        envs = list(self._live)  # busy ones too: what they started must not outlive us
-        self._live.clear()
+        if drain:
+            envs = self.idle + self.idle_provisioned
+            self._live.difference_update(envs)
+        else:
+            envs = list(self._live)
+            self._live.clear()
         self.idle, self.idle_provisioned = [], []
         self.provisioned_ready = 0
         await asyncio.gather(*(e.close() for e in envs))

@@ -1,8 +1,8 @@
 """Which of the operations in botocore's Lambda model a local router serves, found by asking
 one: every operation's method and path are sent with a function that does not exist, and
 an operation counts as served when the router answers as Lambda (a 2xx, or a Lambda error
-with `x-amzn-ErrorType`) rather than with aiohttp's plain 404/405 for a path it has no
-route for. The list is printed, and the README's list must be the same."""
+with `x-amzn-ErrorType`) rather than with `UnknownOperationException`, its answer for a
+path or method it has no route for. The list is printed, and the README's list must be the same."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def served(url: str, method: str, path: str) -> bool:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return 200 <= resp.status < 300
     except urllib.error.HTTPError as err:
-        return err.headers.get("x-amzn-ErrorType") is not None
+        return err.headers.get("x-amzn-ErrorType") not in (None, "UnknownOperationException")
 
 
 def operations() -> dict[str, tuple[str, str]]:
