@@ -40,6 +40,7 @@ import sys
 from typing import Any
 
 TASK_ROOT = "/var/task"
+OPT = "/opt"  # where Lambda puts a function's layers
 TMP = "/tmp"
 
 CLONE_NEWNS = 0x00020000
@@ -138,7 +139,8 @@ def _reveal(covers: list[str], reveals: list[str], fds: list[int]) -> None:
 def enter(sandbox: dict[str, Any]) -> None:
     """Become the function's sandboxed uid; raises OSError naming the step that failed.
 
-    `sandbox`: {"uid", "gid", "code": the code root to mount at /var/task, "tmp_mb",
+    `sandbox`: {"uid", "gid", "code": the code root to mount at /var/task, "opt": the
+    merged layers to mount at /opt (or none), "tmp_mb",
     "nproc": a process limit, or None when a pids cgroup already limits them}."""
     _call("unshare", CLONE_NEWNS)
     # nothing mounted here reaches the host, nor the host's later mounts us
@@ -148,6 +150,9 @@ def enter(sandbox: dict[str, Any]) -> None:
     # the code first: it may itself live under /tmp, which is covered next
     _mount(sandbox["code"], TASK_ROOT, None, MS_BIND | MS_REC, "")
     _mount(None, TASK_ROOT, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "")
+    if sandbox.get("opt"):  # the layers, merged in the router's state like the code
+        _mount(sandbox["opt"], OPT, None, MS_BIND | MS_REC, "")
+        _mount(None, OPT, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "")
     _mount("tmpfs", TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"size={sandbox['tmp_mb']}m,mode=1777")
     _reveal(PLAN[0], PLAN[1], reveal_fds)
     if sandbox.get("nproc"):

@@ -32,7 +32,7 @@ from klambda.invocation import Outcome, StreamSink
 from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
 from klambda.worker.logs import LogHub
-from klambda.worker.sandbox import TASK_ROOT
+from klambda.worker.sandbox import OPT, TASK_ROOT
 from klambda.worker.zygote import Zygote
 
 # Lambda's tail of logs returned with LogType=Tail
@@ -344,10 +344,15 @@ class Environment:
 def _sandbox(
     spec: dict[str, Any], cfg: FunctionConfig, zygote: Zygote, cgroup: EnvironmentCgroup | None
 ) -> None:
-    """The function's uid, its code at /var/task (Lambda's task root), a private /tmp."""
+    """The function's uid, its code at /var/task (Lambda's task root), its layers at /opt,
+    a private /tmp."""
     spec["sandbox"] = zygote.sandbox.spec(cfg, cgroup is not None and cgroup.limits_processes)
     spec["code_root"] = TASK_ROOT
     spec["env"]["LAMBDA_TASK_ROOT"] = TASK_ROOT
+    if cfg.opt_root:  # the state folder is out of the function's reach: /opt is the way in
+        spec["python_paths"] = [OPT + p[len(cfg.opt_root) :] for p in spec["python_paths"]]
+        for name in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
+            spec["env"][name] = spec["env"][name].replace(cfg.opt_root, OPT)
 
 
 async def spawn(

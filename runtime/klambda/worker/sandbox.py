@@ -44,6 +44,7 @@ UID_COUNT = 40000
 # the uids given out on this host: {"STATE_FOLDER:FUNCTION": uid}
 HOST_UIDS = Path("/var/lib/klambda/uids.json")
 TASK_ROOT = "/var/task"  # klambda.environment.sandbox.TASK_ROOT (a test checks they agree)
+OPT = "/opt"  # klambda.environment.sandbox.OPT
 
 # Run by `probe()` as root in a throwaway process: enter a sandbox, then read what every
 # environment must read as its uid. Exit 0 and no output when it all works.
@@ -61,9 +62,11 @@ with open(os.path.join(sandbox.TMP, "probe"), "w") as f:
 
 
 def _task_root_mount_point() -> None:
-    """/var/task, where every environment's code is mounted: an empty folder on the host."""
-    with contextlib.suppress(OSError):
-        Path(TASK_ROOT).mkdir(mode=0o755, parents=True, exist_ok=True)
+    """/var/task, where every environment's code is mounted: an empty folder on the host;
+    /opt, where its layers are."""
+    for folder in (TASK_ROOT, OPT):
+        with contextlib.suppress(OSError):
+            Path(folder).mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
 def prune(assigned: Mapping[str, int], scope_exists: Callable[[str], bool]) -> dict[str, int]:
@@ -189,6 +192,7 @@ class Sandbox:
             "uid": uid,
             "gid": uid,
             "code": cfg.code_root,
+            "opt": cfg.opt_root or None,
             "tmp_mb": cfg.ephemeral_storage_mb,
             "nproc": None if pids_limited else PROCESS_LIMIT,
         }

@@ -67,6 +67,7 @@ def test_uids_kept_on_the_host_by_state_folder(tmp_path: Path) -> None:
 
 def test_the_task_root_agrees() -> None:
     assert sandbox.TASK_ROOT == entering.TASK_ROOT
+    assert sandbox.OPT == entering.OPT
 
 
 @pytest.fixture
