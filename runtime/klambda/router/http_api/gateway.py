@@ -237,7 +237,7 @@ class Gateway:
             try:
                 caller = await self._iam_caller(request, url, body)
             except url_access.Refused as err:
-                log.info("function URL %s: refused: %s", url.path_name, err.reason)
+                log.warning("function URL %s: refused: %s", url.path_name, err.reason)
                 resp = forbidden(err.message)
                 rid = str(uuid.uuid4())
                 return self._answer(resp, labels, "FunctionUrl", started, rid, "Forbidden")
