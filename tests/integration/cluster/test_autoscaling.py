@@ -82,7 +82,7 @@ def test_the_router_writes_the_provisioned_concurrency_it_decides(
         worker(host, tmp_path, "1", "one", source=BUSY, max_environments=4) as port,
         RouterRunner(
             "router", "--namespace", ns, "--kubeconfig", str(plane.kubeconfig),
-            "--host", "127.0.0.1", "--wait-for-worker", "3", workdir=tmp_path, env=env,
+            "--host", "127.0.0.1", "--wait-for-worker", "3", "--no-auth", workdir=tmp_path, env=env,
         ) as r,
     ):  # fmt: skip
         apply(plane, ns, endpoint_slice("1", host.address, port))

@@ -28,7 +28,7 @@ def test_lambda_requests_write_functions(
     )  # fmt: skip
     with RouterRunner(
         "router", "--namespace", ns, "--kubeconfig", str(plane.kubeconfig),
-        "--host", "127.0.0.1", workdir=tmp_path, env={"KLAMBDA_CONTROL_API": "1"},
+        "--host", "127.0.0.1", "--no-auth", workdir=tmp_path, env={"KLAMBDA_CONTROL_API": "1"},
     ) as r:  # fmt: skip
         lam = lambda_client(r.url)
         made = lam.create_function(
@@ -92,7 +92,7 @@ def test_without_the_setting_the_router_writes_nothing(
     plane.kubectl("apply", "-f", str(ROOT / "crds"))
     with RouterRunner(
         "router", "--namespace", ns, "--kubeconfig", str(plane.kubeconfig),
-        "--host", "127.0.0.1", workdir=tmp_path,
+        "--host", "127.0.0.1", "--no-auth", workdir=tmp_path,
     ) as r:  # fmt: skip
         with pytest.raises(ClientError) as err:
             lambda_client(r.url).create_function(

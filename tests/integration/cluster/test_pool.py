@@ -94,6 +94,7 @@ def cluster(
                 "--namespace", namespace,
                 "--kubeconfig", str(plane.kubeconfig),
                 "--host", "127.0.0.1",
+                "--no-auth",  # placement is what these tests are about
                 "--wait-for-worker", "20",
                 workdir=tmp,
                 env=router_env,
