@@ -6,7 +6,8 @@
     klambda_trigger_failures_total{function,alias,trigger,type,reason}
         asynchronous events given up (RetriesExhausted, EventAgeExceeded: they are in the
         DLQ), events that could not be queued (QueueError), HTTP requests the function did
-        not answer well (FunctionError, Timeout, Throttled, BadResponse)
+        not answer well (FunctionError, Timeout, Throttled, BadResponse), requests an
+        AWS_IAM function URL refused (Forbidden)
     klambda_trigger_filtered_total{function,alias,trigger}
         topic messages a subscription's filter policy kept from the function
     klambda_trigger_http_responses_total{function,alias,trigger,status_class}

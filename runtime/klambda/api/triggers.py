@@ -326,23 +326,16 @@ Trigger = Annotated[
 
 
 class FunctionUrl(Model):
-    """A function URL: one HTTP endpoint for the function (or alias), payload format 2.0."""
+    """A function URL: one HTTP endpoint for the function (or alias), payload format 2.0.
 
-    auth_type: Literal["NONE"] = Field(default="NONE", alias="authType")
+    `authType` NONE serves anyone; AWS_IAM only SigV4-signed requests of an identity that
+    may `invoke` the function's `url` (klambda.router.url_access)."""
+
+    auth_type: Literal["NONE", "AWS_IAM"] = Field(default="NONE", alias="authType")
     invoke_mode: Literal["BUFFERED", "RESPONSE_STREAM"] = Field(
         default="BUFFERED", alias="invokeMode"
     )
     cors: CorsConfig | None = None
-
-    @field_validator("auth_type", mode="before")
-    @classmethod
-    def _auth(cls, value: Any) -> Any:
-        if value == "AWS_IAM":
-            raise ValueError(
-                "authType AWS_IAM is not supported yet (no identity check): use NONE, and "
-                "keep the URL on a network you trust"
-            )
-        return value
 
 
 def check_events(events: dict[str, Any] | None) -> None:

@@ -270,7 +270,7 @@ def function_url_of(
         if k not in ("AuthType", "InvokeMode", "Cors")
     ]
     if "AuthType" not in config:
-        problems.append(f"{field}.AuthType: required (NONE)")
+        problems.append(f"{field}.AuthType: required (NONE or AWS_IAM)")
     if problems:
         return None, problems
     url: dict[str, Any] = {

@@ -5,6 +5,7 @@ resources, so a ClusterRole says who may do what, as for any other object:
 
     request                                        verb      resource
     Invoke (REST, gRPC)                            invoke    functions, name
+    an AWS_IAM function URL (InvokeFunctionUrl)    invoke    functions/url, name
     GetFunction, versions, aliases, concurrency    get       functions, name
     ListFunctions, GetAccountSettings              list      functions
     PublishVersion, Create/UpdateAlias, Put*       update    functions, name
@@ -14,8 +15,11 @@ resources, so a ClusterRole says who may do what, as for any other object:
     DLQ redrive                                    redrive   functions, name
     a named queue's messages                       get       queues, name
     /healthz, /metrics                             (open)
+    a function URL (/url/...)                      (its authType: klambda.router.url_access)
 
-`invoke` and `redrive` are verbs of klambda's own: RBAC accepts any verb name.
+`invoke` and `redrive` are verbs of klambda's own: RBAC accepts any verb name. Calling a
+function URL is its own permission, as Lambda's `lambda:InvokeFunctionUrl` is apart from
+`lambda:InvokeFunction`: the `url` subresource of the function (an alias's URL too).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from dataclasses import dataclass
 from klambda.router.routing import parse_function_name
 
 OPEN = ("/healthz", "/metrics")
+# function URLs: NONE is open to anyone, AWS_IAM is checked by the gateway (Lambda's shapes)
+URLS = "/url/"
 WRITE_VERBS = {"POST": "update", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
 
@@ -51,9 +57,14 @@ def function_name(raw: str) -> str:
         return name  # the handler refuses it; the review is about the name as given
 
 
+def invoke_url(function: str) -> Permission:
+    """What calling a function's (or its alias's) AWS_IAM URL needs: InvokeFunctionUrl."""
+    return Permission("invoke", name=function, subresource="url")
+
+
 def required(method: str, path: str, query: Mapping[str, str] | None = None) -> Permission | None:
-    """The permission a REST request needs; None for the open endpoints."""
-    if path in OPEN:
+    """The permission a REST request needs; None for the open endpoints and function URLs."""
+    if path in OPEN or path.startswith(URLS):
         return None
     parts = [p for p in path.split("/") if p]
     write = WRITE_VERBS.get(method.upper())

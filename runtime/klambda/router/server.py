@@ -113,6 +113,7 @@ class Router:
         self.cgroups: Cgroups | None = None
         self.sandbox: Sandbox | None = None
         self.access: Access | None = None
+        self._warned_urls: set[str] = set()
         self.control: LocalControl | None = None
         self.queue: Queue | None = None
         # triggers (klambda.router.triggers): rebuilt from the registry on every change
@@ -340,6 +341,8 @@ class Router:
                 await self.schedule_lease.start()
             await self.scheduler.start()
         self.access = self._access()
+        if self.access is None:
+            self.triggers.listen(self._warn_unchecked_urls)
         self.grpc_server, self.grpc_port = build_server(
             invoker, s.grpc_host, s.grpc_port, self.access
         )
@@ -427,6 +430,18 @@ class Router:
         """Local mode's autoscaler sets a count as `klambda provisioned put` would."""
         assert self.control is not None
         self.control.put_provisioned(function, qualifier, count)
+
+    def _warn_unchecked_urls(self, table: TriggerTable) -> None:
+        """Without access control AWS_IAM URLs are refused (klambda.router.url_access): say
+        so where the operator looks, once per URL."""
+        for path, url in table.urls.items():
+            if url.config.auth_type == "AWS_IAM" and path not in self._warned_urls:
+                self._warned_urls.add(path)
+                log.warning(
+                    "function URL %s has authType AWS_IAM, but this router checks no "
+                    "identities: it answers 403 Forbidden until auth is on (--auth)",
+                    path,
+                )
 
     def _access(self) -> Access | None:
         """Who may call (klambda.router.access), from settings.auth."""

@@ -147,6 +147,29 @@ class Api:
     stage_variables: Mapping[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class IamCaller:
+    """Who signed a request to an AWS_IAM function URL: the event's
+    `requestContext.authorizer.iam`, with the fields of Lambda's payload 2.0."""
+
+    access_key: str
+    account_id: str
+    caller_id: str
+    user_arn: str
+    user_id: str
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "accessKey": self.access_key,
+            "accountId": self.account_id,
+            "callerId": self.caller_id,
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": self.user_arn,
+            "userId": self.user_id,
+        }
+
+
 def is_text(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -184,9 +207,14 @@ def _joined(pairs: Iterable[tuple[str, str]], lower: bool) -> dict[str, str]:
 
 
 def event_v2(
-    req: Request, route_key: str, path_params: Mapping[str, str], api: Api
+    req: Request,
+    route_key: str,
+    path_params: Mapping[str, str],
+    api: Api,
+    iam: IamCaller | None = None,
 ) -> dict[str, Any]:
-    """Payload format 2.0 (HTTP APIs, function URLs)."""
+    """Payload format 2.0 (HTTP APIs, function URLs); `iam`: the signer of a request to an
+    AWS_IAM function URL."""
     cookies = [
         c.strip()
         for k, v in req.headers
@@ -209,9 +237,11 @@ def event_v2(
     event["headers"] = headers
     if query:
         event["queryStringParameters"] = query
+    context: dict[str, Any] = {"accountId": api.account, "apiId": api.api_id}
+    if iam is not None:
+        context["authorizer"] = {"iam": iam.wire()}
     event["requestContext"] = {
-        "accountId": api.account,
-        "apiId": api.api_id,
+        **context,
         "domainName": domain,
         "domainPrefix": prefix,
         "http": {

@@ -27,7 +27,7 @@ from klambda.execution import FunctionConfig
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
 from klambda.testing import RouterRunner, eventually, free_port, still_running
 
-from tests.helpers import KLAMBDA, ROOT
+from tests.helpers import KLAMBDA, ROOT, call_url
 from tests.integration.cluster.test_cluster_router import (
     apply,
     endpoint_slice,
@@ -42,7 +42,14 @@ KEYS = {
     "AKIDALICE": {"secretAccessKey": "alice-secret", "username": "alice"},
     "AKIDBOB": {"secretAccessKey": "bob-secret", "username": "bob"},
     "AKIDCAROL": {"secretAccessKey": "carol-secret", "username": "carol", "groups": ["auditors"]},
+    "AKIDDAVE": {"secretAccessKey": "dave-secret", "username": "dave"},
 }
+# hello's code: what an AWS_IAM function URL's event says of the caller, too
+HELLO = """\
+def handler(event, context):
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    return {"from": "latest", "iam": authorizer.get("iam")}
+"""
 
 
 def chart_roles(plane: ControlPlane) -> dict[str, str]:
@@ -92,7 +99,7 @@ def secured(
             "apiVersion": "klambda.io/v1alpha1",
             "kind": "Function",
             "metadata": {"name": "hello"},
-            "spec": function_spec(),
+            "spec": {**function_spec(), "functionUrl": {"authType": "AWS_IAM"}},
         },
     )
     roles = chart_roles(plane)
@@ -117,7 +124,7 @@ def secured(
     )  # fmt: skip
     with (
         network_host() as host,
-        worker(host, tmp_path, "$LATEST", "latest") as port,
+        worker(host, tmp_path, "$LATEST", "latest", source=HELLO) as port,
         router as r,
     ):
         apply(plane, ns, endpoint_slice("$LATEST", host.address, port))
@@ -219,6 +226,64 @@ def test_callers_need_an_identity_and_rbacs_permission(
         "alice's invoke refused once unbound",
         timeout=20,
     )
+
+
+def test_an_iam_function_url_takes_signed_callers_allowed_by_rbac(
+    secured: tuple[RouterRunner, ControlPlane, str],
+) -> None:
+    r, plane, ns = secured
+    url = f"{r.url}/url/hello/"
+    alice = ("AKIDALICE", "alice-secret")
+    eventually(lambda: call_url(url, sign=alice)[0] == 200, "hello's URL served", timeout=30)
+    # alice is bound to the chart's invoker role, which has `invoke` on functions/url
+    status, _h, body = call_url(url, "POST", b"{}", sign=alice)
+    assert status == 200, body
+    assert json.loads(body)["iam"] == {
+        "accessKey": "AKIDALICE",
+        "accountId": "000000000000",
+        "callerId": "alice",
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": "arn:aws:iam::000000000000:user/alice",
+        "userId": "alice",
+    }
+    # dave may invoke hello (InvokeFunction) but not call its URL (InvokeFunctionUrl)
+    plane.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "invoke-only", "namespace": ns},
+            "rules": [
+                {"apiGroups": ["klambda.io"], "resources": ["functions"], "verbs": ["invoke"]}
+            ],
+        }
+    )
+    plane.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "dave-invoke-only", "namespace": ns},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "invoke-only"},
+            "subjects": [{"kind": "User", "name": "dave", "apiGroup": RBAC}],
+        }
+    )
+    dave = lam(r, "AKIDDAVE", "dave-secret")
+    assert json.loads(dave.invoke(FunctionName="hello")["Payload"].read())["from"] == "latest"
+    forbidden = {"Message": "Forbidden"}
+    refused = {
+        "dave": call_url(url, sign=("AKIDDAVE", "dave-secret")),
+        "carol (viewer)": call_url(url, sign=("AKIDCAROL", "carol-secret")),
+        "bob (unbound)": call_url(url, sign=("AKIDBOB", "bob-secret")),
+        "a wrong secret": call_url(url, sign=("AKIDALICE", "not-her-secret")),
+        "an unknown key": call_url(url, sign=("AKIDNOBODY", "x")),
+        "unsigned": call_url(url),
+        "a bearer token": call_url(
+            url, headers={"Authorization": f"Bearer {token(plane, ns, 'invoker-sa')}"}
+        ),
+    }
+    assert {who: (got[0], json.loads(got[2])) for who, got in refused.items()} == {
+        who: (403, forbidden) for who in refused
+    }
 
 
 IDENTITY_CODE = """\

@@ -50,19 +50,24 @@ def worker(
     tag: str,
     source: str | None = None,
     max_environments: int = 4,
+    function: str = "hello",
 ) -> Iterator[int]:
-    code = tmp / f"code-{version}"
+    """A `klambda worker` of `function` (`version`) on `host`; its output in
+    `worker-VERSION.log` (`worker-FUNCTION-VERSION.log` for a function other than hello)."""
+    stem = version if function == "hello" else f"{function}-{version}"
+    code = tmp / f"code-{stem}"
     code.mkdir()
     (code / "app.py").write_text(source or CODE.format(tag=tag))
     port = free_port()
-    cfg = FunctionConfig("hello", version, "app.handler", "python3.11", 128, 3, {}, str(code), "")
+    cfg = FunctionConfig(function, version, "app.handler", "python3.11", 128, 3, {}, str(code), "")
     env = {**os.environ, **worker_environment(cfg)}
-    log = open(tmp / f"worker-{version}.log", "wb")  # noqa: SIM115 - closed below
+    logged = tmp / f"worker-{stem}.log"
+    log = open(logged, "wb")  # noqa: SIM115 - closed below
     argv = [
         *KLAMBDA,
         "worker",
         "--function",
-        "hello",
+        function,
         "--version",
         version,
         "--host",
@@ -80,10 +85,9 @@ def worker(
         cwd=ROOT,
     )
     try:
-        logged = tmp / f"worker-{version}.log"
         eventually(
             lambda: still_running(proc, logged) and b"klambda worker:" in logged.read_bytes(),
-            f"worker {version} to start",
+            f"worker {function}:{version} to start",
             timeout=20,
         )
         yield port
@@ -93,9 +97,11 @@ def worker(
         log.close()
 
 
-def endpoint_slice(version: str, address: str, port: int) -> dict[str, Any]:
+def endpoint_slice(
+    version: str, address: str, port: int, function: str = "hello"
+) -> dict[str, Any]:
     label = "latest" if version == "$LATEST" else version
-    name = f"hello-{'latest' if version == '$LATEST' else 'v' + version}"
+    name = f"{function}-{'latest' if version == '$LATEST' else 'v' + version}"
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -104,7 +110,7 @@ def endpoint_slice(version: str, address: str, port: int) -> dict[str, Any]:
             "labels": {
                 "kubernetes.io/service-name": name,
                 "endpointslice.kubernetes.io/managed-by": "tests.klambda.io",
-                "klambda.io/function": "hello",
+                "klambda.io/function": function,
                 "klambda.io/version": label,
             },
         },

@@ -94,8 +94,8 @@ def cluster(
                 "--namespace", namespace,
                 "--kubeconfig", str(plane.kubeconfig),
                 "--host", "127.0.0.1",
+                "--no-auth",  # placement is what these tests are about
                 "--wait-for-worker", "20",
-                "--no-auth",
                 workdir=tmp,
                 env=router_env,
             ) as router,

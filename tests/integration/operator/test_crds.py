@@ -52,7 +52,7 @@ REFUSED = [
         {"events": {"t": {"type": "HttpApi", "path": "/", "retryAttempts": 1}}},
         "asynchronous triggers",
     ),
-    ("url-auth", {"functionUrl": {"authType": "AWS_IAM"}}, "spec.functionUrl.authType"),
+    ("url-auth", {"functionUrl": {"authType": "IAM"}}, "spec.functionUrl.authType"),
     (
         "stage-variable-name",
         {"events": {"t": {"type": "HttpApi", "path": "/", "stageVariables": {"a b": "x"}}}},
@@ -107,6 +107,14 @@ def test_triggers_are_accepted_with_defaults(ns: Namespace) -> None:
     assert got is not None
     assert got["spec"]["events"] == events
     assert got["spec"]["functionUrl"] == {"authType": "NONE", "invokeMode": "BUFFERED"}
+
+
+@pytest.mark.kube
+def test_an_iam_function_url_is_accepted(ns: Namespace) -> None:
+    ns.apply(function_manifest("signed", functionUrl={"authType": "AWS_IAM"}))
+    got = ns.get("Function", "signed")
+    assert got is not None
+    assert got["spec"]["functionUrl"] == {"authType": "AWS_IAM", "invokeMode": "BUFFERED"}
 
 
 @pytest.mark.kube

@@ -136,14 +136,18 @@ def request(
         conn.close()
 
 
-def test_route_with_path_parameters_query_and_cookies(router: RouterRunner) -> None:
+def route_event(r: RouterRunner) -> dict[str, Any]:
+    """GET /items/42 with a query string, cookies and a header, through the route `GET
+    /items/{id}` of `items`: the response mapped from its result and the payload 2.0 event
+    it saw (the tests of cluster mode call it on a cluster router too)."""
     status, headers, body = request(
-        router,
+        r,
         "GET",
         "/http/items/42?color=red&color=blue&size=L",
         headers={"Cookie": "a=1; b=2", "X-Custom": "yes"},
     )
     assert status == 200
+    assert headers["Content-Type"] == "application/json"
     assert headers["X-Route"] == "GET /items/{id}"
     assert headers.get_all("Set-Cookie") == ["session=abc; Path=/", "theme=dark"]
     event: dict[str, Any] = json.loads(body)
@@ -160,22 +164,54 @@ def test_route_with_path_parameters_query_and_cookies(router: RouterRunner) -> N
     assert event["requestContext"]["stage"] == "$default"
     assert event["isBase64Encoded"] is False
     assert headers["apigw-requestid"] == event["requestContext"]["requestId"]
+    return event
 
 
-def test_binary_body_arrives_base64(router: RouterRunner) -> None:
+def binary_body_event(r: RouterRunner) -> dict[str, Any]:
+    """A binary PUT through `PUT /files/{path+}` of `items`: the body arrives base64."""
     data = bytes(range(256))
     status, _, body = request(
-        router,
+        r,
         "PUT",
         "/http/files/a/b/c.bin",
         body=data,
         headers={"Content-Type": "application/octet-stream"},
     )
     assert status == 200
-    event = json.loads(body)
+    event: dict[str, Any] = json.loads(body)
+    assert event["routeKey"] == "PUT /files/{path+}"
     assert event["pathParameters"] == {"path": "a/b/c.bin"}
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == data
+    return event
+
+
+def check_payload_format_1(r: RouterRunner) -> None:
+    """`ANY /legacy/{proxy+}` of `items`, payload 1.0: multi-value query and headers."""
+    status, headers, body = request(r, "DELETE", "/http/legacy/x/y?k=1&k=2")
+    assert status == 202
+    assert headers.get_all("X-Seen") == ["a", "b"]
+    assert json.loads(body) == {
+        "resource": "/legacy/{proxy+}",
+        "path": "/legacy/x/y",
+        "query": {"k": ["1", "2"]},
+    }
+
+
+def check_not_found(r: RouterRunner) -> None:
+    """No route, or a route of another method: API Gateway's own 404."""
+    status, headers, body = request(r, "GET", "/http/nowhere")
+    assert (status, body) == (404, b'{"message": "Not Found"}')
+    assert headers["apigw-requestid"]
+    assert request(r, "POST", "/http/items/1")[::2] == (404, b'{"message": "Not Found"}')
+
+
+def test_route_with_path_parameters_query_and_cookies(router: RouterRunner) -> None:
+    route_event(router)
+
+
+def test_binary_body_arrives_base64(router: RouterRunner) -> None:
+    binary_body_event(router)
 
 
 def test_base64_response_body_and_a_bare_result(router: RouterRunner) -> None:
@@ -188,20 +224,11 @@ def test_base64_response_body_and_a_bare_result(router: RouterRunner) -> None:
 
 
 def test_payload_format_1(router: RouterRunner) -> None:
-    status, headers, body = request(router, "DELETE", "/http/legacy/x/y?k=1&k=2")
-    assert status == 202
-    assert headers.get_all("X-Seen") == ["a", "b"]
-    assert json.loads(body) == {
-        "resource": "/legacy/{proxy+}",
-        "path": "/legacy/x/y",
-        "query": {"k": ["1", "2"]},
-    }
+    check_payload_format_1(router)
 
 
 def test_what_the_gateway_answers_itself(router: RouterRunner) -> None:
-    assert request(router, "GET", "/http/nowhere")[::2] == (404, b'{"message": "Not Found"}')
-    # the route exists for GET only
-    assert request(router, "POST", "/http/items/1")[0] == 404
+    check_not_found(router)  # the route /items/{id} exists for GET only
     assert request(router, "POST", "/http/boom")[::2] == (
         500,
         b'{"message": "Internal Server Error"}',

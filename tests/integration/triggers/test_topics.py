@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,17 @@ def post(r: RouterRunner, path: str, body: Any) -> tuple[int, Any]:
         return err.code, json.loads(err.read())
 
 
+PAID = {
+    "Message": '{"order": 1}',
+    "Subject": "new order",
+    "MessageAttributes": {
+        "kind": {"DataType": "String", "StringValue": "paid"},
+        "total": {"DataType": "Number", "StringValue": "25"},
+    },
+}
+REFUNDED = {**PAID, "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "x"}}}
+
+
 def seen(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
@@ -95,24 +106,28 @@ def test_fan_out_with_a_filter_policy_and_a_failing_subscriber(
     router: tuple[RouterRunner, Path],
 ) -> None:
     r, log = router
-    paid = {
-        "Message": '{"order": 1}',
-        "Subject": "new order",
-        "MessageAttributes": {
-            "kind": {"DataType": "String", "StringValue": "paid"},
-            "total": {"DataType": "Number", "StringValue": "25"},
-        },
-    }
-    status, out = post(r, "/klambda/v1/topics/orders/messages", paid)
+    check_fan_out(r, lambda: seen(log))
+
+
+def publish_two(r: RouterRunner) -> str:
+    """A paid order (to billing and audit) and another (filtered out of billing's
+    subscription); the paid one's MessageId."""
+    status, out = post(r, "/klambda/v1/topics/orders/messages", PAID)
     assert status == 200
     assert (out["Delivered"], out["Filtered"]) == (2, 0)
-    refunded = {**paid, "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "x"}}}
-    status, out2 = post(r, "/klambda/v1/topics/orders/messages", refunded)
+    status, out2 = post(r, "/klambda/v1/topics/orders/messages", REFUNDED)
     assert (status, out2["Delivered"], out2["Filtered"]) == (200, 1, 1)
+    return str(out["MessageId"])
 
-    (got,) = eventually(lambda: seen(log), "billing to receive the paid order")
+
+def check_fan_out(r: RouterRunner, billing_saw: Callable[[], list[dict[str, Any]]]) -> None:
+    """Publish two orders; billing gets the paid one, audit fails both into its DLQ.
+    `billing_saw`: the Sns records billing's handler received so far (the tests of cluster
+    mode read them from its worker's log)."""
+    message_id = publish_two(r)
+    (got,) = eventually(billing_saw, "billing to receive the paid order")
     assert got["Type"] == "Notification"
-    assert got["MessageId"] == out["MessageId"]
+    assert got["MessageId"] == message_id
     assert got["TopicArn"] == "arn:aws:sns:us-east-1:000000000000:orders"
     assert got["Subject"] == "new order"
     assert got["Message"] == '{"order": 1}'
@@ -135,7 +150,7 @@ def test_fan_out_with_a_filter_policy_and_a_failing_subscriber(
     )
     assert json.loads(queued[0]["body"])["Records"][0]["Sns"]["TopicArn"].endswith(":orders")
     assert get(r, "/klambda/v1/functions/billing/dlq")["DeadLetters"] == []
-    assert len(seen(log)) == 1
+    assert len(billing_saw()) == 1
 
     assert r.metric("klambda_trigger_filtered_total", function="billing") == 1
     assert r.metric("klambda_trigger_events_total", function="audit", type="SNS") == 2

@@ -117,6 +117,9 @@ def test_trigger_schemas_match(crd: str) -> None:
     assert props["functionUrl"]["properties"]["invokeMode"]["enum"] == list(
         literal(FunctionUrl, "invoke_mode")
     )
+    assert props["functionUrl"]["properties"]["authType"]["enum"] == list(
+        literal(FunctionUrl, "auth_type")
+    )
     status = schema["properties"]["status"]["properties"]
     check_model(TriggerStatus, status["triggers"]["items"]["properties"])
     assert status["triggers"]["items"]["properties"]["state"]["enum"] == list(

@@ -128,9 +128,18 @@ def test_event_names_and_count() -> None:
         parse_document(function(many))
 
 
-def test_iam_auth_is_refused_until_there_is_an_identity_check() -> None:
-    with pytest.raises(ValueError, match="AWS_IAM is not supported"):
-        parse_document(function(functionUrl={"authType": "AWS_IAM"}))
+@pytest.mark.parametrize("auth", ["NONE", "AWS_IAM"])
+def test_url_auth_types(auth: str) -> None:
+    fn = parse_document(function(functionUrl={"authType": auth}))
+    assert isinstance(fn, Function)
+    assert fn.spec.function_url is not None
+    assert fn.spec.function_url.auth_type == auth
+
+
+@pytest.mark.parametrize("auth", ["IAM", "aws_iam", ""])
+def test_other_url_auth_types_are_refused(auth: str) -> None:
+    with pytest.raises(ValueError, match="authType"):
+        parse_document(function(functionUrl={"authType": auth}))
 
 
 def test_aliases_take_triggers_too() -> None:

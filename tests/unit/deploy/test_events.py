@@ -117,9 +117,9 @@ def test_what_klambda_does_not_do_is_named(event: dict[str, Any], words: str) ->
         ({"AuthType": "NONE"}, {"authType": "NONE", "invokeMode": "BUFFERED"}, []),
         ({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"},
          {"authType": "NONE", "invokeMode": "RESPONSE_STREAM"}, []),
-        ({"AuthType": "AWS_IAM"}, None,
-         [f"{WHERE}.FunctionUrlConfig: authType: authType AWS_IAM is not supported yet (no "
-          "identity check): use NONE, and keep the URL on a network you trust"]),
+        ({"AuthType": "AWS_IAM"}, {"authType": "AWS_IAM", "invokeMode": "BUFFERED"}, []),
+        ({"AuthType": "IAM"}, None,
+         [f"{WHERE}.FunctionUrlConfig: authType: Input should be 'NONE' or 'AWS_IAM'"]),
         ({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"], "MaxAge": 600}},
          {"authType": "NONE", "invokeMode": "BUFFERED",
           "cors": {"allowOrigins": ["*"], "maxAge": 600}}, []),
@@ -129,7 +129,7 @@ def test_what_klambda_does_not_do_is_named(event: dict[str, Any], words: str) ->
         ({"AuthType": "NONE", "Qualifier": "live"}, None,
          [f"{WHERE}.FunctionUrlConfig.Qualifier: not supported by klambda"]),
         ({"InvokeMode": "BUFFERED"}, None,
-         [f"{WHERE}.FunctionUrlConfig.AuthType: required (NONE)"]),
+         [f"{WHERE}.FunctionUrlConfig.AuthType: required (NONE or AWS_IAM)"]),
     ],
 )  # fmt: skip
 def test_function_url_config(

@@ -106,8 +106,6 @@ def test_parameters(tmp_path: Path) -> None:
         ("      CodeSigningConfigArn: "
          "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-1\n",
          "CodeSigningConfigArn: not supported"),
-        ("      FunctionUrlConfig: {AuthType: AWS_IAM}\n",
-         "FunctionUrlConfig: authType: authType AWS_IAM is not supported yet"),
         ("      Events: {Q: {Type: SQS, Properties: {Queue: "
          "arn:aws:sqs:us-east-1:123456789012:q}}}\n",
          "Events.Q: event type SQS is not supported"),
@@ -127,6 +125,13 @@ def test_iam_is_accepted_and_said_unused(tmp_path: Path) -> None:
     assert len(desired) == 1
     assert notes == ["Resources.Fn.Properties: Policies not used (klambda has no IAM)"]
     assert desired[0].name == "fn"
+
+
+def test_an_iam_function_url_is_mapped(tmp_path: Path) -> None:
+    body = FN + "      FunctionUrlConfig: {AuthType: AWS_IAM}\n"
+    desired, problems, _ = sam.desired(template.read(write(tmp_path, body)), "s")
+    assert problems == []
+    assert desired[0].function_url == {"authType": "AWS_IAM", "invokeMode": "BUFFERED"}
 
 
 def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from klambda.triggers.httpapi import (
     Api,
     BadResponse,
+    IamCaller,
     Request,
     Route,
     RouteTable,
@@ -117,6 +118,25 @@ def test_event_v2() -> None:
     assert ctx["time"] == "14/Nov/2023:22:13:20 +0000"
     assert ctx["timeEpoch"] == 1700000000500
     assert "stageVariables" not in e
+
+
+def test_event_v2_of_an_iam_function_url() -> None:
+    caller = IamCaller("AKIDALICE", "123456789012", "uid-1", "arn:aws:iam::123:user/a", "uid-1")
+    ctx = event_v2(REQ, "$default", {}, API, caller)["requestContext"]
+    # Lambda's payload 2.0 for AWS_IAM URLs: the authorizer after the ids, these fields
+    assert list(ctx)[:3] == ["accountId", "apiId", "authorizer"]
+    assert ctx["authorizer"] == {
+        "iam": {
+            "accessKey": "AKIDALICE",
+            "accountId": "123456789012",
+            "callerId": "uid-1",
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": "arn:aws:iam::123:user/a",
+            "userId": "uid-1",
+        }
+    }
+    assert "authorizer" not in event_v2(REQ, "$default", {}, API)["requestContext"]
 
 
 def test_binary_bodies_are_base64() -> None:

@@ -159,6 +159,10 @@ class HttpApi:
         if self.topics is not None:
             TopicApi(self.topics).add_routes(app.router)
         Gateway(
-            self.invoker, self.triggers, self.trigger_metrics, self.invoker.settings.account_id
+            self.invoker,
+            self.triggers,
+            self.trigger_metrics,
+            self.invoker.settings.account_id,
+            self.access,
         ).add_routes(app.router)
         return app

@@ -16,7 +16,9 @@ throttled, 413 over the payload limit, 503 when the integration times out (the r
 Lambda's does), 500 for a function error or a result that cannot be mapped.
 
 A function URL in `RESPONSE_STREAM` mode streams: the handler's chunks reach the client as
-they are produced (klambda.router.http_api.streaming).
+they are produced (klambda.router.http_api.streaming). A URL with `authType: AWS_IAM` serves
+only SigV4-signed requests of identities allowed to call it (klambda.router.url_access),
+and answers any other with Lambda's 403 `{"Message": "Forbidden"}`.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from multidict import CIMultiDict
 
 from klambda.api.triggers import HttpApiEvent
 from klambda.errors import KlambdaError, RequestTooLarge, TooManyRequests
+from klambda.router import url_access
+from klambda.router.access import Access
+from klambda.router.access import Request as AccessRequest
 from klambda.router.http_api.streaming import stream_url
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.triggers import Declared, Triggers, UrlConfig, cors_of
 from klambda.trigger_metrics import TriggerMetrics
 from klambda.triggers import cors, httpapi
-from klambda.triggers.httpapi import Api, BadResponse, Request, Response, Route
+from klambda.triggers.httpapi import Api, BadResponse, IamCaller, Request, Response, Route
 
 log = logging.getLogger("klambda.router.gateway")
 
@@ -70,14 +75,27 @@ def to_web(resp: Response, request_id: str) -> web.Response:
     return web.Response(status=resp.status, headers=headers, body=resp.body)
 
 
+def forbidden(message: str = url_access.FORBIDDEN) -> Response:
+    """A function URL's refusal, as Lambda words it."""
+    body = json.dumps({"Message": message}).encode()
+    return Response(403, [("content-type", "application/json")], body)
+
+
 class Gateway:
     def __init__(
-        self, invoker: Invoker, triggers: Triggers, metrics: TriggerMetrics, account: str
+        self,
+        invoker: Invoker,
+        triggers: Triggers,
+        metrics: TriggerMetrics,
+        account: str,
+        access: Access | None = None,
     ) -> None:
         self.invoker = invoker
         self.triggers = triggers
         self.metrics = metrics
         self.account = account
+        # who may call AWS_IAM function URLs; None: no access control, so nobody
+        self.access = access
         self._running: set[asyncio.Future[InvokeResult]] = set()
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -214,8 +232,18 @@ class Gateway:
         if body is None:
             resp = httpapi.message(413, "Request Entity Too Large")
             return self._answer(resp, labels, "FunctionUrl", started, str(uuid.uuid4()), None)
+        caller: IamCaller | None = None
+        if url.config.auth_type == "AWS_IAM":
+            try:
+                caller = await self._iam_caller(request, url, body)
+            except url_access.Refused as err:
+                log.warning("function URL %s: refused: %s", url.path_name, err.reason)
+                resp = forbidden(err.message)
+                rid = str(uuid.uuid4())
+                return self._answer(resp, labels, "FunctionUrl", started, rid, "Forbidden")
         req = request_of(request, body, raw_path)
-        event = httpapi.event_v2(req, "$default", {}, Api(url.path_name, self.account))
+        api = Api(url.path_name, self.account)
+        event = httpapi.event_v2(req, "$default", {}, api, caller)
         self.metrics.events.labels(*labels, "FunctionUrl").inc()
         if url.config.invoke_mode == "RESPONSE_STREAM":
             return await stream_url(self, request, url, event, labels, started)
@@ -226,3 +254,9 @@ class Gateway:
             headers = cors.response_headers(cors_, request.headers, resp.headers)
             resp = httpapi.Response(resp.status, headers, resp.body)
         return self._answer(resp, labels, "FunctionUrl", started, req.request_id, reason)
+
+    async def _iam_caller(self, request: web.Request, url: UrlConfig, body: bytes) -> IamCaller:
+        """Who signed this request to an AWS_IAM URL, if they may call it (else Refused)."""
+        signed_url = f"{request.scheme}://{request.host}{request.raw_path}"
+        as_sent = AccessRequest(request.method, signed_url, dict(request.headers), body)
+        return await url_access.check(self.access, as_sent, url.function, self.account)
