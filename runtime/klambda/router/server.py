@@ -195,6 +195,7 @@ class Router:
             executor = self.workers = RemoteWorkers(
                 wait_for_worker_s=self.cluster.wait_for_worker_s,
                 scale_up_per_minute=s.scale_up_per_minute,
+                scale_up_burst=s.scale_up_burst,
             )
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
