@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -33,6 +34,8 @@ import sys
 from klambda.environment import bootstrap, context, protocol, sandbox  # noqa: F401
 
 MAX_SPEC_BYTES = 1 << 20
+# Lambda's quota of file descriptors in an environment (the router raises its own limit)
+OPEN_FILES = 1024
 
 
 def _reap(ctl: socket.socket) -> None:
@@ -106,6 +109,9 @@ def main() -> None:
         importlib.import_module(name)
     ctl = socket.socket(fileno=fd)
     ctl.setblocking(True)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= OPEN_FILES:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, hard))
     # Environments get their fds from the socketpair; stdin is never theirs.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
