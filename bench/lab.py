@@ -77,7 +77,7 @@ class Sizes:
             kind_empty=1,
             kind_warm=30,
             burst=10,
-            burst_hold_s=3.0,
+            burst_hold_s=1.0,
         )
 
 
