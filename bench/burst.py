@@ -39,7 +39,7 @@ from klambda.proto import invoker_pb2, invoker_pb2_grpc
 
 from bench import functions, stats
 from bench.lab import Sizes
-from bench.procs import Router, router
+from bench.procs import Router, cpu_seconds, router
 from bench.scale import smaps_rollup
 
 # the handler holds its call until `until` (time.time()), then reports itself
@@ -201,6 +201,8 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
     )
     with router(folder, work) as r:
         before = {"fds": open_fds(r.pid), "router": memory([r.pid])}
+        zygotes = r.zygotes()
+        cpu0 = cpu_seconds(r.pid), sum(cpu_seconds(z) for z in zygotes)
         sampler = Sampler(r)
         sampler.start()
         try:
@@ -208,22 +210,32 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
         finally:
             sampler.stop.set()
             sampler.join()
+        # the held calls cost nothing while they wait: this is the starts' CPU (and the
+        # answers'), spread over the environments
+        cpu1 = cpu_seconds(r.pid), sum(cpu_seconds(z) for z in zygotes)
+        started = max(1, burst["distinct_environments"])
+        cpu_ms = {
+            "router": (cpu1[0] - cpu0[0]) / started * 1000,
+            "zygote": (cpu1[1] - cpu0[1]) / started * 1000,
+        }
         # A measurement pause, not a readiness guess: the environments that just answered
         # go back to waiting on their sockets before their memory is read.
         time.sleep(1.0)
         live = set(r.environments())
         envs = [p for p in burst.pop("pids") if p in live]
+        if envs:  # each environment's own: its init and its one call
+            cpu_ms["environment"] = sum(cpu_seconds(p) for p in envs) / len(envs) * 1000
         sample = envs[:: max(1, len(envs) // SAMPLED_SMAPS)][:SAMPLED_SMAPS]
         by_mapping: Counter[str] = Counter()
         for pid in sample:
             with contextlib.suppress(OSError):
                 by_mapping.update(private_by_mapping(pid))
-        zygotes = r.zygotes()
         out: dict[str, Any] = {
             "environments": count,
             "memory_mb": functions.SMALL_MB,
             "hold_s": sizes.burst_hold_s,
             **burst,
+            "cpu_ms_per_environment": cpu_ms,
             "peak_environments": max((s[1] for s in sampler.samples), default=0),
             "peak_router_fds": max((s[2] for s in sampler.samples), default=0),
             "router_fds_before": before["fds"],

@@ -212,6 +212,7 @@ def burst_section(results: dict[str, Any]) -> list[str]:
     if not b:
         return [_missing(results, "burst") or ""]
     m, z = b["environment_memory"], b["zygote_memory"]
+    cpu = b["cpu_ms_per_environment"]
     by = ", ".join(f"{v:,} by {k} s" for k, v in b["started_by_s"].items())
     throttled = ", ".join(f"{v} {k}" for k, v in b["throttled"].items()) or "none"
     failed = "; ".join(f"{v}: {k}" for k, v in b["failed"].items()) or "none"
@@ -229,6 +230,9 @@ def burst_section(results: dict[str, Any]) -> list[str]:
         f"{b['distinct_environments']:,} / {b['answered']:,} |",
         f"| time until all had started | {fmt(b['all_started_s'])} s ({by}); handler start "
         f"p50 {fmt(b['start_p50_s'])} s, p99 {fmt(b['start_p99_s'])} s |",
+        "| CPU per new environment: router / zygote / the environment itself | "
+        + " / ".join(fmt(cpu.get(k)) for k in ("router", "zygote", "environment"))
+        + " ms |",
         f"| throttled (Lambda's reason) | {throttled} |",
         f"| other failures | {failed} |",
         f"| PSS per idle environment (sum / count) | {fmt(m.get('pss_mb_per_environment'))} MB "
