@@ -223,8 +223,6 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
         time.sleep(1.0)
         live = set(r.environments())
         envs = [p for p in burst.pop("pids") if p in live]
-        if envs:  # each environment's own: its init and its one call
-            cpu_ms["environment"] = sum(cpu_seconds(p) for p in envs) / len(envs) * 1000
         sample = envs[:: max(1, len(envs) // SAMPLED_SMAPS)][:SAMPLED_SMAPS]
         by_mapping: Counter[str] = Counter()
         for pid in sample:

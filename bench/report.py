@@ -230,9 +230,8 @@ def burst_section(results: dict[str, Any]) -> list[str]:
         f"{b['distinct_environments']:,} / {b['answered']:,} |",
         f"| time until all had started | {fmt(b['all_started_s'])} s ({by}); handler start "
         f"p50 {fmt(b['start_p50_s'])} s, p99 {fmt(b['start_p99_s'])} s |",
-        "| CPU per new environment: router / zygote / the environment itself | "
-        + " / ".join(fmt(cpu.get(k)) for k in ("router", "zygote", "environment"))
-        + " ms |",
+        f"| CPU per new environment: router / zygote | {fmt(cpu.get('router'))} / "
+        f"{fmt(cpu.get('zygote'))} ms |",
         f"| throttled (Lambda's reason) | {throttled} |",
         f"| other failures | {failed} |",
         f"| PSS per idle environment (sum / count) | {fmt(m.get('pss_mb_per_environment'))} MB "
