@@ -185,6 +185,7 @@ def sample(r: Router, t0: float) -> dict[str, Any]:
         "environments": len(r.environments()),
         "zygotes": len(zygotes),
         "cpu_s": cpu_seconds(r.pid),
+        "load_average_1m": os.getloadavg()[0],  # the machine is shared
     }
 
 
@@ -414,8 +415,8 @@ def render(res: dict[str, Any]) -> str:
         "## Per interval",
         "",
         "| end (s) | calls/s | p50 ms | p99 ms | max ms | errors / 429 / other | timeouts "
-        "| router cores | RSS MB | PSS MB | fds | environments |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| router cores | RSS MB | PSS MB | fds | environments | load avg |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for iv in ivs:
         w, s = iv["wrk"], iv["sample"]
@@ -425,7 +426,7 @@ def render(res: dict[str, Any]) -> str:
             f"{w['throttled']} / {w['other'] + w['socket_errors'] + w['fn_timeout']} | "
             f"{w['timeouts']['outcomes'].get('timeout', 0)} | "
             f"{s['router_cores']:.2f} | {s['rss_mb']:.1f} | {s['pss_mb']:.1f} | {s['fds']} | "
-            f"{s['environments']} |"
+            f"{s['environments']} | {fmt(s.get('load_average_1m'))} |"
         )
     lines += [
         "",
@@ -456,11 +457,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
     p.add_argument("--keep-warm", type=int, default=30, help="the router's --keep-warm")
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "SOAK.md")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="SOAK_JSON",
+        help="measure nothing: rewrite --output from the soak.json of an earlier run",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.render:
+        args.output.write_text(render(json.loads(args.render.read_text())))
+        return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     mach = machine.describe()
     with tempfile.TemporaryDirectory(prefix="klambda-soak-") as tmp:
