@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/klambda
 export PIP_CACHE_DIR ?= $(CACHE)/pip
 
-.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench clean images chart-crds \
+.PHONY: help venv run test setup testenv lint typecheck importlint check proto crds pytest bench soak clean images chart-crds \
 	dashboard docker-engine cluster-images cluster cluster-down
 
 help:
 	@echo "make run    - set up, start the example functions locally and invoke them"
 	@echo "make test   - set up everything the tests need, then run lint, types and all tests"
 	@echo "make bench  - run the benchmarks and rewrite bench/RESULTS.md"
+	@echo "make soak   - a long run of mixed load (SOAK_MINUTES, default 30); writes bench/SOAK.md"
 	@echo "make cluster / cluster-down - klambda on a local kind cluster (docs/kubernetes.md)"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -97,6 +98,11 @@ test: venv setup testenv cluster-images check pytest
 
 bench: venv setup
 	$(PY) -m bench.run
+
+# Bounded: SOAK_MINUTES of load, then an idle check of a few minutes; needs wrk (make setup).
+SOAK_MINUTES ?= 30
+soak: venv
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) examples/functions/.klambda .mypy_cache .ruff_cache .pytest_cache

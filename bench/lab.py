@@ -41,6 +41,8 @@ class Sizes:
     kind_burst: int = 50  # first calls to as many functions at once
     kind_empty: int = 3  # first calls with pool.size=0 (a pod started each)
     kind_warm: int = 300
+    burst: int = 1000  # new environments of one function at once
+    burst_hold_s: float = 20.0  # each call is held this long after the burst is sent
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -74,6 +76,8 @@ class Sizes:
             kind_burst=4,
             kind_empty=1,
             kind_warm=30,
+            burst=10,
+            burst_hold_s=1.0,
         )
 
 

@@ -24,6 +24,15 @@ for a new environment on a cold start (one SOCK_SEQPACKET message each way + for
 The bare echo has 1 process boundary (client → echo → client)."""
 
 
+SOAK_LINK = (
+    "`make soak` (bench/soak.py, bounded: 30 minutes unless `SOAK_MINUTES` says otherwise) "
+    "runs mixed sync and async load with function errors and timeouts at 70 % of the "
+    "saturation it measures first, samples the router's memory, open fds, environments and "
+    "p99 as it goes, and writes [SOAK.md](SOAK.md): RSS and fd slopes, the leak check, p99 "
+    "per interval. It is a file of its own, so `make bench` does not overwrite it."
+)
+
+
 def _g(d: dict[str, Any], *keys: str) -> Any:
     for k in keys:
         if not isinstance(d, dict) or k not in d:
@@ -168,7 +177,85 @@ def targets(results: dict[str, Any]) -> list[str]:
         )
     for num, target, measured, ok in logs_targets(results):
         row(num, target, measured, ok)
+    for num, target, measured, ok in burst_targets(results):
+        row(num, target, measured, ok)
     return rows
+
+
+def burst_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    b = results["parts"].get("burst")
+    if not b:
+        return []
+    m = b["environment_memory"]
+    at_scale = b["environments"] >= 1000
+    thr = sum(b["throttled"].values())
+    return [
+        (
+            "11",
+            "1,000 new environments of one function within 10 s (Lambda's scaling rule)",
+            f"{b['distinct_environments']:,} of {b['environments']:,} in "
+            f"{fmt(b['all_started_s'])} s, {thr} throttled",
+            (b["goal_met_time"] and thr == 0) if at_scale else None,
+        ),
+        (
+            "11",
+            "≤ 2 MB PSS per idle environment at 1,000 environments",
+            f"{fmt(m.get('pss_mb_per_environment'))} MB ({m.get('count', 0):,} environments; "
+            f"private {fmt(m.get('uss_mb_median'))} MB, RSS {fmt(m.get('rss_mb_median'))} MB)",
+            b["goal_met_pss"] if at_scale else None,
+        ),
+    ]
+
+
+def burst_section(results: dict[str, Any]) -> list[str]:
+    b = results["parts"].get("burst")
+    if not b:
+        return [_missing(results, "burst") or ""]
+    m, z = b["environment_memory"], b["zygote_memory"]
+    cpu = b["cpu_ms_per_environment"]
+    by = ", ".join(f"{v:,} by {k} s" for k, v in b["started_by_s"].items())
+    throttled = ", ".join(f"{v} {k}" for k, v in b["throttled"].items()) or "none"
+    failed = "; ".join(f"{v}: {k}" for k, v in b["failed"].items()) or "none"
+    lines = [
+        f"{b['environments']:,} calls at once to one {b['memory_mb']} MB function whose handler "
+        f"holds each call until {fmt(b['hold_s'])} s after the burst was sent, so each needs an "
+        "environment of its own (a cold start); one gRPC channel, one stream per call. The "
+        "time is the latest handler start less the moment the calls were sent. Memory is read "
+        "from `/proc/<pid>/smaps_rollup` of the environments once every call has answered "
+        "(idle): PSS counts the pages they still share with the zygote once in the sum.",
+        "",
+        "| what | figure |",
+        "| --- | --- |",
+        f"| environments started (distinct pids) / calls answered | "
+        f"{b['distinct_environments']:,} / {b['answered']:,} |",
+        f"| time until all had started | {fmt(b['all_started_s'])} s ({by}); handler start "
+        f"p50 {fmt(b['start_p50_s'])} s, p99 {fmt(b['start_p99_s'])} s |",
+        f"| CPU per new environment: router / zygote | {fmt(cpu.get('router'))} / "
+        f"{fmt(cpu.get('zygote'))} ms |",
+        f"| throttled (Lambda's reason) | {throttled} |",
+        f"| other failures | {failed} |",
+        f"| PSS per idle environment (sum / count) | {fmt(m.get('pss_mb_per_environment'))} MB "
+        f"({fmt(m.get('pss_mb_total'))} MB for {m.get('count', 0):,}) |",
+        f"| private (USS) / RSS / shared per environment, median | "
+        f"{fmt(m.get('uss_mb_median'))} / {fmt(m.get('rss_mb_median'))} / "
+        f"{fmt(m.get('shared_mb_median'))} MB |",
+        f"| zygote PSS / private / RSS | {fmt(z.get('pss_mb_total'))} / "
+        f"{fmt(z.get('uss_mb_median'))} / {fmt(z.get('rss_mb_median'))} MB |",
+        f"| router PSS before → with the environments idle | "
+        f"{fmt(b['router_memory_before'].get('pss_mb_total'))} → "
+        f"{fmt(b['router_memory_idle'].get('pss_mb_total'))} MB |",
+        f"| router open fds before → peak → idle | {b['router_fds_before']:,} → "
+        f"{b['peak_router_fds']:,} → {b['router_fds_idle']:,} |",
+        "",
+        "Where an idle environment's private pages are (mean of a sample, kB):",
+        "",
+        "| mapping | private kB |",
+        "| --- | --- |",
+        *(f"| {k} | {v:,.0f} |" for k, v in b["private_kb_by_mapping_mean"].items()),
+    ]
+    if b.get("command"):
+        lines += ["", f"This part's own run: `{b['command']}` at {b['started']}."]
+    return lines
 
 
 def latency_section(results: dict[str, Any]) -> list[str]:
@@ -938,6 +1025,14 @@ def render(results: dict[str, Any]) -> str:
         "",
         *kind_section(results),
         "",
+        "## 11. Burst: new environments of one function at once",
+        "",
+        *burst_section(results),
+        "",
+        "## Long run",
+        "",
+        SOAK_LINK,
+        "",
         "## Metrics cost",
         "",
         *metrics_section(results),
@@ -954,7 +1049,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "- `make bench` = `make venv setup` then `.venv/bin/python -m bench.run`. Parts can be "
         "selected: `python -m bench.run --parts latency,grpc,rest,metrics,cold,async,peer,"
-        "profile,scale,pool,runtimeapi,kind`; `--quick` is the smoke run "
+        "profile,scale,pool,runtimeapi,kind,burst`; `--quick` is the smoke run "
         "(tests/integration/bench/test_bench_smoke.py runs the parts that need no Go build; "
         "the pool part, which starts the Kubernetes control plane, is smoke-run on its own).",
         "- ghz and aws-lambda-rie are built from the Go module proxy by "

@@ -9,7 +9,8 @@ Parts: latency (1), grpc and rest (2), cold (3), async (4), peer (5), scale (6),
 runtimeapi (9: the Runtime API path, awslambdaric and a bash custom runtime, beside the
 fork path), kind (10: the cluster path on a real kind cluster, bench/kind.py: an existing
 cluster named by KLAMBDA_BENCH_CLUSTER, else one made by scripts/cluster/up.sh and deleted
-after), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
+after), burst (11: 1,000 new environments of one function at once, and the memory of each
+idle one), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
 their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
 exactly why and the other parts still run. `pool` needs root and the Kubernetes control
 plane that scripts/testenv.sh builds. Every other part needs only Python, wrk, nats-server
@@ -33,6 +34,7 @@ from typing import Any
 
 from bench import (
     asyncbench,
+    burst,
     coldstart,
     functions,
     kind,
@@ -66,10 +68,11 @@ PARTS = (
     "pool",
     "runtimeapi",
     "kind",
+    "burst",
 )
 NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
 # start routers of their own, after the lab's has stopped
-OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi", "kind")
+OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi", "kind", "burst")
 # need the Kubernetes control plane (scripts/testenv.sh) and root, for a network namespace
 CLUSTER_PARTS = ("pool", "kind")
 
@@ -192,6 +195,8 @@ def main(args: argparse.Namespace) -> int:
             step("runtimeapi", lambda: runtimeapi.run(work, sizes), results)
         if "kind" in parts:
             step("kind", lambda: kind.run(work, sizes), results)
+        if "burst" in parts:
+            step("burst", lambda: burst.run(work, sizes), results)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

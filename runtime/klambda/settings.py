@@ -19,7 +19,10 @@ class RouterSettings:
     state_dir: Path | None = None
     account_concurrency: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
     unreserved_min: int = limits.UNRESERVED_CONCURRENCY_MIN
+    # new on-demand environments of one function: a burst, then a rate (Lambda: 1,000
+    # every 10 s); the burst is at most a minute's worth
     scale_up_per_minute: int = limits.SCALE_UP_PER_MINUTE_DEFAULT
+    scale_up_burst: int = limits.SCALE_UP_BURST_DEFAULT
     keep_warm_seconds: float = 600.0
     cgroups: bool = True
     # as root: a uid per function, a private /tmp, code only at /var/task (worker.sandbox)

@@ -90,22 +90,23 @@ class ConcurrencyPools:
 
 
 class ScaleUpLimiter:
-    """How fast new on-demand environments may start: a token bucket.
+    """How fast new on-demand environments of one function may start: a token bucket.
 
-    Lambda scales each function by a fixed number of new environments a minute after an
-    initial burst; a request that needs a new environment beyond that rate is throttled.
-    The bucket holds `per_minute` tokens (the burst) and refills at `per_minute` a minute.
-    `now` is passed in, so the arithmetic is pure and testable.
+    Lambda lets each function gain up to 1,000 environments every 10 seconds; a request
+    that needs a new environment beyond that rate is throttled. The bucket holds `burst`
+    tokens (at most a minute's worth; `per_minute` when not given) and refills at
+    `per_minute` a minute. `now` is passed in, so the arithmetic is pure and testable.
     """
 
-    def __init__(self, per_minute: int, now: float = 0.0) -> None:
+    def __init__(self, per_minute: int, now: float = 0.0, burst: int | None = None) -> None:
         self.per_minute = per_minute
-        self.tokens = float(per_minute)
+        self.burst = per_minute if burst is None else min(burst, per_minute)
+        self.tokens = float(self.burst)
         self.stamp = now
 
     def try_take(self, now: float) -> bool:
         self.tokens = min(
-            float(self.per_minute), self.tokens + (now - self.stamp) * self.per_minute / 60.0
+            float(self.burst), self.tokens + (now - self.stamp) * self.per_minute / 60.0
         )
         self.stamp = now
         if self.tokens >= 1.0:

@@ -5,7 +5,8 @@ spillover and error metrics, throttles, the usage ledger), so those are written 
 every place environments live. Two implementations:
 
 - `LocalEnvironments` (local mode): environments forked from this router's zygotes, one
-  `VersionExecutor` per function version, new ones only as fast as the scale-up limit;
+  `VersionExecutor` per function version, new ones only as fast as the function's
+  scale-up limit allows (Lambda's rule: 1,000 every 10 s, shared by its versions);
 - `RemoteWorkers` (cluster mode, `klambda.router.remote`): worker pods over gRPC, each
   running the same `VersionExecutor`.
 
@@ -87,7 +88,7 @@ class LocalEnvironments:
         self.zygotes: dict[str, Zygote] = {}
         self.versions: dict[str, VersionExecutor] = {}
         self._draining: set[EnvironmentPool] = set()  # discarded, requests still running
-        self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
+        self.scale_up: dict[str, ScaleUpLimiter] = {}  # by function
 
     async def start(self, runtime_names: set[str]) -> None:
         """A zygote per runtime that has an interpreter here (others' functions are Failed)."""
@@ -101,8 +102,15 @@ class LocalEnvironments:
             await zygote.start()
             self.zygotes[runtime] = zygote
 
-    def _may_start(self) -> tuple[str, str] | None:
-        if self.scale_up.try_take(time.monotonic()):
+    def _may_start(self, function: str) -> tuple[str, str] | None:
+        now = time.monotonic()
+        limiter = self.scale_up.get(function)
+        if limiter is None:
+            s = self.settings
+            limiter = self.scale_up[function] = ScaleUpLimiter(
+                s.scale_up_per_minute, now, s.scale_up_burst
+            )
+        if limiter.try_take(now):
             return None
         return SCALE_UP_LIMIT, "Rate Exceeded."
 
@@ -116,7 +124,10 @@ class LocalEnvironments:
                 self.cgroups,
                 cpu_limits=self.settings.cpu_limits,
             )
-            ex = self.versions[target.key] = VersionExecutor(pool, self.logs, self._may_start)
+            function = target.config.function
+            ex = self.versions[target.key] = VersionExecutor(
+                pool, self.logs, lambda: self._may_start(function)
+            )
         return ex
 
     async def run(self, target: Target, call: Call) -> Outcome:

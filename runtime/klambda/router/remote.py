@@ -77,6 +77,7 @@ class RemoteWorkers:
     endpoints: dict[str, list[str]] = field(default_factory=dict)
     wait_for_worker_s: float = 30.0
     scale_up_per_minute: int = 500
+    scale_up_burst: int | None = None  # a minute's worth when not given
     demand: dict[str, Demand] = field(default_factory=dict)
     provisioned_counts: dict[str, int] = field(default_factory=dict)
     pool: WarmPool = field(default_factory=WarmPool)
@@ -284,7 +285,7 @@ class RemoteWorkers:
         limiter = self._scale_up.get(target.key)
         if limiter is None:
             limiter = self._scale_up[target.key] = ScaleUpLimiter(
-                self.scale_up_per_minute, time.monotonic()
+                self.scale_up_per_minute, time.monotonic(), self.scale_up_burst
             )
         if not limiter.try_take(time.monotonic()):
             self.pool.give_back(pod)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import socket
 import sys
 import uuid
@@ -77,6 +78,26 @@ from klambda.worker.sandbox import Sandbox
 log = logging.getLogger("klambda.router")
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit; the new soft limit.
+
+    Each environment holds two of the router's descriptors (its socket and its
+    /proc/PID/stat), and each client connection one: a thousand environments do not fit
+    in the soft limit of 1,024 that many shells start with. The zygote sets its
+    environments' own limit back to Lambda's 1,024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError) as err:
+        log.warning("open files limit stays %d: %s", soft, err)
+        return soft
+    return want
+
+
 @dataclass
 class ClusterOptions:
     namespace: str = "default"
@@ -107,6 +128,7 @@ class Router:
         self.invoker: Invoker | None = None
         self.grpc_server: grpc.aio.Server | None = None
         self.http_runner: web.AppRunner | None = None
+        self.open_files_limit = 0  # the soft limit set at start
         self.grpc_port = 0
         self.http_port = 0
         self._reaper: asyncio.Task[None] | None = None
@@ -196,6 +218,7 @@ class Router:
             executor = self.workers = RemoteWorkers(
                 wait_for_worker_s=self.cluster.wait_for_worker_s,
                 scale_up_per_minute=s.scale_up_per_minute,
+                scale_up_burst=s.scale_up_burst,
             )
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
@@ -313,6 +336,7 @@ class Router:
     async def start(self) -> None:
         invoker = self.invoker or self.load()
         s = self.settings
+        self.open_files_limit = raise_open_files_limit()
         if self.cluster is not None:
             self.source = ClusterSource(
                 s,

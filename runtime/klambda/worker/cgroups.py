@@ -64,22 +64,28 @@ def remove_stale(folder: Path) -> list[str]:
     return removed
 
 
-def kill_members(folder: Path, rounds: int = 1000) -> bool:
-    """SIGKILL every process in the cgroup `folder` until it is empty; whether it is."""
+def signal_members(folder: Path) -> bool:
+    """SIGKILL every process in the cgroup `folder` once, without waiting; whether it was
+    already empty (or gone)."""
     kill = folder / "cgroup.kill"
     if kill.exists():
         with contextlib.suppress(OSError):
             kill.write_text("1")
+    try:
+        pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return True  # gone
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return not pids
+
+
+def kill_members(folder: Path, rounds: int = 1000) -> bool:
+    """SIGKILL every process in the cgroup `folder` until it is empty; whether it is."""
     for _ in range(rounds):
-        try:
-            pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-        except (OSError, ValueError):
-            return True  # gone
-        if not pids:
+        if signal_members(folder):
             return True
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         time.sleep(0.0005)
     return False
 
@@ -150,9 +156,17 @@ class EnvironmentCgroup:
             return False
 
     def kill(self) -> None:
-        """SIGKILL every process of the environment, however it was started."""
+        """SIGKILL every process of the environment, however it was started, and wait
+        until they have exited (blocking: not on an event loop, see `signal`)."""
         for d in self.dirs:
             kill_members(d)
+
+    def signal(self) -> None:
+        """SIGKILL every process of the environment and return at once: `discard()`
+        waits for them to exit without blocking an event loop (a killed process can take
+        hundreds of milliseconds to exit under a small CPU quota)."""
+        for d in self.dirs:
+            signal_members(d)
 
     def remove(self, wait_s: float = 2.0) -> None:
         """Kill what is left in it and remove it."""
@@ -165,7 +179,7 @@ class EnvironmentCgroup:
         deadline = time.monotonic() + wait_s
         for d in self.dirs:
             while True:
-                if kill_members(d, rounds=5):
+                if signal_members(d):
                     try:
                         d.rmdir()
                         break
@@ -175,7 +189,7 @@ class EnvironmentCgroup:
                         pass  # killed, not yet exited
                 if time.monotonic() > deadline:
                     return False
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.005)
         return True
 
 

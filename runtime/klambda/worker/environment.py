@@ -310,7 +310,7 @@ class Environment:
         """SIGKILL the environment and everything it started."""
         self._tree_killed = True
         if self.cgroup is not None:
-            self.cgroup.kill()
+            self.cgroup.signal()  # close() waits for the exits, off the event loop
             return
         # its own process group (bootstrap.run makes it one), and itself if it is a
         # spare that never got that far

@@ -26,6 +26,11 @@ class ZygoteError(RuntimeError):
     pass
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 @dataclass
 class Spare:
     """A forked process already in its cgroup, waiting for the spec it will run."""
@@ -55,6 +60,7 @@ class Zygote:
         self.spares: list[Spare] = []
         self._making: asyncio.Task[None] | None = None
         self._restarting = asyncio.Lock()
+        self._sending = asyncio.Lock()  # one request at a time into the control socket
         self._proc: asyncio.subprocess.Process | None = None
         self._ctl: socket.socket | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -169,16 +175,42 @@ class Zygote:
             raise ZygoteError("the zygote is not running")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._spawning[spec.get("spare") or spec["id"]] = fut
+        key = spec.get("spare") or spec["id"]
+        self._spawning[key] = fut
         try:
-            socket.send_fds(self._ctl, [json.dumps(spec).encode()], [theirs.fileno()])
-        except BlockingIOError:
-            await asyncio.sleep(0.001)
-            socket.send_fds(self._ctl, [json.dumps(spec).encode()], [theirs.fileno()])
+            await self._send(json.dumps(spec).encode(), theirs.fileno())
+        except BaseException:
+            self._spawning.pop(key, None)
+            ours.close()
+            raise
         finally:
             theirs.close()
         pid = await fut
         return pid, ours
+
+    async def _send(self, msg: bytes, fd: int) -> None:
+        """One request to the zygote, waiting while its socket is full: in a burst the
+        router asks for environments faster than the zygote forks them."""
+        ctl = self._ctl
+        assert ctl is not None
+        async with self._sending:
+            while True:
+                try:
+                    socket.send_fds(ctl, [msg], [fd])
+                    return
+                except BlockingIOError:
+                    reader = self._reader
+                    if reader is None or reader.done() or ctl.fileno() < 0:
+                        raise ZygoteError("the zygote is not running") from None
+                    loop = asyncio.get_running_loop()
+                    writable: asyncio.Future[None] = loop.create_future()
+                    loop.add_writer(ctl.fileno(), _resolve, writable)
+                    try:  # writable again, or the zygote gone
+                        await asyncio.wait((writable, reader), return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        if ctl.fileno() >= 0:
+                            loop.remove_writer(ctl.fileno())
+                        writable.cancel()
 
     async def exit_status(self, pid: int, wait: float = 1.0) -> int | None:
         """The wait status of an environment that has ended (None if not known in time)."""

@@ -78,3 +78,20 @@ def test_scale_up_bucket_allows_a_burst_then_its_rate() -> None:
     assert limiter.try_take(1.01)  # one a second refills
     assert not limiter.try_take(1.02)
     assert sum(limiter.try_take(1000.0) for _ in range(100)) == 60  # never above the burst
+
+
+def test_scale_up_follows_lambdas_rule_a_thousand_every_ten_seconds() -> None:
+    from klambda.api.limits import SCALE_UP_BURST_DEFAULT, SCALE_UP_PER_MINUTE_DEFAULT
+    from klambda.router.admission import ScaleUpLimiter
+
+    limiter = ScaleUpLimiter(SCALE_UP_PER_MINUTE_DEFAULT, 0.0, SCALE_UP_BURST_DEFAULT)
+    assert sum(limiter.try_take(0.0) for _ in range(1200)) == 1000
+    assert sum(limiter.try_take(10.0) for _ in range(1200)) == 1000
+    assert sum(limiter.try_take(11.0) for _ in range(1200)) == 100
+
+
+def test_scale_up_burst_is_at_most_a_minutes_worth() -> None:
+    from klambda.router.admission import ScaleUpLimiter
+
+    limiter = ScaleUpLimiter(per_minute=2, now=0.0, burst=1000)
+    assert sum(limiter.try_take(0.0) for _ in range(10)) == 2
