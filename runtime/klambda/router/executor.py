@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from klambda.invocation import Call, Outcome
-from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
+from klambda.router.admission import SCALE_UP_LIMIT, ScaleUp, ScaleUpLimiter
 from klambda.router.registry import Target
 from klambda.settings import RouterSettings
 from klambda.worker import runtimes
@@ -79,6 +79,7 @@ class LocalEnvironments:
         logs: LogHub,
         cgroups: Cgroups,
         sandbox: Sandbox | None = None,
+        scale_up: ScaleUp | None = None,
     ) -> None:
         self.settings = settings
         self.logs = logs
@@ -86,7 +87,10 @@ class LocalEnvironments:
         self.sandbox = sandbox if sandbox is not None else Sandbox(enabled=False)
         self.zygotes: dict[str, Zygote] = {}
         self.versions: dict[str, VersionExecutor] = {}
-        self.scale_up = ScaleUpLimiter(settings.scale_up_per_minute, time.monotonic())
+        # several router processes share one bucket (klambda.router.sharedpools)
+        self.scale_up: ScaleUp = scale_up or ScaleUpLimiter(
+            settings.scale_up_per_minute, time.monotonic()
+        )
 
     async def start(self, runtime_names: set[str]) -> None:
         """A zygote per runtime that has an interpreter here (others' functions are Failed)."""
