@@ -80,6 +80,7 @@ class LocalEnvironments:
         cgroups: Cgroups,
         sandbox: Sandbox | None = None,
         scale_up: ScaleUp | None = None,
+        kill_uids: bool = True,
     ) -> None:
         self.settings = settings
         self.logs = logs
@@ -91,6 +92,9 @@ class LocalEnvironments:
         self.scale_up: ScaleUp = scale_up or ScaleUpLimiter(
             settings.scale_up_per_minute, time.monotonic()
         )
+        # at close, kill whatever runs as a function's uid (not in a follower router
+        # process: the other processes' environments run as the same uids)
+        self.kill_uids = kill_uids
 
     async def start(self, runtime_names: set[str]) -> None:
         """A zygote per runtime that has an interpreter here (others' functions are Failed)."""
@@ -153,4 +157,5 @@ class LocalEnvironments:
             with contextlib.suppress(Exception):
                 await z.stop()
         # what escaped every cgroup (there are none) or process group: the functions' uids
-        self.sandbox.kill_all()
+        if self.kill_uids:
+            self.sandbox.kill_all()
