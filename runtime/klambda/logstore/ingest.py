@@ -59,7 +59,7 @@ def log_files(directory: Path) -> list[LogFile]:
             found.append(LogFile(parsed[0], parsed[1], directory / name))
         elif name.startswith(PROCESS_FOLDERS) and (directory / name).is_dir():
             found.extend(log_files(directory / name))
-    return sorted(found, key=lambda f: (f.function, f.sealed is None, f.sealed or 0))
+    return sorted(found, key=lambda f: (f.function, f.sealed is None, f.sealed or 0, f.path))
 
 
 class Ingester:

@@ -194,3 +194,32 @@ def test_a_process_killed_with_calls_running_leaks_no_slot(router: RouterRunner)
     assert lost, "no call was running on the killed process in 5 attempts"
     exactly_reserved(burst(rest_call, router, 0.5))
     assert "starting it again" in router.output()
+
+
+def test_a_follower_s_log_records_reach_the_store(router: RouterRunner) -> None:
+    """Found through the leader's log store (the query may reach either process: a
+    follower passes it on)."""
+    follower = processes(router)[1]
+    for _ in range(200):
+        status, headers, body = router.invoke("sleepy", {"sleep": 0})
+        assert status == 200
+        if parent(json.loads(body)["zygote"]) == follower:
+            break
+    else:
+        raise AssertionError("200 calls, none on the follower")
+    rid = headers["x-amzn-requestid"]
+
+    def stored() -> bool:
+        query = {
+            "queryString": f'filter @requestId = "{rid}" | stats count(*) as n',
+            "functions": ["sleepy"],
+            "since": "1h",
+        }
+        req = urllib.request.Request(
+            f"{router.url}/klambda/v1/logs/query", data=json.dumps(query).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            rows = json.loads(resp.read())["results"]
+        return bool(rows) and int(rows[0][0]["value"]) >= 3  # START, END, REPORT
+
+    eventually(stored, f"the store to hold {rid}'s records", timeout=30)
