@@ -213,7 +213,8 @@ def run(work: Path, sizes: Sizes, tool_paths: dict[str, str]) -> dict[str, Any]:
     }
     with echo_server(work) as echo:
         out["echo"] = echo_runs(echo, ghz, work, sizes)
-        with router(folder, work, "--processes", str(n)) as r:
+        # a shared machine under load can take a while to start N routers and their zygotes
+        with router(folder, work, "--processes", str(n), startup_timeout=120) as r:
             eventually(lambda: len(router_pids(r)) == n, f"{n} router processes", timeout=60)
             out["memory_limits"] = next(
                 (
@@ -225,7 +226,7 @@ def run(work: Path, sizes: Sizes, tool_paths: dict[str, str]) -> dict[str, Any]:
             )
             out["klambda_n"] = klambda_runs(r, ghz, work, sizes)
             out["exactness"] = asyncio.run(exactness(r, 1.0 if sizes.load_seconds < 2 else 3.0))
-        with router(folder, work) as r:
+        with router(folder, work, startup_timeout=120) as r:
             out["klambda_1"] = klambda_runs(r, ghz, work, sizes)
     out["admission"] = admission_cost(20_000 if sizes.load_seconds < 2 else 200_000)
 
