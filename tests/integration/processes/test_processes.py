@@ -223,3 +223,32 @@ def test_a_follower_s_log_records_reach_the_store(router: RouterRunner) -> None:
         return bool(rows) and int(rows[0][0]["value"]) >= 3  # START, END, REPORT
 
     eventually(stored, f"the store to hold {rid}'s records", timeout=30)
+
+
+def control(r: RouterRunner, method: str, path: str, body: object) -> int:
+    req = urllib.request.Request(r.url + path, data=json.dumps(body).encode(), method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return int(resp.status)
+
+
+def test_changes_through_the_api_hold_in_every_process(router: RouterRunner) -> None:
+    """A version, an alias and a new reservation made through either process (the request
+    may land on the follower, which passes it to the leader) are served by both."""
+    assert control(router, "POST", "/2015-03-31/functions/sleepy/versions", {}) == 201
+    alias = {"Name": "live", "FunctionVersion": "1"}
+    assert control(router, "POST", "/2015-03-31/functions/sleepy/aliases", alias) == 201
+    ran: set[int] = set()
+    for _ in range(40):
+        status, headers, body = router.invoke("sleepy:live", {"sleep": 0})
+        assert status == 200, body
+        assert headers["x-amz-executed-version"] == "1"
+        ran.add(parent(json.loads(body)["zygote"]))
+    assert ran == set(processes(router))
+    reserve = {"ReservedConcurrentExecutions": 2}
+    assert control(router, "PUT", "/2017-10-31/functions/sleepy/concurrency", reserve) == 200
+    try:
+        outcomes = Counter(kind for kind, _ in burst(rest_call, router, 1.0, stagger=0.02))
+        assert outcomes == {"ok": 2, "throttled": CALLS - 2}, outcomes
+    finally:
+        reserve = {"ReservedConcurrentExecutions": RESERVED}
+        control(router, "PUT", "/2017-10-31/functions/sleepy/concurrency", reserve)
