@@ -77,3 +77,18 @@ def write_handler(folder: Path, source: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.py").write_text(source)
     return folder
+
+
+# returns when it ran, so a client can count how many ran at once
+TIMED_SLEEP = (
+    "import os, time\n\n\ndef handler(event, context):\n    start = time.time()\n"
+    "    time.sleep(event.get('sleep', 0.02))\n"
+    "    return {'start': start, 'end': time.time(), 'zygote': os.getppid()}\n"
+)
+
+
+def write_processes(folder: Path, reserved: int) -> Path:
+    """Part 11: the no-op of part 2, and a sleeping function with reserved concurrency."""
+    timed = function("reserved", TIMED_SLEEP, SMALL_MB)
+    timed["spec"]["reservedConcurrency"] = reserved  # type: ignore[index]
+    return write_manifests(folder, [function("noop", NOOP, FULL_VCPU_MB), timed])

@@ -58,11 +58,26 @@ class Router(RouterRunner):
         return cpu_seconds(self.pid), sum(cpu_seconds(e) for e in self.environments())
 
 
-def router(functions: Path, work: Path, *args: str, env: dict[str, str] | None = None) -> Router:
+def router(
+    functions: Path,
+    work: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 30.0,
+) -> Router:
     """`klambda up --quiet` with a state folder of its own (two may run side by side)."""
     work.mkdir(parents=True, exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="state-", dir=work))
-    return Router.up(functions, "--quiet", *args, workdir=work, state=state, env=env, cwd=ROOT)
+    return Router.up(
+        functions,
+        "--quiet",
+        *args,
+        workdir=work,
+        state=state,
+        env=env,
+        cwd=ROOT,
+        startup_timeout=startup_timeout,
+    )
 
 
 @dataclass

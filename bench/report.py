@@ -179,6 +179,8 @@ def targets(results: dict[str, Any]) -> list[str]:
         row(num, target, measured, ok)
     for num, target, measured, ok in burst_targets(results):
         row(num, target, measured, ok)
+    for num, target, measured, ok in processes_targets(results):
+        row(num, target, measured, ok)
     return rows
 
 
@@ -256,6 +258,139 @@ def burst_section(results: dict[str, Any]) -> list[str]:
     if b.get("command"):
         lines += ["", f"This part's own run: `{b['command']}` at {b['started']}."]
     return lines
+
+
+def processes_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    pr = results["parts"].get("processes")
+    if not pr:
+        return [("12", "throughput on every core, throttling exact", "", None)]
+    n = pr["processes"]
+    floor = pr.get("echo_grpc_saturation_rps")
+    out: list[tuple[str, str, str, bool | None]] = []
+    for proto, how in (("grpc", "gRPC, ghz"), ("rest", "REST API, wrk")):
+        best = pr[f"klambda_n_{proto}_best_rps"]
+        one = pr[f"klambda_1_{proto}_best_rps"]
+        r = pr[f"klambda_n_{proto}_vs_echo"]
+        out.append(
+            (
+                "12",
+                f"warm throughput (no-op) with {n} router processes ≥ 1.0x the single-process "
+                f"bare grpc.aio echo's saturation ({how})",
+                f"{fmt(best)} vs {fmt(floor)} calls/s = {_x(r)} (one router process: "
+                f"{fmt(one)} calls/s = {_x(stats_ratio(one, floor))})"
+                if floor
+                else "not measured: ghz is missing, so the echo's gRPC saturation is unknown",
+                None if r is None else r >= 1.0,
+            )
+        )
+    ex = pr["exactness"]
+    oc = ex["outcomes"]
+    spread = len(ex["ran_on"])
+    out.append(
+        (
+            "12",
+            f"reserved concurrency {ex['reserved']} under {ex['callers']} concurrent callers: "
+            f"exactly {ex['reserved']} running, across {n} processes",
+            f"at most {ex['most_at_once']} ran at once; {oc.get('ok', 0):,} ran, "
+            f"{oc.get('throttled', 0):,} throttled"
+            + "".join(f", {v} {k}" for k, v in oc.items() if k not in ("ok", "throttled"))
+            + f"; ran on {spread} of {n} processes",
+            ex["most_at_once"] == ex["reserved"] and spread > 1,
+        )
+    )
+    return out
+
+
+def stats_ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def processes_section(results: dict[str, Any]) -> list[str]:
+    pr = results["parts"].get("processes")
+    if not pr:
+        return [_missing(results, "processes") or ""]
+    s = results["sizes"]
+    n = pr["processes"]
+    floor = pr.get("echo_grpc_saturation_rps") or 0.0
+    head = [
+        "| target | connections | calls/s | x echo gRPC sat. | p50 ms | p99 ms | errors "
+        "| router/server CPU | environments CPU | load gen. CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def rows(table: dict[str, Any], label: str) -> list[str]:
+        out = []
+        for key, r in table.items():
+            c = key.partition("/")[0]
+            err = f"{r['errors']}" + (f" ({r['error_sample']})" if r.get("error_sample") else "")
+            out.append(
+                f"| {label} concurrency {c} | {r['connections']} | {fmt(r['rps'])} "
+                f"| {_x(r['rps'] / floor if floor else None)} | {fmt(r['p50_ms'], 3)} "
+                f"| {fmt(r['p99_ms'], 3)} | {err} | {fmt(r['server_cpu'])} "
+                f"| {fmt(r['environment_cpu'])} | {fmt(r['generator_cpu'])} |"
+            )
+        return out
+
+    out = [
+        f"`klambda up --processes {n}` (a leader and {n - 1} follower(s) on the same ports, "
+        "SO_REUSEPORT; admission shared: docs/benchmarks.md) beside `klambda up` (one "
+        "process) and the bare echo (one process), no-op at 1,769 MB. Each run lasts "
+        f"{s['load_seconds']:g} s after a warm-up. The kernel spreads connections, not calls, "
+        f"over the processes: ghz uses up to {pr['connections']} connections (the echo is "
+        "measured over 1 and as many; its best is the floor), wrk one per caller. CPU columns "
+        "are cores busy (1.00 = one full core of the 2), summed over the router processes.",
+        "",
+    ]
+    if pr.get("ghz_missing"):
+        out += ["_gRPC not measured: ghz could not be built (see How it was measured)._", ""]
+    out += ["### gRPC (ghz)", "", *head]
+    out += rows(pr["echo"]["grpc"], "bare grpc.aio echo,")
+    out += rows(pr["klambda_n"]["grpc"], f"klambda, {n} processes,")
+    out += rows(pr["klambda_1"]["grpc"], "klambda, 1 process,")
+    out += ["", "### REST API (wrk, 1 thread, POST `{}`)", "", *head]
+    out += rows(pr["echo"]["rest"], "bare aiohttp echo,")
+    out += rows(pr["klambda_n"]["rest"], f"klambda, {n} processes,")
+    out += rows(pr["klambda_1"]["rest"], "klambda, 1 process,")
+    out += [
+        "",
+        "### What a call costs (at each best rate)",
+        "",
+        "| | router processes µs/call | environments µs/call | load generator µs/call |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, label in (("klambda_n", f"{n} processes"), ("klambda_1", "1 process")):
+        for proto in ("grpc", "rest"):
+            table = pr[key][proto]
+            if not table:
+                continue
+            r = max(table.values(), key=lambda v: v["rps"])
+            out.append(
+                f"| {proto} ({'ghz' if proto == 'grpc' else 'wrk'}), {label}, concurrency "
+                f"{max(table, key=lambda k: table[k]['rps'])} "
+                f"| {fmt(r['server_cpu_per_call_us'], 1)} "
+                f"| {fmt(r['environment_cpu_per_call_us'], 1)} "
+                f"| {fmt(r['generator_cpu_per_call_us'], 1)} |"
+            )
+    adm = pr["admission"]
+    ex = pr["exactness"]
+    out += [
+        "",
+        f"Admission alone (acquire + release, in this process): {fmt(adm['in_memory_us'], 2)} µs "
+        f"in memory (one router process), {fmt(adm['shared_us'], 2)} µs in the shared file "
+        "under `flock`.",
+        "",
+        f"**Exactness.** {ex['callers']} gRPC callers (a connection each) for {ex['seconds']:g} s "
+        f"call a function with reserved concurrency {ex['reserved']} that sleeps 20 ms and "
+        "returns when it ran: "
+        f"{', '.join(f'{k}: {v:,}' for k, v in ex['outcomes'].items())}; the most running "
+        f"at once (from the handlers' own start and end times): **{ex['most_at_once']}**. "
+        "Calls that ran, by router process: "
+        + ", ".join(f"pid {k}: {v:,}" for k, v in ex["ran_on"].items())
+        + ".",
+    ]
+    if pr.get("command"):  # measured in a run of its own, not the one this file heads
+        out += ["", f"This part's own run: `{pr['command']}` at {pr['started']}."]
+    return out
 
 
 def latency_section(results: dict[str, Any]) -> list[str]:
@@ -1029,6 +1164,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         *burst_section(results),
         "",
+        "## 12. Every core: router processes",
+        "",
+        *processes_section(results),
+        "",
         "## Long run",
         "",
         SOAK_LINK,
@@ -1049,7 +1188,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "- `make bench` = `make venv setup` then `.venv/bin/python -m bench.run`. Parts can be "
         "selected: `python -m bench.run --parts latency,grpc,rest,metrics,cold,async,peer,"
-        "profile,scale,pool,runtimeapi,kind,burst`; `--quick` is the smoke run "
+        "profile,scale,pool,runtimeapi,kind,burst,processes`; `--quick` is the smoke run "
         "(tests/integration/bench/test_bench_smoke.py runs the parts that need no Go build; "
         "the pool part, which starts the Kubernetes control plane, is smoke-run on its own).",
         "- ghz and aws-lambda-rie are built from the Go module proxy by "

@@ -10,8 +10,9 @@ runtimeapi (9: the Runtime API path, awslambdaric and a bash custom runtime, bes
 fork path), kind (10: the cluster path on a real kind cluster, bench/kind.py: an existing
 cluster named by KLAMBDA_BENCH_CLUSTER, else one made by scripts/cluster/up.sh and deleted
 after), burst (11: 1,000 new environments of one function at once, and the memory of each
-idle one), metrics, profile. `grpc` needs ghz and `peer` needs aws-lambda-rie: both are built from
-their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
+idle one), processes (12: `klambda up --processes N` on every core beside the bare echo),
+metrics, profile. `grpc` and `processes` need ghz and `peer` needs aws-lambda-rie: both are
+built from their Go modules by bench/build-tools.sh when selected; if a build fails, RESULTS.md says
 exactly why and the other parts still run. `pool` needs root and the Kubernetes control
 plane that scripts/testenv.sh builds. Every other part needs only Python, wrk, nats-server
 (async) and the repo.
@@ -45,6 +46,7 @@ from bench import (
     metrics_cost,
     peer,
     pool,
+    processes,
     profile,
     report,
     runtimeapi,
@@ -69,10 +71,11 @@ PARTS = (
     "runtimeapi",
     "kind",
     "burst",
+    "processes",
 )
-NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"]}
+NEEDS = {"grpc": ["ghz"], "peer": ["aws-lambda-rie"], "processes": ["ghz"]}
 # start routers of their own, after the lab's has stopped
-OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi", "kind", "burst")
+OWN_ROUTERS = ("async", "scale", "logs", "pool", "runtimeapi", "kind", "burst", "processes")
 # need the Kubernetes control plane (scripts/testenv.sh) and root, for a network namespace
 CLUSTER_PARTS = ("pool", "kind")
 
@@ -197,6 +200,15 @@ def main(args: argparse.Namespace) -> int:
             step("kind", lambda: kind.run(work, sizes), results)
         if "burst" in parts:
             step("burst", lambda: burst.run(work, sizes), results)
+        if "processes" in parts:
+            step("processes", lambda: processes.run(work, sizes, dict(built.paths)), results)
+            mode = results["parts"].get("processes", {}).get("memory_limits")
+            if mode and "environment_limits" not in results["machine"]:
+                results["machine"]["environment_limits"] = (
+                    "cgroups: memory limit, CPU quota memoryMB/1769 after init"
+                    if mode == "cgroups"
+                    else f"{mode}: no CPU limit"
+                )
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - t_start
     json_path = args.json or args.output.with_name("results.json")

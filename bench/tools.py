@@ -98,8 +98,10 @@ def ghz(
     seconds: float | None = None,
     count: int | None = None,
     payload: bytes = b"{}",
+    connections: int = 1,
 ) -> Load:
-    """`ghz` against klambda.v1.Invoker/Invoke (the router or the bare echo)."""
+    """`ghz` against klambda.v1.Invoker/Invoke (the router or the bare echo), over
+    `connections` connections (several router processes share a port by connection)."""
     data = json.dumps({"function_name": function, "payload": base64.b64encode(payload).decode()})
     argv = [
         binary,
@@ -115,7 +117,7 @@ def ghz(
         "-c",
         str(concurrency),
         "--connections",
-        "1",
+        str(connections),
         "-O",
         "json",
         "--timeout",

@@ -72,6 +72,9 @@ class RouterSettings:
     log_engine_url: str = ""
     # how often metric filters read the engine's new records (cluster mode)
     log_metric_filter_seconds: float = 10.0
+    # local mode: router processes serving the same ports (SO_REUSEPORT), one the leader
+    # (control, queue, schedules, log store), the others invokes only (router/follower.py)
+    processes: int = 1
 
     @property
     def prices(self) -> Prices:
@@ -79,6 +82,30 @@ class RouterSettings:
             per_million_requests=self.price_per_million_requests,
             per_gb_second=self.price_per_gb_second,
         )
+
+    def to_json(self) -> dict[str, object]:
+        """The settings as JSON values (for another router process: `from_json`)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = (
+                str(value)
+                if isinstance(value, Path)
+                else list(value)
+                if isinstance(value, tuple)
+                else value
+            )
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> RouterSettings:
+        values = dict(data)
+        for name in ("state_dir", "log_archive_dir"):
+            if values.get(name) is not None:
+                values[name] = Path(str(values[name]))
+        if isinstance(values.get("preload"), list):
+            values["preload"] = tuple(values["preload"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, **overrides: object) -> RouterSettings:

@@ -46,6 +46,16 @@ def up(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo function logs")] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Router processes serving the same ports (SO_REUSEPORT), to use every core; "
+            "throttling stays exact across them (default 1; KLAMBDA_PROCESSES)",
+        ),
+    ] = None,
 ) -> None:
     """Run the functions in DIRECTORY locally: router, workers and environments."""
     from klambda.api.manifest import ManifestError
@@ -74,6 +84,7 @@ def up(
         sandbox=sandbox,
         auth=str(auth.resolve()) if auth else None,
         echo_logs=not quiet,
+        processes=processes,
     )
     router = Router(settings, directory)
     try:
@@ -100,6 +111,9 @@ def up(
         cg = router.cgroups
         typer.echo(f"  memory limits: {'cgroups' if cg and cg.available else 'RLIMIT_AS'}")
         typer.echo(f"  isolation: {router.isolation()}")
+        if len(ep["processes"]) > 1:
+            pids = ", ".join(str(p) for p in ep["processes"])
+            typer.echo(f"  router processes: {len(ep['processes'])} (pids {pids})")
         typer.echo(f"klambda: REST API on {ep['http']}, gRPC on {ep['grpc']}  (Ctrl-C stops)")
 
     async def stop() -> None:

@@ -40,8 +40,14 @@ class LogFile:
     path: Path
 
 
+# the folders of the other router processes of `klambda up --processes N`, each writing
+# its own files (appends from several processes to one file would interleave)
+PROCESS_FOLDERS = "router-"
+
+
 def log_files(directory: Path) -> list[LogFile]:
-    """The log files of a folder, each function's sealed ones first, oldest first."""
+    """The log files of a folder (and of its router processes' folders), each function's
+    sealed ones first, oldest first."""
     found: list[LogFile] = []
     try:
         names = os.listdir(directory)
@@ -51,7 +57,9 @@ def log_files(directory: Path) -> list[LogFile]:
         parsed = lines.parse_name(name)
         if parsed is not None:
             found.append(LogFile(parsed[0], parsed[1], directory / name))
-    return sorted(found, key=lambda f: (f.function, f.sealed is None, f.sealed or 0))
+        elif name.startswith(PROCESS_FOLDERS) and (directory / name).is_dir():
+            found.extend(log_files(directory / name))
+    return sorted(found, key=lambda f: (f.function, f.sealed is None, f.sealed or 0, f.path))
 
 
 class Ingester:

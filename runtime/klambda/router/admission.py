@@ -9,6 +9,7 @@ once with Lambda's reason; nothing here ever waits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from klambda.api import limits
 from klambda.api.limits import ACCOUNT_LIMIT, RESERVED_LIMIT, SCALE_UP_LIMIT
@@ -18,14 +19,68 @@ __all__ = [
     "ACCOUNT_LIMIT",
     "RESERVED_LIMIT",
     "SCALE_UP_LIMIT",
+    "Admission",
     "ConcurrencyPools",
     "ReservationError",
+    "ScaleUp",
     "ScaleUpLimiter",
+    "admit",
+    "refill",
 ]
 
 
 # refusals of a reservation are the control rules' (klambda.api.rules)
 ReservationError = RuleError
+
+
+def admit(
+    running: int, reserved: int | None, unreserved_running: int, unreserved_limit: int
+) -> str | None:
+    """Whether one more call of a function may run: None, or Lambda's throttle reason.
+
+    `running`: the function's calls in flight; `reserved`: its reserved concurrency (None:
+    it takes from the unreserved pool, which has `unreserved_running` of `unreserved_limit`
+    in use). Where the counts are kept (one process, or shared by several:
+    klambda.router.sharedpools) is the caller's business.
+    """
+    if reserved is not None:
+        return RESERVED_LIMIT if running >= reserved else None
+    return ACCOUNT_LIMIT if unreserved_running >= unreserved_limit else None
+
+
+def refill(tokens: float, elapsed: float, per_minute: int) -> float:
+    """A scale-up bucket's tokens after `elapsed` seconds: `per_minute` a minute, at most
+    `per_minute` (the burst)."""
+    return min(float(per_minute), tokens + max(0.0, elapsed) * per_minute / 60.0)
+
+
+class Admission(Protocol):
+    """What the invoke path and the control API ask of the concurrency pools, kept in this
+    process (`ConcurrencyPools`) or shared by the router processes of one `klambda up
+    --processes N` (klambda.router.sharedpools.SharedPools)."""
+
+    account_limit: int
+    unreserved_min: int
+
+    @property
+    def reserved(self) -> dict[str, int]: ...
+
+    @property
+    def unreserved_limit(self) -> int: ...
+
+    @property
+    def account_in_flight(self) -> int: ...
+
+    @property
+    def unreserved_in_flight(self) -> int: ...
+
+    def check_reservation(self, function: str, reserved: int | None) -> None: ...
+
+    def set_reserved(self, function: str, reserved: int | None) -> None: ...
+
+    def try_acquire(self, function: str) -> str | None: ...
+
+    def release(self, function: str) -> None: ...
 
 
 @dataclass
@@ -69,12 +124,10 @@ class ConcurrencyPools:
         """Take a slot for `function`; None on success, else the throttle reason."""
         running = self.in_flight.get(function, 0)
         reserved = self.reserved.get(function)
-        if reserved is not None:
-            if running >= reserved:
-                return RESERVED_LIMIT
-        else:
-            if self.unreserved_in_flight >= self.unreserved_limit:
-                return ACCOUNT_LIMIT
+        reason = admit(running, reserved, self.unreserved_in_flight, self.unreserved_limit)
+        if reason is not None:
+            return reason
+        if reserved is None:
             self.unreserved_in_flight += 1
             self.unreserved_by[function] = self.unreserved_by.get(function, 0) + 1
         self.in_flight[function] = running + 1
@@ -87,6 +140,13 @@ class ConcurrencyPools:
         if self.unreserved_by.get(function, 0) > 0:
             self.unreserved_by[function] -= 1
             self.unreserved_in_flight -= 1
+
+
+class ScaleUp(Protocol):
+    """Whether a new on-demand environment may start now (`ScaleUpLimiter`, or the one
+    bucket of several router processes: klambda.router.sharedpools.SharedScaleUp)."""
+
+    def try_take(self, now: float) -> bool: ...
 
 
 class ScaleUpLimiter:
@@ -105,9 +165,7 @@ class ScaleUpLimiter:
         self.stamp = now
 
     def try_take(self, now: float) -> bool:
-        self.tokens = min(
-            float(self.burst), self.tokens + (now - self.stamp) * self.per_minute / 60.0
-        )
+        self.tokens = min(float(self.burst), refill(self.tokens, now - self.stamp, self.per_minute))
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from klambda.invocation import Call, Outcome
-from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
+from klambda.router.admission import SCALE_UP_LIMIT, ScaleUp, ScaleUpLimiter
 from klambda.router.registry import Target
 from klambda.settings import RouterSettings
 from klambda.worker import runtimes
@@ -80,6 +80,8 @@ class LocalEnvironments:
         logs: LogHub,
         cgroups: Cgroups,
         sandbox: Sandbox | None = None,
+        scale_up: ScaleUp | None = None,
+        kill_uids: bool = True,
     ) -> None:
         self.settings = settings
         self.logs = logs
@@ -88,7 +90,13 @@ class LocalEnvironments:
         self.zygotes: dict[str, Zygote] = {}
         self.versions: dict[str, VersionExecutor] = {}
         self._draining: set[EnvironmentPool] = set()  # discarded, requests still running
-        self.scale_up: dict[str, ScaleUpLimiter] = {}  # by function
+        self.scale_up: dict[str, ScaleUp] = {}  # by function
+        # several router processes share one bucket for every function
+        # (klambda.router.sharedpools)
+        self.shared_scale_up = scale_up
+        # at close, kill whatever runs as a function's uid (not in a follower router
+        # process: the other processes' environments run as the same uids)
+        self.kill_uids = kill_uids
 
     async def start(self, runtime_names: set[str]) -> None:
         """A zygote per runtime that has an interpreter here (others' functions are Failed)."""
@@ -104,7 +112,7 @@ class LocalEnvironments:
 
     def _may_start(self, function: str) -> tuple[str, str] | None:
         now = time.monotonic()
-        limiter = self.scale_up.get(function)
+        limiter = self.shared_scale_up or self.scale_up.get(function)
         if limiter is None:
             s = self.settings
             limiter = self.scale_up[function] = ScaleUpLimiter(
@@ -164,4 +172,5 @@ class LocalEnvironments:
             with contextlib.suppress(Exception):
                 await z.stop()
         # what escaped every cgroup (there are none) or process group: the functions' uids
-        self.sandbox.kill_all()
+        if self.kill_uids:
+            self.sandbox.kill_all()

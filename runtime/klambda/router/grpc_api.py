@@ -110,11 +110,18 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
 
 
 def build_server(
-    invoker: Invoker, host: str, port: int, access: Access | None = None
+    invoker: Invoker,
+    host: str,
+    port: int,
+    access: Access | None = None,
+    *,
+    service: InvokerService | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server(options=OPTIONS)
+    """`reuse_port`: other router processes listen on the same port (SO_REUSEPORT)."""
+    server = grpc.aio.server(options=OPTIONS + ([("grpc.so_reuseport", 1)] if reuse_port else []))
     # the generated add_InvokerServicer_to_server, with a deserializer that never fails
-    service = InvokerService(invoker, access)
+    service = service or InvokerService(invoker, access)
     handlers = {
         "Invoke": grpc.unary_unary_rpc_method_handler(
             service.Invoke,

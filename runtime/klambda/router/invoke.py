@@ -3,7 +3,7 @@ calls `Invoker.invoke`, so admission, routing, cold starts, logs and metrics are
 same whoever asks.
 
 A sync invocation: the REST or gRPC handler calls `invoke` -> checks of the request ->
-`Registry.resolve` (qualifier, alias weights) -> `ConcurrencyPools.try_acquire` (a throttle
+`Registry.resolve` (qualifier, alias weights) -> `Admission.try_acquire` (a throttle
 is a refusal, never a queue) -> `Executor.run` (klambda.router.executor: a local
 environment or a worker pod; cold starts happen there) -> metrics and the usage ledger
 from the `Outcome` -> `InvokeResult` back to the handler.
@@ -31,7 +31,7 @@ from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, StreamSink
 from klambda.metrics import FunctionMetrics, Metrics
 from klambda.queue import Dispatcher
-from klambda.router.admission import ConcurrencyPools
+from klambda.router.admission import Admission
 from klambda.router.executor import Executor, NoCapacity
 from klambda.router.registry import Registry, Target
 from klambda.router.routing import parse_function_name
@@ -79,7 +79,7 @@ class Invoker:
         settings: RouterSettings,
         metrics: Metrics,
         executor: Executor,
-        pools: ConcurrencyPools,
+        pools: Admission,
         logs: LogHub,
         dispatcher: Dispatcher | None = None,
     ) -> None:

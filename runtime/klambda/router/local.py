@@ -22,7 +22,7 @@ from klambda.api.layer import Layer
 from klambda.api.limits import LATEST
 from klambda.api.manifest import ManifestError, Manifests, load
 from klambda.execution import config_of
-from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.admission import Admission, ReservationError
 from klambda.router.registry import FunctionEntry, Registry, Target
 from klambda.settings import RouterSettings
 from klambda.worker import container, runtimes
@@ -165,7 +165,7 @@ def merge(into: Manifests, more: Manifests, problems: list[str]) -> None:
 
 
 def build_registry(
-    manifests: Manifests, state_dir: Path, settings: RouterSettings, pools: ConcurrencyPools
+    manifests: Manifests, state_dir: Path, settings: RouterSettings, pools: Admission
 ) -> Registry:
     registry = Registry()
     problems: list[str] = []
@@ -256,7 +256,7 @@ def replace_changed(folder: Manifests, saved: Manifests) -> None:
 
 
 def load_registry(
-    functions_dir: Path, state_dir: Path, settings: RouterSettings, pools: ConcurrencyPools
+    functions_dir: Path, state_dir: Path, settings: RouterSettings, pools: Admission
 ) -> Registry:
     manifests = load(functions_dir, allow_empty=True)
     saved = state_dir / "manifests"

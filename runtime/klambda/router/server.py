@@ -14,6 +14,7 @@ import os
 import resource
 import socket
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from klambda.queue.workqueue import WorkQueues
 from klambda.queue.workqueue_jetstream import open_work_queues
 from klambda.queue.workqueue_sqlite import SqliteWorkQueues
 from klambda.router.access import Access, CredentialsFile, KubernetesAccess, LocalAccess
-from klambda.router.admission import ConcurrencyPools, ReservationError
+from klambda.router.admission import Admission, ConcurrencyPools, ReservationError
 from klambda.router.autoscaler import Autoscaler
 from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
@@ -49,6 +50,7 @@ from klambda.router.control import LocalControl
 from klambda.router.dbchanges import PostgresPollers
 from klambda.router.dbproxies import DatabaseProxies, inject
 from klambda.router.executor import Executor, LocalEnvironments
+from klambda.router.follower import ADMISSION_FILE, FollowerSpec
 from klambda.router.grpc_api import build_server
 from klambda.router.history import Sampler
 from klambda.router.http_api import HttpApi
@@ -56,6 +58,7 @@ from klambda.router.http_api.workqueues import WorkQueueApi
 from klambda.router.invoke import Invoker, InvokeResult
 from klambda.router.local import load_registry
 from klambda.router.pollers import Pollers
+from klambda.router.processes import Followers
 from klambda.router.registry import Registry, provisioned_by_version
 from klambda.router.remote import RemoteWorkers
 from klambda.router.schedule_lease import ScheduleLease
@@ -64,6 +67,7 @@ from klambda.router.scheduler import (
     Scheduler,
     ScheduleState,
 )
+from klambda.router.sharedpools import MAX_PROCESSES, SharedPools
 from klambda.router.streams import StreamPollers
 from klambda.router.topics import Topics
 from klambda.router.triggers import Triggers, TriggerTable
@@ -162,6 +166,16 @@ class Router:
         self.stream_pollers: StreamPollers | None = None
         self.postgres_pollers: PostgresPollers | None = None
         self.db_proxies: DatabaseProxies | None = None
+        # `--processes N` (local mode): the concurrency pools shared with N-1 followers,
+        # which serve invokes on the same ports; this process is their leader
+        self.shared: SharedPools | None = None
+        self.followers: Followers | None = None
+        self.private_grpc_port = 0
+        self.private_http_port = 0
+
+    @property
+    def processes(self) -> int:
+        return self.settings.processes if self.cluster is None else 1
 
     def load(self) -> Invoker:
         """Read and check everything and build the invoke path; raises ManifestError
@@ -169,7 +183,7 @@ class Router:
         s = self.settings
         metrics = Metrics(prices=s.prices)
         self.cgroups = Cgroups(enabled=s.cgroups)
-        pools = ConcurrencyPools(s.account_concurrency, s.unreserved_min)
+        pools: Admission = ConcurrencyPools(s.account_concurrency, s.unreserved_min)
         executor: Executor
         if self.cluster is None:
             assert self.functions_dir is not None
@@ -177,6 +191,18 @@ class Router:
             # code snapshots, logs, the queue: the router's alone (environments reach
             # their own code through /var/task when sandboxed)
             self.state_dir.chmod(0o700)
+            if not 1 <= s.processes <= MAX_PROCESSES:
+                raise ValueError(f"processes: {s.processes} is not between 1 and {MAX_PROCESSES}")
+            if s.processes > 1:
+                pools = self.shared = SharedPools(
+                    self.state_dir / ADMISSION_FILE,
+                    0,
+                    create=True,
+                    account_limit=s.account_concurrency,
+                    unreserved_min=s.unreserved_min,
+                    scale_up_per_minute=s.scale_up_per_minute,
+                    now=time.monotonic(),
+                )
             registry = load_registry(self.functions_dir, self.state_dir, s, pools)
             self.sources = load_manifests(self.functions_dir, allow_empty=True)
             inject(registry, self.sources.proxies)
@@ -194,7 +220,13 @@ class Router:
                 self.sandbox.reason = "turned off (--no-sandbox)"
             if self.sandbox.enabled:
                 self.sandbox.assign(registry.functions)
-            executor = self.environments = LocalEnvironments(s, logs, self.cgroups, self.sandbox)
+            executor = self.environments = LocalEnvironments(
+                s,
+                logs,
+                self.cgroups,
+                self.sandbox,
+                scale_up=self.shared.scale_up() if self.shared is not None else None,
+            )
             if s.log_store:
                 # the store's threads at nice 10: ingestion yields to invocations
                 self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
@@ -367,15 +399,24 @@ class Router:
         self.access = self._access()
         if self.access is None:
             self.triggers.listen(self._warn_unchecked_urls)
+        many = self.processes > 1
         self.grpc_server, self.grpc_port = build_server(
-            invoker, s.grpc_host, s.grpc_port, self.access
+            invoker, s.grpc_host, s.grpc_port, self.access, reuse_port=many
         )
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.grpc_host}:{s.grpc_port}")
+        if many:  # where followers pass what they do not serve
+            self.private_grpc_port = self.grpc_server.add_insecure_port("127.0.0.1:0")
         await self.grpc_server.start()
         if self.cluster is None:
             self.control = LocalControl(invoker, self.state_dir)
-            self.control.changed = lambda: self.triggers.refresh(invoker.registry)
+
+            def changed() -> None:
+                self.triggers.refresh(invoker.registry)
+                if self.shared is not None:
+                    self.shared.bump_generation()
+
+            self.control.changed = changed
             self.control.start()
         if self.ingester is not None:
             self.ingester.start()
@@ -440,15 +481,46 @@ class Router:
         WorkQueueApi(self.pollers, self.stream_pollers, self.postgres_pollers, buckets).add_routes(
             app.router
         )
+        if self.shared is not None:
+            app.middlewares.append(changes(self.shared))
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
-        site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
+        site = web.TCPSite(self.http_runner, s.http_host, s.http_port, reuse_port=many or None)
         await site.start()
         self.http_port = int(self.http_runner.addresses[0][1])
+        if many:
+            private = web.TCPSite(self.http_runner, "127.0.0.1", 0)
+            await private.start()
+            self.private_http_port = int(self.http_runner.addresses[-1][1])
         self._reaper = asyncio.create_task(self._reap(), name="reaper")
         self._start_engine_jobs()
+        if self.shared is not None:
+            self.followers = Followers(
+                self.shared, self.processes - 1, self._follower_spec, self._write_endpoint
+            )
+            await self.followers.start()
         if self.cluster is None:
-            (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+            self._write_endpoint()
+
+    def _write_endpoint(self) -> None:
+        (self.state_dir / "endpoint.json").write_text(json.dumps(self.endpoint()))
+
+    def _follower_spec(self, row: int, ready_fd: int) -> FollowerSpec:
+        assert self.functions_dir is not None
+        settings = self.settings.to_json()
+        # the ports bound (a port 0 asked for is one port now), the state folder resolved
+        settings.update(
+            grpc_port=self.grpc_port, http_port=self.http_port, state_dir=str(self.state_dir)
+        )
+        return FollowerSpec(
+            row=row,
+            functions_dir=str(self.functions_dir.resolve()),
+            settings=settings,
+            leader_http=f"http://127.0.0.1:{self.private_http_port}",
+            leader_grpc=f"127.0.0.1:{self.private_grpc_port}",
+            leader_pid=os.getpid(),
+            ready_fd=ready_fd,
+        )
 
     async def _put_provisioned(self, function: str, qualifier: str, count: int) -> None:
         """Local mode's autoscaler sets a count as `klambda provisioned put` would."""
@@ -531,6 +603,7 @@ class Router:
             "http": f"http://{s.http_host}:{self.http_port}",
             "grpc": f"{s.grpc_host}:{self.grpc_port}",
             "pid": os.getpid(),
+            "processes": [os.getpid(), *(self.followers.pids() if self.followers else [])],
         }
 
     async def _reap(self) -> None:
@@ -578,6 +651,8 @@ class Router:
             self._engine_jobs.append(asyncio.create_task(expire(), name="log-retention"))
 
     async def stop(self) -> None:
+        if self.followers is not None:  # they finish what they serve first
+            await self.followers.stop()
         if self.sampler is not None:
             await self.sampler.stop()
         if self.autoscaler is not None:
@@ -631,5 +706,35 @@ class Router:
             await self.logengine.close()
         if self.cgroups is not None:
             self.cgroups.close()
+        if self.shared is not None:
+            self.shared.close()
         with contextlib.suppress(OSError):
             (self.state_dir / "endpoint.json").unlink()
+
+
+# Lambda's control API (its dated paths) and klambda's own function paths; invocations
+# are POSTs there too, and change nothing
+_CONTROL = ("/2015-", "/2016-", "/2017-", "/2019-", "/2020-", "/2021-", "/klambda/v1/functions")
+_NOT_CONTROL = ("/invocations", "/response-streaming-invocations")
+_READS = ("GET", "HEAD", "OPTIONS")
+
+
+def changes(shared: SharedPools) -> Any:
+    """Middleware of a leader: after a successful write through the control API (functions,
+    versions, aliases, concurrency), bump the shared generation so that followers read
+    their registry again."""
+
+    @web.middleware
+    async def bump(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        path = request.path
+        if (
+            request.method not in _READS
+            and response.status < 400
+            and path.startswith(_CONTROL)
+            and not path.endswith(_NOT_CONTROL)
+        ):
+            shared.bump_generation()
+        return response
+
+    return bump

@@ -95,3 +95,41 @@ def test_scale_up_burst_is_at_most_a_minutes_worth() -> None:
 
     limiter = ScaleUpLimiter(per_minute=2, now=0.0, burst=1000)
     assert sum(limiter.try_take(0.0) for _ in range(10)) == 2
+
+
+@pytest.mark.parametrize(
+    ("running", "reserved", "unreserved_running", "unreserved_limit", "reason"),
+    [
+        (4, 5, 0, 900, None),
+        (5, 5, 0, 900, RESERVED_LIMIT),
+        (0, 0, 0, 900, RESERVED_LIMIT),  # reserved 0: stopped
+        (5, 10, 900, 900, None),  # a reservation ignores the unreserved pool
+        (0, None, 899, 900, None),
+        (0, None, 900, 900, ACCOUNT_LIMIT),
+    ],
+)
+def test_admit_decides_from_the_counts_alone(
+    running: int,
+    reserved: int | None,
+    unreserved_running: int,
+    unreserved_limit: int,
+    reason: str | None,
+) -> None:
+    from klambda.router.admission import admit
+
+    assert admit(running, reserved, unreserved_running, unreserved_limit) == reason
+
+
+@pytest.mark.parametrize(
+    ("tokens", "elapsed", "per_minute", "after"),
+    [
+        (0.0, 1.0, 60, 1.0),
+        (59.5, 10.0, 60, 60.0),  # never above the burst
+        (3.0, -1.0, 60, 3.0),  # a clock read before another process's: no refill
+        (0.0, 30.0, 500, 250.0),
+    ],
+)
+def test_refill(tokens: float, elapsed: float, per_minute: int, after: float) -> None:
+    from klambda.router.admission import refill
+
+    assert refill(tokens, elapsed, per_minute) == pytest.approx(after)
