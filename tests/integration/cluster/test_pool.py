@@ -235,7 +235,8 @@ def test_out_of_memory_and_idle_specialised_pods_are_deleted(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = {"idle_seconds": 4}
+    # long enough that a loaded machine still sees the pod between the call and its deletion
+    settings = {"idle_seconds": 12}
     with cluster(kube_control_plane, kube_namespace, tmp_path, monkeypatch, **settings) as (
         ns,
         pods,
@@ -256,7 +257,7 @@ def test_out_of_memory_and_idle_specialised_pods_are_deleted(
         # after the idle window the operator deletes it; it never goes back to the pool
         mine = ns.wait(lambda: specialised(ns, "hog"), "hog's specialised pod")
         name = mine[0]["metadata"]["name"]
-        ns.wait(lambda: not specialised(ns, "hog"), "the idle pod deleted", timeout=30)
+        ns.wait(lambda: not specialised(ns, "hog"), "the idle pod deleted", timeout=60)
         assert ns.kubectl("get", "pod", name, check=False).returncode != 0
         assert name not in ready_pool(ns, pods)
         events: Callable[[], bool] = lambda: all(p.name != name for p in pods.pods.values())  # noqa: E731

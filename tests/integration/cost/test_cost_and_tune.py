@@ -98,9 +98,10 @@ def test_tune_cpu_bound_handler_and_cost_report(tmp_path: Path) -> None:
             # CPU in proportion to memory up to one vCPU (13.8x from 128 to 1769 MB) ...
             full_speed = min(fastest[1769], fastest[3008])
             assert fastest[128] > 5 * full_speed, fastest
-            # 3.5x expected; a machine busy with other work slows the full-speed runs too
-            # (they compete for a core the quota-limited ones barely use), so leave room
-            assert fastest[512] > 1.5 * full_speed, fastest
+            # 512 MB has 4x the quota of 128 MB: both are held by their quotas, which a
+            # machine busy with other work does not change (it slows the full-speed runs,
+            # so a ratio to those says little on a loaded machine)
+            assert fastest[128] > 2 * fastest[512], fastest
             # ... and no faster beyond it: the handler is single-threaded
             assert fastest[3008] < 1.5 * fastest[1769], fastest
         else:  # no cgroups here: no CPU limit, durations stay flat (README says so)

@@ -72,13 +72,17 @@ def test_a_query_across_two_functions_from_the_engine(
         assert status == 200, out
         return rows(out)
 
-    got = eventually(
-        lambda: (r := counted()) and len(r) == 2 and r, "both functions' errors in the engine"
-    )
-    assert got == [
+    expected = [
         {"@log": "000000000000:/aws/lambda/alpha", "errors": "2"},
         {"@log": "000000000000:/aws/lambda/beta", "errors": "3"},
     ]
+    # the records are shipped as they are written: wait for every one, not the first of each
+    seen: list[list[dict[str, str]]] = []
+    eventually(
+        lambda: seen.append(counted()) or seen[-1] == expected,
+        "every error of both functions in the engine",
+    )
+    assert seen[-1] == expected
     out = subprocess.run(
         [
             *CLI,
@@ -111,17 +115,22 @@ def test_a_query_across_two_functions_from_the_engine(
 def test_json_records_and_history_from_the_engine(
     router: RouterRunner, engine: VictoriaLogs
 ) -> None:
-    _flush(engine)
-    status, out = query(
-        router,
-        {
-            "queryString": 'filter level = "ERROR" | fields message | sort message',
-            "functions": ["beta"],
-            "since": "10m",
-        },
-    )
-    assert status == 200, out
-    assert rows(out) == [{"message": f"ERROR charging card beta-{i}"} for i in range(3)]
+    expected = [{"message": f"ERROR charging card beta-{i}"} for i in range(3)]
+
+    def errors() -> list[dict[str, str]]:
+        _flush(engine)
+        status, out = query(
+            router,
+            {
+                "queryString": 'filter level = "ERROR" | fields message | sort message',
+                "functions": ["beta"],
+                "since": "10m",
+            },
+        )
+        assert status == 200, out
+        return rows(out)
+
+    eventually(lambda: errors() == expected, "beta's three errors in the engine")
     history = subprocess.run(
         [
             *CLI,
