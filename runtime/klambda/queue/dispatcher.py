@@ -101,6 +101,7 @@ class Dispatcher:
         poll_wait: float = 1.0,
         dlq_refresh_seconds: float = 15.0,
         rnd: Callable[[], float] = random.random,
+        ready: asyncio.Event | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a dispatcher needs at least one worker")
@@ -116,6 +117,9 @@ class Dispatcher:
         self.poll_wait = poll_wait
         self.dlq_refresh_seconds = dlq_refresh_seconds
         self.rnd = rnd
+        # nothing is received before it is set (the router's first listing of functions:
+        # an event taken before would find no function and be dead-lettered)
+        self.ready = ready
         self._free = workers
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +197,8 @@ class Dispatcher:
     # -- loops ---------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
+        if self.ready is not None:
+            await self.ready.wait()
         failures = 0
         while True:
             while self._free == 0:
