@@ -324,8 +324,12 @@ class Dispatcher:
             await d.retry(verdict.event)
             self.metrics.retries.labels(fn, verdict.reason).inc()
         elif isinstance(verdict, Succeeded):
-            if policy.on_success is not None:
-                await self._deliver(policy.on_success, verdict.event, SUCCESS)
+            if policy.on_success is not None and not await self._deliver(
+                policy.on_success, verdict.event, SUCCESS
+            ):
+                # not acknowledged: the lease runs out and the event is invoked again, so
+                # its success reaches the destination at least once
+                return
             await d.ack()
         else:
             await self._fail(d, verdict, policy)
@@ -354,15 +358,16 @@ class Dispatcher:
 
     async def _deliver(
         self, target: Target, event: AsyncEvent, condition: str, *, dead_letter: bool = False
-    ) -> None:
+    ) -> bool:
         """Send Lambda's destination record to a destination; to a dead-letter queue, send
-        the original event with Lambda's DLQ attributes instead. A failure is counted and
-        logged, not retried: the event itself still reaches the DLQ."""
+        the original event with Lambda's DLQ attributes instead. False if that failed
+        (counted and logged): a failed event still reaches the DLQ, a succeeded one is
+        left unacknowledged, to be tried again."""
         try:
             if target.queue is not None and dead_letter:
                 attrs = records.dead_letter_attributes(event)
                 await self.queue.send(target.queue, event.payload, attrs)
-                return
+                return True
             record = records.destination_record(event, condition, time.time(), self._arn(event))
             body = records.record_bytes(record)
             if target.queue is not None:
@@ -375,6 +380,8 @@ class Dispatcher:
         except Exception as err:
             self.metrics.dead_letter_errors.labels(event.function).inc()
             log.error("async event %s: delivery to %s failed: %s", event.request_id, target, err)
+            return False
+        return True
 
     def _arn(self, event: AsyncEvent) -> str:
         return records.function_arn(

@@ -358,3 +358,24 @@ async def test_nothing_is_received_before_the_dispatcher_is_ready(make_queue: Ma
         await eventually_async(ran, "the event invoked once ready")
     finally:
         await dispatcher.stop(grace=1)
+
+
+async def test_a_success_whose_destination_fails_is_not_acknowledged(h: Harness) -> None:
+    # the destination's store fails once (NATS restarting): the event is invoked again
+    # once its lease runs out, and its success reaches the destination after all
+    h.functions.add("hello", lambda event, rid: {"ok": True})
+    h.policies["hello"] = AsyncPolicy(on_success=Target(queue="done"))
+    send, failures = h.queue.send, [1]
+
+    async def flaky_send(queue: str, body: bytes, attributes: Any) -> None:
+        if failures:
+            failures.pop()
+            raise ConnectionError("the queue's server is restarting")
+        await send(queue, body, attributes)
+
+    h.queue.send = flaky_send  # type: ignore[method-assign]
+    event = await h.dispatcher.submit("hello", b"{}")
+    [record] = await h.records("done", 1)
+    assert record["requestContext"]["requestId"] == event.request_id
+    assert [c.request_id for c in h.functions.calls] == [event.request_id] * 2
+    await h.wait_empty()
