@@ -60,6 +60,9 @@ class Workload:
     owner: Mapping[str, Any]  # the ownerReference of the Function or Version
     snapshot: str | None = None  # the code ConfigMap; None for an image function
     items: list[dict[str, str]] = field(default_factory=list)  # its volume items
+    # the version has provisioned concurrency: its pods initialise their environment
+    # before they are ready (contract.PROVISIONED_ENV)
+    provisioned: bool = False
 
     @property
     def name(self) -> str:
@@ -141,7 +144,10 @@ def function_config(work: Workload, settings: OperatorSettings) -> FunctionConfi
 def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, str]:
     """Lambda's variables for the pod (the worker adds the per-environment ones) plus
     the `KLAMBDA_*` variables the worker builds its FunctionConfig from."""
-    return contract.worker_environment(function_config(work, settings), constants.WORKER_PORT)
+    env = contract.worker_environment(function_config(work, settings), constants.WORKER_PORT)
+    if work.provisioned:
+        env[contract.PROVISIONED_ENV] = "1"
+    return env
 
 
 def worker_command(work: Workload) -> list[str]:

@@ -557,6 +557,8 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
     code = version.spec.config.code
     code_note = f"ConfigMap {snap_name}" if snap_name else f"image {code.image}"
     new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
+    aliases = [a for a in map(alias_spec, await aliases_of(ctx, namespace, fn_name)) if a]
+    provisioned = rules.provisioned_by_version([version.spec], aliases).get(version.spec.version, 0)
     work = builders.Workload(
         namespace=namespace,
         function=fn_name,
@@ -566,9 +568,8 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
         owner=builders.owner_reference(body),
         snapshot=snap_name,
         items=items,
+        provisioned=provisioned > 0,
     )
-    aliases = [a for a in map(alias_spec, await aliases_of(ctx, namespace, fn_name)) if a]
-    provisioned = rules.provisioned_by_version([version.spec], aliases).get(version.spec.version, 0)
     # reserved concurrency is the function's, not the version's snapshot of it
     reserved = (function.get("spec") or {}).get("reservedConcurrency")
     want = demand_of(body, reserved if isinstance(reserved, int) else None, provisioned)

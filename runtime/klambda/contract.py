@@ -94,6 +94,10 @@ _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 IDENTITY_TOKEN_ENV = "KLAMBDA_IDENTITY_TOKEN_FILE"
 IDENTITY_TOKEN_DIR = "/var/run/klambda/identity"
 IDENTITY_TOKEN_FILE = f"{IDENTITY_TOKEN_DIR}/token"
+# On the pods of a version with provisioned concurrency: "1" makes the worker initialise its
+# environment before it reports ready (AWS_LAMBDA_INITIALIZATION_TYPE
+# provisioned-concurrency), so no call of it waits for the init or reports an Init Duration.
+PROVISIONED_ENV = "KLAMBDA_PROVISIONED"
 
 # Set by the worker for each environment it starts, not per pod.
 PER_ENVIRONMENT = (

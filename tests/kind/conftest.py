@@ -9,6 +9,11 @@ beside it, with its own kubeconfig. It is deleted when this folder's tests are d
 takes no CPU from the tiers after it, and a cluster left by a run that was killed is deleted
 by the next. A cluster that cannot be created fails every test
 here loudly; nothing is skipped.
+
+``KLAMBDA_KIND_CLUSTER=klambda`` runs the tests against a cluster that exists already (a
+``make cluster`` one, its examples left out with ``KLAMBDA_CLUSTER_EXAMPLES=0``), on the
+host ports ``KLAMBDA_CLUSTER_HTTP_PORT`` and ``KLAMBDA_CLUSTER_GRPC_PORT`` (30080, 30051):
+it is neither created nor deleted, for quicker iteration on one test.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ UP = ROOT / "scripts" / "cluster" / "up.sh"
 DOWN = ROOT / "scripts" / "cluster" / "down.sh"
 #: clusters of this tier are named klambda-test-<pid of the pytest run that made them>
 PREFIX = "klambda-test-"
+RELEASE = "klambda"
 RELEASE_NAMESPACE = "klambda"
 FUNCTIONS_NAMESPACE = "default"
 
@@ -81,6 +87,19 @@ class Cluster:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", "-o", "json", *args))
 
+    def upgrade(self, *values: str) -> None:
+        """`helm upgrade` of the release with its values and these `--set`s, as a user
+        changes an installed chart, waiting for the pods it replaces."""
+        sets = [arg for value in values for arg in ("--set", value)]
+        out = subprocess.run(
+            [str(self.bin_dir / "helm"), "--kubeconfig", str(self.kubeconfig), "upgrade",
+             RELEASE, str(ROOT / "charts" / "klambda"), "-n", RELEASE_NAMESPACE,
+             "--reset-then-reuse-values", *sets, "--wait", "--timeout", "5m"],
+            capture_output=True, text=True, timeout=360, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise AssertionError(f"helm upgrade {' '.join(values)} failed: {out.stderr.strip()}")
+
     def on_node(self, *argv: str) -> str:
         """Run a command in the kind node's container (crictl, /proc, ...)."""
         out = subprocess.run(
@@ -106,13 +125,17 @@ class Cluster:
         return uids
 
     def invoke(
-        self, function: str, payload: dict[str, Any], tail: bool = False
+        self,
+        function: str,
+        payload: dict[str, Any],
+        tail: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """POST to Lambda's Invoke API on the router's NodePort: status, headers, body."""
         request = urllib.request.Request(
             f"{self.http}/2015-03-31/functions/{function}/invocations",
             data=json.dumps(payload).encode(),
-            headers={"X-Amz-Log-Type": "Tail"} if tail else {},
+            headers={**({"X-Amz-Log-Type": "Tail"} if tail else {}), **(headers or {})},
             method="POST",
         )
         try:
@@ -120,6 +143,11 @@ class Cluster:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
+
+    def api(self, path: str) -> Any:
+        """GET a JSON answer of the router's HTTP API (dead letters, queues, ...)."""
+        with urllib.request.urlopen(f"{self.http}{path}", timeout=60) as resp:
+            return json.loads(resp.read())
 
 
 def wait_for(what: str, check: Any, timeout: float = 180.0, interval: float = 1.0) -> Any:
@@ -171,12 +199,30 @@ def _leftovers(bin_dir: Path) -> list[str]:
     return gone
 
 
+def _existing(name: str, work: Path, bin_dir: Path) -> Cluster:
+    kubeconfig = work / "kubeconfig"
+    out = subprocess.run(
+        [str(bin_dir / "kind"), "get", "kubeconfig", "--name", name],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"KLAMBDA_KIND_CLUSTER={name}: {out.stderr.strip()}")
+    kubeconfig.write_text(out.stdout)
+    http = os.environ.get("KLAMBDA_CLUSTER_HTTP_PORT", "30080")
+    grpc = os.environ.get("KLAMBDA_CLUSTER_GRPC_PORT", "30051")
+    return Cluster(name, kubeconfig, bin_dir, f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}")
+
+
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Its own name and free host ports: a developer's `make cluster`, or another test run on
     # the same machine, can run beside it.
     work = tmp_path_factory.mktemp("kind")
     cache = Path(os.environ.get("KLAMBDA_CACHE") or Path.home() / ".cache" / "klambda")
+    existing = os.environ.get("KLAMBDA_KIND_CLUSTER")
+    if existing:
+        yield _existing(existing, work, cache / "bin")
+        return
     log = work / "cluster.log"
     http_port, grpc_port, api_port = _free_ports(3)
     env = {**os.environ, "KLAMBDA_CLUSTER_EXAMPLES": "0"}

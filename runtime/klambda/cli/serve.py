@@ -200,7 +200,7 @@ def worker(
     in the warm pool of a runtime (--pool) until the router specialises it."""
     import os
 
-    from klambda.contract import WorkerConfigError, config_from_environment
+    from klambda.contract import PROVISIONED_ENV, WorkerConfigError, config_from_environment
     from klambda.worker.server import serve, serve_pool
 
     if pool is not None:
@@ -224,4 +224,5 @@ def worker(
             f"{cfg.function}:{cfg.version}",
             2,
         )
-    asyncio.run(serve(cfg, host, port or 9000, max_environments, cgroups))
+    provisioned = os.environ.get(PROVISIONED_ENV) == "1"
+    asyncio.run(serve(cfg, host, port or 9000, max_environments, cgroups, provisioned))

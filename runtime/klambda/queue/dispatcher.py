@@ -101,6 +101,7 @@ class Dispatcher:
         poll_wait: float = 1.0,
         dlq_refresh_seconds: float = 15.0,
         rnd: Callable[[], float] = random.random,
+        ready: asyncio.Event | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a dispatcher needs at least one worker")
@@ -116,6 +117,9 @@ class Dispatcher:
         self.poll_wait = poll_wait
         self.dlq_refresh_seconds = dlq_refresh_seconds
         self.rnd = rnd
+        # nothing is received before it is set (the router's first listing of functions:
+        # an event taken before would find no function and be dead-lettered)
+        self.ready = ready
         self._free = workers
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +197,8 @@ class Dispatcher:
     # -- loops ---------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
+        if self.ready is not None:
+            await self.ready.wait()
         failures = 0
         while True:
             while self._free == 0:
@@ -318,8 +324,12 @@ class Dispatcher:
             await d.retry(verdict.event)
             self.metrics.retries.labels(fn, verdict.reason).inc()
         elif isinstance(verdict, Succeeded):
-            if policy.on_success is not None:
-                await self._deliver(policy.on_success, verdict.event, SUCCESS)
+            if policy.on_success is not None and not await self._deliver(
+                policy.on_success, verdict.event, SUCCESS
+            ):
+                # not acknowledged: the lease runs out and the event is invoked again, so
+                # its success reaches the destination at least once
+                return
             await d.ack()
         else:
             await self._fail(d, verdict, policy)
@@ -348,15 +358,16 @@ class Dispatcher:
 
     async def _deliver(
         self, target: Target, event: AsyncEvent, condition: str, *, dead_letter: bool = False
-    ) -> None:
+    ) -> bool:
         """Send Lambda's destination record to a destination; to a dead-letter queue, send
-        the original event with Lambda's DLQ attributes instead. A failure is counted and
-        logged, not retried: the event itself still reaches the DLQ."""
+        the original event with Lambda's DLQ attributes instead. False if that failed
+        (counted and logged): a failed event still reaches the DLQ, a succeeded one is
+        left unacknowledged, to be tried again."""
         try:
             if target.queue is not None and dead_letter:
                 attrs = records.dead_letter_attributes(event)
                 await self.queue.send(target.queue, event.payload, attrs)
-                return
+                return True
             record = records.destination_record(event, condition, time.time(), self._arn(event))
             body = records.record_bytes(record)
             if target.queue is not None:
@@ -369,6 +380,8 @@ class Dispatcher:
         except Exception as err:
             self.metrics.dead_letter_errors.labels(event.function).inc()
             log.error("async event %s: delivery to %s failed: %s", event.request_id, target, err)
+            return False
+        return True
 
     def _arn(self, event: AsyncEvent) -> str:
         return records.function_arn(

@@ -80,6 +80,8 @@ from klambda.worker.logship import Shipper
 from klambda.worker.sandbox import Sandbox
 
 log = logging.getLogger("klambda.router")
+# cluster mode: how long the start waits for the first listing of functions and workers
+CLUSTER_SYNC_WAIT_S = 30
 
 
 def raise_open_files_limit() -> int:
@@ -379,6 +381,18 @@ class Router:
             )
             self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
+            if self.dispatcher is not None:
+                self.dispatcher.ready = self.source.synced
+            # A router that answered before its first listing would refuse functions that
+            # exist (404) while its readiness probe already passed; an API server that does
+            # not answer only delays the start this long.
+            try:
+                await asyncio.wait_for(self.source.synced.wait(), CLUSTER_SYNC_WAIT_S)
+            except TimeoutError:
+                log.warning(
+                    "no first listing of functions after %d s: serving; queued events wait",
+                    CLUSTER_SYNC_WAIT_S,
+                )
         if self.shipper is not None:
             self.shipper.start()
         if self.db_proxies is not None:

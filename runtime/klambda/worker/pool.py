@@ -173,6 +173,11 @@ class EnvironmentPool:
                 return
             self.release(env)
 
+    async def provisioning(self) -> None:
+        """Until the provisioned environments asked for are started (or their init failed)."""
+        while self._provisioner is not None and not self._provisioner.done():
+            await asyncio.shield(self._provisioner)
+
     @property
     def provisioning_status(self) -> str:
         if self.provisioning_error:

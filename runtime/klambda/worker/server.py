@@ -216,9 +216,16 @@ def _shipper() -> Shipper | None:
 
 
 async def serve(
-    cfg: FunctionConfig, host: str, port: int, max_environments: int, cgroups: bool = True
+    cfg: FunctionConfig,
+    host: str,
+    port: int,
+    max_environments: int,
+    cgroups: bool = True,
+    provisioned: bool = False,
 ) -> None:
-    """The worker of one function version, configured by its pod's environment."""
+    """The worker of one function version, configured by its pod's environment. A pod of
+    provisioned concurrency initialises its environment before it listens, so it is ready
+    (its readiness probe) only once a call would find the environment warm."""
     # before anything else: as a container's PID 1 the process ignores a SIGTERM it has no
     # handler for, and the pod would wait out its whole grace period
     stopping = stop_requested()
@@ -229,6 +236,11 @@ async def serve(
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
+    if provisioned:
+        pool.set_provisioned(1)
+        await pool.provisioning()
+        if pool.provisioning_error:  # calls start their own, as on demand; Lambda retries init
+            print(f"klambda worker: provisioned environment {pool.provisioning_error}", flush=True)
     banner = f"{cfg.function}:{cfg.version}"
     await _serve(service, host, port, banner, lambda: float(cfg.timeout_s), stopping)
     await pool.close()

@@ -118,6 +118,9 @@ def test_default_render() -> None:
     env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
     assert env["KLAMBDA_OPERATOR_IMAGE"] == "klambda/runtime:0.1.0"
     assert env["KLAMBDA_OPERATOR_FUNCTION_SERVICE_ACCOUNT"] == "klambda-function"
+    assert env["KLAMBDA_OPERATOR_IDLE_SECONDS"] == "600"
+    # a rollout drops no request: the router serves until the endpoints have forgotten it
+    assert router["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
     env = {e["name"]: e.get("value") for e in router["containers"][0]["env"]}
     assert env["KLAMBDA_QUEUE_URL"] == "nats://t-klambda-nats.klambda.svc:4222"
     assert router["containers"][0]["args"] == [

@@ -50,6 +50,8 @@ def test_version_runs_its_snapshot_and_cascades_with_its_function(
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-2:] == ["--version", "1"]
     assert container["resources"]["limits"]["memory"] == f"{256 + 128}Mi"
+    # its pods initialise their environment before they are ready
+    assert {"name": "KLAMBDA_PROVISIONED", "value": "1"} in container["env"]
     assert ns.get("Service", "shop-v1") is not None
     snapshot1 = names.snapshot_name("shop", sha1)
     assert code_volume(ns, "shop-v1") == snapshot1

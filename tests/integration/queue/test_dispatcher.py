@@ -3,6 +3,7 @@ destinations and redrive, with the retry schedule shrunk to milliseconds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -325,3 +326,56 @@ async def test_stop_hands_running_events_back_for_redelivery(make_queue: MakeQue
         assert functions.calls[0].request_id == event.request_id
     finally:
         await second.stop()
+
+
+async def test_nothing_is_received_before_the_dispatcher_is_ready(make_queue: MakeQueue) -> None:
+    # a router that has not listed its functions yet would dead-letter every event it took
+    queue = await make_queue(visibility=5.0)
+    functions = Functions()
+    functions.add("hello", lambda event, rid: {"ok": True})
+    ready = asyncio.Event()
+    dispatcher = Dispatcher(
+        queue,
+        functions,
+        lambda function: AsyncPolicy(),
+        workers=2,
+        schedule=FAST,
+        poll_wait=0.1,
+        metrics=AsyncMetrics(CollectorRegistry()),
+        ready=ready,
+    )
+    await dispatcher.start()
+    try:
+        await dispatcher.submit("hello", b"{}")
+        await asyncio.sleep(0.5)
+        assert functions.calls == []
+        assert await queue.depth() == 1
+        ready.set()
+
+        async def ran() -> bool:
+            return len(functions.calls) == 1 and await queue.depth() == 0
+
+        await eventually_async(ran, "the event invoked once ready")
+    finally:
+        await dispatcher.stop(grace=1)
+
+
+async def test_a_success_whose_destination_fails_is_not_acknowledged(h: Harness) -> None:
+    # the destination's store fails once (NATS restarting): the event is invoked again
+    # once its lease runs out, and its success reaches the destination after all
+    h.functions.add("hello", lambda event, rid: {"ok": True})
+    h.policies["hello"] = AsyncPolicy(on_success=Target(queue="done"))
+    send, failures = h.queue.send, [1]
+
+    async def flaky_send(queue: str, body: bytes, attributes: Any) -> None:
+        if failures:
+            failures.pop()
+            raise ConnectionError("the queue's server is restarting")
+        await send(queue, body, attributes)
+
+    h.queue.send = flaky_send  # type: ignore[method-assign]
+    event = await h.dispatcher.submit("hello", b"{}")
+    [record] = await h.records("done", 1)
+    assert record["requestContext"]["requestId"] == event.request_id
+    assert [c.request_id for c in h.functions.calls] == [event.request_id] * 2
+    await h.wait_empty()

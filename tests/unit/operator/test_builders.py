@@ -3,6 +3,7 @@ for, how code is laid out in a ConfigMap, how drift is told from API-server defa
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -77,6 +78,13 @@ def test_worker_environment_has_lambda_variables_and_the_worker_contract() -> No
     assert env["KLAMBDA_ACCOUNT_ID"] == "123456789012"
     for per_environment in contract.PER_ENVIRONMENT:
         assert per_environment not in env  # the worker sets these for each environment
+
+
+def test_pods_of_provisioned_concurrency_initialise_before_they_are_ready() -> None:
+    settings = OperatorSettings()
+    assert contract.PROVISIONED_ENV not in builders.worker_environment(work(), settings)
+    provisioned = dataclasses.replace(work(), provisioned=True)
+    assert builders.worker_environment(provisioned, settings)[contract.PROVISIONED_ENV] == "1"
 
 
 def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
