@@ -174,7 +174,20 @@ def test_accepted_events_survive_nats_router_and_worker_pods_deleted_while_drain
             return False
         return ok >= succeeding and dead >= failing
 
-    wait_for("every accepted event done", drained, timeout=360, interval=3)
+    try:
+        wait_for("every accepted event done", drained, timeout=360, interval=3)
+    except AssertionError:
+        ok, dead = set(_succeeded(cluster)), _dead(cluster)
+        router = cluster.kubectl(
+            "logs", "-n", RELEASE_NAMESPACE, "-l", "app.kubernetes.io/component=router",
+            "--tail=40",
+        )  # fmt: skip
+        raise AssertionError(
+            f"{len(succeeding - ok)} successes and {len(failing - {d['requestId'] for d in dead})}"
+            f" failures missing after {time.monotonic() - started:.0f} s, e.g. "
+            f"{sorted(succeeding - ok)[:3]}; done at each deletion {progress}; the router:\n"
+            f"{router}"
+        ) from None
     succeeded = _succeeded(cluster)
     assert set(succeeded) == succeeding
     for rid, record in succeeded.items():
