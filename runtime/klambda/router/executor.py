@@ -71,6 +71,15 @@ class Executor(Protocol):
     async def close(self) -> None: ...
 
 
+async def reclaim_forever(executor: Executor, keep_warm_s: float) -> None:
+    """Close environments idle for longer than `keep_warm_s`, looking a quarter of that
+    often (every 1 to 30 s), until cancelled."""
+    period = max(1.0, min(30.0, keep_warm_s / 4))
+    while True:
+        await asyncio.sleep(period)
+        await executor.reclaim_idle(keep_warm_s)
+
+
 class LocalEnvironments:
     """Environments in this process's zygotes (local mode)."""
 

@@ -45,7 +45,7 @@ from klambda.metrics import Metrics
 from klambda.proto import invoker_pb2
 from klambda.router.access import Access, CredentialsFile, LocalAccess
 from klambda.router.dbproxies import inject
-from klambda.router.executor import LocalEnvironments
+from klambda.router.executor import LocalEnvironments, reclaim_forever
 from klambda.router.grpc_api import OPTIONS, InvokerService, Unreadable, build_server
 from klambda.router.http_api.app import access_check, lambda_errors
 from klambda.router.http_api.invoke import InvokeApi
@@ -284,10 +284,7 @@ class Follower:
 
     async def _reap(self) -> None:
         assert self.invoker is not None
-        period = max(1.0, min(30.0, self.settings.keep_warm_seconds / 4))
-        while True:
-            await asyncio.sleep(period)
-            await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
+        await reclaim_forever(self.invoker.executor, self.settings.keep_warm_seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:

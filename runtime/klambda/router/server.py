@@ -49,7 +49,7 @@ from klambda.router.cluster_functions import ClusterFunctions
 from klambda.router.control import LocalControl
 from klambda.router.dbchanges import PostgresPollers
 from klambda.router.dbproxies import DatabaseProxies, inject
-from klambda.router.executor import Executor, LocalEnvironments
+from klambda.router.executor import Executor, LocalEnvironments, reclaim_forever
 from klambda.router.follower import ADMISSION_FILE, FollowerSpec
 from klambda.router.grpc_api import build_server
 from klambda.router.history import Sampler
@@ -622,10 +622,7 @@ class Router:
 
     async def _reap(self) -> None:
         assert self.invoker is not None
-        period = max(1.0, min(30.0, self.settings.keep_warm_seconds / 4))
-        while True:
-            await asyncio.sleep(period)
-            await self.invoker.executor.reclaim_idle(self.settings.keep_warm_seconds)
+        await reclaim_forever(self.invoker.executor, self.settings.keep_warm_seconds)
 
     def _start_engine_jobs(self) -> None:
         """Metric filters and retention over the log engine (klambda.logengine.housekeeping),
