@@ -37,6 +37,7 @@ log = logging.getLogger("klambda.router.pollers")
 
 IDLE_WAIT_S = 0.2  # an empty receive: wait this long before the next (local mode polls)
 TICK_S = 1.0
+DRAIN_S = 10.0  # a stopping router waits this long for batches being invoked
 
 
 @dataclass
@@ -83,6 +84,7 @@ class MappingPoller:
         self._supervisor: asyncio.Task[None] | None = None
         self._busy = False
         self._throttled = False
+        self._closing = False
 
     def _cap(self) -> int:
         reserved = self.invoker.pools.reserved.get(self.esm.spec.function_name)
@@ -92,6 +94,13 @@ class MappingPoller:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"esm {self.state.name}")
 
     async def stop(self) -> None:
+        """Let batches being invoked finish and be deleted (for up to DRAIN_S), so a clean
+        restart hands none of them to the function again; then cancel what is left."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        if self._slots:
+            await asyncio.wait(self._slots, timeout=DRAIN_S)
         tasks = [t for t in (self._supervisor, *self._slots) if t is not None]
         for t in tasks:
             t.cancel()
@@ -116,7 +125,7 @@ class MappingPoller:
             await asyncio.sleep(TICK_S)
 
     async def _slot(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 got = await self._batch()
             except asyncio.CancelledError:

@@ -7,7 +7,9 @@ A shard is never worked on by two batches at once, so records with one partition
 handled in the order they were put. A throttled invocation is retried with a backoff and
 does not count as a retry; while it lasts the iterator age (the age of the last record
 invoked, Lambda's IteratorAge, `klambda_iterator_age_seconds`) grows. The checkpoint is
-kept in the stream store, so a restarted router goes on from the last record done.
+kept in the stream store, so a restarted router goes on from the last record done. A
+router that stops lets a batch being invoked finish and its checkpoint be written (for up
+to DRAIN_S) before it cancels the poller, so a clean restart reads no record twice.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from klambda.errors import KlambdaError, TooManyRequests
 from klambda.queue.streamstore import StreamStore
 from klambda.queue.workqueue import WorkQueues
 from klambda.router.invoke import EVENT, Invoker
-from klambda.router.pollers import MappingState
+from klambda.router.pollers import DRAIN_S, MappingState
 from klambda.source_metrics import SourceMetrics
 from klambda.triggers import filterpolicy, kinesis
 from klambda.triggers.kinesis import StreamRecord
@@ -67,19 +69,20 @@ class ShardPoller:
             await o.store.set_checkpoint(mapping, self.shard, pos)
         pending: deque[tuple[list[StreamRecord], int]] = deque()  # batches, counted retries
         throttled = 0
-        while True:
+        while not o.closing.is_set():
             if not pending:
                 batch = list(await o.store.read(stream, self.shard, pos, spec.effective_batch_size))
                 window = spec.maximum_batching_window_in_seconds
                 if batch and window and len(batch) < spec.effective_batch_size:
-                    await asyncio.sleep(window)
+                    if await o.pause(window):
+                        return
                     batch += await o.store.read(
                         stream, self.shard, batch[-1].sequence,
                         spec.effective_batch_size - len(batch),
                     )  # fmt: skip
                 if not batch:
                     o.iterator_age(self.shard, 0.0)
-                    await asyncio.sleep(IDLE_WAIT_S)
+                    await o.pause(IDLE_WAIT_S)
                     continue
                 pending.append((batch, 0))
             batch, attempts = pending[0]
@@ -102,12 +105,12 @@ class ShardPoller:
             except TooManyRequests:
                 throttled += 1
                 o.outcome("Throttled", 0, 0)
-                await asyncio.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2**throttled))
+                await o.pause(min(RETRY_MAX_S, RETRY_BASE_S * 2**throttled))
                 continue
             except KlambdaError as err:
                 o.outcome(type(err).__name__, 0, 0)
                 o.state.last_processing_result = f"PROBLEM: {err}"
-                await asyncio.sleep(RETRY_MAX_S)
+                await o.pause(RETRY_MAX_S)
                 continue
             throttled = 0
             step = kinesis.next_step(
@@ -137,7 +140,7 @@ class ShardPoller:
                 pending.appendleft((rest[:mid], attempts))
             elif step.retry:
                 pending.appendleft((rest, attempts + (1 if step.counted else 0)))
-                await asyncio.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2**attempts))
+                await o.pause(min(RETRY_MAX_S, RETRY_BASE_S * 2**attempts))
 
 
 class StreamMapping:
@@ -171,13 +174,20 @@ class StreamMapping:
         self._labels = (esm.metadata.name, esm.spec.function_name)
         self._ages: dict[int, float] = {}
         self.shards = [ShardPoller(self, n) for n in range(shard_count)]
+        self.closing = asyncio.Event()
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the mapping stops meanwhile; True if it stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), seconds)
+        return self.closing.is_set()
 
     def start(self) -> None:
         for s in self.shards:
             s.task = asyncio.create_task(self._guard(s), name=f"esm {self.state.name}/{s.shard}")
 
     async def _guard(self, shard: ShardPoller) -> None:
-        while True:
+        while not self.closing.is_set():
             try:
                 await shard.run()
             except asyncio.CancelledError:
@@ -185,10 +195,14 @@ class StreamMapping:
             except Exception as err:  # the store failed: say so, go on from the checkpoint
                 log.warning("mapping %s shard %d: %s", self.state.name, shard.shard, err)
                 self.state.last_processing_result = f"PROBLEM: {err}"
-                await asyncio.sleep(RETRY_MAX_S)
+                await self.pause(RETRY_MAX_S)
 
     async def stop(self) -> None:
+        """Let batches being invoked finish and be checkpointed, then cancel what is left."""
+        self.closing.set()
         tasks = [s.task for s in self.shards if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=DRAIN_S)
         for t in tasks:
             t.cancel()
         for t in tasks:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -247,3 +248,59 @@ def test_filter_criteria_and_a_plain_nats_producer(router: tuple[RouterRunner, P
     _, maps = call(r, "GET", "/klambda/v1/event-source-mappings")
     (m,) = [m for m in maps["EventSourceMappings"] if m["Name"] == "side-to-keep"]
     assert m["Records"] == {"filtered": 1, "succeeded": expected}
+
+
+RESTART = """\
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: slow}}
+spec:
+  runtime: python3.11
+  handler: app.handler
+  environment: {{SEEN: "{seen}"}}
+  code:
+    inline:
+      app.py: |
+        import os, time
+        def handler(event, context):
+            with open(os.environ["SEEN"], "a") as f:
+                f.write("".join(r["body"] + "\\n" for r in event["Records"]))
+            time.sleep(1)  # the router is told to stop while the batch is still running
+---
+apiVersion: klambda.io/v1alpha1
+kind: Queue
+metadata: {{name: jobs}}
+spec: {{visibilityTimeoutSeconds: 2}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {{name: jobs-to-slow}}
+spec: {{function: slow, source: {{queue: jobs}}}}
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "jetstream"])
+def test_a_stopping_router_finishes_the_batch_it_invokes(backend: str, tmp_path: Path) -> None:
+    fns, log = tmp_path / "fns", tmp_path / "seen.txt"
+    fns.mkdir()
+    (fns / "functions.yaml").write_text(RESTART.format(seen=log))
+
+    def bodies() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if backend == "jetstream":
+            env["KLAMBDA_QUEUE_URL"] = stack.enter_context(nats_server(tmp_path)).url
+        with RouterRunner.up(fns, "-q", "--no-sandbox", workdir=tmp_path, env=env) as r:
+            status, _ = call(r, "POST", "/klambda/v1/work-queues/jobs/messages",
+                             {"MessageBody": "once"})  # fmt: skip
+            assert status == 200
+            eventually(lambda: bodies() == ["once"], "the handler's start")
+        # the batch finished and its message was deleted before the router went: the next
+        # router, past the visibility timeout, finds nothing to hand over again
+        with RouterRunner.up(fns, "-q", "--no-sandbox", workdir=tmp_path, env=env) as r:
+            time.sleep(3)
+            _, jobs = call(r, "GET", "/klambda/v1/work-queues/jobs")
+            assert jobs["Depth"] == 0
+    assert bodies() == ["once"]
