@@ -197,7 +197,9 @@ class Cluster:
                 self.client.patch(
                     AliasRes,
                     f"{function}.{name}",
-                    {"spec": spec},
+                    # a merge patch keeps what it does not name: a field taken out (the
+                    # routing of an alias moved back to one version) is named as null
+                    {"spec": {**dict.fromkeys(old["spec"]), **spec}},
                     namespace=self.namespace,
                     patch_type=PatchType.MERGE,
                 )
