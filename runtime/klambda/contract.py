@@ -33,6 +33,11 @@ LATEST = limits.LATEST
 FunctionResource = create_namespaced_resource(GROUP, VERSION, "Function", "functions")
 VersionResource = create_namespaced_resource(GROUP, VERSION, "Version", "versions")
 AliasResource = create_namespaced_resource(GROUP, VERSION, "Alias", "aliases")
+QueueResource = create_namespaced_resource(GROUP, VERSION, "Queue", "queues")
+StreamResource = create_namespaced_resource(GROUP, VERSION, "Stream", "streams")
+EventSourceMappingResource = create_namespaced_resource(
+    GROUP, VERSION, "EventSourceMapping", "eventsourcemappings"
+)
 
 # Labels on worker pods, their Services and EndpointSlices, and code snapshots.
 LABEL_FUNCTION = f"{GROUP}/function"

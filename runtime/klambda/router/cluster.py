@@ -36,8 +36,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from klambda import codestore, contract
 from klambda.api import Alias, Function, Version
+from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Code
 from klambda.api.limits import LATEST
+from klambda.api.manifest import Manifests, parse_document
+from klambda.api.queue import Queue
+from klambda.api.stream import Stream
 from klambda.api.triggers import Trigger
 from klambda.execution import FunctionConfig, config_of
 from klambda.router.pool import CodeUnavailable, PoolPod
@@ -56,6 +60,12 @@ log = logging.getLogger("klambda.router.cluster")
 FunctionRes = contract.FunctionResource
 VersionRes = contract.VersionResource
 AliasRes = contract.AliasResource
+# the polled sources: followed, but not waited for before the router serves
+SOURCE_KINDS: dict[str, Any] = {
+    "Queue": contract.QueueResource,
+    "Stream": contract.StreamResource,
+    "EventSourceMapping": contract.EventSourceMappingResource,
+}
 
 
 def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
@@ -108,6 +118,28 @@ def build_registry(
         if entry is not None:
             entry.aliases[a.alias_name] = a
     return reg
+
+
+def build_sources(cache: dict[str, dict[str, dict[str, Any]]]) -> Manifests:
+    """Queues, Streams and EventSourceMappings from raw API objects, as local mode's
+    manifests hold them; malformed ones are left out with a warning. Pure."""
+    out = Manifests()
+    for kind in SOURCE_KINDS:
+        for name, raw in sorted(cache.get(kind, {}).items()):
+            doc = {"apiVersion": contract.API_VERSION, "kind": kind,
+                   "metadata": {"name": name}, "spec": raw.get("spec") or {}}  # fmt: skip
+            try:
+                obj = parse_document(doc)
+            except ValueError as err:
+                log.warning("ignoring %s %s: %s", kind, name, err)
+                continue
+            if isinstance(obj, Queue):
+                out.queues[name] = obj
+            elif isinstance(obj, Stream):
+                out.streams[name] = obj
+            elif isinstance(obj, EventSourceMapping):
+                out.mappings[name] = obj
+    return out
 
 
 def _without_bad_triggers(raw: dict[str, Any]) -> dict[str, Any]:
@@ -198,8 +230,10 @@ class ClusterSource:
         kubeconfig: str | None,
         on_registry: Callable[[Registry], None],
         workers: RemoteWorkers,
+        on_sources: Callable[[Manifests], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_sources = on_sources
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.on_registry = on_registry
@@ -232,6 +266,7 @@ class ClusterSource:
             ("Alias", AliasRes, None),
             ("EndpointSlice", EndpointSlice, {contract.LABEL_FUNCTION: None}),
             ("PoolSlice", EndpointSlice, {contract.LABEL_POOL: None}),
+            *(((k, r, None) for k, r in SOURCE_KINDS.items()) if self.on_sources else ()),
         ):
             self._tasks.append(asyncio.create_task(self._follow(kind, res, labels)))
         self._tasks.append(asyncio.create_task(self._write_demand()))
@@ -265,6 +300,10 @@ class ClusterSource:
                 await asyncio.sleep(1.0)
 
     def _rebuild(self, kind: str) -> None:
+        if kind in SOURCE_KINDS:
+            if self.on_sources is not None:
+                self.on_sources(build_sources(self.cache))
+            return
         if kind == "EndpointSlice":
             self.workers.set_endpoints(endpoints_of(list(self.cache[kind].values())))
         elif kind == "PoolSlice":
@@ -278,7 +317,7 @@ class ClusterSource:
             )
             self.on_registry(self.registry)
         self._synced_kinds.add(kind)
-        if len(self._synced_kinds) == len(self.cache):
+        if len(self._synced_kinds) == len(self.cache.keys() - SOURCE_KINDS.keys()):
             self.synced.set()
 
     # ------------------------------------------------------------ the pool's Specialiser

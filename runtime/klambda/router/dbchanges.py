@@ -27,7 +27,7 @@ import psycopg
 from klambda.api.eventsourcemapping import EventSourceMapping, PostgresSource
 from klambda.queue.workqueue import WorkQueues
 from klambda.router.invoke import Invoker
-from klambda.router.pollers import MappingState
+from klambda.router.pollers import MappingState, standby
 from klambda.router.streams import StreamMapping
 from klambda.source_metrics import SourceMetrics
 from klambda.triggers import dynamodb, kinesis
@@ -248,13 +248,19 @@ class PostgresPollers:
         self.account = account
         self.mappings: dict[str, EventSourceMapping] = {}
         self.running: dict[str, PostgresMapping] = {}
+        self.active = True
 
-    async def configure(self, mappings: Mapping[str, EventSourceMapping]) -> None:
+    async def configure(
+        self, mappings: Mapping[str, EventSourceMapping], *, active: bool = True
+    ) -> None:
+        """Take the mappings on tables; read them only when `active`."""
         self.mappings = {n: m for n, m in mappings.items() if m.spec.source.postgres is not None}
+        self.active = active
+        polled = self.mappings if active else {}
         for name in list(self.running):
-            if self.mappings.get(name) != self.running[name].esm:
+            if polled.get(name) != self.running[name].esm:
                 await self._stop(name)
-        for name, esm in sorted(self.mappings.items()):
+        for name, esm in sorted(polled.items()):
             if name in self.running or not esm.spec.enabled:
                 continue
             assert esm.spec.source.postgres is not None
@@ -269,7 +275,9 @@ class PostgresPollers:
     def state(self, name: str) -> MappingState:
         if name in self.running:
             return self.running[name].state
-        return MappingState(name, state="Disabled")
+        if self.active or not self.mappings[name].spec.enabled:
+            return MappingState(name, state="Disabled")
+        return standby(name)
 
     async def _stop(self, name: str) -> None:
         m = self.running.pop(name)

@@ -55,6 +55,14 @@ class MappingState:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+STANDBY = "polled by the router that holds the Lease, not this one"
+
+
+def standby(name: str) -> MappingState:
+    """An enabled mapping as a router that does not poll it sees it."""
+    return MappingState(name, state="Enabled", reason=STANDBY)
+
+
 class MappingPoller:
     def __init__(
         self,
@@ -243,13 +251,21 @@ class Pollers:
         self.declared: dict[str, Queue] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.running: dict[str, MappingPoller] = {}
+        self.active = True
 
     async def configure(
-        self, queues: Mapping[str, Queue], mappings: Mapping[str, EventSourceMapping]
+        self,
+        queues: Mapping[str, Queue],
+        mappings: Mapping[str, EventSourceMapping],
+        *,
+        active: bool = True,
     ) -> None:
+        """Take the declared queues and mappings; poll them only when `active` (in a
+        cluster, on the one router that holds the Lease)."""
         self.declared = dict(queues)
         self.mappings = {n: m for n, m in mappings.items() if m.spec.source.queue is not None}
-        mappings = self.mappings
+        self.active = active
+        mappings = self.mappings if active else {}
         for name in list(self.running):
             poller = self.running[name]
             esm = mappings.get(name)
@@ -283,6 +299,8 @@ class Pollers:
         esm = self.mappings[name]
         if not esm.spec.enabled:
             return MappingState(name, state="Disabled")
+        if not self.active:
+            return standby(name)
         return MappingState(
             name, state="Failed", reason=f"no Queue {esm.spec.source.queue!r} is declared"
         )

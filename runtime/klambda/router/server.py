@@ -46,6 +46,7 @@ from klambda.router.buckets import Buckets
 from klambda.router.cluster import ClusterSource
 from klambda.router.cluster_control import ClusterProvisioned
 from klambda.router.cluster_functions import ClusterFunctions
+from klambda.router.cluster_sources import ClusterMappings
 from klambda.router.control import LocalControl
 from klambda.router.dbchanges import PostgresPollers
 from klambda.router.dbproxies import DatabaseProxies, inject
@@ -168,6 +169,8 @@ class Router:
         self.stream_pollers: StreamPollers | None = None
         self.postgres_pollers: PostgresPollers | None = None
         self.db_proxies: DatabaseProxies | None = None
+        # cluster mode: the sources the API server declares, polled by the Lease's holder
+        self.cluster_mappings: ClusterMappings | None = None
         # `--processes N` (local mode): the concurrency pools shared with N-1 followers,
         # which serve invokes on the same ports; this process is their leader
         self.shared: SharedPools | None = None
@@ -257,11 +260,11 @@ class Router:
         self.trigger_metrics = TriggerMetrics(metrics.registry)
         self.dispatcher = self._dispatcher(metrics)
         self.invoker = Invoker(registry, s, metrics, executor, pools, logs, self.dispatcher)
-        if self.cluster is None:
-            # on the async queue's NATS server when it has one, else in the state folder
-            self.work_queues = open_work_queues(s.queue_url) or SqliteWorkQueues(
-                self.state_dir / "workqueues.db"
-            )
+        # local mode: on the async queue's NATS server when it has one, else in the state
+        # folder; cluster mode: on the cluster's NATS JetStream, when the router has one
+        work_queues = open_work_queues(s.queue_url)
+        if self.cluster is None or work_queues is not None:
+            self.work_queues = work_queues or SqliteWorkQueues(self.state_dir / "workqueues.db")
             source_metrics = SourceMetrics(metrics.registry)
             self.pollers = Pollers(
                 self.invoker,
@@ -378,7 +381,14 @@ class Router:
                 self.cluster.kubeconfig,
                 self._use_registry,
                 self.workers,
+                on_sources=self._on_sources if self.pollers is not None else None,
             )
+            if self.pollers is not None:
+                assert self.stream_pollers is not None
+                assert self.postgres_pollers is not None
+                self.cluster_mappings = ClusterMappings(
+                    self.pollers, self.stream_pollers, self.postgres_pollers, self.source
+                )
             self.workers.specialiser = self.source  # cold starts from the warm pool
             await self.source.start()
             if self.dispatcher is not None:
@@ -410,6 +420,8 @@ class Router:
             if self.schedule_lease is not None:
                 await self.schedule_lease.start()
             await self.scheduler.start()
+            if self.cluster_mappings is not None:  # the Lease's holder polls
+                self.cluster_mappings.lease = self.schedule_lease
         self.access = self._access()
         if self.access is None:
             self.triggers.listen(self._warn_unchecked_urls)
@@ -478,15 +490,20 @@ class Router:
             self.access,
         )
         app = api.app()
-        if self.pollers is not None and self.work_queues is not None:
+        if self.work_queues is not None:
             await self.work_queues.open()
-            await self.pollers.configure(self.sources.queues, self.sources.mappings)
-        if self.stream_pollers is not None and self.stream_store is not None:
+        if self.stream_store is not None:
             await self.stream_store.open()
-            await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
-        if self.postgres_pollers is not None:
-            await self.postgres_pollers.configure(self.sources.mappings)
-        # S3 triggers in both modes; queues, streams and tables are polled in local mode
+        if self.cluster_mappings is not None:
+            self.cluster_mappings.start()
+        else:
+            if self.pollers is not None:
+                await self.pollers.configure(self.sources.queues, self.sources.mappings)
+            if self.stream_pollers is not None:
+                await self.stream_pollers.configure(self.sources.streams, self.sources.mappings)
+            if self.postgres_pollers is not None:
+                await self.postgres_pollers.configure(self.sources.mappings)
+        # S3 triggers in both modes; queues, streams and tables too (a cluster needs NATS)
         buckets = None
         if self.dispatcher is not None and self.trigger_metrics is not None:
             buckets = Buckets(
@@ -578,6 +595,11 @@ class Router:
             )
         why = "; ".join(problems) or sb.reason
         return f"environments run as this user and share /tmp ({why}): see README, Isolation"
+
+    def _on_sources(self, sources: Manifests) -> None:
+        self.sources = sources
+        if self.cluster_mappings is not None:
+            self.cluster_mappings.sources_changed(sources)
 
     def _scheduler(self, dispatcher: Dispatcher) -> Scheduler:
         s = self.settings
@@ -676,6 +698,8 @@ class Router:
             await self.scheduler.stop()
         if self.schedule_lease is not None:
             await self.schedule_lease.stop()
+        if self.cluster_mappings is not None:
+            await self.cluster_mappings.stop()
         if self.pollers is not None:
             await self.pollers.stop()
         if self.stream_pollers is not None:

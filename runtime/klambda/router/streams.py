@@ -30,7 +30,7 @@ from klambda.errors import KlambdaError, TooManyRequests
 from klambda.queue.streamstore import StreamStore
 from klambda.queue.workqueue import WorkQueues
 from klambda.router.invoke import EVENT, Invoker
-from klambda.router.pollers import DRAIN_S, MappingState
+from klambda.router.pollers import DRAIN_S, MappingState, standby
 from klambda.source_metrics import SourceMetrics
 from klambda.triggers import filterpolicy, kinesis
 from klambda.triggers.kinesis import StreamRecord
@@ -307,20 +307,28 @@ class StreamPollers:
         self.declared: dict[str, Stream] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.running: dict[str, StreamMapping] = {}
+        self.active = True
         self._streams: dict[str, Stream] = {}  # what each running mapping was started on
 
     async def configure(
-        self, streams: Mapping[str, Stream], mappings: Mapping[str, EventSourceMapping]
+        self,
+        streams: Mapping[str, Stream],
+        mappings: Mapping[str, EventSourceMapping],
+        *,
+        active: bool = True,
     ) -> None:
+        """Declare the streams, take the mappings; poll them only when `active`."""
         self.declared = dict(streams)
         for s in streams.values():
             await self.store.declare(
                 s.metadata.name, s.spec.shard_count, s.spec.retention_period_hours
             )
         self.mappings = {n: m for n, m in mappings.items() if m.spec.source.stream is not None}
+        self.active = active
+        polled = self.mappings if active else {}
         for name in list(self.running):
             running = self.running[name]
-            esm = self.mappings.get(name)
+            esm = polled.get(name)
             if (
                 esm is None
                 or esm != running.esm
@@ -328,7 +336,7 @@ class StreamPollers:
             ):
                 await self.running.pop(name).stop()
                 self._streams.pop(name, None)
-        for name, esm in sorted(self.mappings.items()):
+        for name, esm in sorted(polled.items()):
             stream = streams.get(esm.spec.source.stream or "")
             if name in self.running or not esm.spec.enabled or stream is None:
                 continue
@@ -346,6 +354,8 @@ class StreamPollers:
         esm = self.mappings[name]
         if not esm.spec.enabled:
             return MappingState(name, state="Disabled")
+        if not self.active:
+            return standby(name)
         return MappingState(name, state="Failed", reason=f"no Stream {esm.spec.source.stream!r}")
 
     async def put(self, stream: str, partition_key: str, data: bytes) -> StreamRecord:

@@ -231,6 +231,13 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             for res in ("functions", "versions", "aliases"):
                 expect[Access(verb, res, "klambda.io", ns)] = served
             expect[Access(verb, "endpointslices", "discovery.k8s.io", ns)] = served
+            # the event source mappings' sources, polled by the Lease's holder
+            for res in ("queues", "streams", "eventsourcemappings"):
+                expect[Access(verb, res, "klambda.io", ns)] = served
+        # which writes each mapping's state, and changes nothing else of it
+        expect[Access("patch", "eventsourcemappings", "klambda.io", ns, "status")] = served
+        expect[Access("patch", "eventsourcemappings", "klambda.io", ns)] = False
+        expect[Access("create", "queues", "klambda.io", ns)] = False
         expect[Access("patch", "functions", "klambda.io", ns)] = served
         expect[Access("patch", "versions", "klambda.io", ns)] = served
         # provisioned autoscaling (the admission policy narrows it to provisionedConcurrency)
