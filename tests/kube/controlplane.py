@@ -61,7 +61,7 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "service-cidr-controller",
 )
 
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"  # a config value only: nothing routes to it
+SERVICE_CLUSTER_IP_RANGE = "198.19.240.0/24"  # a config value only: nothing routes to it
 
 
 class ControlPlaneError(RuntimeError):
@@ -373,7 +373,7 @@ class ControlPlane:
             "extendedKeyUsage = serverAuth\n"
             "subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
             "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-            "DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1\n"
+            "DNS:kubernetes.default.svc.cluster.local,IP:198.19.240.1\n"
             "[client]\nbasicConstraints = critical,CA:FALSE\n"
             "keyUsage = critical,digitalSignature,keyEncipherment\n"
             "extendedKeyUsage = clientAuth\n"

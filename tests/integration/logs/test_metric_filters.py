@@ -52,10 +52,10 @@ FILTERS = [
     {"name": "never", "filterPattern": "%^nothing matches this$%", "metricName": "Never"},
 ]
 REQUESTS = [
-    {"ip": "10.0.0.1", "user": "ada", "path": "/a", "status": 200, "bytes": 100, "latency": 20},
-    {"ip": "10.0.0.2", "user": "bob", "path": "/b", "status": 503, "bytes": 42, "latency": 900},
-    {"ip": "10.0.0.1", "user": "ada", "path": "/c", "status": 500, "bytes": 7, "latency": 600},
-    {"ip": "10.0.0.3", "user": "cy", "path": "/d", "status": 404, "bytes": 1000, "latency": 5},
+    {"ip": "198.18.0.1", "user": "ada", "path": "/a", "status": 200, "bytes": 100, "latency": 20},
+    {"ip": "198.18.0.2", "user": "bob", "path": "/b", "status": 503, "bytes": 42, "latency": 900},
+    {"ip": "198.18.0.1", "user": "ada", "path": "/c", "status": 500, "bytes": 7, "latency": 600},
+    {"ip": "198.18.0.3", "user": "cy", "path": "/d", "status": 404, "bytes": 1000, "latency": 5},
 ]
 
 

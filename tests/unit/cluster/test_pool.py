@@ -15,7 +15,7 @@ def pool_slice(runtime: str, *pods: tuple[str, str, bool], port: int = 9000) -> 
         "ports": [{"name": "grpc", "port": port}],
         "endpoints": [
             {
-                "addresses": [f"10.0.0.{i}"],
+                "addresses": [f"198.18.0.{i}"],
                 "conditions": {"ready": ready},
                 "targetRef": {"kind": "Pod", "name": name, "uid": uid},
             }
@@ -34,8 +34,8 @@ def test_pool_pods_from_slices() -> None:
     got = pool_endpoints_of(slices)
     assert got == {
         "python3.11": [
-            PoolPod("p-a", "u1", "10.0.0.1:9000"),
-            PoolPod("p-c", "u3", "10.0.0.1:9100"),
+            PoolPod("p-a", "u1", "198.18.0.1:9000"),
+            PoolPod("p-c", "u3", "198.18.0.1:9100"),
         ],
         "python3.12": [],
     }
