@@ -193,13 +193,15 @@ class Cluster:
         try:
             if old is None:
                 return _raw(self.client.create(AliasRes.from_dict(body), namespace=self.namespace))
+            # the whole spec replaced: a merge patch would keep what was removed (the
+            # routing once cleared)
             return _raw(
                 self.client.patch(
                     AliasRes,
                     f"{function}.{name}",
-                    {"spec": spec},
+                    [{"op": "replace", "path": "/spec", "value": spec}],
                     namespace=self.namespace,
-                    patch_type=PatchType.MERGE,
+                    patch_type=PatchType.JSON,
                 )
             )
         except ApiError as err:

@@ -135,6 +135,8 @@ def test_cli_verbs_against_the_api_server(
     out = klambda("delete-version", "hello", "2")
     assert out.returncode == 1
     assert "version 2 of hello cannot be deleted: alias prod routes to it" in out.stderr
+    assert klambda("alias", "set", "hello", "prod", "--no-routing").returncode == 0
+    assert "routing" not in plane.get_json("alias", "hello.prod", "-n", ns)["spec"]
     assert klambda("alias", "delete", "hello", "prod").returncode == 0
     assert klambda("delete-version", "hello", "2").returncode == 0
     versions = klambda("get", "versions", "hello").stdout.splitlines()
