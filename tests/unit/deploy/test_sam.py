@@ -137,6 +137,15 @@ def test_an_iam_function_url_is_mapped(tmp_path: Path) -> None:
     assert desired[0].function_url == {"authType": "AWS_IAM", "invokeMode": "BUFFERED"}
 
 
+def test_an_auto_published_functions_url_is_its_aliass(tmp_path: Path) -> None:
+    body = FN + "      AutoPublishAlias: live\n      FunctionUrlConfig: {AuthType: NONE}\n"
+    desired, problems, _ = sam.desired(template.read(write(tmp_path, body)), "s")
+    assert problems == []
+    url = {"authType": "NONE", "invokeMode": "BUFFERED"}
+    assert desired[0].alias_triggers == {"events": None, "functionUrl": url}
+    assert desired[0].function_triggers == {"events": None, "functionUrl": None}
+
+
 def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE.parent, tmp_path / "sam")
     tpl = template.read(tmp_path / "sam/template.yaml")
