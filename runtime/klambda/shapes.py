@@ -45,9 +45,9 @@ def function_configuration(
     }
 
 
-def triggers(spec: FunctionSpec) -> dict[str, Any] | None:
-    """klambda's `Triggers` of GetFunction (Lambda keeps triggers in other services): the
-    spec's `events` and `functionUrl` as written; None when it has neither."""
+def triggers(spec: FunctionSpec | AliasSpec) -> dict[str, Any] | None:
+    """klambda's `Triggers` of GetFunction and GetAlias (Lambda keeps triggers in other
+    services): the spec's `events` and `functionUrl` as written; None when it has neither."""
     if not spec.events and spec.function_url is None:
         return None
     return {
@@ -78,6 +78,9 @@ def alias_configuration(function: FunctionConfig, name: str, spec: AliasSpec) ->
         out["RoutingConfig"] = {
             "AdditionalVersionWeights": {spec.routing.additional_version: spec.routing.weight}
         }
+    alias_triggers = triggers(spec)
+    if alias_triggers is not None:
+        out["Triggers"] = alias_triggers
     return out
 
 

@@ -2,10 +2,11 @@
 
 CreateFunction, UpdateFunctionConfiguration, UpdateFunctionCode, Put/UpdateFunctionEvent-
 InvokeConfig, TagResource and UntagResource arrive as Lambda's JSON (from boto3, the AWS
-CLI, Terraform, `klambda deploy`); these functions turn them into a new `FunctionSpec`,
-checked by the model, or a `RuleError` naming Lambda's field and the limit. Local mode's
-router and the command line on a cluster both call them, so the same request gets the same
-answer in either mode.
+CLI, Terraform, `klambda deploy`); these functions turn them into a new `FunctionSpec`
+(or, for the `Triggers` of CreateAlias and UpdateAlias, a new `AliasSpec`), checked by the
+model, or a `RuleError` naming Lambda's field and the limit. Local mode's router and the
+command line on a cluster both call them, so the same request gets the same answer in
+either mode.
 
 Lambda's fields that klambda has no counterpart for are named when they ask for more than
 Lambda's default (Layers, a VPC, active tracing, ...) and accepted when they only restate
@@ -25,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from klambda.api import limits
+from klambda.api.alias import AliasSpec
 from klambda.api.function import Code, FunctionSpec
 from klambda.api.rules import RuleError
 
@@ -159,14 +161,31 @@ def _config_fields(body: Mapping[str, Any]) -> dict[str, Any]:
             destination_of_arn(str(target), "DeadLetterConfig.TargetArn") if target else None
         )
     if "Triggers" in body:
-        # klambda's own field (Lambda keeps triggers in other services): the spec's
-        # `events` and `functionUrl`, as `klambda deploy` maps them from SAM's
-        triggers = body.get("Triggers") or {}
-        if not isinstance(triggers, Mapping):
-            raise RuleError("Triggers: must be an object with events and functionUrl")
-        out["events"] = triggers.get("events") or None
-        out["functionUrl"] = triggers.get("functionUrl") or None
+        out.update(triggers_fields(body["Triggers"]))
     return out
+
+
+def triggers_fields(triggers: Any) -> dict[str, Any]:
+    """klambda's own `Triggers` field (Lambda keeps triggers in other services) as the
+    spec's `events` and `functionUrl`, as `klambda deploy` maps them from SAM's: a
+    Function's (CreateFunction, UpdateFunctionConfiguration) or an Alias's (CreateAlias,
+    UpdateAlias). None clears both."""
+    triggers = triggers or {}
+    if not isinstance(triggers, Mapping):
+        raise RuleError("Triggers: must be an object with events and functionUrl")
+    return {
+        "events": triggers.get("events") or None,
+        "functionUrl": triggers.get("functionUrl") or None,
+    }
+
+
+def alias_triggers(spec: AliasSpec, triggers: Any) -> AliasSpec:
+    """An alias's spec with the `Triggers` of a CreateAlias or UpdateAlias request: its
+    `events` and `functionUrl` replaced, checked as a Function's are."""
+    try:
+        return AliasSpec.model_validate({**spec.wire(), **triggers_fields(triggers)})
+    except ValidationError as err:
+        raise RuleError("; ".join(_describe(err))) from None
 
 
 def code_of(code: Mapping[str, Any], field: str = "Code") -> CodeUpload:

@@ -37,6 +37,7 @@ class Control(Protocol):
         version: str | None,
         routing: dict[str, float] | None,
         description: str | None,
+        triggers: dict[str, Any] | None = None,
     ) -> dict[str, Any]: ...
     def delete_alias(self, function: str, name: str) -> None: ...
 
@@ -88,8 +89,11 @@ class RouterControl:
         version: str | None,
         routing: dict[str, float] | None,
         description: str | None,
+        triggers: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
+        if triggers is not None:
+            body["Triggers"] = triggers
         if version is not None:
             body["FunctionVersion"] = version
         if description is not None:
@@ -288,9 +292,12 @@ class ClusterControl:
         version: str | None,
         routing: dict[str, float] | None,
         description: str | None,
+        triggers: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         return _alias(
-            self._do(self.cluster.put_alias, function, name, version, routing, description)
+            self._do(
+                self.cluster.put_alias, function, name, version, routing, description, triggers
+            )
         )
 
     def delete_alias(self, function: str, name: str) -> None:

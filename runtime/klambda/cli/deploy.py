@@ -2,7 +2,8 @@
 
 Read and checked by AWS's libraries (klambda.deploy.template), mapped to klambda's
 resources (klambda.deploy.sam), compared with what is there (klambda.deploy.plan), the plan
-printed, then applied through the control protocols every verb uses; an alias whose
+printed, then applied through the control protocols every verb uses. The triggers of a
+function with AutoPublishAlias go on its alias, as SAM attaches them; an alias whose
 function has a DeploymentPreference is moved to the new version by a gradual deployment
 (klambda.deploy.gradual) that this command drives and that rolls back on an alarm.
 """
@@ -91,6 +92,11 @@ class Applier:
         d = c.desired
         if d is None or c.action == "remove":
             return
+        if d.alias and c.alias_triggers:
+            # the alias's, not a version's: changed at once, before any gradual deployment,
+            # which keeps them
+            self.ctl.put_alias(d.name, d.alias, None, None, None, d.alias_triggers)
+            typer.echo(f"{d.name}:{d.alias}: triggers {sorted(d.events)}")
         if d.alias and c.publish:
             self.publish_and_move(d)
         if d.alias and c.provisioned:
@@ -107,8 +113,8 @@ class Applier:
         assert d is not None
         if c.action == "create":
             body = {**d.body, "Role": ROLE, "Code": d.code.request()}
-            if d.events or d.function_url:
-                body["Triggers"] = d.triggers
+            if not d.alias and (d.events or d.function_url):
+                body["Triggers"] = d.function_triggers
             if d.code.image is not None:
                 body["PackageType"] = "Image"
             self.fc.create_function(body)
@@ -137,7 +143,7 @@ class Applier:
         existing = (self.current.get(d.name) or plan.Current({})).aliases.get(d.alias)
         old = str(existing["FunctionVersion"]) if existing else None
         if old is None or old == version or d.preference is None:
-            self.ctl.put_alias(d.name, d.alias, version, {}, None)
+            self.ctl.put_alias(d.name, d.alias, version, {}, None, d.alias_triggers)
             typer.echo(f"{d.name}:{d.alias} -> version {version}")
             return
         self.gradual(d, d.alias, old, version, d.preference)

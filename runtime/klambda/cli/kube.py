@@ -24,6 +24,7 @@ from klambda.api import (
     ObjectMeta,
     RoutingConfig,
     VersionSpec,
+    changes,
     rules,
 )
 from klambda.api.limits import UNRESERVED_CONCURRENCY_MIN
@@ -149,7 +150,10 @@ class Cluster:
         version: str | None,
         routing: dict[str, float] | None,
         description: str | None,
+        triggers: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Create or update an alias; `triggers` is klambda's `Triggers` ({} to clear), None
+        to keep the alias's."""
         self._get(FunctionRes, function, f"Function {function}")
         try:
             old: dict[str, Any] | None = self._get(AliasRes, f"{function}.{name}", "alias")
@@ -178,6 +182,14 @@ class Cluster:
                 RoutingConfig.model_validate(spec["routing"])
         except ValidationError as err:
             raise ClusterError("; ".join(describe_errors(err))) from None
+        if triggers is not None:
+            try:
+                checked = changes.alias_triggers(alias.spec, triggers).wire()
+            except rules.RuleError as err:
+                raise ClusterError(str(err)) from None
+            for key in ("events", "functionUrl"):
+                spec[key] = checked.get(key)
+        spec = {k: v for k, v in spec.items() if v is not None}
         try:
             rules.check_alias_targets(
                 alias.spec, (v["spec"]["version"] for v in self.versions(function))
@@ -193,15 +205,15 @@ class Cluster:
         try:
             if old is None:
                 return _raw(self.client.create(AliasRes.from_dict(body), namespace=self.namespace))
+            # the whole spec replaced: a merge patch would keep what was removed (the
+            # routing once cleared, a trigger no longer declared)
             return _raw(
                 self.client.patch(
                     AliasRes,
                     f"{function}.{name}",
-                    # a merge patch keeps what it does not name: a field taken out (the
-                    # routing of an alias moved back to one version) is named as null
-                    {"spec": {**dict.fromkeys(old["spec"]), **spec}},
+                    [{"op": "replace", "path": "/spec", "value": spec}],
                     namespace=self.namespace,
-                    patch_type=PatchType.MERGE,
+                    patch_type=PatchType.JSON,
                 )
             )
         except ApiError as err:

@@ -1,8 +1,9 @@
 """SAM's event sources as klambda's triggers. Pure.
 
 A SAM function's `Events` map names each trigger and its `Type`; `MAPPERS` holds, per SAM
-event type klambda serves, how one event's Properties become one entry of the Function's
-`events` map (klambda.api.triggers):
+event type klambda serves, how one event's Properties become one entry of an `events` map
+(klambda.api.triggers): the Function's, or with `AutoPublishAlias` its alias's, as SAM
+attaches them:
 
 - `Schedule` (EventBridge rule) and `ScheduleV2` (EventBridge Scheduler) -> `Schedule`,
   with `Input`, the enabled state, `RetryPolicy` and an SQS `DeadLetterConfig`;
@@ -13,9 +14,9 @@ event type klambda serves, how one event's Properties become one entry of the Fu
   REST API's proxy event;
 - `SNS` -> a `Topic` subscription with its filter policy and scope.
 
-`FunctionUrlConfig` becomes the Function's `functionUrl`. A property that asks for what
-klambda does not do (authorizers, an SQS subscription, ...) is named as a problem;
-the entry is checked by the same model as a manifest's, so a bad schedule expression is
+`FunctionUrlConfig` becomes the `functionUrl` (the Function's or the alias's). A property
+that asks for what klambda does not do (authorizers, an SQS subscription, ...) is named as
+a problem; the entry is checked by the same model as a manifest's, so a bad schedule expression is
 named here, before anything is deployed. Every other event type is named as unsupported
 (`klambda deploy --ignore-unsupported` deploys the rest).
 """

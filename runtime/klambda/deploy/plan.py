@@ -1,7 +1,8 @@
 """What a deploy does: the functions it creates, changes and removes, and how. Pure.
 
 The template's functions (klambda.deploy.sam) are compared with what a router or a cluster
-has (Lambda's shapes: GetFunction, the event invoke configuration, the aliases); functions
+has (Lambda's shapes: GetFunction, the event invoke configuration, GetAlias with klambda's
+`Triggers`); functions
 tagged with the stack's name that the template no longer has are removed. An unchanged
 function is left alone, so a second deploy of the same template changes nothing.
 """
@@ -62,6 +63,7 @@ class Change:
     event_invoke: bool = False
     publish: bool = False  # AutoPublishAlias: a new version to move the alias to
     provisioned: bool = False
+    alias_triggers: bool = False  # the alias's triggers (AutoPublishAlias) to put on it
 
     @property
     def symbol(self) -> str:
@@ -91,6 +93,15 @@ def _triggers(value: dict[str, Any] | None) -> tuple[Any, ...]:
     return (
         _EVENTS.validate_python(value.get("events") or {}),
         FunctionUrl.model_validate(url) if url else None,
+    )
+
+
+def _triggers_shown(what: str, have: dict[str, Any] | None, want: dict[str, Any]) -> str:
+    """`triggers: ['A'] -> ['A', 'B']`; on a new function (`have` None) what it gets."""
+    url = want.get("functionUrl")
+    before = "" if have is None else f"{sorted(have.get('events') or {})} -> "
+    return f"{what}: {before}{sorted(want.get('events') or {})}" + (
+        f", function URL {url}" if url else ""
     )
 
 
@@ -124,6 +135,9 @@ def change_of(desired: DesiredFunction, current: Current | None) -> Change:
                 f"alias {desired.alias} -> version 1"
                 + (f", provisioned {desired.provisioned}" if desired.provisioned else "")
             )
+        if desired.events or desired.function_url:
+            where = f"triggers of alias {desired.alias}" if desired.alias else "triggers"
+            details.append(_triggers_shown(where, None, desired.triggers))
         return Change(
             "create",
             desired.name,
@@ -143,12 +157,10 @@ def change_of(desired: DesiredFunction, current: Current | None) -> Change:
     c.configuration = _config(desired, cfg)
     for key, value in c.configuration.items():
         c.details.append(f"{key}: {_shown(cfg.get(key))} -> {_shown(value)}")
-    if _triggers(desired.triggers) != _triggers(current.triggers):
-        c.configuration["Triggers"] = desired.triggers
+    if _triggers(desired.function_triggers) != _triggers(current.triggers):
+        c.configuration["Triggers"] = desired.function_triggers
         c.details.append(
-            f"triggers: {sorted((current.triggers or {}).get('events') or {})} -> "
-            f"{sorted(desired.events)}"
-            + (f", function URL {desired.function_url}" if desired.function_url else "")
+            _triggers_shown("triggers", current.triggers or {}, desired.function_triggers)
         )
     want_tags = dict(desired.body.get("Tags") or {})
     c.tags_set = {k: v for k, v in want_tags.items() if current.tags.get(k) != v}
@@ -171,6 +183,13 @@ def change_of(desired: DesiredFunction, current: Current | None) -> Change:
             c.publish = True
             how = desired.preference.kind if desired.preference and alias else "at once"
             c.details.append(f"alias {desired.alias} -> a new version ({how})")
+        # the alias's triggers (SAM attaches them to it), on an alias there already; a new
+        # one is created with them
+        if alias is not None:
+            want, have = desired.alias_triggers or {}, alias.get("Triggers") or {}
+            if _triggers(want) != _triggers(have):
+                c.alias_triggers = True
+                c.details.append(_triggers_shown(f"triggers of alias {desired.alias}", have, want))
         if desired.provisioned != current.provisioned.get(desired.alias, 0):
             c.provisioned = True
             c.details.append(

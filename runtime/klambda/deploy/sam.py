@@ -4,7 +4,8 @@ SAM's properties are mostly Lambda's CreateFunction fields, so a function become
 CreateFunction request checked by the same rules as the API (klambda.api.changes), plus
 what SAM adds: the code (`CodeUri`, `InlineCode`, `ImageUri`), reserved and provisioned
 concurrency, `AutoPublishAlias`, `DeploymentPreference`, `DeadLetterQueue`,
-`EventInvokeConfig`, `Events` and `FunctionUrlConfig` (klambda.deploy.events). Every
+`EventInvokeConfig`, `Events` and `FunctionUrlConfig` (klambda.deploy.events; on the
+alias with `AutoPublishAlias`, so that they invoke it, as SAM attaches them). Every
 property klambda does not do is named, all at once; the IAM ones (`Policies`, `Role`,
 ...) are accepted and not used.
 """
@@ -108,13 +109,25 @@ class DesiredFunction:
     alias: str | None = None
     provisioned: int = 0
     preference: Preference | None = None
-    events: dict[str, Any] = field(default_factory=dict)  # the Function's `events`
-    function_url: dict[str, Any] | None = None  # the Function's `functionUrl`
+    # the triggers: with AutoPublishAlias the alias's, as SAM attaches them; else $LATEST's
+    events: dict[str, Any] = field(default_factory=dict)
+    function_url: dict[str, Any] | None = None
 
     @property
     def triggers(self) -> dict[str, Any]:
-        """The `Triggers` of klambda's CreateFunction and UpdateFunctionConfiguration."""
+        """klambda's `Triggers` (CreateFunction, CreateAlias, ...) of `events` and
+        `function_url`."""
         return {"events": self.events or None, "functionUrl": self.function_url}
+
+    @property
+    def function_triggers(self) -> dict[str, Any]:
+        """The Function's `Triggers`: none when they are the alias's."""
+        return {"events": None, "functionUrl": None} if self.alias else self.triggers
+
+    @property
+    def alias_triggers(self) -> dict[str, Any] | None:
+        """The alias's `Triggers` (AutoPublishAlias), None without an alias."""
+        return self.triggers if self.alias else None
 
 
 def function_name(logical_id: str, props: dict[str, Any]) -> str:
@@ -300,17 +313,6 @@ def desired(
         problems.extend(event_problems)
         url, url_problems = sam_events.function_url_of(where, props.get("FunctionUrlConfig"))
         problems.extend(url_problems)
-        if alias and (mapped or url):
-            # SAM's triggers of an AutoPublishAlias function invoke the alias; put on the
-            # Function they would invoke $LATEST instead, so they are named, not moved
-            kept = [*(f"Events.{n}" for n in mapped), *(["FunctionUrlConfig"] if url else [])]
-            problems.extend(
-                f"{where}.{k}: not supported with AutoPublishAlias yet (SAM's trigger invokes "
-                f"the alias {alias}; klambda deploy does not put triggers on an alias: declare "
-                "them in the Alias's events)"
-                for k in kept
-            )
-            mapped, url = {}, None
         reserved = props.get("ReservedConcurrentExecutions")
         out.append(
             DesiredFunction(

@@ -19,6 +19,7 @@ from klambda.api import (
     RoutingConfig,
     Version,
     VersionSpec,
+    changes,
     limits,
     rules,
 )
@@ -143,8 +144,10 @@ class LocalControl:
         version: str | None,
         routing: dict[str, float] | None = None,
         description: str | None = None,
+        triggers: dict[str, Any] | None = None,
     ) -> Alias:
-        """Create or update an alias; `routing` is {additional version: weight} or {} to clear."""
+        """Create or update an alias; `routing` is {additional version: weight} or {} to clear;
+        `triggers` is klambda's `Triggers` ({} to clear), None to keep the alias's."""
         entry = self.registry.get(function)
         old = entry.aliases.get(name)
         if version is None:
@@ -176,6 +179,11 @@ class LocalControl:
             events=old.spec.events if old else None,
             function_url=old.spec.function_url if old else None,
         )
+        if triggers is not None:
+            try:
+                spec = changes.alias_triggers(spec, triggers)
+            except rules.RuleError as err:
+                raise InvalidParameterValue(str(err)) from None
         alias: Alias = _validated(Alias, metadata=ObjectMeta(name=f"{function}.{name}"), spec=spec)
         try:
             check_alias(entry, alias)

@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 
+import pytest
+from klambda.cli.control import ClusterControl, ControlError
+
 from tests.helpers import KLAMBDA, ROOT
 from tests.kube.controlplane import ControlPlane
 
@@ -135,6 +138,29 @@ def test_cli_verbs_against_the_api_server(
     out = klambda("delete-version", "hello", "2")
     assert out.returncode == 1
     assert "version 2 of hello cannot be deleted: alias prod routes to it" in out.stderr
+    assert klambda("alias", "set", "hello", "prod", "--no-routing").returncode == 0
+    assert "routing" not in plane.get_json("alias", "hello.prod", "-n", ns)["spec"]
+
+    # klambda's Triggers of CreateAlias and UpdateAlias: the Alias's events and functionUrl
+    ctl = ClusterControl(str(plane.kubeconfig), ns, 1000)
+    hello = {"type": "HttpApi", "path": "/hello", "method": "GET"}
+    got = ctl.put_alias("hello", "prod", None, None, None, {"events": {"Hello": hello}})
+    assert got["Triggers"]["events"]["Hello"]["path"] == "/hello"
+    spec = plane.get_json("alias", "hello.prod", "-n", ns)["spec"]
+    assert spec["events"]["Hello"]["path"] == "/hello"
+    assert "functionUrl" not in spec
+    ctl.put_alias("hello", "prod", "1", None, "kept")  # no Triggers: they stay
+    assert ctl.aliases("hello")[0]["Triggers"]["events"]["Hello"]["method"] == "GET"
+    bad = {"events": {"Tick": {"type": "Schedule", "schedule": "every day"}}}
+    with pytest.raises(ControlError, match=r"Triggers\.events \(spec\.events\.Tick"):
+        ctl.put_alias("hello", "prod", None, None, None, bad)
+    ctl.put_alias("hello", "prod", None, None, None, {"functionUrl": {"authType": "NONE"}})
+    spec = plane.get_json("alias", "hello.prod", "-n", ns)["spec"]
+    assert "events" not in spec  # replaced, not merged
+    assert spec["functionUrl"]["authType"] == "NONE"
+    assert spec["description"] == "kept"
+    ctl.put_alias("hello", "prod", None, None, None, {})
+    assert "functionUrl" not in plane.get_json("alias", "hello.prod", "-n", ns)["spec"]
     assert klambda("alias", "delete", "hello", "prod").returncode == 0
     assert klambda("delete-version", "hello", "2").returncode == 0
     versions = klambda("get", "versions", "hello").stdout.splitlines()

@@ -1,10 +1,12 @@
 """`klambda deploy` of a SAM template against a real router: a plan, then the functions,
-reserved and provisioned concurrency, versions and aliases; a second deploy changes
-nothing; a bad version trips the alarm during the canary and the alias returns to the old
-version by itself; a good one goes all the way."""
+reserved and provisioned concurrency, versions and aliases, the triggers (on the alias of
+an AutoPublishAlias function, as SAM attaches them); a second deploy changes nothing; a
+bad version trips the alarm during the canary and the alias returns to the old version by
+itself; a good one goes all the way, its HTTP route following the alias's weights."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -38,9 +40,7 @@ def klambda(router: RouterRunner, *args: str) -> subprocess.CompletedProcess[str
 
 
 def deploy(router: RouterRunner, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return klambda(
-        router, "deploy", str(project / "template.yaml"), "--ignore-unsupported", *FAST, *args
-    )
+    return klambda(router, "deploy", str(project / "template.yaml"), *FAST, *args)
 
 
 PROVISIONED = "/2019-09-30/functions/orders/provisioned-concurrency?Qualifier=live"
@@ -55,6 +55,17 @@ def alias(router: RouterRunner, function: str, name: str) -> dict[str, Any]:
     return get(router, f"/2015-03-31/functions/{function}/aliases/{name}")  # type: ignore[no-any-return]
 
 
+def place_order(router: RouterRunner, path: str = "/orders") -> tuple[int, Any]:
+    """POST through the router's HTTP API: the template's PlaceOrder route."""
+    conn = http.client.HTTPConnection("127.0.0.1", router.http_port, timeout=30)
+    try:
+        conn.request("POST", "/http" + path, body=b'{"id": 7}')
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
 class Traffic:
     """Requests to orders:live in a thread while a deployment runs, as production has."""
 
@@ -62,12 +73,15 @@ class Traffic:
         self.router = router
         self.stop = threading.Event()
         self.versions: list[str] = []
+        self.routed: list[str] = []  # through the route: the code's VERSION, or the status
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             _, headers, _ = self.router.invoke("orders:live", {"id": 1})
             self.versions.append(headers.get("x-amz-executed-version", "?"))
+            status, body = place_order(self.router)
+            self.routed.append(body["version"] if status == 200 else str(status))
             self.stop.wait(0.02)
 
     def __enter__(self) -> Traffic:
@@ -85,17 +99,23 @@ def test_deploy_plan_idempotence_rollback_and_success(project: Path, tmp_path: P
         assert out.returncode == 0, out.stdout + out.stderr
         lines = out.stdout.splitlines()
         assert "+ create    orders" in lines
-        # the template's events are the functions' triggers; orders' would invoke its alias
-        # (AutoPublishAlias): named as not applied
-        named = "Events.PlaceOrder: not supported with AutoPublishAlias"
-        assert any(named in x for x in lines), lines
+        # the template's events are the functions' triggers; orders' are its alias's
+        # (AutoPublishAlias), as SAM attaches them, so they invoke the alias
+        assert "      triggers of alias live: ['PlaceOrder']" in lines
         triggers = klambda(router, "get", "triggers").stdout.splitlines()
-        assert [x.split()[:3] for x in triggers[1:]] == [["report", "Nightly", "Schedule"]]
-        assert "cron(0 3 * * ? *)" in triggers[1]
+        assert sorted(x.split()[:3] for x in triggers[1:]) == [
+            ["orders:live", "PlaceOrder", "HttpApi"], ["report", "Nightly", "Schedule"],
+        ]  # fmt: skip
+        assert any("cron(0 3 * * ? *)" in x for x in triggers)
+        assert alias(router, "orders", "live")["Triggers"]["events"]["PlaceOrder"]["path"] == (
+            "/orders"
+        )
+        assert "Triggers" not in get(router, "/2015-03-31/functions/orders")
         status, headers, body = router.invoke("orders:live", {"id": 7})
         assert status == 200
         assert json.loads(body) == {"order": 7, "stage": "dev", "version": "1"}
         assert headers["x-amz-executed-version"] == "1"
+        assert place_order(router) == (200, {"order": None, "stage": "dev", "version": "1"})
         listed = [x.split()[0] for x in klambda(router, "get", "functions").stdout.splitlines()]
         assert listed[1:] == ["orders", "orders-pre-traffic", "report"]
         assert json.loads(router.invoke("report")[2])["report"] == "nightly"
@@ -127,6 +147,10 @@ def test_deploy_plan_idempotence_rollback_and_success(project: Path, tmp_path: P
         assert "rolled back" in live["Description"]
         aliases = klambda(router, "get", "aliases", "orders").stdout
         assert "rolled back: alarm OrdersErrors" in aliases
+        # the route kept invoking the alias: version 1 works where $LATEST fails
+        assert live["Triggers"]["events"]["PlaceOrder"]["path"] == "/orders"
+        assert place_order(router) == (200, {"order": None, "stage": "dev", "version": "1"})
+        assert router.invoke("orders", {"id": 1})[1].get("x-amz-function-error") == "Unhandled"
 
     # the rollback survives a restart; the next deploy of the fixed template succeeds
     with RouterRunner.up(tmp_path / "functions", "-q", workdir=tmp_path) as router:
@@ -142,7 +166,26 @@ def test_deploy_plan_idempotence_rollback_and_success(project: Path, tmp_path: P
         assert live["FunctionVersion"] == "3"
         assert "succeeded" in live["Description"]
         assert {"1", "3"} <= set(traffic.versions)
+        # the route followed the alias's weights, from the old code to the new
+        assert {"1", "3"} <= set(traffic.routed), traffic.routed
+        assert set(traffic.routed) <= {"1", "3"}
         eventually(
             lambda: json.loads(router.invoke("orders:live", {"id": 2})[2])["version"] == "3",
             "orders:live to run the new code",
         )
+        assert place_order(router) == (200, {"order": None, "stage": "dev", "version": "3"})
+
+        # a changed event: put on the alias, which keeps its version
+        template = project / "template.yaml"
+        template.write_text(template.read_text().replace("Path: /orders", "Path: /orders/{id}"))
+        moved = deploy(router, project)
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        assert "~ change    orders" in moved.stdout
+        assert "triggers of alias live: ['PlaceOrder'] -> ['PlaceOrder']" in moved.stdout
+        assert "a new version" not in moved.stdout
+        assert alias(router, "orders", "live")["FunctionVersion"] == "3"
+        assert place_order(router, "/orders/7") == (
+            200, {"order": None, "stage": "dev", "version": "3"}
+        )  # fmt: skip
+        assert place_order(router)[0] == 404
+        assert "no changes" in deploy(router, project).stdout

@@ -1,6 +1,7 @@
 """`klambda deploy --kubeconfig`: the SAM template of examples/sam written as the objects a
-user would apply, with the operator taking them in; the same template deployed to a local
-router gives the same functions, versions and aliases; a second deploy changes nothing."""
+user would apply, with the operator taking them in (the triggers of an AutoPublishAlias
+function on its Alias); the same template deployed to a local router gives the same
+functions, versions and aliases; a second deploy changes nothing."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_a_template_deploys_to_the_cluster_as_to_a_router(
     shutil.copytree(EXAMPLE, tmp_path / "shop")
     template = str(tmp_path / "shop/template.yaml")
     cluster = ["--kubeconfig", str(ns.plane.kubeconfig), "-n", ns.name]
-    out = run("deploy", template, "--ignore-unsupported", *cluster)
+    out = run("deploy", template, *cluster)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "+ create    orders" in out.stdout
 
@@ -44,18 +45,31 @@ def test_a_template_deploys_to_the_cluster_as_to_a_router(
     live = ns.get("Alias", "orders.live")
     assert live is not None
     assert (live["spec"]["version"], live["spec"]["provisionedConcurrency"]) == ("1", 1)
+    # SAM attaches orders' route to its alias: the Alias's events, not the Function's
+    place_order = live["spec"]["events"]["PlaceOrder"]
+    assert (place_order["type"], place_order["path"], place_order["method"]) == (
+        "HttpApi", "/orders", "POST"
+    )  # fmt: skip
+    assert "events" not in fn["spec"]
+    report = ns.get("Function", "report")
+    assert report is not None
+    assert report["spec"]["events"]["Nightly"]["schedule"] == "cron(0 3 * * ? *)"
+    triggers = run("get", "triggers", *cluster).stdout.splitlines()
+    assert sorted(x.split()[:3] for x in triggers[1:]) == [
+        ["orders:live", "PlaceOrder", "HttpApi"], ["report", "Nightly", "Schedule"],
+    ]  # fmt: skip
     assert ns.get("Version", "orders.1") is not None
     listing = ns.kubectl("get", "fna", "orders.live").stdout
     assert "DESCRIPTION" in listing.splitlines()[0]
 
-    again = run("deploy", template, "--ignore-unsupported", *cluster)
+    again = run("deploy", template, *cluster)
     assert again.returncode == 0, again.stderr
     assert "no changes" in again.stdout
 
     (tmp_path / "functions").mkdir()
     with RouterRunner.up(tmp_path / "functions", "-q", workdir=tmp_path) as router:
         local = ["--endpoint", router.url]
-        out = run("deploy", template, "--ignore-unsupported", *local)
+        out = run("deploy", template, *local)
         assert out.returncode == 0, out.stdout + out.stderr
         for verb in (["get", "functions"], ["get", "versions", "orders"],
                      ["get", "aliases", "orders"]):  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 import urllib.request
 from pathlib import Path
@@ -125,6 +126,13 @@ def test_weighted_alias_routes_within_tolerance_and_survives_restart(
             {"RoutingConfig": {"AdditionalVersionWeights": {"9": 0.1}}},
             "spec.routing.additionalVersion: version 9 of greet does not exist",
         ),
+        # klambda's Triggers, checked as CreateFunction's are
+        (
+            {"Triggers": {"events": {"Tick": {"type": "Schedule", "schedule": "every day"}}}},
+            "Triggers.events (spec.events.Tick.Schedule.schedule)",
+        ),
+        ({"Triggers": {"functionUrl": {"authType": "KEY"}}}, "Triggers.functionUrl"),
+        ({"Triggers": ["Hello"]}, "Triggers: must be an object with events and functionUrl"),
     ],
 )
 def test_bad_alias_changes_are_refused_and_leave_it_untouched(
@@ -139,6 +147,53 @@ def test_bad_alias_changes_are_refused_and_leave_it_untouched(
         _s, alias = call(r, "GET", f"{API}/greet/aliases/stable")
         assert alias["FunctionVersion"] == "1"
         assert "RoutingConfig" not in alias
+        assert "Triggers" not in alias
+
+
+def route(r: RouterRunner, path: str) -> tuple[int, Any]:
+    """GET through the router's HTTP API (the routes of HttpApi triggers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", r.http_port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_an_alias_carries_triggers_that_invoke_it(two_versions: tuple[Path, Path, Path]) -> None:
+    tmp, fns, state = two_versions
+    hello = {"type": "HttpApi", "path": "/hello", "method": "GET"}
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
+        status, alias = call(
+            r,
+            "POST",
+            f"{API}/greet/aliases",
+            {"Name": "web", "FunctionVersion": "1", "Triggers": {"events": {"Hello": hello}}},
+        )
+        assert status == 201, alias
+        assert alias["Triggers"]["events"]["Hello"]["path"] == "/hello"
+        assert alias["Triggers"]["functionUrl"] is None
+        assert route(r, "/http/hello") == (200, {"reply": "one", "version": "1"})
+        # an UpdateAlias without Triggers keeps them; the route follows the alias
+        status, alias = call(r, "PUT", f"{API}/greet/aliases/web", {"FunctionVersion": "2"})
+        assert status == 200, alias
+        assert alias["Triggers"]["events"]["Hello"]["path"] == "/hello"
+        assert route(r, "/http/hello") == (200, {"reply": "two", "version": "2"})
+        _s, function = call(r, "GET", f"{API}/greet")
+        assert "Triggers" not in function  # the alias's, not $LATEST's
+        rows = call(r, "GET", "/klambda/v1/triggers?function=greet")[1]["Triggers"]
+        assert [(t["alias"], t["name"], t["state"]) for t in rows] == [("web", "Hello", "Active")]
+    with RouterRunner.up(fns, "-q", workdir=tmp, state=state) as r:
+        _s, alias = call(r, "GET", f"{API}/greet/aliases/web")
+        assert alias["Triggers"]["events"]["Hello"]["path"] == "/hello"
+        assert route(r, "/http/hello")[0] == 200
+        # Triggers null clears them
+        status, alias = call(r, "PUT", f"{API}/greet/aliases/web", {"Triggers": None})
+        assert status == 200, alias
+        assert "Triggers" not in alias
+        assert route(r, "/http/hello")[0] == 404
+        call(r, "DELETE", f"{API}/greet/aliases/web")
 
 
 def test_version_behind_an_alias_cannot_be_deleted(two_versions: tuple[Path, Path, Path]) -> None:

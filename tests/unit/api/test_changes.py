@@ -1,4 +1,5 @@
-"""Lambda's control requests as changes of a Function's spec (klambda.api.changes)."""
+"""Lambda's control requests as changes of a Function's spec, and of an Alias's triggers
+(klambda.api.changes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 from klambda import codestore
-from klambda.api import Code, FunctionSpec, changes, rules
+from klambda.api import AliasSpec, Code, FunctionSpec, changes, rules
 from klambda.api.rules import RuleError
 
 BASE = FunctionSpec.model_validate(
@@ -176,3 +177,41 @@ def test_unzip() -> None:
     ]:
         with pytest.raises(codestore.ZipError, match=words):
             codestore.unzip(bad, 100)
+
+
+ALIAS = AliasSpec.model_validate(
+    {"function": "fn", "version": "1", "description": "d", "provisionedConcurrency": 2}
+)
+HELLO = {"type": "HttpApi", "path": "/hello", "method": "GET"}
+
+
+def test_alias_triggers_replace_its_events_and_function_url() -> None:
+    spec = changes.alias_triggers(ALIAS, {"events": {"Hello": HELLO}})
+    assert spec.events is not None
+    assert spec.events["Hello"].wire()["path"] == "/hello"
+    assert (spec.function_url, spec.version, spec.description) == (None, "1", "d")
+    assert spec.provisioned_concurrency == 2
+    spec = changes.alias_triggers(spec, {"functionUrl": {"authType": "NONE"}})
+    assert spec.events is None
+    assert spec.function_url is not None
+    assert spec.function_url.auth_type == "NONE"
+    assert changes.alias_triggers(spec, None).function_url is None
+
+
+@pytest.mark.parametrize(
+    ("triggers", "words"),
+    [
+        ("Hello", "Triggers: must be an object with events and functionUrl"),
+        ({"events": {"Tick": {"type": "Schedule", "schedule": "every day"}}},
+         "Triggers.events (spec.events.Tick.Schedule.schedule)"),
+        ({"events": {"-bad": HELLO}}, "Triggers.events (spec.events): events: name '-bad'"),
+        ({"functionUrl": {"authType": "KEY"}}, "Triggers.functionUrl (spec.functionUrl.authType)"),
+    ],
+)  # fmt: skip
+def test_triggers_refused_alike_on_a_function_and_an_alias(triggers: Any, words: str) -> None:
+    with pytest.raises(RuleError) as on_alias:
+        changes.alias_triggers(ALIAS, triggers)
+    with pytest.raises(RuleError) as on_function:
+        changes.update_configuration(BASE, {"Triggers": triggers})
+    assert words in str(on_alias.value)
+    assert str(on_alias.value) == str(on_function.value)

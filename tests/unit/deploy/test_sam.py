@@ -7,32 +7,35 @@ import shutil
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from klambda import codestore, shapes
-from klambda.api import FunctionSpec
+from klambda.api import AliasSpec, FunctionSpec
 from klambda.deploy import plan, sam, template
+from klambda.execution import config_of
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples/sam/template.yaml"
+FUNCTION = FunctionSpec.model_validate(
+    {"runtime": "python3.11", "handler": "a.b", "code": {"inline": {"a.py": ""}}}
+)
 
 
 def test_the_example_maps_to_klambda() -> None:
     tpl = template.read(EXAMPLE, {"Stage": "prod"})
     desired, problems, notes = sam.desired(tpl, "shop", minute_s=1.0)
-    assert notes == []
-    # orders' route would invoke its alias (AutoPublishAlias): named, not put on $LATEST
-    assert problems == [
-        "Resources.OrdersFunction.Properties.Events.PlaceOrder: not supported with "
-        "AutoPublishAlias yet (SAM's trigger invokes the alias live; klambda deploy does not put "
-        "triggers on an alias: declare them in the Alias's events)"
-    ]
+    assert (problems, notes) == ([], [])
     by_name = {d.name: d for d in desired}
-    orders = by_name["orders"]
-    assert orders.events == {}
-    assert by_name["report"].events == {
-        "Nightly": {"type": "Schedule", "schedule": "cron(0 3 * * ? *)"}
-    }
+    orders, report = by_name["orders"], by_name["report"]
+    # orders' route invokes its alias (AutoPublishAlias), as SAM attaches it: not $LATEST
+    place_order = {"PlaceOrder": {"type": "HttpApi", "path": "/orders", "method": "POST"}}
+    assert orders.events == place_order
+    assert orders.alias_triggers == {"events": place_order, "functionUrl": None}
+    assert orders.function_triggers == {"events": None, "functionUrl": None}
+    nightly = {"Nightly": {"type": "Schedule", "schedule": "cron(0 3 * * ? *)"}}
+    assert report.function_triggers == {"events": nightly, "functionUrl": None}
+    assert report.alias_triggers is None
     assert orders.body["MemorySize"] == 256  # its own, over Globals' 128
     assert orders.body["Timeout"] == 5  # Globals'
     assert orders.body["Environment"]["Variables"] == {"STAGE": "prod", "BROKEN": "no"}
@@ -47,7 +50,7 @@ def test_the_example_maps_to_klambda() -> None:
     assert pref.steps[0].wait_s == 5.0
     assert [a.expression for a in pref.alarms] == ["errors >= 1"]
     assert pref.hooks.pre_traffic == "orders-pre-traffic"
-    assert by_name["report"].alias is None
+    assert report.alias is None
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -134,6 +137,15 @@ def test_an_iam_function_url_is_mapped(tmp_path: Path) -> None:
     assert desired[0].function_url == {"authType": "AWS_IAM", "invokeMode": "BUFFERED"}
 
 
+def test_an_auto_published_functions_url_is_its_aliass(tmp_path: Path) -> None:
+    body = FN + "      AutoPublishAlias: live\n      FunctionUrlConfig: {AuthType: NONE}\n"
+    desired, problems, _ = sam.desired(template.read(write(tmp_path, body)), "s")
+    assert problems == []
+    url = {"authType": "NONE", "invokeMode": "BUFFERED"}
+    assert desired[0].alias_triggers == {"events": None, "functionUrl": url}
+    assert desired[0].function_triggers == {"events": None, "functionUrl": None}
+
+
 def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE.parent, tmp_path / "sam")
     tpl = template.read(tmp_path / "sam/template.yaml")
@@ -142,6 +154,20 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
     assert [(c.action, c.function) for c in first] == [
         ("create", "orders"), ("create", "orders-pre-traffic"), ("create", "report"),
     ]  # fmt: skip
+    assert "triggers of alias live: ['PlaceOrder']" in first[0].details
+    assert "triggers: ['Nightly']" in first[2].details
+
+    def alias(d: sam.DesiredFunction, events: dict[str, Any]) -> dict[str, Any]:
+        """GetAlias as the router answers it, klambda's Triggers included."""
+        spec = AliasSpec.model_validate({"function": d.name, "version": "1", "events": events})
+        cfg = config_of(d.name, "1", FUNCTION, code_root="", code_sha256="", region="us-east-1",
+                        account="000000000000")  # fmt: skip
+        return shapes.alias_configuration(cfg, "live", spec)
+
+    def function_triggers(events: dict[str, Any]) -> dict[str, Any] | None:
+        """GetFunction's Triggers, as the router gives them: with the defaults written out."""
+        return shapes.triggers(FunctionSpec.model_validate({**FUNCTION.wire(), "events": events}))
+
     current = {
         d.name: plan.Current(
             configuration={
@@ -154,12 +180,9 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
             reserved=d.reserved,
             event_invoke={"MaximumRetryAttempts": 1, "MaximumEventAgeInSeconds": 21600,
                           "DestinationConfig": {}} if d.event_invoke else None,
-            aliases={d.alias: {"Name": d.alias, "FunctionVersion": "1"}} if d.alias else {},
+            aliases={d.alias: alias(d, d.events)} if d.alias else {},
             provisioned={d.alias: d.provisioned} if d.alias else {},
-            # as GetFunction gives them: with the defaults written out
-            triggers=shapes.triggers(FunctionSpec.model_validate(
-                {"runtime": "python3.11", "handler": "a.b", "code": {"inline": {"a.py": ""}},
-                 "events": d.events})),
+            triggers=None if d.alias else function_triggers(d.events),
         )
         for d in desired
     }  # fmt: skip
@@ -179,6 +202,22 @@ def test_plan_create_unchanged_change_remove(tmp_path: Path) -> None:
     assert (report.action, report.function) == ("change", "report")
     assert report.configuration == {"Triggers": moved[2].triggers}
     assert report.details == ["triggers: ['Nightly'] -> ['Nightly']"]
+    # the alias's trigger changed: put on the alias, no new version, $LATEST untouched
+    post = {"PlaceOrder": {"type": "HttpApi", "path": "/orders/{id}", "method": "POST"}}
+    moved = [replace(d, events=post) if d.name == "orders" else d for d in desired]
+    orders = plan.plan(moved, current, "shop")[0]
+    assert (orders.action, orders.alias_triggers, orders.publish) == ("change", True, False)
+    assert orders.configuration == {}
+    assert orders.details == ["triggers of alias live: ['PlaceOrder'] -> ['PlaceOrder']"]
+    # triggers once put on $LATEST move to the alias: taken off the one, put on the other
+    current["orders"].triggers = function_triggers(desired[0].events)
+    current["orders"].aliases["live"] = alias(desired[0], {})
+    orders = plan.plan(desired, current, "shop")[0]
+    assert orders.configuration == {"Triggers": {"events": None, "functionUrl": None}}
+    assert (orders.alias_triggers, orders.publish) == (True, False)
+    assert orders.details == [
+        "triggers: ['PlaceOrder'] -> []", "triggers of alias live: [] -> ['PlaceOrder']",
+    ]  # fmt: skip
     (tmp_path / "sam/orders/app.py").write_text("VERSION = '2'\n")
     changed = plan.plan(sam.desired(template.read(tmp_path / "sam/template.yaml"), "shop")[0],
                         current, "shop")  # fmt: skip

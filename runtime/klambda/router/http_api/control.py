@@ -154,6 +154,14 @@ class ControlApi:
             raise InvalidParameterValue("RoutingConfig.AdditionalVersionWeights: must be a map")
         return {str(k): v for k, v in weights.items()}
 
+    @staticmethod
+    def _triggers(body: dict[str, Any]) -> Any:
+        """klambda's `Triggers` of CreateAlias or UpdateAlias, as on CreateFunction (null
+        clears them); None when the request has none."""
+        if "Triggers" not in body:
+            return None
+        return body["Triggers"] or {}
+
     async def create_alias(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         name = str(body.get("Name", ""))
@@ -166,6 +174,7 @@ class ControlApi:
             version_field(body) or "",
             self._routing(body) or {},
             str(body.get("Description", "")),
+            self._triggers(body),
         )
         return web.json_response(alias_configuration(entry, alias), status=201)
 
@@ -183,6 +192,7 @@ class ControlApi:
             None if version is None else str(version),
             self._routing(body),
             None if "Description" not in body else str(body["Description"]),
+            self._triggers(body),
         )
         return web.json_response(alias_configuration(entry, alias))
 
