@@ -19,21 +19,30 @@ same pods with no function: `klambda worker --pool RUNTIME`, a writable, empty c
 for the code the router pushes, the resources of `pool_memory_mb` (resized in place to
 the function's once specialised, `resources`), and a grace period for the longest
 timeout, since the pod may come to serve any function.
+
+A DatabaseProxy becomes a ConfigMap (PgBouncer's configuration, `klambda.dbproxy`, listening
+on every address of its pod), a Deployment of one PgBouncer pod and a ClusterIP Service
+(`build_proxy_*`); the functions it lists get its address in their environment
+(`Workload.proxy_environment`, merged in `function_config`, so that a specialised pool
+pod's configuration digest agrees with the router's).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from klambda import contract
 from klambda.api import FunctionSpec, limits
+from klambda.api.databaseproxy import DatabaseProxySpec
 from klambda.api.function import FileSystemConfig
 from klambda.api.limits import MB_PER_VCPU
+from klambda.dbproxy import pgbouncer_ini, with_proxy
 from klambda.execution import FunctionConfig, config_of
 from klambda.sigv4 import SESSION_AUDIENCE
 
@@ -63,6 +72,8 @@ class Workload:
     # the version has provisioned concurrency: its pods initialise their environment
     # before they are ready (contract.PROVISIONED_ENV)
     provisioned: bool = False
+    # libpq's variables of the DatabaseProxy that lists the function (klambda.dbproxy)
+    proxy_environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -129,8 +140,9 @@ def escape(value: str) -> str:
 
 
 def function_config(work: Workload, settings: OperatorSettings) -> FunctionConfig:
-    """What an environment of the version runs, as a worker pod is told."""
-    return config_of(
+    """What an environment of the version runs, as a worker pod is told: the function's
+    environment with its database proxy's variables (its own values win)."""
+    cfg = config_of(
         work.function,
         work.version,
         work.spec,
@@ -139,6 +151,9 @@ def function_config(work: Workload, settings: OperatorSettings) -> FunctionConfi
         region=settings.region,
         account=settings.account_id,
     )
+    if not work.proxy_environment:
+        return cfg
+    return replace(cfg, environment=with_proxy(cfg.environment, work.proxy_environment))
 
 
 def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, str]:
@@ -451,3 +466,225 @@ def build_pool_service(namespace: str, runtime: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+# ---------------------------------------------------------------- database proxies
+
+# PgBouncer's pod: small, whatever the pool (a client connection costs it a few KiB).
+PROXY_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "32Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+# The PgBouncer container's command (sh and awk, as Debian has them). PgBouncer reads no
+# PGPASSWORD: when the pod has one (the proxy's passwordSecret), it is added to each line
+# of [databases] as `password='...'` (`'` doubled, klambda.dbproxy.quote) in a copy of the
+# configuration that only the pod's user may read, in memory; a line break, which no ini
+# line can hold, stops the pod with a message. No `$(` in here: Kubernetes would expand
+# it as a variable reference.
+PROXY_START = r"""set -eu
+umask 077
+awk '
+BEGIN {
+    pw = ENVIRON["PGPASSWORD"]
+    if (pw ~ /[\r\n]/) {
+        print "PGPASSWORD holds a line break, which PgBouncer cannot be given" > "/dev/stderr"
+        exit 2
+    }
+    gsub("\047", "\047\047", pw)
+}
+/^\[/ { section = $0 }
+section == "[databases]" && /=/ && pw != "" { $0 = $0 " password=\047" pw "\047" }
+{ print }
+' "$KLAMBDA_DBPROXY_CONFIG" > "$KLAMBDA_DBPROXY_RUN/pgbouncer.ini"
+exec pgbouncer "$KLAMBDA_DBPROXY_RUN/pgbouncer.ini"
+"""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One DatabaseProxy to run."""
+
+    namespace: str
+    name: str
+    spec: DatabaseProxySpec
+    owner: Mapping[str, Any]  # the DatabaseProxy's ownerReference
+
+    @property
+    def object_name(self) -> str:
+        return names.dbproxy_name(self.name)
+
+    @property
+    def host(self) -> str:
+        return names.dbproxy_host(self.name, self.namespace)
+
+
+def proxy_labels(proxy: str) -> dict[str, str]:
+    return {
+        constants.LABEL_NAME: "klambda",
+        constants.LABEL_MANAGED_BY: constants.COMPONENT,
+        constants.LABEL_COMPONENT: constants.COMPONENT_DBPROXY,
+        constants.LABEL_DATABASE_PROXY: proxy,
+    }
+
+
+def proxy_selector(proxy: str) -> dict[str, str]:
+    return {
+        constants.LABEL_COMPONENT: constants.COMPONENT_DBPROXY,
+        constants.LABEL_DATABASE_PROXY: proxy,
+    }
+
+
+def proxy_ini(proxy: Proxy) -> str:
+    """PgBouncer's configuration in the pod: every address of the pod, no password."""
+    return pgbouncer_ini(proxy.spec, listen_host="0.0.0.0")
+
+
+def _proxy_meta(proxy: Proxy) -> dict[str, Any]:
+    return {
+        "name": proxy.object_name,
+        "namespace": proxy.namespace,
+        "labels": proxy_labels(proxy.name),
+        "ownerReferences": [dict(proxy.owner)],
+    }
+
+
+def build_proxy_configmap(proxy: Proxy) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _proxy_meta(proxy),
+        "data": {constants.DBPROXY_INI: proxy_ini(proxy)},
+    }
+
+
+def build_proxy_deployment(proxy: Proxy, settings: OperatorSettings) -> dict[str, Any]:
+    """One PgBouncer pod, so that `poolSize` bounds the server's connections (a rolling
+    update runs the new pod beside the old one until it is ready: for that moment, two
+    pools). The configuration's digest on the pod template rolls it when the ConfigMap
+    changes, which a running PgBouncer would not notice."""
+    ini = proxy_ini(proxy)
+    env: list[dict[str, Any]] = [
+        {
+            "name": "KLAMBDA_DBPROXY_CONFIG",
+            "value": f"{constants.DBPROXY_CONFIG_DIR}/{constants.DBPROXY_INI}",
+        },
+        {"name": "KLAMBDA_DBPROXY_RUN", "value": constants.DBPROXY_RUN_DIR},
+    ]
+    secret = proxy.spec.target.password_secret
+    if secret is not None:
+        env.append(
+            {
+                "name": "PGPASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
+            }
+        )
+    container = {
+        "name": constants.DBPROXY_CONTAINER,
+        "image": settings.db_proxy_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["/bin/sh", "-c", PROXY_START],
+        "env": env,
+        "ports": [
+            {
+                "name": constants.DBPROXY_PORT_NAME,
+                "containerPort": proxy.spec.port,
+                "protocol": "TCP",
+            }
+        ],
+        "readinessProbe": {
+            "tcpSocket": {"port": constants.DBPROXY_PORT_NAME},
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": constants.DBPROXY_PORT_NAME},
+            "periodSeconds": 20,
+            "failureThreshold": 3,
+        },
+        "resources": PROXY_RESOURCES,
+        "securityContext": dict(CONTAINER_SECURITY),
+        "volumeMounts": [
+            {"name": "config", "mountPath": constants.DBPROXY_CONFIG_DIR, "readOnly": True},
+            {"name": "run", "mountPath": constants.DBPROXY_RUN_DIR},
+        ],
+    }
+    pod: dict[str, Any] = {}
+    if settings.function_service_account:  # bound to nothing, as the worker pods'
+        pod["serviceAccountName"] = settings.function_service_account
+    pod |= {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": constants.RUN_AS_USER,
+            "runAsGroup": constants.RUN_AS_USER,
+            "fsGroup": constants.RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "config",
+                "configMap": {"name": proxy.object_name, "defaultMode": 0o444},
+            },
+            {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _proxy_meta(proxy),
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": proxy_selector(proxy.name)},
+            "template": {
+                "metadata": {
+                    "labels": proxy_labels(proxy.name),
+                    "annotations": {
+                        constants.ANNOTATION_CONFIG_SHA256: hashlib.sha256(ini.encode()).hexdigest()
+                    },
+                },
+                "spec": pod,
+            },
+        },
+    }
+
+
+def build_proxy_service(proxy: Proxy) -> dict[str, Any]:
+    """A virtual IP in front of the PgBouncer pod, at the port the proxy names."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _proxy_meta(proxy),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": proxy_selector(proxy.name),
+            "ports": [
+                {
+                    "name": constants.DBPROXY_PORT_NAME,
+                    "port": proxy.spec.port,
+                    "targetPort": constants.DBPROXY_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def proxy_availability(deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
+    """(available, reason, message) of a proxy from its Deployment as it is: available
+    when the Deployment controller has seen its latest spec and its one pod runs that spec
+    and is ready (during a rollout, the old pod still serves: not yet)."""
+    if deployment is None:
+        return False, "Creating", "the PgBouncer Deployment is being created"
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation")
+    if generation is not None and int(status.get("observedGeneration") or 0) < generation:
+        return False, "Progressing", "the PgBouncer Deployment is rolling out a change"
+    pods, updated, available = (
+        int(status.get(key) or 0) for key in ("replicas", "updatedReplicas", "availableReplicas")
+    )
+    if updated < 1 or available < 1 or pods > updated:
+        return False, "Unavailable", "no PgBouncer pod of the latest configuration is ready yet"
+    return True, "Available", "PgBouncer is ready"

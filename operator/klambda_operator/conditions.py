@@ -15,7 +15,7 @@ from klambda.api import Condition
 
 READY = "Ready"  # the resource is realised as written (its summary)
 CODE_READY = "CodeReady"  # Functions and Versions: the code snapshot exists
-WORKLOAD_READY = "WorkloadReady"  # Functions and Versions: Deployment and Service as built
+WORKLOAD_READY = "WorkloadReady"  # Deployment and Service (and a proxy's ConfigMap) as built
 SCALED = "Scaled"  # Functions and Versions: environments follow demand (see scaling)
 ORDER = (READY, CODE_READY, WORKLOAD_READY, SCALED)
 

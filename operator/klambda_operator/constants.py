@@ -18,12 +18,14 @@ from klambda.contract import (
     API_VERSION,
     CODE_ROOT,
     COMPONENT_CODE,
+    COMPONENT_DBPROXY,
     COMPONENT_POOL,
     COMPONENT_SPECIALISED,
     COMPONENT_WORKER,
     CONFIGMAP_MAX_BYTES,
     GROUP,
     LABEL_COMPONENT,
+    LABEL_DATABASE_PROXY,
     LABEL_FUNCTION,
     LABEL_POOL,
     LABEL_VERSION,
@@ -45,12 +47,14 @@ __all__ = [
     "API_VERSION",
     "CODE_ROOT",
     "COMPONENT_CODE",
+    "COMPONENT_DBPROXY",
     "COMPONENT_POOL",
     "COMPONENT_SPECIALISED",
     "COMPONENT_WORKER",
     "CONFIGMAP_MAX_BYTES",
     "GROUP",
     "LABEL_COMPONENT",
+    "LABEL_DATABASE_PROXY",
     "LABEL_FUNCTION",
     "LABEL_POOL",
     "LABEL_VERSION",
@@ -92,3 +96,12 @@ WORKER_CONTAINER = "worker"
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 
 # A ConfigMap holds at most 1 MiB (CONFIGMAP_MAX_BYTES, the contract).
+
+# A DatabaseProxy's PgBouncer pod: its configuration (the ConfigMap, read-only) and the
+# configuration it runs, with the password added at start (an emptyDir in memory); the
+# port's name on the container and the Service.
+DBPROXY_CONTAINER = "pgbouncer"
+DBPROXY_PORT_NAME = "postgres"
+DBPROXY_CONFIG_DIR = "/etc/klambda/dbproxy"
+DBPROXY_RUN_DIR = "/run/klambda/dbproxy"
+DBPROXY_INI = "pgbouncer.ini"

@@ -4,7 +4,9 @@ object and the objects seen so far.
 kopf may deliver a watch event for an object while the resync loop reconciles it, so
 each object has a lock; `known` maps every Function, Version and Alias seen in a watch
 event to its last generation, which tells a spec change from a status or annotation
-change and is the list the resync loop walks.
+change and is the list the resync loop walks. `proxied` keeps the functions each
+DatabaseProxy listed when last seen, so that a function taken off a list is reconciled
+(out of the proxy's reach) as well as one put on it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Context:
     settings: OperatorSettings
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     known: dict[Key, int | None] = field(default_factory=dict)
+    proxied: dict[Key, frozenset[str]] = field(default_factory=dict)
 
     def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((kind, namespace, name), asyncio.Lock())
@@ -38,6 +41,7 @@ class Context:
     def forget(self, key: Key) -> None:
         self.known.pop(key, None)
         self.locks.pop(key, None)
+        self.proxied.pop(key, None)
 
     @property
     def policy(self) -> scaling.ScalingPolicy:

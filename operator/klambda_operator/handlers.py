@@ -25,6 +25,7 @@ from klambda_operator.settings import OperatorSettings
 FUNCTIONS = (constants.API_VERSION, "functions")
 VERSIONS = (constants.API_VERSION, "versions")
 ALIASES = (constants.API_VERSION, "aliases")
+DATABASE_PROXIES = (constants.API_VERSION, "databaseproxies")
 OURS = {constants.LABEL_MANAGED_BY: constants.COMPONENT}
 
 
@@ -78,6 +79,13 @@ async def alias_event(
     await triggers.on_event(context(memo), "Alias", type, namespaced(namespace), name, body)
 
 
+@kopf.on.event(*DATABASE_PROXIES)
+async def database_proxy_event(
+    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    await triggers.on_event(context(memo), "DatabaseProxy", type, namespaced(namespace), name, body)
+
+
 @kopf.on.event("v1", "pods", labels={constants.LABEL_COMPONENT: constants.COMPONENT_SPECIALISED})
 async def specialised_pod_event(
     type: str | None, namespace: str | None, name: str, memo: Any, **_: Any
@@ -88,5 +96,4 @@ async def specialised_pod_event(
 @kopf.on.event("apps/v1", "deployments", labels=OURS)
 @kopf.on.event("v1", "services", labels=OURS)
 async def child_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-    if type == "DELETED":
-        await triggers.on_child_deleted(context(memo), body)
+    await triggers.on_child_event(context(memo), type, body)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FUNCTION = contract.FunctionResource
 VERSION = contract.VersionResource
 ALIAS = contract.AliasResource
+DATABASE_PROXY = contract.DatabaseProxyResource
 CONFIG_MAP = ConfigMap
 DEPLOYMENT = Deployment
 SERVICE = Service
@@ -35,6 +36,7 @@ KINDS: dict[str, Any] = {
     "Function": FUNCTION,
     "Version": VERSION,
     "Alias": ALIAS,
+    "DatabaseProxy": DATABASE_PROXY,
     "ConfigMap": CONFIG_MAP,
     "Deployment": DEPLOYMENT,
     "Service": SERVICE,

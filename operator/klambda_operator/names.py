@@ -7,12 +7,27 @@ characters (klambda.api.limits), so `<function>-v<9 digits>` stays a valid DNS l
 
 from __future__ import annotations
 
-from klambda.contract import pool_name, short_hash, snapshot_name, version_label
+from klambda.contract import (
+    dbproxy_host,
+    dbproxy_name,
+    pool_name,
+    short_hash,
+    snapshot_name,
+    version_label,
+)
 
 from klambda_operator import constants
 
-# the router reads snapshots and pools by these names too: klambda.contract
-__all__ = ["pool_name", "short_hash", "snapshot_name", "version_label", "workload_name"]
+# the router reads snapshots, pools and proxies by these names too: klambda.contract
+__all__ = [
+    "dbproxy_host",
+    "dbproxy_name",
+    "pool_name",
+    "short_hash",
+    "snapshot_name",
+    "version_label",
+    "workload_name",
+]
 
 
 def workload_name(function: str, version: str) -> str:

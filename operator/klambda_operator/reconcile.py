@@ -25,8 +25,10 @@ from typing import Any, TypeVar
 
 from klambda import contract
 from klambda.api import Alias, AliasSpec, Function, Version, limits, rules
+from klambda.api.databaseproxy import DatabaseProxy, DatabaseProxySpec
 from klambda.api.manifest import describe_errors
 from klambda.api.triggers import declared_status
+from klambda.dbproxy import environments
 from lightkube import ApiError
 from pydantic import BaseModel, ValidationError
 
@@ -360,6 +362,22 @@ async def aliases_of(ctx: Context, namespace: str, function: str) -> list[Body]:
     ]
 
 
+async def proxy_environment(ctx: Context, namespace: str, function: str) -> dict[str, str]:
+    """libpq's variables of the DatabaseProxy that serves `function` ({} for none), as the
+    router computes them for the pool pods it specialises. Read leniently: a proxy being
+    deleted or one its model refuses serves no function."""
+    specs: dict[str, DatabaseProxySpec] = {}
+    for raw in await ctx.kube.list("DatabaseProxy", namespace):
+        if being_deleted(raw):
+            continue
+        try:
+            specs[raw["metadata"]["name"]] = DatabaseProxySpec.model_validate(raw.get("spec") or {})
+        except ValidationError:
+            continue
+    found = environments(specs, lambda proxy: names.dbproxy_host(proxy, namespace))
+    return found.get(function, {})
+
+
 # ---------------------------------------------------------------- Function
 
 
@@ -442,6 +460,7 @@ async def realise_function(
         owner=builders.owner_reference(body),
         snapshot=snap.name if snap else None,
         items=snap.items() if snap else [],
+        proxy_environment=await proxy_environment(ctx, namespace, name),
     )
     want = demand_of(body, fn.spec.reserved_concurrency, 0)
     decision = await ensure_workload(ctx, work, want, now)
@@ -569,6 +588,7 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
         snapshot=snap_name,
         items=items,
         provisioned=provisioned > 0,
+        proxy_environment=await proxy_environment(ctx, namespace, fn_name),
     )
     # reserved concurrency is the function's, not the version's snapshot of it
     reserved = (function.get("spec") or {}).get("reservedConcurrency")
@@ -645,6 +665,68 @@ def alias_targets(spec: Mapping[str, Any]) -> list[str]:
         if isinstance(version, str) and version != constants.LATEST:
             out.append(version)
     return out
+
+
+# ---------------------------------------------------------------- DatabaseProxy
+
+
+async def reconcile_database_proxy(ctx: Context, namespace: str, name: str) -> Body | None:
+    """Make a DatabaseProxy's ConfigMap, Deployment and Service true; the proxy read (None
+    if gone). Its state is Active once its PgBouncer pod is ready, Pending until then."""
+    async with ctx.lock("DatabaseProxy", namespace, name):
+        body = await ctx.kube.get("DatabaseProxy", name, namespace)
+        if body is None or being_deleted(body):
+            return None
+        now = datetime.now(UTC)
+        gen = body["metadata"].get("generation")
+        old = body.get("status") or {}
+        status: Body = {"observedGeneration": gen, "endpoint": None}
+        new: list[Body] = []
+        failure = await attempt(realise_proxy(ctx, body, status, new))
+        if failure is not None:
+            await fail(ctx, body, failure)
+            status.update(state="Failed", stateReason=failure.message, endpoint=None)
+            new.extend(failed_conditions(failure, gen))
+        status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        await write_status(ctx, "DatabaseProxy", body, status)
+        return body
+
+
+async def realise_proxy(ctx: Context, body: Body, status: Body, new: list[Body]) -> None:
+    meta = body["metadata"]
+    namespace, gen = meta["namespace"], meta.get("generation")
+    proxy = builders.Proxy(
+        namespace, meta["name"], parse(DatabaseProxy, body).spec, builders.owner_reference(body)
+    )
+    deployment = None
+    for desired in (
+        builders.build_proxy_configmap(proxy),
+        builders.build_proxy_deployment(proxy, ctx.settings),
+        builders.build_proxy_service(proxy),
+    ):
+        live = await ctx.kube.get(desired["kind"], proxy.object_name, namespace)
+        await ensure(ctx, desired, live, proxy.owner)
+        if desired["kind"] == "Deployment":
+            deployment = live  # its status as of now; a change of it reconciles again
+    new.append(
+        conditions.condition(
+            conditions.WORKLOAD_READY,
+            True,
+            "Applied",
+            f"ConfigMap, Deployment and Service {proxy.object_name}",
+            gen,
+        )
+    )
+    ready, reason, message = builders.proxy_availability(deployment)
+    endpoint = f"{proxy.host}:{proxy.spec.port}"
+    if ready:
+        message = f"{message} at {endpoint}"
+    new.append(conditions.condition(conditions.READY, ready, reason, message, gen))
+    status.update(
+        state="Active" if ready else "Pending",
+        stateReason=None if ready else message,
+        endpoint=endpoint,
+    )
 
 
 # ---------------------------------------------------------------- the warm pools

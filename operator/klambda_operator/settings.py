@@ -46,6 +46,9 @@ class OperatorSettings:
     # The cluster's log engine (the chart's VictoriaLogs, logs.engine.enabled): given to
     # every worker pod, which ships its records there ("": stdout only).
     log_engine_url: str = ""
+    # The image of DatabaseProxy pods: Debian's pgbouncer (scripts/cluster/base-image.sh
+    # pgbouncer), or any image with pgbouncer, sh and awk on its PATH.
+    db_proxy_image: str = f"klambda/pgbouncer:{klambda.__version__}"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:

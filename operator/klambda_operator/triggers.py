@@ -14,6 +14,10 @@
   goes, when a pool's Deployment or Service is deleted, and at every resync.
 - A pool pod the router has claimed (a watch event of a pod labelled `specialised`) is
   resized in place to its function's memory.
+- A DatabaseProxy is reconciled at its watch events, at any event of its Deployment (its
+  status follows the Deployment's availability) and at every resync. When its spec
+  changed, or it appeared or went, the Functions it lists or listed (and their Versions)
+  are reconciled too: their pods get or lose its address.
 
 Why a loop and not `@kopf.timer`: kopf puts a finalizer on every object that has a timer,
 so Functions could not be deleted while the operator is down. klambda needs no
@@ -37,6 +41,7 @@ from klambda_operator.reconcile import (
     alias_targets,
     aliases_of,
     reconcile_alias,
+    reconcile_database_proxy,
     reconcile_function,
     reconcile_pools,
     reconcile_specialised_pod,
@@ -51,6 +56,7 @@ RECONCILERS: dict[str, Reconciler] = {
     "Function": reconcile_function,
     "Version": reconcile_version,
     "Alias": reconcile_alias,
+    "DatabaseProxy": reconcile_database_proxy,
 }
 # Objects reconciled at once by the resync loop.
 PARALLEL = 8
@@ -81,6 +87,9 @@ async def on_event(
 ) -> None:
     key: Key = (kind, namespace, name)
     spec = body.get("spec") or {}
+    if kind == "DatabaseProxy":
+        await on_proxy_event(ctx, type_, key, body)
+        return
     if type_ == "DELETED":
         ctx.forget(key)
         if kind == "Function":  # its Versions and Aliases go with it (ownerReferences)
@@ -99,6 +108,34 @@ async def on_event(
         log.warning("dependents of %s %s/%s: API error %s", kind, namespace, name, err)
 
 
+async def on_proxy_event(
+    ctx: Context, type_: str | None, key: Key, body: Mapping[str, Any]
+) -> None:
+    """Reconcile the proxy; on a spec change (or its coming or going), the Functions it
+    lists now or listed before, and their Versions."""
+    _kind, namespace, name = key
+    before = ctx.proxied.get(key, frozenset())
+    if type_ == "DELETED":
+        ctx.forget(key)
+        functions = before
+    else:
+        changed = ctx.seen(key, (body.get("metadata") or {}).get("generation"))
+        await guarded(ctx, "DatabaseProxy", namespace, name)
+        listed = (body.get("spec") or {}).get("functions") or []
+        now = frozenset(f for f in listed if isinstance(f, str))
+        ctx.proxied[key] = now
+        if not changed:
+            return
+        functions = before | now
+    try:
+        for function in sorted(functions):
+            await guarded(ctx, "Function", namespace, function)
+            for v in await versions_of(ctx, namespace, function):
+                await guarded(ctx, "Version", namespace, v["metadata"]["name"])
+    except ApiError as err:
+        log.warning("functions of DatabaseProxy %s/%s: API error %s", namespace, name, err)
+
+
 async def reconcile_dependents(
     ctx: Context, kind: str, namespace: str, name: str, spec: Mapping[str, Any]
 ) -> None:
@@ -115,6 +152,18 @@ async def reconcile_dependents(
         for version in alias_targets(spec):
             target = names.version_object_name(function, version)
             await guarded(ctx, "Version", namespace, target)
+
+
+async def on_child_event(ctx: Context, type_: str | None, child: Mapping[str, Any]) -> None:
+    """Any change of a DatabaseProxy's Deployment or Service (its status follows the
+    Deployment's availability; a deleted one is made again); the deletion of others."""
+    meta = child["metadata"]
+    labels = meta.get("labels") or {}
+    proxy = labels.get(constants.LABEL_DATABASE_PROXY)
+    if labels.get(constants.LABEL_COMPONENT) == constants.COMPONENT_DBPROXY and proxy:
+        await guarded(ctx, "DatabaseProxy", meta["namespace"], proxy)
+    elif type_ == "DELETED":
+        await on_child_deleted(ctx, child)
 
 
 async def on_child_deleted(ctx: Context, child: Mapping[str, Any]) -> None:

@@ -38,6 +38,9 @@ StreamResource = create_namespaced_resource(GROUP, VERSION, "Stream", "streams")
 EventSourceMappingResource = create_namespaced_resource(
     GROUP, VERSION, "EventSourceMapping", "eventsourcemappings"
 )
+DatabaseProxyResource = create_namespaced_resource(
+    GROUP, VERSION, "DatabaseProxy", "databaseproxies"
+)
 
 # Labels on worker pods, their Services and EndpointSlices, and code snapshots.
 LABEL_FUNCTION = f"{GROUP}/function"
@@ -50,6 +53,10 @@ COMPONENT_CODE = "code"  # a code snapshot
 COMPONENT_POOL = "pool"  # a generic worker of the warm pool, or its Deployment/Service
 COMPONENT_SPECIALISED = "specialised"  # a pool pod that now serves one function version
 COMPONENT_UPLOAD = "upload"  # code the command line uploaded (CreateFunction, ...)
+COMPONENT_DBPROXY = "dbproxy"  # a DatabaseProxy's PgBouncer: ConfigMap, Deployment, Service
+# On a DatabaseProxy's objects: the proxy's name. Never `klambda.io/function`: the proxy's
+# pods are not workers (the workers' NetworkPolicy admits the router alone).
+LABEL_DATABASE_PROXY = f"{GROUP}/database-proxy"
 
 # The warm pool: generic worker pods of one runtime (the label's value), started with no
 # function (`klambda worker --pool RUNTIME`). The pool's Deployment selects on this label,
@@ -130,6 +137,20 @@ def pool_name(runtime: str) -> str:
 
     No function's Deployment can have this name: theirs end in `-latest` or `-v<N>`."""
     return "klambda-pool-" + runtime.replace(".", "-").replace("_", "-").lower()
+
+
+def dbproxy_name(proxy: str) -> str:
+    """The ConfigMap, Deployment and Service of a DatabaseProxy: `shop-db-dbproxy`.
+
+    No function's objects end so (theirs end in `-latest`, `-v<N>`, `-code-<hash>`), and a
+    proxy name of at most 48 characters keeps it a DNS label."""
+    return f"{proxy}-dbproxy"
+
+
+def dbproxy_host(proxy: str, namespace: str) -> str:
+    """Where the pods of `namespace` reach a DatabaseProxy: its Service's name, qualified
+    by the namespace and `svc` (the pods' DNS search path adds the cluster's domain)."""
+    return f"{dbproxy_name(proxy)}.{namespace}.svc"
 
 
 def short_hash(code_sha256: str) -> str:

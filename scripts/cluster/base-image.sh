@@ -14,8 +14,11 @@
 #           node-image.sh).
 #   net     bookworm + iptables, nftables, conntrack, ipset, iproute2: the userland that
 #           kube-proxy, the network policy agent and local-path's helper pods exec.
+#   pgbouncer  bookworm + pgbouncer (and postgresql-client, psql for debugging): the
+#           DatabaseProxy pods, which the operator runs as uid 10001 with its own command
+#           (sh and awk, from minbase, add the password to the configuration at start).
 #
-# Usage: scripts/cluster/base-image.sh [--ref] python|node|net   (prints the image reference;
+# Usage: scripts/cluster/base-image.sh [--ref] python|node|net|pgbouncer   (prints the image reference;
 #        --ref only prints it, building nothing)
 source "$(dirname "$0")/lib.sh"
 
@@ -27,7 +30,7 @@ fi
 
 MIRROR=${KLAMBDA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-flavour=${1:?usage: base-image.sh python|node|net}
+flavour=${1:?usage: base-image.sh python|node|net|pgbouncer}
 
 case "$flavour" in
     python)
@@ -41,7 +44,10 @@ case "$flavour" in
     net)
         packages=iptables,nftables,conntrack,ipset,iproute2,kmod,ca-certificates
         ;;
-    *) die "unknown flavour '$flavour' (python, node, net)" ;;
+    pgbouncer)
+        packages=pgbouncer,postgresql-client,ca-certificates
+        ;;
+    *) die "unknown flavour '$flavour' (python, node, net, pgbouncer)" ;;
 esac
 # The tag names the inputs: another package list is another image.
 key=$(printf '%s %s %s' "$SUITE" "$packages" 1 | sha256sum | cut -c1-10)
@@ -71,6 +77,12 @@ build() {
         node)
             changes+=(--change 'ENV container=docker'
                 --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]')
+            ;;
+        pgbouncer)
+            # PgBouncer refuses root; the package's own service is not used
+            changes+=(--change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin'
+                --change 'USER 10001:10001' --change 'EXPOSE 6432'
+                --change 'CMD ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]')
             ;;
     esac
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \

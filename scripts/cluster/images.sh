@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The images the chart runs: klambda/operator, klambda/runtime (router and worker pods) and
-# klambda/nats, built with no container registry.
+# The images the chart runs: klambda/operator, klambda/runtime (router and worker pods),
+# klambda/nats and klambda/pgbouncer (DatabaseProxy pods), built with no container registry.
 #
 # Why: here no registry is reachable and build containers have no DNS. So the Python base
 # comes from Debian (base-image.sh python), the wheels are downloaded on the host with pip
 # (for CPython 3.11, under constraints.txt, cached in $KLAMBDA_CACHE/wheels) and installed in
 # the build from images/wheels with --no-index, and NATS is nats-server built from the Go
-# module proxy (scripts/testenv.sh), static, imported as a one-file image. The Dockerfiles
-# stay ordinary: KLAMBDA_IMAGE_SOURCE=registry builds them from python:slim with PyPI.
+# module proxy (scripts/testenv.sh), static, imported as a one-file image. PgBouncer is
+# Debian's package in a debootstrap tree (base-image.sh pgbouncer), tagged as klambda's. The
+# Dockerfiles stay ordinary: KLAMBDA_IMAGE_SOURCE=registry builds them from python:slim
+# and debian:bookworm-slim with PyPI and Debian's archive.
 #
 # Usage: scripts/cluster/images.sh    (prints the image references, one a line)
 # Env: IMAGE_TAG (default: the chart's appVersion), KLAMBDA_IMAGE_SOURCE=debian|registry.
@@ -16,6 +18,7 @@ source "$(dirname "$0")/lib.sh"
 IMAGE_TAG=${IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$REPO_ROOT/charts/klambda/Chart.yaml")}
 SOURCE=${KLAMBDA_IMAGE_SOURCE:-debian}
 NATS_IMAGE=klambda/nats:$("$REPO_ROOT/scripts/testenv.sh" --version-of nats-server | sed 's/^v//')
+PGBOUNCER_IMAGE=klambda/pgbouncer:$IMAGE_TAG
 PYTHON=${PYTHON:-python3}
 [[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 
@@ -84,6 +87,18 @@ build_nats() {
     log "built $NATS_IMAGE"
 }
 
+# build_pgbouncer: the DatabaseProxy image (the chart's image.dbProxy).
+build_pgbouncer() {
+    if [[ $SOURCE == debian ]]; then
+        "$DOCKER" tag "$("$SCRIPTS/base-image.sh" pgbouncer)" "$PGBOUNCER_IMAGE"
+    else
+        DOCKER_BUILDKIT=1 "$DOCKER" build -q -f "$REPO_ROOT/images/pgbouncer.Dockerfile" \
+            -t "$PGBOUNCER_IMAGE" "$REPO_ROOT/images" >/dev/null
+    fi
+    log "built $PGBOUNCER_IMAGE"
+}
+
 with_lock images build_klambda
 with_lock images build_nats
-printf '%s\n' "klambda/operator:$IMAGE_TAG" "klambda/runtime:$IMAGE_TAG" "$NATS_IMAGE"
+with_lock images build_pgbouncer
+printf '%s\n' "klambda/operator:$IMAGE_TAG" "klambda/runtime:$IMAGE_TAG" "$NATS_IMAGE" "$PGBOUNCER_IMAGE"

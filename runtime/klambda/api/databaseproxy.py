@@ -5,15 +5,26 @@
     kind: DatabaseProxy
     metadata: {name: shop-db}
     spec:
-      target: {host: 127.0.0.1, port: 5432, database: shop, user: app}
+      target:
+        host: 127.0.0.1
+        port: 5432
+        database: shop
+        user: app
+        passwordSecret: {name: shop-db, key: password}   # optional (cluster mode)
       poolSize: 10                 # server connections per database and user
       maxClientConnections: 1000
       poolMode: transaction
-      port: 6432                   # where functions connect (local mode)
+      port: 6432                   # where functions connect
       functions: [orders]          # get PGHOST/PGPORT/PGDATABASE pointing at the proxy
 
 Many short-lived environments each opening a connection would exhaust the server; through
 the proxy they share `poolSize` server connections, and wait (not fail) for one.
+
+The target's password, when the server asks for one: in a cluster, the key of a Secret of
+the proxy's namespace (`target.passwordSecret`), which the PgBouncer pod gets as
+PGPASSWORD; in local mode, PGPASSWORD in the router's own environment (there is no
+Secret to read: `passwordSecret` is accepted, so that the same manifest serves both modes,
+and not used).
 """
 
 from __future__ import annotations
@@ -27,8 +38,18 @@ from klambda.api import limits
 from klambda.api.meta import Model, ObjectMeta
 
 PROXY_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,46}[a-z0-9])?$"
+# A Secret's name (a DNS subdomain) and one of its keys, as the API server checks them.
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 POOL_SIZE_MAX = 1000
 CLIENTS_MAX = 100000
+
+
+class SecretKey(Model):
+    """One key of a Secret in the proxy's namespace."""
+
+    name: str = Field(max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field(max_length=253, pattern=SECRET_KEY_PATTERN)
 
 
 class ProxyTarget(Model):
@@ -36,6 +57,7 @@ class ProxyTarget(Model):
     port: int = Field(default=5432, ge=1, le=65535)
     database: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     user: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    password_secret: SecretKey | None = Field(default=None, alias="passwordSecret")
 
 
 class DatabaseProxySpec(Model):

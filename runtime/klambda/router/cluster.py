@@ -2,12 +2,15 @@
 the API server, and forwards invocations to worker pods over gRPC.
 
 Watches (list, then watch from the list's resourceVersion; on any error, start again)
-keep a cache of Function, Version and Alias objects of one namespace and of the
-EndpointSlices of worker Services (label `klambda.io/function`) and of the warm pools'
-Services (label `klambda.io/pool`). Every change rebuilds the registry from the cache and
-swaps it in whole, so a `kubectl apply` of an Alias reroutes the next request. Demand
-(in-flight invocations per version, peak per second) and the last invocation time are
-written back as annotations for the operator's scaling.
+keep a cache of Function, Version, Alias and DatabaseProxy objects of one namespace and of
+the EndpointSlices of worker Services (label `klambda.io/function`) and of the warm pools'
+Services (label `klambda.io/pool`). A function a DatabaseProxy lists gets its address
+(PGHOST/PGPORT/PGDATABASE, its own values winning) in every version's configuration, as
+the operator gives it to the function's own pods: a pool pod specialised for it gets the
+same, and its configuration digest agrees with the operator's. Every change rebuilds the
+registry from the cache and swaps it in whole, so a `kubectl apply` of an Alias reroutes
+the next request. Demand (in-flight invocations per version, peak per second) and the last
+invocation time are written back as annotations for the operator's scaling.
 
 `ClusterSource` is also the remote executor's `Specialiser` (klambda.router.pool): for a
 cold start on a pool pod it gives the version's code and claims the pod. The code is
@@ -36,6 +39,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from klambda import codestore, contract
 from klambda.api import Alias, Function, Version
+from klambda.api.databaseproxy import DatabaseProxySpec
 from klambda.api.eventsourcemapping import EventSourceMapping
 from klambda.api.function import Code
 from klambda.api.limits import LATEST
@@ -43,6 +47,7 @@ from klambda.api.manifest import Manifests, parse_document
 from klambda.api.queue import Queue
 from klambda.api.stream import Stream
 from klambda.api.triggers import Trigger
+from klambda.dbproxy import environments, with_proxy
 from klambda.execution import FunctionConfig, config_of
 from klambda.router.pool import CodeUnavailable, PoolPod
 from klambda.router.registry import (
@@ -60,6 +65,7 @@ log = logging.getLogger("klambda.router.cluster")
 FunctionRes = contract.FunctionResource
 VersionRes = contract.VersionResource
 AliasRes = contract.AliasResource
+DatabaseProxyRes = contract.DatabaseProxyResource
 # the polled sources: followed, but not waited for before the router serves
 SOURCE_KINDS: dict[str, Any] = {
     "Queue": contract.QueueResource,
@@ -68,11 +74,30 @@ SOURCE_KINDS: dict[str, Any] = {
 }
 
 
-def _config(name: str, spec: Any, version: str, sha: str, s: RouterSettings) -> FunctionConfig:
+def _config(
+    name: str, spec: Any, version: str, sha: str, s: RouterSettings, proxy: dict[str, str]
+) -> FunctionConfig:
     # environments run in the worker pods: the router needs no code root
-    return config_of(
+    cfg = config_of(
         name, version, spec, code_root="", code_sha256=sha, region=s.region, account=s.account_id
     )
+    return replace(cfg, environment=with_proxy(cfg.environment, proxy)) if proxy else cfg
+
+
+def proxy_environments(proxies: list[dict[str, Any]], namespace: str) -> dict[str, dict[str, str]]:
+    """function -> its DatabaseProxy's variables, as the operator decides them
+    (klambda_operator.reconcile.proxy_environment): proxies being deleted and malformed ones
+    serve no function. Pure."""
+    specs: dict[str, DatabaseProxySpec] = {}
+    for raw in proxies:
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        try:
+            specs[meta["name"]] = DatabaseProxySpec.model_validate(raw.get("spec") or {})
+        except ValidationError as err:
+            log.warning("ignoring DatabaseProxy %s: %s", meta.get("name"), err)
+    return environments(specs, lambda proxy: contract.dbproxy_host(proxy, namespace))
 
 
 def build_registry(
@@ -80,9 +105,13 @@ def build_registry(
     versions: list[dict[str, Any]],
     aliases: list[dict[str, Any]],
     settings: RouterSettings,
+    proxies: list[dict[str, Any]] | None = None,
+    namespace: str = "default",
 ) -> Registry:
-    """A registry from raw API objects; malformed ones are left out with a warning. Pure."""
+    """A registry from raw API objects; malformed ones are left out with a warning; the
+    functions `proxies` list get their address in `namespace`. Pure."""
     reg = Registry()
+    proxied = proxy_environments(proxies or [], namespace)
     for raw in functions:
         try:
             fn = Function.model_validate(_without_bad_triggers(raw))
@@ -90,7 +119,10 @@ def build_registry(
             log.warning("ignoring Function %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
         status = raw.get("status") or {}
-        target = Target(_config(fn.name, fn.spec, LATEST, status.get("codeSha256", ""), settings))
+        proxy = proxied.get(fn.name, {})
+        target = Target(
+            _config(fn.name, fn.spec, LATEST, status.get("codeSha256", ""), settings, proxy)
+        )
         target.state, target.state_reason = state_of(status)
         reg.functions[fn.name] = FunctionEntry(fn, target)
     for raw in versions:
@@ -103,8 +135,16 @@ def build_registry(
         if entry is None:
             continue
         entry.versions[v.spec.version] = v
+        proxy = proxied.get(v.spec.function, {})
         target = Target(
-            _config(v.spec.function, v.spec.config, v.spec.version, v.spec.code_sha256, settings)
+            _config(
+                v.spec.function,
+                v.spec.config,
+                v.spec.version,
+                v.spec.code_sha256,
+                settings,
+                proxy,
+            )
         )
         target.state, target.state_reason = state_of(raw.get("status"))
         entry.targets[v.spec.version] = target
@@ -242,6 +282,7 @@ class ClusterSource:
             "Function": {},
             "Version": {},
             "Alias": {},
+            "DatabaseProxy": {},
             "EndpointSlice": {},
             "PoolSlice": {},
         }
@@ -264,6 +305,7 @@ class ClusterSource:
             ("Function", FunctionRes, None),
             ("Version", VersionRes, None),
             ("Alias", AliasRes, None),
+            ("DatabaseProxy", DatabaseProxyRes, None),
             ("EndpointSlice", EndpointSlice, {contract.LABEL_FUNCTION: None}),
             ("PoolSlice", EndpointSlice, {contract.LABEL_POOL: None}),
             *(((k, r, None) for k, r in SOURCE_KINDS.items()) if self.on_sources else ()),
@@ -314,6 +356,8 @@ class ClusterSource:
                 list(self.cache["Version"].values()),
                 list(self.cache["Alias"].values()),
                 self.settings,
+                list(self.cache["DatabaseProxy"].values()),
+                self.namespace,
             )
             self.on_registry(self.registry)
         self._synced_kinds.add(kind)

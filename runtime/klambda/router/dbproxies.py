@@ -3,6 +3,10 @@ loopback port the manifest names, started with the router and stopped with it; t
 functions it lists get libpq's PGHOST/PGPORT/PGDATABASE pointing at it (their own values,
 when they set them, win).
 
+The target's password is PGPASSWORD of the router's own environment, written into the
+configuration (PgBouncer reads no PGPASSWORD itself), which then only PgBouncer's user
+may read; a manifest's `target.passwordSecret` names a cluster's Secret and is not used.
+
 PgBouncer refuses to run as root: a router running as root starts it with `-u nobody`, and
 it is given its configuration on the command line and logs to the router's state folder
 through its stderr, so it never opens a file after dropping privileges.
@@ -14,12 +18,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import pwd
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from klambda.api.databaseproxy import DatabaseProxy
-from klambda.dbproxy import function_environment, pgbouncer_ini
+from klambda.dbproxy import environments, pgbouncer_ini
 from klambda.router.registry import Registry
 
 log = logging.getLogger("klambda.router.dbproxies")
@@ -27,15 +32,14 @@ log = logging.getLogger("klambda.router.dbproxies")
 
 def inject(registry: Registry, proxies: Mapping[str, DatabaseProxy]) -> None:
     """Give each listed function (every version of it) the proxy's address."""
-    for proxy in proxies.values():
-        env = function_environment(proxy.spec)
-        for name in proxy.spec.functions:
-            entry = registry.functions.get(name)
-            if entry is None:
-                continue
-            for target in {id(t): t for t in (entry.latest, *entry.targets.values())}.values():
-                for key, value in env.items():
-                    target.config.environment.setdefault(key, value)
+    specs = {name: proxy.spec for name, proxy in proxies.items()}
+    for name, env in environments(specs, lambda _proxy: "127.0.0.1").items():
+        entry = registry.functions.get(name)
+        if entry is None:
+            continue
+        for target in {id(t): t for t in (entry.latest, *entry.targets.values())}.values():
+            for key, value in env.items():
+                target.config.environment.setdefault(key, value)
 
 
 class DatabaseProxies:
@@ -50,9 +54,19 @@ class DatabaseProxies:
             raise RuntimeError("DatabaseProxy needs PgBouncer: install the pgbouncer package")
         self.dir.mkdir(parents=True, exist_ok=True)
         ini = self.dir / f"{name}.ini"
-        ini.write_text(pgbouncer_ini(proxy.spec))
-        ini.chmod(0o644)
-        return [exe, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(ini)]
+        password = os.environ.get("PGPASSWORD")
+        try:
+            text = pgbouncer_ini(proxy.spec, password=password)
+        except ValueError as err:
+            raise RuntimeError(f"DatabaseProxy {name}: PGPASSWORD: {err}") from None
+        ini.touch(mode=0o600)
+        ini.chmod(0o600 if password else 0o644)  # the password: PgBouncer's user alone
+        ini.write_text(text)
+        root = os.geteuid() == 0
+        if root:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(ini, nobody.pw_uid, nobody.pw_gid)
+        return [exe, *(["-u", "nobody"] if root else []), str(ini)]
 
     async def start(self) -> None:
         for name, proxy in sorted(self.proxies.items()):

@@ -103,6 +103,13 @@ def test_operator_may_do_its_job(release: Release) -> None:
         for verb in ("get", "patch"):
             for res in ("functions", "versions", "aliases"):
                 expect[Access(verb, res, "klambda.io", ns, "status")] = True
+        # DatabaseProxies: read, their state written; their children are owned by them
+        for verb in ("get", "list", "watch"):
+            expect[Access(verb, "databaseproxies", "klambda.io", ns)] = True
+        for verb in ("get", "patch"):
+            expect[Access(verb, "databaseproxies", "klambda.io", ns, "status")] = True
+        for verb in ("create", "update", "patch", "delete"):
+            expect[Access(verb, "databaseproxies", "klambda.io", ns)] = False
         for verb in ("create", "get", "list", "watch", "patch"):
             expect[Access(verb, "deployments", "apps", ns)] = True
             expect[Access(verb, "services", "", ns)] = True
@@ -234,6 +241,8 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             # the event source mappings' sources, polled by the Lease's holder
             for res in ("queues", "streams", "eventsourcemappings"):
                 expect[Access(verb, res, "klambda.io", ns)] = served
+            # the database proxies, whose address listed functions get
+            expect[Access(verb, "databaseproxies", "klambda.io", ns)] = served
         # which writes each mapping's state, and changes nothing else of it
         expect[Access("patch", "eventsourcemappings", "klambda.io", ns, "status")] = served
         expect[Access("patch", "eventsourcemappings", "klambda.io", ns)] = False
@@ -266,6 +275,8 @@ def test_router_may_read_the_registry_and_report_demand(release: Release) -> Non
             Access("patch", "pods", "", ns, "resize"),
             Access("create", "deployments", "apps", ns),
             Access("patch", "endpointslices", "discovery.k8s.io", ns),
+            Access("patch", "databaseproxies", "klambda.io", ns),
+            Access("patch", "databaseproxies", "klambda.io", ns, "status"),
         ):
             expect[q] = False
     # who callers are and what they may do: the API server answers (--auth)

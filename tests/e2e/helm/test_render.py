@@ -117,6 +117,7 @@ def test_default_render() -> None:
     assert router["containers"][0]["command"] == ["klambda", "router", "--cluster"]
     env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
     assert env["KLAMBDA_OPERATOR_IMAGE"] == "klambda/runtime:0.1.0"
+    assert env["KLAMBDA_OPERATOR_DB_PROXY_IMAGE"] == "klambda/pgbouncer:0.1.0"
     assert env["KLAMBDA_OPERATOR_FUNCTION_SERVICE_ACCOUNT"] == "klambda-function"
     assert env["KLAMBDA_OPERATOR_IDLE_SECONDS"] == "600"
     # a rollout drops no request: the router serves until the endpoints have forgotten it
@@ -351,6 +352,23 @@ def test_the_pool_settings_reach_the_operator() -> None:
     refused = helm("template", "kl", str(CHART), "--set", "pool.memoryMB=64", check=False)
     assert refused.returncode != 0
     assert "memoryMB" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "image"),
+    [
+        ((), "klambda/pgbouncer:0.1.0"),
+        (
+            ("--set", "image.registry=reg.example", "--set", "image.tag=v9"),
+            "reg.example/klambda/pgbouncer:v9",
+        ),
+        (("--set", "operator.dbProxyImage=mine/pgbouncer:1.23"), "mine/pgbouncer:1.23"),
+    ],
+)
+def test_the_database_proxy_image_reaches_the_operator(values: tuple[str, ...], image: str) -> None:
+    docs = render(*values)
+    env = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["name"]: e.get("value") for e in env}["KLAMBDA_OPERATOR_DB_PROXY_IMAGE"] == image
 
 
 def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:

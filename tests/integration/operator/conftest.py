@@ -29,6 +29,7 @@ KINDS = {
     "Function": "/apis/klambda.io/v1alpha1/namespaces/{ns}/functions",
     "Version": "/apis/klambda.io/v1alpha1/namespaces/{ns}/versions",
     "Alias": "/apis/klambda.io/v1alpha1/namespaces/{ns}/aliases",
+    "DatabaseProxy": "/apis/klambda.io/v1alpha1/namespaces/{ns}/databaseproxies",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",

@@ -247,7 +247,14 @@ def test_manifests_name_declared_queues(tmp_path: Path) -> None:
 
 
 def test_database_proxy() -> None:
-    from klambda.api.databaseproxy import DatabaseProxy, DatabaseProxySpec, ProxyTarget
+    from klambda.api.databaseproxy import (
+        SECRET_KEY_PATTERN,
+        SECRET_NAME_PATTERN,
+        DatabaseProxy,
+        DatabaseProxySpec,
+        ProxyTarget,
+        SecretKey,
+    )
     from klambda.dbproxy import function_environment, pgbouncer_ini
 
     raw = {
@@ -277,3 +284,71 @@ def test_database_proxy() -> None:
     props = crd_schema("databaseproxies.yaml")["properties"]["spec"]["properties"]
     check_model(DatabaseProxySpec, props)
     check_model(ProxyTarget, props["target"]["properties"])
+    secret = props["target"]["properties"]["passwordSecret"]
+    check_model(SecretKey, secret["properties"])
+    assert secret["properties"]["name"]["pattern"] == SECRET_NAME_PATTERN
+    assert secret["properties"]["key"]["pattern"] == SECRET_KEY_PATTERN
+
+
+@pytest.mark.parametrize(
+    ("secret", "words"),
+    [
+        ({"name": "Shop_DB", "key": "password"}, "spec.target.passwordSecret.name"),
+        ({"name": "shop-db", "key": "pass word"}, "spec.target.passwordSecret.key"),
+        ({"name": "shop-db"}, "spec.target.passwordSecret.key: Field required"),
+        ({"name": "shop-db", "key": "p", "extra": 1}, "spec.target.passwordSecret.extra"),
+    ],
+)
+def test_database_proxy_password_secret_refused(secret: dict[str, Any], words: str) -> None:
+    from klambda.api.databaseproxy import DatabaseProxy
+
+    raw = {
+        "metadata": {"name": "app-db"},
+        "spec": {"target": {"host": "db", "database": "shop", "user": "app",
+                            "passwordSecret": secret}},
+    }  # fmt: skip
+    with pytest.raises(ValidationError) as info:
+        DatabaseProxy.model_validate(raw)
+    assert words in "; ".join(describe_errors(info.value))
+
+
+def test_database_proxy_password_in_the_configuration() -> None:
+    from klambda.api.databaseproxy import DatabaseProxySpec
+    from klambda.dbproxy import pgbouncer_ini
+
+    spec = DatabaseProxySpec.model_validate(
+        {"target": {"host": "db", "database": "shop", "user": "app",
+                    "passwordSecret": {"name": "shop-db", "key": "password"}}}
+    )  # fmt: skip
+    assert spec.target.password_secret is not None
+    assert spec.target.password_secret.key == "password"
+    assert "password" not in pgbouncer_ini(spec)  # the Secret is the pod's, not the ini's
+    ini = pgbouncer_ini(spec, password="it's a\\b")
+    assert "user=app password='it''s a\\b'\n" in ini
+    with pytest.raises(ValueError, match="line break"):
+        pgbouncer_ini(spec, password="two\nlines")
+
+
+def test_database_proxy_environments() -> None:
+    from klambda.api.databaseproxy import DatabaseProxySpec
+    from klambda.dbproxy import environments, with_proxy
+
+    def spec(db: str, port: int, *functions: str) -> DatabaseProxySpec:
+        return DatabaseProxySpec.model_validate(
+            {"target": {"host": "h", "database": db, "user": "u"}, "port": port,
+             "functions": list(functions)}
+        )  # fmt: skip
+
+    got = environments(
+        {"b-db": spec("b", 7000, "orders", "users"), "a-db": spec("a", 6000, "orders")},
+        lambda name: f"{name}-dbproxy.ns.svc",
+    )
+    assert got == {
+        # listed by two proxies: the first by name
+        "orders": {"PGHOST": "a-db-dbproxy.ns.svc", "PGPORT": "6000", "PGDATABASE": "a"},
+        "users": {"PGHOST": "b-db-dbproxy.ns.svc", "PGPORT": "7000", "PGDATABASE": "b"},
+    }
+    own = {"PGDATABASE": "mine", "X": "1"}
+    assert with_proxy(own, got["users"]) == {
+        "PGHOST": "b-db-dbproxy.ns.svc", "PGPORT": "7000", "PGDATABASE": "mine", "X": "1",
+    }  # fmt: skip

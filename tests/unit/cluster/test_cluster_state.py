@@ -169,3 +169,51 @@ def test_a_failed_function_is_refused_at_once_not_routed() -> None:
     reg = build_registry([fn], [], [], RouterSettings())
     with pytest.raises(ResourceConflict, match="Failed \\(code ConfigMap too large\\)"):
         reg.resolve("hello")
+
+
+def test_functions_a_database_proxy_lists_get_its_address_as_the_operator_gives_it() -> None:
+    from klambda import contract
+    from klambda.api import FunctionSpec
+    from klambda_operator import builders
+    from klambda_operator.settings import OperatorSettings
+
+    target = {"host": "pg", "database": "shop", "user": "app"}
+    own = {**SPEC, "environment": {"PGDATABASE": "mine"}}
+    version = {"function": "orders", "version": "1", "codeSha256": "v1", "config": own}
+    going = obj("DatabaseProxy", "a-going", {"target": target, "functions": ["orders"]})
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    proxies = [
+        obj("DatabaseProxy", "shop-db", {"target": target, "port": 7000, "functions": ["orders"]}),
+        going,  # being deleted: serves nobody
+        obj("DatabaseProxy", "bad", {"target": {"host": "pg"}, "functions": ["plain"]}),
+    ]
+    reg = build_registry(
+        [obj("Function", "orders", own), obj("Function", "plain", SPEC)],
+        [obj("Version", "orders.1", version)],
+        [],
+        RouterSettings(),
+        proxies,
+        "team",
+    )
+    entry = reg.functions["orders"]
+    for t in (entry.latest, entry.targets["1"]):
+        env = t.config.environment
+        assert (env["PGHOST"], env["PGPORT"]) == ("shop-db-dbproxy.team.svc", "7000")
+        assert env["PGDATABASE"] == "mine"  # the function's own value wins
+    assert "PGHOST" not in reg.functions["plain"].latest.config.environment
+    # a pool pod the router specialises carries this digest; the operator keeps the pod
+    # only if its own configuration of the version digests the same
+    work = builders.Workload(
+        namespace="team",
+        function="orders",
+        version="$LATEST",
+        spec=FunctionSpec.model_validate(own),
+        code_sha256="abc",
+        owner={},
+        proxy_environment={"PGHOST": "shop-db-dbproxy.team.svc", "PGPORT": "7000",
+                           "PGDATABASE": "shop"},
+    )  # fmt: skip
+    settings = OperatorSettings(region=RouterSettings().region)
+    assert contract.config_digest(entry.latest.config) == contract.config_digest(
+        builders.function_config(work, settings)
+    )
