@@ -799,7 +799,6 @@ def kind_section(results: dict[str, Any]) -> list[str]:
     c, w, wl = k["cold"], k["warm_cluster"], k["warm_local"]
     ph, pm = k["phases_p50_ms"], k["phases_mean_ms_from_metric"]
     b, e = k["burst"], k["empty_pool"]
-    answered = b.get("answered") or {}
     return [
         f"On a real kind cluster (`{k['cluster']['name']}`, one node, klambda's images, the "
         "chart's pool of two python3.11 pods of 128 MB), from the host through the router's "
@@ -818,11 +817,18 @@ def kind_section(results: dict[str, Any]) -> list[str]:
         f"zero, {int(e['cold']['n'])} calls) | {fmt(e['cold']['p50_ms'])} "
         f"| {fmt(e['cold']['p99_ms'])} | {fmt(e['cold']['mean_ms'])} |",
         "",
-        f"Warm p50 difference (cluster - local) {fmt(k['warm_difference_p50_ms'], 3)} ms. "
-        f"A burst of {b['calls']} first calls to as many functions at once: "
-        f"{b['calls'] - b['failed']} answered, p50 {fmt(answered.get('p50_ms'))} ms, p95 "
-        f"{fmt(answered.get('p95_ms'))} ms = {_x(b.get('p95_vs_cold_p50'))} the single cold "
-        f"p50; {b['failed']} failed ({'; '.join(b['failures']) or 'none'}).",
+        f"Warm p50 difference (cluster - local) {fmt(k['warm_difference_p50_ms'], 3)} ms.",
+        "",
+        *(
+            f"A burst of {x['calls']} first calls to as many functions at once, with a pool "
+            f"of {x.get('pool_size', 2)} ready pods: {x['calls'] - x['failed']} answered, "
+            f"p50 {fmt((x.get('answered') or {}).get('p50_ms'))} ms, p95 "
+            f"{fmt((x.get('answered') or {}).get('p95_ms'))} ms = "
+            f"{_x(x.get('p95_vs_cold_p50'))} the single cold p50; {x['failed']} failed"
+            f" ({'; '.join(' '.join(f.split())[:160] for f in x['failures']) or 'none'}).\n"
+            for x in (k.get("burst_small_pool"), b)
+            if x
+        ),
         "",
         "Where a cold start through the pool goes (REPORT line of each call, p50; the mean of "
         "`klambda_cold_start_phase_seconds` at the router):",
