@@ -21,7 +21,20 @@ POOL_SIZE = 2  # the chart's default pool.size
 OVERHEAD_MB = 128  # the operator's memory_overhead_mb, added to the function's memory
 
 
-def _function(name: str, memory_mb: int) -> str:
+ANSWER = (
+    "import os\n"
+    "def handler(event, context):\n"
+    "    return {'function': context.function_name, 'host': os.uname().nodename}\n"
+)
+HOG = (
+    "def handler(event, context):\n"
+    "    hog = []\n"
+    "    while True:\n"
+    "        hog.append(b'x' * (8 * 1024 * 1024))\n"
+)
+
+
+def _function(name: str, memory_mb: int, source: str = ANSWER) -> str:
     return json.dumps(
         {
             "apiVersion": "klambda.io/v1alpha1",
@@ -31,16 +44,8 @@ def _function(name: str, memory_mb: int) -> str:
                 "runtime": "python3.11",
                 "handler": "app.handler",
                 "memoryMB": memory_mb,
-                "code": {
-                    "inline": {
-                        "app.py": (
-                            "import os\n"
-                            "def handler(event, context):\n"
-                            "    return {'function': context.function_name,"
-                            " 'host': os.uname().nodename}\n"
-                        )
-                    }
-                },
+                "timeoutSeconds": 30,
+                "code": {"inline": {"app.py": source}},
             },
         }
     )
@@ -58,8 +63,10 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def _apply(cluster: Cluster, name: str, memory_mb: int) -> None:
-    cluster.kubectl("apply", "-n", FUNCTIONS_NAMESPACE, "-f", "-", stdin=_function(name, memory_mb))
+def _apply(cluster: Cluster, name: str, memory_mb: int, source: str = ANSWER) -> None:
+    cluster.kubectl(
+        "apply", "-n", FUNCTIONS_NAMESPACE, "-f", "-", stdin=_function(name, memory_mb, source)
+    )
 
     def active() -> bool:
         fn = cluster.get("function", name, "-n", FUNCTIONS_NAMESPACE)
@@ -164,3 +171,25 @@ def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluste
         (429, "ReservedFunctionConcurrentInvocationLimitExceeded"): 8,
     }, outcomes
     assert len(_pods(cluster, "klambda.io/function=reserved-cold")) == 2
+
+
+def test_a_specialised_environment_is_held_to_the_functions_memory(cluster: Cluster) -> None:
+    # a 128 MB function on a pool pod: a handler that allocates past 128 MB gets Lambda's
+    # Runtime.OutOfMemory, and the pod and the router go on serving
+    _apply(cluster, "pooled-hog", 128, HOG)
+    wait_for("a full warm pool", lambda: _pool_full(cluster))
+    status, raw, body = cluster.invoke("pooled-hog", {}, tail=True)
+    headers = {k.lower(): v for k, v in raw.items()}
+    assert status == 200, body
+    assert headers.get("x-amz-function-error") == "Unhandled", headers
+    assert json.loads(body)["errorType"] == "Runtime.OutOfMemory", body
+    report = base64.b64decode(headers["x-amz-log-result"]).decode()
+    assert "Specialise:" in report, report  # it was a pool pod's first call
+    (pod,) = _pods(cluster, "klambda.io/function=pooled-hog")
+    assert pod["metadata"]["labels"]["klambda.io/component"] == "specialised"
+    # the worker survived its environment: the pod is not restarted, and serves again
+    statuses = pod["status"].get("containerStatuses") or []
+    assert [s.get("restartCount") for s in statuses] == [0], statuses
+    status, _, body = cluster.invoke("pooled-hog", {}, tail=True)
+    assert status == 200, body
+    assert json.loads(body)["errorType"] == "Runtime.OutOfMemory", body
