@@ -16,8 +16,9 @@
 #
 # The kind path (scripts/cluster) builds the rest of a node from the same proxy: kubelet,
 # kubeadm, kube-proxy and kube-scheduler from the same wrapper module, and other projects'
-# commands (kind, coredns, local-path-provisioner, crictl, nats-server, kube-router) from a
-# wrapper module each, which keeps their dependencies apart and ignores their replaces.
+# commands (kind, coredns, local-path-provisioner, crictl, nats-server, kube-router,
+# prometheus-operator's operator and config reloader) from a wrapper module each, which keeps
+# their dependencies apart and ignores their replaces.
 #
 # Usage:
 #   scripts/testenv.sh                    build what is missing, print "<component> <path>"
@@ -27,7 +28,7 @@
 # Components: etcd kube-apiserver kube-controller-manager kubectl helm victoria-logs (the
 #   default set); kubelet kubeadm kube-proxy kube-scheduler etcd-node kind coredns
 #   local-path-provisioner crictl nats-server kube-router kube-network-policies pause
-#   (asked for by scripts/cluster).
+#   prometheus-operator prometheus-config-reloader (asked for by scripts/cluster).
 # Versions: KLAMBDA_K8S_VERSION, KLAMBDA_ETCD_VERSION, KLAMBDA_HELM_VERSION,
 # KLAMBDA_VICTORIALOGS_VERSION; the node's are pinned below (etcd-node is the etcd that
 # kubeadm of KLAMBDA_K8S_VERSION asks for).
@@ -55,6 +56,8 @@ declare -A GO_TOOLS=(
     [nats-server]="github.com/nats-io/nats-server/v2 v2.10.24 github.com/nats-io/nats-server/v2"
     [kube-router]="github.com/cloudnativelabs/kube-router/v2 v2.1.0 github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
     [kube-network-policies]="sigs.k8s.io/kube-network-policies v0.8.0 sigs.k8s.io/kube-network-policies/cmd"
+    [prometheus-operator]="github.com/prometheus-operator/prometheus-operator v0.85.0 github.com/prometheus-operator/prometheus-operator/cmd/operator"
+    [prometheus-config-reloader]="github.com/prometheus-operator/prometheus-operator v0.85.0 github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader"
 )
 K8S_NODE_COMPONENTS=(kubelet kubeadm kube-proxy kube-scheduler)
 KNOWN_COMPONENTS=("${ALL_COMPONENTS[@]}" "${K8S_NODE_COMPONENTS[@]}" etcd-node pause "${!GO_TOOLS[@]}")
@@ -231,6 +234,8 @@ tool_ldflags() {
         local-path-provisioner) echo "-X main.VERSION=$2" ;;
         crictl) echo "-X sigs.k8s.io/cri-tools/pkg/version.Version=$2" ;;
         kube-router) echo "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$2" ;;
+        prometheus-operator | prometheus-config-reloader)
+            echo "-X github.com/prometheus/common/version.Version=${2#v}" ;;
     esac
 }
 

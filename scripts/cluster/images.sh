@@ -9,7 +9,16 @@
 # module proxy (scripts/testenv.sh), static, imported as a one-file image. The Dockerfiles
 # stay ordinary: KLAMBDA_IMAGE_SOURCE=registry builds them from python:slim with PyPI.
 #
-# Usage: scripts/cluster/images.sh    (prints the image references, one a line)
+# `--monitoring` builds instead what a user's monitoring stack runs, for the kind tier's
+# monitoring test: prometheus-operator's operator and prometheus-config-reloader (static,
+# built from the Go module proxy by scripts/testenv.sh, one-file images like NATS's) and
+# Prometheus (Debian's /usr/bin/prometheus, which needs only glibc: the binary with its
+# loader and libc). The operator's CRDs and ClusterRoles are copied from the same module
+# in the Go module cache (its example/ folder), so they always match the operator built.
+#
+# Usage: scripts/cluster/images.sh                (prints the image references, one a line)
+#        scripts/cluster/images.sh --monitoring   (prints "<component> <image>" lines and
+#                                                  "manifests <dir>")
 # Env: IMAGE_TAG (default: the chart's appVersion), KLAMBDA_IMAGE_SOURCE=debian|registry.
 source "$(dirname "$0")/lib.sh"
 
@@ -84,6 +93,75 @@ build_nats() {
     log "built $NATS_IMAGE"
 }
 
+# static_image REF BIN NAME USER: a one-file image running BIN as /bin/NAME.
+static_image() {
+    local ref=$1 bin=$2 name=$3 user=$4 root="$BUILD/image-$3"
+    rm -rf "$root" && mkdir -p "$root/bin" "$root/tmp"
+    cp "$bin" "$root/bin/$name"
+    chmod 1777 "$root/tmp"
+    tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | "$DOCKER" import \
+        --change "USER $user" --change "ENTRYPOINT [\"/bin/$name\"]" - "$ref" >/dev/null
+    rm -rf "$root"
+    log "built $ref"
+}
+
+OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator
+
+build_monitoring() {
+    local tools version
+    tools=$("$REPO_ROOT/scripts/testenv.sh" prometheus-operator prometheus-config-reloader)
+    version=$("$REPO_ROOT/scripts/testenv.sh" --version-of prometheus-operator)
+    local c bin ref
+    for c in prometheus-operator prometheus-config-reloader; do
+        bin=$(awk -v c="$c" '$1 == c {print $2}' <<<"$tools")
+        ref="klambda/$c:${version#v}"
+        "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || static_image "$ref" "$bin" "$c" 65534:65534
+        echo "$c $ref"
+    done
+
+    # Debian's prometheus: Go, linked against glibc only; the image holds what ldd lists.
+    local prom=${PROMETHEUS:-/usr/bin/prometheus} prom_version
+    [[ -x $prom ]] || die "$prom is missing (make setup installs Debian's prometheus)"
+    prom_version=$("$prom" --version 2>&1 | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')
+    ref="klambda/prometheus:$prom_version-$(sha256sum "$prom" | cut -c1-8)"
+    if ! "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then
+        local root="$BUILD/image-prometheus" lib
+        rm -rf "$root" && mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/prometheus"
+        cp "$prom" "$root/bin/prometheus"
+        for lib in $(ldd "$prom" | grep -o '/[^ ]*'); do
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+        printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+        printf 'root:x:0:0::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' >"$root/etc/passwd"
+        chmod 1777 "$root/tmp" "$root/prometheus"
+        tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | "$DOCKER" import \
+            --change 'USER 65534:65534' --change 'ENTRYPOINT ["/bin/prometheus"]' - "$ref" >/dev/null
+        rm -rf "$root"
+        log "built $ref"
+    fi
+    echo "prometheus $ref"
+
+    # CRDs and ClusterRoles of the operator built, from its module in the Go module cache
+    local dir="$BUILD/prometheus-operator-$version-manifests" src
+    if [[ ! -f "$dir/.complete" ]]; then
+        src=$(cd "$BUILD" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json \
+            "$OPERATOR_MODULE@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        [[ -d "$src/example/prometheus-operator-crd" ]] || die "no CRDs in $OPERATOR_MODULE@$version"
+        rm -rf "$dir" && mkdir -p "$dir/crds" "$dir/rbac"
+        cp "$src"/example/prometheus-operator-crd/*.yaml "$dir/crds/"
+        cp "$src/example/rbac/prometheus-operator/prometheus-operator-cluster-role.yaml" \
+            "$src/example/rbac/prometheus/prometheus-cluster-role.yaml" "$dir/rbac/"
+        chmod -R u+w "$dir"
+        touch "$dir/.complete"
+    fi
+    echo "manifests $dir"
+}
+
+if [[ ${1:-} == --monitoring ]]; then
+    with_lock images build_monitoring
+    exit 0
+fi
 with_lock images build_klambda
 with_lock images build_nats
 printf '%s\n' "klambda/operator:$IMAGE_TAG" "klambda/runtime:$IMAGE_TAG" "$NATS_IMAGE"
