@@ -10,11 +10,11 @@
 # stay ordinary: KLAMBDA_IMAGE_SOURCE=registry builds them from python:slim with PyPI.
 #
 # `--monitoring` builds instead what a user's monitoring stack runs, for the kind tier's
-# monitoring test: prometheus-operator's operator and prometheus-config-reloader (static,
-# built from the Go module proxy by scripts/testenv.sh, one-file images like NATS's) and
-# Prometheus (Debian's /usr/bin/prometheus, which needs only glibc: the binary with its
-# loader and libc). The operator's CRDs and ClusterRoles are copied from the same module
-# in the Go module cache (its example/ folder), so they always match the operator built.
+# monitoring test: prometheus-operator's operator and prometheus-config-reloader, and
+# Prometheus, static, built from the Go module proxy by scripts/testenv.sh, one-file images
+# like NATS's. (Debian's prometheus will not do: it is built without kubernetes_sd_configs,
+# which is all the operator writes.) The operator's CRDs and ClusterRoles are copied from
+# its module in the Go module cache (its example/ folder), so they match the operator built.
 #
 # Usage: scripts/cluster/images.sh                (prints the image references, one a line)
 #        scripts/cluster/images.sh --monitoring   (prints "<component> <image>" lines and
@@ -119,27 +119,9 @@ build_monitoring() {
         echo "$c $ref"
     done
 
-    # Debian's prometheus: Go, linked against glibc only; the image holds what ldd lists.
-    local prom=${PROMETHEUS:-/usr/bin/prometheus} prom_version
-    [[ -x $prom ]] || die "$prom is missing (make setup installs Debian's prometheus)"
-    prom_version=$("$prom" --version 2>&1 | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')
-    ref="klambda/prometheus:$prom_version-$(sha256sum "$prom" | cut -c1-8)"
-    if ! "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then
-        local root="$BUILD/image-prometheus" lib
-        rm -rf "$root" && mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/prometheus"
-        cp "$prom" "$root/bin/prometheus"
-        for lib in $(ldd "$prom" | grep -o '/[^ ]*'); do
-            mkdir -p "$root$(dirname "$lib")"
-            cp -L "$lib" "$root$lib"
-        done
-        printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-        printf 'root:x:0:0::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' >"$root/etc/passwd"
-        chmod 1777 "$root/tmp" "$root/prometheus"
-        tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | "$DOCKER" import \
-            --change 'USER 65534:65534' --change 'ENTRYPOINT ["/bin/prometheus"]' - "$ref" >/dev/null
-        rm -rf "$root"
-        log "built $ref"
-    fi
+    bin=$("$REPO_ROOT/scripts/testenv.sh" prometheus | awk '{print $2}')
+    ref="klambda/prometheus:$("$bin" --version | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')"
+    "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || static_image "$ref" "$bin" prometheus 65534:65534
     echo "prometheus $ref"
 
     # CRDs and ClusterRoles of the operator built, from its module in the Go module cache
