@@ -78,10 +78,12 @@ images: venv docker-engine
 	scripts/cluster/images.sh
 
 # Everything the kind tier (tests/kind) and `make cluster` need, built and cached, so the
-# tests themselves only create the cluster.
+# tests themselves only create the cluster: with prometheus-operator and Prometheus, which
+# the monitoring test installs.
 cluster-images: venv docker-engine
 	scripts/cluster/node-image.sh >/dev/null
 	scripts/cluster/images.sh >/dev/null
+	scripts/cluster/images.sh --monitoring >/dev/null
 	scripts/testenv.sh kind kubectl helm >/dev/null
 
 # klambda on a kind cluster: build what is missing, create it, helm install, apply examples.

@@ -11,7 +11,16 @@
 # Dockerfiles stay ordinary: KLAMBDA_IMAGE_SOURCE=registry builds them from python:slim
 # and debian:bookworm-slim with PyPI and Debian's archive.
 #
-# Usage: scripts/cluster/images.sh    (prints the image references, one a line)
+# `--monitoring` builds instead what a user's monitoring stack runs, for the kind tier's
+# monitoring test: prometheus-operator's operator and prometheus-config-reloader, and
+# Prometheus, static, built from the Go module proxy by scripts/testenv.sh, one-file images
+# like NATS's. (Debian's prometheus will not do: it is built without kubernetes_sd_configs,
+# which is all the operator writes.) The operator's CRDs and ClusterRoles are copied from
+# its module in the Go module cache (its example/ folder), so they match the operator built.
+#
+# Usage: scripts/cluster/images.sh                (prints the image references, one a line)
+#        scripts/cluster/images.sh --monitoring   (prints "<component> <image>" lines and
+#                                                  "manifests <dir>")
 # Env: IMAGE_TAG (default: the chart's appVersion), KLAMBDA_IMAGE_SOURCE=debian|registry.
 source "$(dirname "$0")/lib.sh"
 
@@ -98,6 +107,57 @@ build_pgbouncer() {
     log "built $PGBOUNCER_IMAGE"
 }
 
+# static_image REF BIN NAME USER: a one-file image running BIN as /bin/NAME.
+static_image() {
+    local ref=$1 bin=$2 name=$3 user=$4 root="$BUILD/image-$3"
+    rm -rf "$root" && mkdir -p "$root/bin" "$root/tmp"
+    cp "$bin" "$root/bin/$name"
+    chmod 1777 "$root/tmp"
+    tar --numeric-owner --owner=0 --group=0 -C "$root" -c . | "$DOCKER" import \
+        --change "USER $user" --change "ENTRYPOINT [\"/bin/$name\"]" - "$ref" >/dev/null
+    rm -rf "$root"
+    log "built $ref"
+}
+
+OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator
+
+build_monitoring() {
+    local tools version
+    tools=$("$REPO_ROOT/scripts/testenv.sh" prometheus-operator prometheus-config-reloader)
+    version=$("$REPO_ROOT/scripts/testenv.sh" --version-of prometheus-operator)
+    local c bin ref
+    for c in prometheus-operator prometheus-config-reloader; do
+        bin=$(awk -v c="$c" '$1 == c {print $2}' <<<"$tools")
+        ref="klambda/$c:${version#v}"
+        "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || static_image "$ref" "$bin" "$c" 65534:65534
+        echo "$c $ref"
+    done
+
+    bin=$("$REPO_ROOT/scripts/testenv.sh" prometheus | awk '{print $2}')
+    ref="klambda/prometheus:$("$bin" --version | sed -n 's/^prometheus, version \([0-9.]*\).*/\1/p')"
+    "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || static_image "$ref" "$bin" prometheus 65534:65534
+    echo "prometheus $ref"
+
+    # CRDs and ClusterRoles of the operator built, from its module in the Go module cache
+    local dir="$BUILD/prometheus-operator-$version-manifests" src
+    if [[ ! -f "$dir/.complete" ]]; then
+        src=$(cd "$BUILD" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json \
+            "$OPERATOR_MODULE@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        [[ -d "$src/example/prometheus-operator-crd" ]] || die "no CRDs in $OPERATOR_MODULE@$version"
+        rm -rf "$dir" && mkdir -p "$dir/crds" "$dir/rbac"
+        cp "$src"/example/prometheus-operator-crd/*.yaml "$dir/crds/"
+        cp "$src/example/rbac/prometheus-operator/prometheus-operator-cluster-role.yaml" \
+            "$src/example/rbac/prometheus/prometheus-cluster-role.yaml" "$dir/rbac/"
+        chmod -R u+w "$dir"
+        touch "$dir/.complete"
+    fi
+    echo "manifests $dir"
+}
+
+if [[ ${1:-} == --monitoring ]]; then
+    with_lock images build_monitoring
+    exit 0
+fi
 with_lock images build_klambda
 with_lock images build_nats
 with_lock images build_pgbouncer
