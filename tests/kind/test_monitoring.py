@@ -43,15 +43,11 @@ THROTTLED_FOR = "10s"
 LOAD_SECONDS = 16.0
 OK, FAILS, THROTTLED = "mon-ok", "mon-fails", "mon-throttled"
 TOPIC = "mon-orders"
+STREAM = "mon-clicks"
 
 # Panel queries over metrics that nothing in a cluster can export, each checked to be empty
 # (when a metric appears, the test fails until its panel is checked for data like the rest).
 ABSENT_IN_A_CLUSTER = {
-    "klambda_iterator_age_seconds": (
-        "stream event sources are polled only by a local-mode router (`klambda up`): the "
-        "cluster-mode router starts no stream pollers (klambda.router.server), so nothing "
-        "in a cluster sets the gauge"
-    ),
     "klambda_dead_letter_errors_total": (
         "counted when a write to a dead-letter queue or destination fails, which the chart's "
         "healthy NATS never does; the promtool unit tests cover KlambdaDeadLetterErrors"
@@ -99,7 +95,13 @@ FUNCTIONS = [
         events={"failsRoute": {"type": "HttpApi", "path": f"/{FAILS}"}},
     ),
     _function(THROTTLED, SLEEPS, reservedConcurrency=1),
-]
+    # a stream read by mon-ok, polled by the router that holds the Lease: its iterator age
+    {"apiVersion": "klambda.io/v1alpha1", "kind": "Stream", "metadata": {"name": STREAM},
+     "spec": {"shardCount": 1}},
+    {"apiVersion": "klambda.io/v1alpha1", "kind": "EventSourceMapping",
+     "metadata": {"name": f"{STREAM}-to-ok"},
+     "spec": {"function": OK, "source": {"stream": STREAM}, "startingPosition": "TRIM_HORIZON"}},
+]  # fmt: skip
 
 
 def _cli(cluster: Cluster, *args: str) -> str:
@@ -307,6 +309,9 @@ def _drive_load(cluster: Cluster, seconds: float) -> list[Counter[tuple[int, str
                     assert event[0] == 202, event
                 assert _http(cluster, "GET", f"/http/{OK}") == 200
                 assert _http(cluster, "GET", f"/http/{FAILS}") >= 500
+                record = {"PartitionKey": "k", "Data": "eyJwYWdlIjogIi8ifQ=="}
+                put = f"/klambda/v1/streams/{STREAM}/records"
+                assert _http(cluster, "POST", put, record) == 200
                 for kind in ("paid", "refunded"):  # the second is filtered out
                     attrs = {"kind": {"DataType": "String", "StringValue": kind}}
                     message = {"Message": "m", "MessageAttributes": attrs}
@@ -340,6 +345,9 @@ def loaded(cluster: Cluster, prometheus: Prometheus) -> Iterator[list[Counter[tu
             assert cluster.invoke(name, {})[0] == 200
         yield _drive_load(cluster, LOAD_SECONDS)
     finally:
+        for kind, name in (("eventsourcemapping", f"{STREAM}-to-ok"), ("stream", STREAM)):
+            cluster.kubectl("delete", kind, name, "-n", FUNCTIONS_NAMESPACE,
+                            "--ignore-not-found", "--wait=false", check=False)  # fmt: skip
         for name in (OK, FAILS, THROTTLED):
             cluster.kubectl(
                 "delete",
