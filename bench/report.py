@@ -841,6 +841,11 @@ def kind_section(results: dict[str, Any]) -> list[str]:
         ),
         f"| the rest (routing, NodePort, two gRPC hops, the client) "
         f"| {fmt(k['unaccounted_p50_ms'], 3)} | |",
+        *(
+            ["", f"This part's own run: `{k['command']}` at {k['started']} ({k['load']})."]
+            if k.get("command")
+            else []
+        ),
     ]
 
 
