@@ -170,6 +170,14 @@ def worker_command(work: Workload) -> list[str]:
     return ["klambda", "worker", "--function", work.function, "--version", work.version]
 
 
+# the restricted Pod Security Standard, for every pod the operator makes
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": constants.RUN_AS_USER,
+    "runAsGroup": constants.RUN_AS_USER,
+    "fsGroup": constants.RUN_AS_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 CONTAINER_SECURITY: dict[str, Any] = {
     "runAsNonRoot": True,
     "allowPrivilegeEscalation": False,
@@ -274,13 +282,7 @@ def _worker_pod(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": grace_s,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": constants.RUN_AS_USER,
-            "runAsGroup": constants.RUN_AS_USER,
-            "fsGroup": constants.RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": volumes,
     }
@@ -614,13 +616,7 @@ def build_proxy_deployment(proxy: Proxy, settings: OperatorSettings) -> dict[str
     pod |= {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": constants.RUN_AS_USER,
-            "runAsGroup": constants.RUN_AS_USER,
-            "fsGroup": constants.RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": [
             {
