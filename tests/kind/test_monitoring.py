@@ -442,7 +442,7 @@ def test_a_throttle_fires_klambda_function_throttled(
 
 
 def test_every_dashboard_panel_has_data(
-    prometheus: Prometheus, loaded: list[Counter[tuple[int, str]]]
+    cluster: Cluster, prometheus: Prometheus, loaded: list[Counter[tuple[int, str]]]
 ) -> None:
     targets = dashboard.targets()
     assert all(any(m in t.promql for t in targets) for m in ABSENT_IN_A_CLUSTER)
@@ -457,10 +457,23 @@ def test_every_dashboard_panel_has_data(
     def every_panel_has_data() -> bool:
         return not empty_panels()
 
+    # the panels' rates are over a minute, and the tests before this one may take longer
+    # than that: the same traffic goes on while the panels are read
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            _drive_load(cluster, 4.0)
+
+    beside = threading.Thread(target=traffic)
+    beside.start()
     try:
         wait_for("data in every panel", every_panel_has_data, timeout=90, interval=3)
     except AssertionError:
         raise AssertionError("panels without data:\n" + "\n".join(empty_panels())) from None
+    finally:
+        stop.set()
+        beside.join()
     appeared = [
         t.promql for t in targets if _absent_reason(t.promql) and prometheus.query(t.promql)
     ]

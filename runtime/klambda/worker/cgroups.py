@@ -46,6 +46,26 @@ def _own_path(controller: str) -> str | None:
     return None
 
 
+def container_oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed in the memory cgroup this
+    process is in (in a pod: its container's), None where that is not readable. A worker
+    with no cgroup per environment (a pod's, non-root) compares it before and after an
+    environment dies of SIGKILL to tell Lambda's Runtime.OutOfMemory from an exit."""
+    for path, key in (
+        (ROOT / "memory.events", "oom_kill"),  # v2 (a container sees its own at the root)
+        (ROOT / "memory" / "memory.oom_control", "oom_kill"),  # v1: its own, bind-mounted
+    ):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    return None
+
+
 def remove_stale(folder: Path) -> list[str]:
     """Remove `klambda-<pid>` cgroups whose process is gone (a router killed with -9 leaves
     them behind); busy or foreign ones are left. The names removed."""

@@ -34,7 +34,7 @@ from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.invocation import Outcome, StreamSink
 from klambda.worker import container
-from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
+from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
 from klambda.worker.logs import LogHub
 from klambda.worker.runtimeapi import Answer, Invocation, RuntimeApi
@@ -164,6 +164,8 @@ class RuntimeEnvironment:
     _phases: Mapping[str, float] | None = None
     container: str | None = None  # an image function's container, removed with it
     cidfile: str | None = None
+    # with no cgroup of its own: the container's OOM kills when it started (cgroups.py)
+    _oom_kills: int | None = None
 
     def alive(self) -> bool:
         """Whether the runtime can still take a request (its bootstrap has not exited)."""
@@ -337,6 +339,9 @@ class RuntimeEnvironment:
         oom = self.cgroup is not None and self.cgroup.oom_killed()
         if code < 0:
             sig = signal.Signals(-code)
+            if sig == signal.SIGKILL and not oom and self._oom_kills is not None:
+                now = container_oom_kills()
+                oom = now is not None and now > self._oom_kills
             name = {
                 signal.SIGKILL: "killed",
                 signal.SIGSEGV: "segmentation fault",
@@ -500,6 +505,8 @@ async def spawn(
         container=name,
         cidfile=cidfile,
     )
+    if cgroup is None and cidfile is None:
+        env._oom_kills = container_oom_kills()
     env.watch()
     assert env._exited is not None
     ready = asyncio.ensure_future(api.ready.wait())

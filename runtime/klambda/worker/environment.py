@@ -30,7 +30,7 @@ from klambda.environment import protocol
 from klambda.execution import FunctionConfig, environment_variables, python_paths, stream_name
 from klambda.invocation import Outcome, StreamSink
 from klambda.worker import identity
-from klambda.worker.cgroups import Cgroups, EnvironmentCgroup
+from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.logs import LogHub
 from klambda.worker.sandbox import OPT, TASK_ROOT
 from klambda.worker.zygote import Zygote
@@ -78,6 +78,8 @@ class Environment:
     _phases: Mapping[str, float] | None = None
     _tree_killed: bool = False
     _stat_fd: int | None = None  # /proc/PID/stat, kept open: one pread per liveness check
+    # with no cgroup of its own: the container's OOM kills when it started (cgroups.py)
+    _oom_kills: int | None = None
 
     async def invoke(
         self,
@@ -255,6 +257,9 @@ class Environment:
         oom = self.cgroup is not None and self.cgroup.oom_killed()
         if status is not None and os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status))
+            if sig == signal.SIGKILL and not oom and self._oom_kills is not None:
+                now = container_oom_kills()
+                oom = now is not None and now > self._oom_kills
             name = {
                 signal.SIGKILL: "killed",
                 signal.SIGSEGV: "segmentation fault",
@@ -435,6 +440,8 @@ async def spawn(
         provisioned=provisioned,
         platform=platform,
     )
+    if cgroup is None:
+        env._oom_kills = container_oom_kills()
     try:
         while True:
             header = await asyncio.wait_for(
