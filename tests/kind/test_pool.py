@@ -12,12 +12,16 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import pytest
 
 from .conftest import FUNCTIONS_NAMESPACE, Cluster, wait_for
 
 POOL_SIZE = 2  # the chart's default pool.size
+NAMES = ("pooled-a", "pooled-b", "reserved-cold", "pooled-hog")  # the functions made here
 OVERHEAD_MB = 128  # the operator's memory_overhead_mb, added to the function's memory
 
 
@@ -49,6 +53,15 @@ def _function(name: str, memory_mb: int, source: str = ANSWER) -> str:
             },
         }
     )
+
+
+@pytest.fixture(autouse=True)
+def _cleanup(cluster: Cluster) -> Iterator[None]:
+    """Each test's functions go with it: their pods would hold the node's CPU requests
+    that the tests after these need."""
+    yield
+    cluster.kubectl("delete", "functions", "-n", FUNCTIONS_NAMESPACE, "--ignore-not-found",
+                    "--wait=false", *NAMES, check=False)  # fmt: skip
 
 
 def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
