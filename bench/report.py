@@ -817,7 +817,10 @@ def kind_section(results: dict[str, Any]) -> list[str]:
         f"zero, {int(e['cold']['n'])} calls) | {fmt(e['cold']['p50_ms'])} "
         f"| {fmt(e['cold']['p99_ms'])} | {fmt(e['cold']['mean_ms'])} |",
         "",
-        f"Warm p50 difference (cluster - local) {fmt(k['warm_difference_p50_ms'], 3)} ms.",
+        f"Warm p50 difference (cluster - local) {fmt(k['warm_difference_p50_ms'], 3)} ms. "
+        "Throughput of one worker pod (one environment, the calls in sequence, from the mean "
+        f"above): {fmt(1000 / w['mean_ms'])} calls/s through the cluster, "
+        f"{fmt(1000 / wl['mean_ms'])} calls/s local.",
         "",
         *(
             f"A burst of {x['calls']} first calls to as many functions at once, with a pool "
