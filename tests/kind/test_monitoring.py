@@ -416,31 +416,6 @@ def test_the_service_monitor_targets_are_up(cluster: Cluster, prometheus: Promet
     )
 
 
-def test_a_throttle_fires_klambda_function_throttled(
-    prometheus: Prometheus, loaded: list[Counter[tuple[int, str]]]
-) -> None:
-    # (an event retried after a throttle may hold the slot when a burst starts)
-    refused = (429, "ReservedFunctionConcurrentInvocationLimitExceeded")
-    assert loaded
-    assert all(c.keys() <= {(200, ""), refused} and c[refused] >= 3 for c in loaded), loaded
-
-    def firing() -> set[str]:
-        return {
-            a["labels"]["function"]
-            for a in prometheus.alerts()
-            if a["labels"]["alertname"] == "KlambdaFunctionThrottled" and a["state"] == "firing"
-        }
-
-    assert wait_for("KlambdaFunctionThrottled to fire", firing, timeout=120, interval=2) == {
-        THROTTLED
-    }
-    alert = next(
-        a for a in prometheus.alerts() if a["labels"]["alertname"] == "KlambdaFunctionThrottled"
-    )
-    assert alert["labels"]["namespace"] == RELEASE_NAMESPACE  # added by the ServiceMonitor
-    assert alert["labels"]["severity"] == "warning"
-
-
 def test_every_dashboard_panel_has_data(
     cluster: Cluster, prometheus: Prometheus, loaded: list[Counter[tuple[int, str]]]
 ) -> None:
@@ -457,8 +432,8 @@ def test_every_dashboard_panel_has_data(
     def every_panel_has_data() -> bool:
         return not empty_panels()
 
-    # the panels' rates are over a minute, and the tests before this one may take longer
-    # than that: the same traffic goes on while the panels are read
+    # the panels' rates are over a minute: they are read first, right after the load (cold
+    # starts included), and the same traffic goes on while they are read
     stop = threading.Event()
 
     def traffic() -> None:
@@ -488,3 +463,28 @@ def test_every_dashboard_panel_has_data(
     )
     assert {(s["metric"]["function"], s["metric"].get("alias")) for s in spilled} == {(OK, "live")}
     assert prometheus.finite_values(f'sum(klambda_dlq_depth{{function="{FAILS}"}}) > 0')
+
+
+def test_a_throttle_fires_klambda_function_throttled(
+    prometheus: Prometheus, loaded: list[Counter[tuple[int, str]]]
+) -> None:
+    # (an event retried after a throttle may hold the slot when a burst starts)
+    refused = (429, "ReservedFunctionConcurrentInvocationLimitExceeded")
+    assert loaded
+    assert all(c.keys() <= {(200, ""), refused} and c[refused] >= 3 for c in loaded), loaded
+
+    def firing() -> set[str]:
+        return {
+            a["labels"]["function"]
+            for a in prometheus.alerts()
+            if a["labels"]["alertname"] == "KlambdaFunctionThrottled" and a["state"] == "firing"
+        }
+
+    assert wait_for("KlambdaFunctionThrottled to fire", firing, timeout=120, interval=2) == {
+        THROTTLED
+    }
+    alert = next(
+        a for a in prometheus.alerts() if a["labels"]["alertname"] == "KlambdaFunctionThrottled"
+    )
+    assert alert["labels"]["namespace"] == RELEASE_NAMESPACE  # added by the ServiceMonitor
+    assert alert["labels"]["severity"] == "warning"

@@ -103,7 +103,8 @@ def test_tune_cpu_bound_handler_and_cost_report(tmp_path: Path) -> None:
             # so a ratio to those says little on a loaded machine)
             assert fastest[128] > 2 * fastest[512], fastest
             # ... and no faster beyond it: the handler is single-threaded
-            assert fastest[3008] < 1.5 * fastest[1769], fastest
+            # (slower is this shared machine's noise: only faster would contradict it)
+            assert fastest[3008] > fastest[1769] / 1.5, fastest
         else:  # no cgroups here: no CPU limit, durations stay flat (README says so)
             assert max(fastest.values()) < 3 * min(fastest.values()), fastest
         best = data["recommendation"]["memoryMB"]
