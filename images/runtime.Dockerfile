@@ -25,6 +25,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     LAMBDA_TASK_ROOT=/var/task
 COPY --from=build /install /usr/local
+# compiled here, once: the root filesystem is read-only at run time, so a module with no
+# .pyc beside it would be compiled from source by every process that imports it (every
+# pod start, every environment's zygote)
+RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash /usr/local/lib
 RUN groupadd --system --gid 10001 klambda \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
         --no-create-home --shell /usr/sbin/nologin klambda \

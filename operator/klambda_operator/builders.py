@@ -282,6 +282,11 @@ def _worker_pod(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": grace_s,
+        # the pod's pause process is PID 1, not the worker: a SIGTERM that arrives while the
+        # worker is still starting (before it has a handler) stops it at once, where PID 1
+        # would ignore it and hold the pod for its whole grace period; and pause reaps what
+        # a handler's orphaned children leave behind
+        "shareProcessNamespace": True,
         "securityContext": dict(POD_SECURITY),
         "containers": [container],
         "volumes": volumes,

@@ -206,3 +206,32 @@ def test_a_specialised_environment_is_held_to_the_functions_memory(cluster: Clus
     status, _, body = cluster.invoke("pooled-hog", {}, tail=True)
     assert status == 200, body
     assert json.loads(body)["errorType"] == "Runtime.OutOfMemory", body
+
+
+def test_a_pool_pod_deleted_while_it_starts_is_gone_in_seconds(cluster: Cluster) -> None:
+    # a pool pod's grace period is Lambda's longest timeout (a specialised one may be
+    # running a call); one deleted before its worker has started (the pool scaled down,
+    # its runtime's last function deleted) must not hold its CPU request for that long
+    _apply(cluster, "pooled-a", 128)
+    wait_for("a full warm pool", lambda: _pool_full(cluster))
+    (victim, *_) = _pods(cluster, "klambda.io/pool=python3.11")
+    cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, victim["metadata"]["name"])
+
+    def starting() -> Any:
+        pods = _pods(cluster, "klambda.io/pool=python3.11")
+        return next(
+            (p for p in pods if not _ready(p) and p["status"].get("phase") == "Running"), None
+        )
+
+    pod = wait_for("a pool pod that is starting", starting, interval=0.2)
+    assert pod["spec"]["terminationGracePeriodSeconds"] > 60
+    name = pod["metadata"]["name"]
+    cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, name, "--wait=false")
+
+    def gone() -> bool:
+        by_name = f"metadata.name={name}"
+        return not cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "--field-selector", by_name)[
+            "items"
+        ]
+
+    wait_for(f"{name} to be gone", gone, timeout=30, interval=0.5)

@@ -226,8 +226,9 @@ async def serve(
     """The worker of one function version, configured by its pod's environment. A pod of
     provisioned concurrency initialises its environment before it listens, so it is ready
     (its readiness probe) only once a call would find the environment warm."""
-    # before anything else: as a container's PID 1 the process ignores a SIGTERM it has no
-    # handler for, and the pod would wait out its whole grace period
+    # before anything else: from here on a SIGTERM drains the calls in flight (until now it
+    # stopped the process at once; where the worker is a container's PID 1, as under plain
+    # Docker, it ignores one it has no handler for)
     stopping = stop_requested()
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime (provided*) starts its environments without a zygote
