@@ -106,7 +106,15 @@ def test_the_router_reaches_workers_and_nats(cluster: Cluster) -> None:
     worker = _worker_ip(cluster)
     nats = _pod_ip(cluster, RELEASE_NAMESPACE, "app.kubernetes.io/component=nats")
     selector = "app.kubernetes.io/component=router"
-    routers = cluster.get("pods", "-n", RELEASE_NAMESPACE, "-l", selector)
-    name = routers["items"][0]["metadata"]["name"]
+    # a running one: a rollout (an earlier test's helm upgrade) leaves the old pod listed
+    # for a while, its container completed
+    routers = cluster.get(
+        "pods", "-n", RELEASE_NAMESPACE, "-l", selector, "--field-selector", "status.phase=Running"
+    )
+    name = next(
+        p["metadata"]["name"]
+        for p in routers["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    )
     assert _connect(cluster, RELEASE_NAMESPACE, name, worker, 9000) == "open"
     assert _connect(cluster, RELEASE_NAMESPACE, name, nats, 4222) == "open"

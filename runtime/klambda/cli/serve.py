@@ -139,8 +139,11 @@ def router(
     account_concurrency: Annotated[int | None, typer.Option()] = None,
     wait_for_worker: Annotated[
         float,
-        typer.Option(help="Seconds a request waits for a worker pod of a version scaled to zero"),
-    ] = 30.0,
+        typer.Option(
+            help="Seconds a request waits for a worker pod of its version, or a pool pod, "
+            "when none is ready (scaling from zero)"
+        ),
+    ] = 60.0,
     auth: Annotated[
         bool,
         typer.Option(

@@ -31,6 +31,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 
 import nats
@@ -49,6 +50,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from klambda.errors import ServiceUnavailable
 from klambda.queue.backend import (
     DeadLetter,
     QueueMessage,
@@ -63,6 +65,9 @@ from klambda.queue.event import AsyncEvent, decode, encode
 log = logging.getLogger("klambda.queue")
 
 ATTRIBUTES_HEADER = "Klambda-Attributes"
+#: JetStream's de-duplication header: one id per message, the same on each of its attempts
+MSG_ID_HEADER = "Nats-Msg-Id"
+PUBLISH_ATTEMPTS = 3
 SCAN_PAGE = 256
 
 
@@ -192,9 +197,33 @@ class JetStreamQueue:
     # -- events --------------------------------------------------------------------------
 
     async def enqueue(self, event: AsyncEvent) -> None:
-        await self.js.publish(
-            self.event_subject(event.function), encode(event), stream=self.events_stream
-        )
+        await self.publish(self.event_subject(event.function), encode(event), self.events_stream)
+
+    async def publish(
+        self, subject: str, data: bytes, stream: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Publish and wait for the stream's acknowledgement, trying again when it does not
+        come in time (a server busy on a loaded node, a connection being re-established).
+        Every attempt carries the same `Nats-Msg-Id`, so the stream's duplicate window drops
+        the message again if the first attempt was stored and only its acknowledgement was
+        late: a retried publish never becomes two events. After the last attempt the caller
+        gets ServiceUnavailable (503, which clients retry), never a bare timeout."""
+        headers = {**(headers or {}), MSG_ID_HEADER: uuid.uuid4().hex}
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                await self.js.publish(
+                    subject, data, timeout=self.request_timeout, stream=stream, headers=headers
+                )
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as err:
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise ServiceUnavailable(
+                        f"the queue's stream {stream} did not store the message within "
+                        f"{PUBLISH_ATTEMPTS} attempts of {self.request_timeout:.0f}s: {err!r}"
+                    ) from err
+                log.warning("JetStream queue: publish to %s, attempt %d: %r", stream, attempt, err)
+                if isinstance(err, nats.errors.NoRespondersError):
+                    await asyncio.sleep(0.5 * attempt)  # the server is restarting its stream
 
     async def receive(self, max_events: int, wait: float) -> list[JetStreamDelivery]:
         sub = await self._subscription()
@@ -271,9 +300,7 @@ class JetStreamQueue:
     async def send(self, queue: str, body: bytes, attributes: Mapping[str, str]) -> None:
         # One JSON header: NATS header values cannot hold the newlines of error messages.
         headers = {ATTRIBUTES_HEADER: json.dumps(dict(attributes))} if attributes else None
-        await self.js.publish(
-            self.queue_subject(queue), body, headers=headers, stream=self.queues_stream
-        )
+        await self.publish(self.queue_subject(queue), body, self.queues_stream, headers)
 
     async def messages(self, queue: str, limit: int = 100) -> list[QueueMessage]:
         msgs = await self._scan(self.queues_stream, self.queue_subject(queue), 1, limit)
@@ -305,9 +332,7 @@ class JetStreamDelivery:
 
     async def dead_letter(self, dead: DeadLetter) -> None:
         q = self._queue
-        await q.js.publish(
-            q.dlq_subject(dead.function), encode_dead_letter(dead), stream=q.dlq_stream
-        )
+        await q.publish(q.dlq_subject(dead.function), encode_dead_letter(dead), q.dlq_stream)
         await self._msg.ack_sync(timeout=self._queue.request_timeout)
 
     async def extend(self) -> None:

@@ -489,6 +489,12 @@ class ClusterSource:
                         res, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
                     )
                     d.written = state
+                except ApiError as err:
+                    if err.status.code == 404 and d.in_flight == 0:
+                        # the function or version is gone: nothing to scale any more
+                        self.workers.demand.pop(key, None)
+                        continue
+                    log.warning("cannot write demand of %s: %s", key, err.status.message)
                 except Exception as err:
                     log.warning("cannot write demand of %s: %s", key, err)
 

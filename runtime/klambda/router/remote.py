@@ -75,7 +75,7 @@ class RemoteWorkers:
     """Forwards invocations to worker pods; one gRPC channel per worker address."""
 
     endpoints: dict[str, list[str]] = field(default_factory=dict)
-    wait_for_worker_s: float = 30.0
+    wait_for_worker_s: float = 60.0
     scale_up_per_minute: int = 500
     scale_up_burst: int | None = None  # a minute's worth when not given
     demand: dict[str, Demand] = field(default_factory=dict)

@@ -109,7 +109,7 @@ def raise_open_files_limit() -> int:
 class ClusterOptions:
     namespace: str = "default"
     kubeconfig: str | None = None
-    wait_for_worker_s: float = 30.0
+    wait_for_worker_s: float = 60.0
 
 
 class Router:

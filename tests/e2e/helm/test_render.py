@@ -129,6 +129,7 @@ def test_default_render() -> None:
         "--http-port=8080",
         "--grpc-port=50051",
         "--account-concurrency=1000",
+        "--wait-for-worker=60",  # a cold node's pod start, not only a warm pool's
         "--auth",  # callers need an identity and RBAC's permission
     ]
     # three ServiceAccounts for three roles; only the function pods' has no token
