@@ -12,6 +12,8 @@ import klambda
 from klambda.api import limits
 
 PREFIX = "KLAMBDA_OPERATOR_"
+#: six vCPUs, Lambda's largest function's
+POOL_CPU_MAX_MILLICORES = 6000
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class OperatorSettings:
     # The memory size pool pods start with (their resources as a function of that size's);
     # a specialised pod is resized in place to its function's memoryMB.
     pool_memory_mb: int = limits.MEMORY_MIN_MB
+    # The CPU pool pods start with, in millicores (0: pool_memory_mb's share): what a cold
+    # start's specialise and init run with, until the pod is resized to its function's.
+    pool_cpu_millicores: int = 0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     # The cluster's log engine (the chart's VictoriaLogs, logs.engine.enabled): given to
@@ -75,6 +80,11 @@ class OperatorSettings:
             raise ValueError("resync_seconds and scale_up_per_minute must be positive")
         if settings.pool_size < 0:
             raise ValueError(f"{PREFIX}POOL_SIZE must be 0 (no pool) or more")
+        if not 0 <= settings.pool_cpu_millicores <= POOL_CPU_MAX_MILLICORES:
+            raise ValueError(
+                f"{PREFIX}POOL_CPU_MILLICORES must be within 0-{POOL_CPU_MAX_MILLICORES}"
+                " (0: the CPU share of the pool's memory size)"
+            )
         if not limits.MEMORY_MIN_MB <= settings.pool_memory_mb <= limits.MEMORY_MAX_MB:
             raise ValueError(
                 f"{PREFIX}POOL_MEMORY_MB must be within "

@@ -23,6 +23,7 @@ from .conftest import FUNCTIONS_NAMESPACE, Cluster, wait_for
 POOL_SIZE = 2  # the chart's default pool.size
 NAMES = ("pooled-a", "pooled-b", "reserved-cold", "pooled-hog")  # the functions made here
 OVERHEAD_MB = 128  # the operator's memory_overhead_mb, added to the function's memory
+POOL_CPU = "250m"  # the chart's default pool.cpuMillicores
 
 
 ANSWER = (
@@ -109,7 +110,12 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
     _apply(cluster, "pooled-a", 256)
     _apply(cluster, "pooled-b", 128)
     wait_for("a full warm pool", lambda: _pool_full(cluster))
-    pool_before = {p["metadata"]["name"] for p in _pods(cluster, "klambda.io/pool=python3.11")}
+    pool_pods = _pods(cluster, "klambda.io/pool=python3.11")
+    pool_before = {p["metadata"]["name"] for p in pool_pods}
+    # pool pods start with the chart's pool.cpuMillicores, for a cold start's init
+    assert {p["spec"]["containers"][0]["resources"]["limits"]["cpu"] for p in pool_pods} == {
+        POOL_CPU
+    }
 
     host, report = _first_call(cluster, "pooled-a")
     # the phases of a cold start on a pool pod, in Lambda's REPORT line
@@ -137,16 +143,17 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
     assert other != host
     assert [p["metadata"]["name"] for p in _pods(cluster, "klambda.io/function=pooled-a")] == [host]
 
-    # resized in place to pooled-a's 256 MB (plus the worker's overhead), by the kubelet
-    want = f"{256 + OVERHEAD_MB}Mi"
+    # resized in place to pooled-a's 256 MB (plus the worker's overhead) and its CPU share,
+    # by the kubelet
+    want = {"memory": f"{256 + OVERHEAD_MB}Mi", "cpu": "145m"}
 
     def resized() -> Any:
         (p,) = _pods(cluster, "klambda.io/function=pooled-a")
         statuses = p["status"].get("containerStatuses") or []
-        got = [((s.get("resources") or {}).get("limits") or {}).get("memory") for s in statuses]
-        return got == [want] or None
+        got = [((s.get("resources") or {}).get("limits") or {}) for s in statuses]
+        return [{k: v for k, v in g.items() if k in want} for g in got] == [want] or None
 
-    wait_for(f"the specialised pod's memory limit to become {want}", resized, timeout=120)
+    wait_for(f"the specialised pod's limits to become {want}", resized, timeout=120)
 
 
 def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluster) -> None:

@@ -345,11 +345,20 @@ def test_network_policies_let_only_the_router_reach_workers_and_nats() -> None:
 
 
 def test_the_pool_settings_reach_the_operator() -> None:
-    docs = render("--set", "pool.size=5", "--set", "pool.memoryMB=512")
+    docs = render(
+        "--set", "pool.size=5", "--set", "pool.memoryMB=512", "--set", "pool.cpuMillicores=400"
+    )
     env = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
     values = {e["name"]: e.get("value") for e in env}
     assert values["KLAMBDA_OPERATOR_POOL_SIZE"] == "5"
     assert values["KLAMBDA_OPERATOR_POOL_MEMORY_MB"] == "512"
+    assert values["KLAMBDA_OPERATOR_POOL_CPU_MILLICORES"] == "400"
+    assert "KLAMBDA_OPERATOR_POOL_CPU_MILLICORES" in {
+        e["name"]
+        for e in one(render(), "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][
+            0
+        ]["env"]
+    }
     refused = helm("template", "kl", str(CHART), "--set", "pool.memoryMB=64", check=False)
     assert refused.returncode != 0
     assert "memoryMB" in refused.stderr

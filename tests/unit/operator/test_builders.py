@@ -152,6 +152,21 @@ def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
     assert service["metadata"]["labels"][contract.LABEL_POOL] == "python3.12"  # on its slices
 
 
+def test_pool_pods_start_with_the_cpu_they_are_given_and_stay_guaranteed() -> None:
+    # 250 m for the specialise and init of a cold start, not 256 MB's 145 m; requests
+    # equal limits, so the resize to the function's share keeps the pod's QoS class
+    settings = OperatorSettings(pool_memory_mb=256, pool_cpu_millicores=250)
+    deployment = builders.build_pool_deployment("fns", "python3.12", settings)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == "250m"
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert container["resources"]["limits"]["memory"] == "384Mi"
+    # a version's own pods keep their memory's share
+    assert builders.resources(256, 128)["limits"]["cpu"] == "145m"
+    with pytest.raises(ValueError, match="POOL_CPU_MILLICORES must be within 0-6000"):
+        OperatorSettings.from_env({"KLAMBDA_OPERATOR_POOL_CPU_MILLICORES": "7000"})
+
+
 @pytest.mark.parametrize(
     ("path", "key"),
     [
