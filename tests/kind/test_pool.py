@@ -23,7 +23,7 @@ from .conftest import FUNCTIONS_NAMESPACE, Cluster, wait_for
 POOL_SIZE = 2  # the chart's default pool.size
 NAMES = ("pooled-a", "pooled-b", "reserved-cold", "pooled-hog")  # the functions made here
 OVERHEAD_MB = 128  # the operator's memory_overhead_mb, added to the function's memory
-POOL_CPU = "250m"  # the chart's default pool.cpuMillicores
+POOL_CPU = "73m"  # pool.cpuMillicores 0 in the kind values: 128 MB's share
 
 
 ANSWER = (
@@ -112,7 +112,7 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
     wait_for("a full warm pool", lambda: _pool_full(cluster))
     pool_pods = _pods(cluster, "klambda.io/pool=python3.11")
     pool_before = {p["metadata"]["name"] for p in pool_pods}
-    # pool pods start with the chart's pool.cpuMillicores, for a cold start's init
+    # pool pods start with the kind values' pool.cpuMillicores (0: pool.memoryMB's share)
     assert {p["spec"]["containers"][0]["resources"]["limits"]["cpu"] for p in pool_pods} == {
         POOL_CPU
     }
