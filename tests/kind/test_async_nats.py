@@ -175,7 +175,10 @@ def test_accepted_events_survive_nats_router_and_worker_pods_deleted_while_drain
         return ok >= succeeding and dead >= failing
 
     try:
-        wait_for("every accepted event done", drained, timeout=360, interval=3)
+        # events refused while pods come and go (throttled, no worker yet) are retried
+        # as Lambda retries them: from 1 s after the refusal, doubling, up to 5 minutes
+        # apart (klambda.queue.schedule), so the last of them may wait that long
+        wait_for("every accepted event done", drained, timeout=660, interval=3)
     except AssertionError:
         ok, dead = set(_succeeded(cluster)), _dead(cluster)
         router = cluster.kubectl(
