@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import json
 import math
 import os
@@ -29,7 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
@@ -38,20 +37,12 @@ from klambda.worker import container
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
 from klambda.worker.logs import LogHub
-
-if TYPE_CHECKING:  # its server (aiohttp) is imported by the first environment, or prepare()
-    from klambda.worker.runtimeapi import Answer, RuntimeApi
+from klambda.worker.runtimeapi import Answer, Invocation, RuntimeApi
 
 # where Lambda looks for a custom runtime's entry point, in order (LAMBDA_TASK_ROOT, /opt)
 BOOTSTRAP_NAMES = ("bootstrap",)
 # a log line longer than this is cut into several (Lambda's limit on one event is 256 KB)
 LINE_LIMIT = 256 * 1024
-
-
-def prepare() -> None:
-    """Import what an environment of this kind needs now: a worker whose environments all
-    speak the Runtime API does so before it is ready, not in its first cold start."""
-    importlib.import_module("klambda.worker.runtimeapi")
 
 
 def bootstrap_path(code_root: str) -> Path | None:
@@ -249,8 +240,6 @@ class RuntimeEnvironment:
         self._phases = phases if first else None
         self._request_id = request_id
         self._start_line = self.platform.start(request_id, cfg.version)
-        from klambda.worker.runtimeapi import Invocation
-
         inv = Invocation(
             request_id,
             payload,
@@ -469,8 +458,6 @@ async def spawn(
             t0,
             stream,
         )
-    from klambda.worker.runtimeapi import RuntimeApi
-
     api = RuntimeApi()
     address = await api.start()
     env_vars = environment_variables(cfg, stream, initialization)
