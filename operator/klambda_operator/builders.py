@@ -44,6 +44,7 @@ from klambda.api.function import FileSystemConfig
 from klambda.api.limits import MB_PER_VCPU
 from klambda.dbproxy import pgbouncer_ini, with_proxy
 from klambda.execution import FunctionConfig, config_of
+from klambda.sigv4 import SESSION_AUDIENCE
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
@@ -243,7 +244,7 @@ def _worker_pod(
                     "sources": [
                         {
                             "serviceAccountToken": {
-                                "audience": contract.SESSION_AUDIENCE,
+                                "audience": SESSION_AUDIENCE,
                                 "expirationSeconds": IDENTITY_TOKEN_TTL_S,
                                 "path": "token",
                             }
