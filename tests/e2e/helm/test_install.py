@@ -600,12 +600,19 @@ def test_control_api_lets_the_router_write_functions(kube_control_plane: Control
             "spec": {"function": "hello", "version": "$LATEST"},
         }
         plane.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(alias))
-        out = plane.kubectl(
-            "patch", "alias", "hello.live", "-n", ns, "--type=merge", "-p",
-            '{"spec": {"description": "x"}}', router, check=False,
-        )  # fmt: skip
-        assert out.returncode != 0
-        assert "ValidatingAdmissionPolicy" in out.stderr, out.stderr
+
+        def refused() -> str | None:
+            change = json.dumps({"spec": {"description": uuid.uuid4().hex}})  # never a no-op
+            out = plane.kubectl(
+                "patch", "alias", "hello.live", "-n", ns, "--type=merge", "-p", change, router,
+                check=False,
+            )  # fmt: skip
+            return out.stderr if out.returncode != 0 else None
+
+        # the API server takes in a new admission policy and its binding shortly after
+        # they are created, not at once
+        stderr = eventually(refused, "the router's alias patch refused", timeout=30, interval=0.5)
+        assert "ValidatingAdmissionPolicy" in stderr, stderr
         plane.helm("uninstall", "kc", "-n", ns)
     finally:
         plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
