@@ -125,11 +125,11 @@ def resources(
     memory_mb: int,
     overhead_mb: int,
     ephemeral_storage_mb: int | None = None,
-    cpu_millicores_: int | None = None,
+    cpu_m: int | None = None,
 ) -> dict[str, Any]:
     """Requests equal to limits (Guaranteed, which an in-place resize keeps): memoryMB plus
-    the worker's overhead, and the CPU share of memoryMB unless `cpu_millicores_` is given."""
-    cpu = cpu_millicores(memory_mb) if cpu_millicores_ is None else cpu_millicores_
+    the worker's overhead, and the CPU share of memoryMB unless `cpu_m` millicores are given."""
+    cpu = cpu_millicores(memory_mb) if cpu_m is None else cpu_m
     amounts = {
         "cpu": cpu_quantity(cpu),
         "memory": f"{memory_mb + overhead_mb}Mi",
@@ -214,7 +214,7 @@ def _worker_pod(
     ephemeral_storage_mb: int = limits.EPHEMERAL_STORAGE_DEFAULT_MB,
     service_account: str | None = None,
     file_systems: Sequence[FileSystemConfig] = (),
-    cpu_millicores_: int | None = None,
+    cpu_m: int | None = None,
 ) -> dict[str, Any]:
     """The spec of a worker pod; `code` is the volume mounted at the code root, /tmp holds
     `ephemeral_storage_mb`, `service_account` is the function's own identity, and each
@@ -276,9 +276,7 @@ def _worker_pod(
             "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 2,
         },
-        "resources": resources(
-            memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb, cpu_millicores_
-        ),
+        "resources": resources(memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb, cpu_m),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
@@ -452,7 +450,7 @@ def build_pool_deployment(
                     memory_mb=settings.pool_memory_mb,
                     # the CPU of a cold start's specialise and init (Lambda runs init at
                     # full speed); the function's share once the operator resizes the pod
-                    cpu_millicores_=settings.pool_cpu_millicores or None,
+                    cpu_m=settings.pool_cpu_millicores or None,
                     grace_s=limits.TIMEOUT_MAX_S + TERMINATION_GRACE_S,
                     code={"emptyDir": {"sizeLimit": constants.POOL_CODE_SIZE}},
                 ),

@@ -143,7 +143,7 @@ def router(
             help="Seconds a request waits for a worker pod of its version, or a pool pod, "
             "when none is ready (scaling from zero)"
         ),
-    ] = 60.0,
+    ] = 60.0,  # klambda.router.remote.WAIT_FOR_WORKER_S, not imported by the command line
     auth: Annotated[
         bool,
         typer.Option(

@@ -70,12 +70,16 @@ class Busy(Exception):
     """Every pod tried was busy (or gone)."""
 
 
+#: how long a call waits for a worker of its version, or a pool pod, when none is ready
+WAIT_FOR_WORKER_S = 60.0
+
+
 @dataclass
 class RemoteWorkers:
     """Forwards invocations to worker pods; one gRPC channel per worker address."""
 
     endpoints: dict[str, list[str]] = field(default_factory=dict)
-    wait_for_worker_s: float = 60.0
+    wait_for_worker_s: float = WAIT_FOR_WORKER_S
     scale_up_per_minute: int = 500
     scale_up_burst: int | None = None  # a minute's worth when not given
     demand: dict[str, Demand] = field(default_factory=dict)

@@ -61,7 +61,7 @@ from klambda.router.local import load_registry
 from klambda.router.pollers import Pollers
 from klambda.router.processes import Followers
 from klambda.router.registry import Registry, provisioned_by_version
-from klambda.router.remote import RemoteWorkers
+from klambda.router.remote import WAIT_FOR_WORKER_S, RemoteWorkers
 from klambda.router.schedule_lease import ScheduleLease
 from klambda.router.scheduler import (
     FileScheduleState,
@@ -109,7 +109,7 @@ def raise_open_files_limit() -> int:
 class ClusterOptions:
     namespace: str = "default"
     kubeconfig: str | None = None
-    wait_for_worker_s: float = 60.0
+    wait_for_worker_s: float = WAIT_FOR_WORKER_S
 
 
 class Router:
