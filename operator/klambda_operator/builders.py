@@ -305,24 +305,76 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
     code: dict[str, Any] = {}
     if work.snapshot is not None:
         code = {"configMap": {"name": work.snapshot, "items": work.items, "defaultMode": 0o444}}
+    image = spec.code.image is not None
+    pod = _worker_pod(
+        settings,
+        image=settings.image,
+        command=worker_command(work)
+        + (["--runtime-api-port", str(contract.RUNTIME_API_PORT)] if image else []),
+        env=worker_environment(work, settings),
+        # an image function's memory is its runtime container's: the worker has its own
+        memory_mb=0 if image else spec.memory_mb,
+        grace_s=spec.timeout_seconds + TERMINATION_GRACE_S,
+        code=code,
+        ephemeral_storage_mb=spec.ephemeral_storage_mb,
+        service_account=spec.service_account_name,
+        file_systems=spec.file_system_configs,
+        cpu_m=IMAGE_WORKER_CPU_M if image else None,
+    )
     return {
         "metadata": {
             "labels": labels(work.function, work.version, constants.COMPONENT_WORKER),
             "annotations": {constants.ANNOTATION_CODE_SHA256: work.code_sha256},
         },
-        "spec": _worker_pod(
-            settings,
-            image=spec.code.image or settings.image,
-            command=worker_command(work),
-            env=worker_environment(work, settings),
-            memory_mb=spec.memory_mb,
-            grace_s=spec.timeout_seconds + TERMINATION_GRACE_S,
-            code=code,
-            ephemeral_storage_mb=spec.ephemeral_storage_mb,
-            service_account=spec.service_account_name,
-            file_systems=spec.file_system_configs,
-        ),
+        "spec": with_runtime_container(pod, work, settings) if image else pod,
     }
+
+
+# an image function's worker: it relays calls and times them; the work is the runtime's
+IMAGE_WORKER_CPU_M = 100
+
+
+def with_runtime_container(
+    pod: dict[str, Any], work: Workload, settings: OperatorSettings
+) -> dict[str, Any]:
+    """An image function's pod (docs/packaging.md): the worker becomes a native sidecar
+    that starts first (its startup probe is the Runtime API's port, so the runtime never
+    finds it closed) and the function's image runs beside it as the pod's container, with
+    the function's memory and CPU share, /tmp, file systems and the restricted security
+    context, its entry point and command those of `imageConfig` or else the image's own.
+    Both run as the same user in one process namespace: the worker kills the runtime's
+    processes at a timeout, and the kubelet starts the container again."""
+    spec = work.spec
+    (worker,) = pod["containers"]
+    worker = worker | {
+        "restartPolicy": "Always",
+        "startupProbe": {
+            "tcpSocket": {"port": contract.RUNTIME_API_PORT},
+            "periodSeconds": 1,
+            "failureThreshold": 120,
+        },
+    }
+    cfg = function_config(work, settings)
+    runtime: dict[str, Any] = {
+        "name": constants.RUNTIME_CONTAINER,
+        "image": spec.code.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "env": [
+            {"name": k, "value": escape(v)}
+            for k, v in contract.runtime_container_environment(cfg).items()
+        ],
+        "resources": resources(spec.memory_mb, 0, None),
+        "securityContext": dict(CONTAINER_SECURITY),
+        "volumeMounts": [m for m in worker["volumeMounts"] if m["name"] != "identity"],
+    }
+    ic = spec.image_config
+    if ic is not None and ic.entry_point is not None:
+        runtime["command"] = list(ic.entry_point)
+    if ic is not None and ic.command is not None:
+        runtime["args"] = list(ic.command)
+    if ic is not None and ic.working_directory:
+        runtime["workingDir"] = ic.working_directory
+    return pod | {"initContainers": [worker], "containers": [runtime]}
 
 
 def build_deployment(

@@ -93,6 +93,7 @@ TMP_SIZE = "512Mi"
 POOL_CODE_SIZE = "16Mi"
 EPHEMERAL_OVERHEAD_MB = 64
 WORKER_CONTAINER = "worker"
+RUNTIME_CONTAINER = "function"  # an image function's own image, beside its worker
 RUN_AS_USER = 10001  # the runtime image's user (images/runtime.Dockerfile)
 
 # A ConfigMap holds at most 1 MiB (CONFIGMAP_MAX_BYTES, the contract).

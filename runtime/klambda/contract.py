@@ -23,7 +23,7 @@ from typing import Any
 from lightkube.generic_resource import create_namespaced_resource
 
 from klambda.api import limits
-from klambda.execution import FunctionConfig, environment_variables
+from klambda.execution import IMAGE_OWN_VARIABLES, FunctionConfig, environment_variables
 
 GROUP = limits.GROUP
 VERSION = limits.VERSION
@@ -93,6 +93,10 @@ ANNOTATION_SCHEDULE_TICKS = f"{GROUP}/schedule-ticks"
 CODE_ROOT = "/var/task"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
+# An image function's pod: the worker serves Lambda's Runtime API to the pod's runtime
+# container (the function's image) on this loopback port (`klambda worker
+# --runtime-api-port`), which the container finds in AWS_LAMBDA_RUNTIME_API.
+RUNTIME_API_PORT = 9001
 
 # Code in ConfigMaps (the operator's snapshots, code uploaded by the command line): keys may
 # not contain `/`, so a file in a folder is stored under a derived key and this annotation
@@ -273,6 +277,19 @@ def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str
         env["KLAMBDA_APPLICATION_LOG_LEVEL"] = cfg.application_log_level
     if cfg.system_log_level:
         env["KLAMBDA_SYSTEM_LOG_LEVEL"] = cfg.system_log_level
+    return env
+
+
+def runtime_container_environment(cfg: FunctionConfig) -> dict[str, str]:
+    """The environment of an image function's runtime container: Lambda's variables but
+    the ones that name the worker's places (the image has its own) and the stream (each
+    environment's own, written by the worker), with the worker's Runtime API."""
+    env = {
+        k: v
+        for k, v in environment_variables(cfg, "").items()
+        if k not in IMAGE_OWN_VARIABLES and k != "AWS_LAMBDA_LOG_STREAM_NAME"
+    }
+    env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{RUNTIME_API_PORT}"
     return env
 
 

@@ -19,6 +19,10 @@ from klambda.api.limits import EPHEMERAL_STORAGE_DEFAULT_MB
 
 # where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
 RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")
+# Lambda's variables that name places on the worker's side: a container image has its own
+IMAGE_OWN_VARIABLES = frozenset(
+    {"PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
+)
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,13 @@ def worker(
         int, typer.Option(help="Environments this worker may run at once")
     ] = 1,
     cgroups: Annotated[bool, typer.Option()] = True,
+    runtime_api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="An image function's worker: serve the Runtime API on 127.0.0.1:PORT to the "
+            "pod's runtime container"
+        ),
+    ] = None,
 ) -> None:
     """A function pod's agent: serve klambda.v1.Worker for one function version, or wait
     in the warm pool of a runtime (--pool) until the router specialises it."""
@@ -228,4 +235,6 @@ def worker(
             2,
         )
     provisioned = os.environ.get(PROVISIONED_ENV) == "1"
-    asyncio.run(serve(cfg, host, port or 9000, max_environments, cgroups, provisioned))
+    asyncio.run(
+        serve(cfg, host, port or 9000, max_environments, cgroups, provisioned, runtime_api_port)
+    )

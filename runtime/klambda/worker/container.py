@@ -16,11 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from klambda.execution import FunctionConfig
+from klambda.execution import IMAGE_OWN_VARIABLES, FunctionConfig
 
 DOCKER = "docker"
-# Lambda's variables that name the host's folders: the image has its own
-HOST_ONLY = {"PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
 
 
 @functools.cache
@@ -56,7 +54,7 @@ def run_argv(
     argv += ["--memory", f"{cfg.memory_mb}m", "--memory-swap", f"{cfg.memory_mb}m"]
     argv += ["--label", f"klambda.io/function={cfg.function}"]
     for key in sorted(env):
-        if key not in HOST_ONLY:
+        if key not in IMAGE_OWN_VARIABLES:
             argv += ["-e", key]
     for host, path in mounts:
         argv += ["-v", f"{host}:{path}" + (":ro" if path == "/opt" else "")]

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
@@ -140,10 +140,25 @@ def _peak_kb(cgroup: EnvironmentCgroup | None, pid: int) -> int:
     return 0
 
 
+class RuntimeProcess(Protocol):
+    """The runtime's process as an environment sees it: one the worker started
+    (asyncio's), or the runtime container of an image function's pod (klambda.worker.sidecar)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass(eq=False)
 class RuntimeEnvironment:
     cfg: FunctionConfig
-    proc: asyncio.subprocess.Process
+    proc: RuntimeProcess
     api: RuntimeApi
     stream: str
     logs: LogHub
@@ -182,6 +197,7 @@ class RuntimeEnvironment:
 
     def watch(self) -> None:
         """Read the runtime's output as log lines and notice when it exits."""
+        assert isinstance(self.proc, asyncio.subprocess.Process)
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
         self._readers = [

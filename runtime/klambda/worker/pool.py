@@ -18,12 +18,13 @@ import contextlib
 import time
 
 from klambda.execution import FunctionConfig
-from klambda.worker import custom, runtimes
+from klambda.worker import custom, runtimes, sidecar
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.custom import RuntimeEnvironment
 from klambda.worker.environment import Environment as ForkedEnvironment
 from klambda.worker.environment import InitFailed, spawn
 from klambda.worker.logs import LogHub
+from klambda.worker.runtimeapi import RuntimeApi
 from klambda.worker.zygote import Zygote, ZygoteError
 
 # a forked Python environment, or one whose runtime speaks the Runtime API (`provided*`)
@@ -39,8 +40,12 @@ class EnvironmentPool:
         cgroups: Cgroups,
         *,
         cpu_limits: bool = True,
+        runtime_container: RuntimeApi | None = None,
     ) -> None:
+        """`runtime_container`: the listener of an image function's runtime container, in
+        cluster mode (klambda.worker.sidecar), whose environments it gives."""
         self.cfg = cfg
+        self._runtime_container = runtime_container
         self._zygote = zygote
         self._logs = logs
         self._cgroups = cgroups
@@ -108,6 +113,10 @@ class EnvironmentPool:
         return env
 
     async def _spawn(self, provisioned: bool) -> Environment:
+        if self._runtime_container is not None:
+            return await sidecar.spawn(
+                self.cfg, self._logs, self._runtime_container, provisioned=provisioned
+            )
         if runtimes.uses_runtime_api(self.cfg.runtime) or self.cfg.image or self._zygote is None:
             return await custom.spawn(
                 self.cfg,

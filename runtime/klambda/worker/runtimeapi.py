@@ -7,7 +7,8 @@ event is the body and whose context is in `Lambda-Runtime-*` headers; the runtim
 posts `/runtime/invocation/{id}/response` or `.../error`, or `/runtime/init/error` when it
 cannot start. Each environment gets a listener of its own on a loopback port, so a request
 needs no token to tell environments apart, and the listener's lifetime is the
-environment's.
+environment's; except in an image function's pod, where the one listener outlives the
+runtime containers that use it in turn (`renew`, klambda.worker.sidecar).
 
 This is the HTTP half only: what an invocation is, its timeout, its log lines and its
 outcome belong to `klambda.worker.custom`.
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -102,6 +104,8 @@ class RuntimeApi:
         self.current: Invocation | None = None
         # set when the runtime first asks for an invocation: its init is over
         self.ready = asyncio.Event()
+        self.ready_at = 0.0  # when (time.perf_counter) it was set
+        self.waiting = 0  # runtimes in `.next` now
         self.init_error: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         app = web.Application(client_max_size=BODY_LIMIT)
         app.router.add_get(f"{PREFIX}/invocation/next", self._next)
@@ -115,12 +119,13 @@ class RuntimeApi:
         )
         self.address = ""
 
-    async def start(self) -> str:
-        """Listen on a free loopback port; `host:port`, for AWS_LAMBDA_RUNTIME_API."""
+    async def start(self, port: int = 0) -> str:
+        """Listen on a loopback port (a free one by default); `host:port`, for
+        AWS_LAMBDA_RUNTIME_API."""
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         site = web.SockSite(self._runner, sock)
         await site.start()
         host, port = sock.getsockname()[:2]
@@ -130,6 +135,14 @@ class RuntimeApi:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._runner.cleanup()
+
+    def renew(self) -> None:
+        """A new environment's init begins on this listener: it ends at the next runtime's
+        first `.next` (already so when a runtime waits there now) or `/init/error`."""
+        if not self.waiting:
+            self.ready.clear()
+        if self.init_error.done():
+            self.init_error = asyncio.get_running_loop().create_future()
 
     def submit(self, inv: Invocation) -> None:
         """Hand `inv` to the runtime's next `GET .../next` (one at a time)."""
@@ -142,8 +155,14 @@ class RuntimeApi:
             self.current = None
 
     async def _next(self, request: web.Request) -> web.StreamResponse:
+        if not self.ready.is_set():
+            self.ready_at = time.perf_counter()
         self.ready.set()
-        inv = await self._pending.get()
+        self.waiting += 1
+        try:
+            inv = await self._pending.get()
+        finally:
+            self.waiting -= 1
         self.current = inv
         inv.delivered.set()
         return web.Response(body=inv.payload, headers=inv.headers())

@@ -37,6 +37,7 @@ from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
 from klambda.worker.logship import Shipper
 from klambda.worker.pool import EnvironmentPool
+from klambda.worker.runtimeapi import RuntimeApi
 from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
 from klambda.worker.zygote import Zygote
 
@@ -222,20 +223,32 @@ async def serve(
     max_environments: int,
     cgroups: bool = True,
     provisioned: bool = False,
+    runtime_api_port: int | None = None,
 ) -> None:
     """The worker of one function version, configured by its pod's environment. A pod of
     provisioned concurrency initialises its environment before it listens, so it is ready
-    (its readiness probe) only once a call would find the environment warm."""
+    (its readiness probe) only once a call would find the environment warm. With
+    `runtime_api_port`, an image function's worker: its environments are the pod's runtime
+    container, served the Runtime API on that loopback port (klambda.worker.sidecar)."""
     # before anything else: from here on a SIGTERM drains the calls in flight (until now it
     # stopped the process at once; where the worker is a container's PID 1, as under plain
     # Docker, it ignores one it has no handler for)
     stopping = stop_requested()
     groups = Cgroups(enabled=cgroups)
-    # a Runtime API runtime (provided*) starts its environments without a zygote
-    zygote = None if runtimes.uses_runtime_api(cfg.runtime) else await _zygote(cfg.runtime, groups)
+    container = None
+    if runtime_api_port is not None:
+        # first: the runtime container starts once this port takes connections
+        container = RuntimeApi()
+        await container.start(runtime_api_port)
+    # a Runtime API runtime (provided*, an image) starts its environments without a zygote
+    zygote = (
+        None
+        if container is not None or runtimes.uses_runtime_api(cfg.runtime)
+        else await _zygote(cfg.runtime, groups)
+    )
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
-    pool = EnvironmentPool(cfg, zygote, logs, groups)
+    pool = EnvironmentPool(cfg, zygote, logs, groups, runtime_container=container)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     if provisioned:
         pool.set_provisioned(1)
@@ -245,6 +258,8 @@ async def serve(
     banner = f"{cfg.function}:{cfg.version}"
     await _serve(service, host, port, banner, lambda: float(cfg.timeout_s), stopping)
     await pool.close()
+    if container is not None:
+        await container.close()
     if zygote is not None:
         await zygote.stop()
     if shipper is not None:

@@ -250,3 +250,40 @@ def test_file_systems_are_the_claims_mounted_at_their_paths() -> None:
     assert {"name": "fs-0", "mountPath": "/mnt/shared"} in mounts
     plain = builders.build_pod_template(work(), OperatorSettings())["spec"]
     assert not [v for v in plain["volumes"] if "persistentVolumeClaim" in v]
+
+
+def image_work(**spec: Any) -> builders.Workload:
+    return dataclasses.replace(work(**spec), snapshot=None, items=[])
+
+
+def test_an_image_function_runs_its_image_beside_a_worker_that_starts_first() -> None:
+    image = {"image": "registry.example/orders@sha256:" + "a" * 64}
+    config = {"entryPoint": ["/lambda-entrypoint.sh"], "command": ["app.handler"]}
+    pod = builders.build_pod_template(
+        image_work(code=image, imageConfig=config, memoryMB=512,
+             fileSystemConfigs=[{"claimName": "efs", "localMountPath": "/mnt/efs"}]),
+        OperatorSettings(image="klambda/runtime:1"),
+    )["spec"]  # fmt: skip
+    (worker,) = pod["initContainers"]
+    (runtime,) = pod["containers"]
+    # the worker: klambda's image, a native sidecar the runtime waits for
+    assert worker["image"] == "klambda/runtime:1"
+    assert worker["restartPolicy"] == "Always"
+    assert worker["command"][-2:] == ["--runtime-api-port", str(contract.RUNTIME_API_PORT)]
+    assert worker["startupProbe"]["tcpSocket"] == {"port": contract.RUNTIME_API_PORT}
+    assert worker["resources"]["limits"]["memory"] == "128Mi"  # its overhead alone
+    # the runtime: the function's image with its memory, entry point and Lambda's variables
+    assert runtime["image"] == image["image"]
+    assert (runtime["command"], runtime["args"]) == (["/lambda-entrypoint.sh"], ["app.handler"])
+    assert runtime["resources"]["limits"] == {"cpu": "290m", "memory": "512Mi"}
+    env = {e["name"]: e["value"] for e in runtime["env"]}
+    assert env["AWS_LAMBDA_RUNTIME_API"] == f"127.0.0.1:{contract.RUNTIME_API_PORT}"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
+    assert not {"PATH", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_LOG_STREAM_NAME"} & set(env)
+    assert {"name": "fs-0", "mountPath": "/mnt/efs"} in runtime["volumeMounts"]
+    assert runtime["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["shareProcessNamespace"] is True  # the worker kills the runtime at a timeout
+    # an image's own ENTRYPOINT and CMD when imageConfig leaves them
+    plain = builders.build_pod_template(image_work(code=image), OperatorSettings())["spec"]
+    assert "command" not in plain["containers"][0]
+    assert "args" not in plain["containers"][0]
