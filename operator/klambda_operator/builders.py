@@ -338,8 +338,8 @@ def with_runtime_container(
     pod: dict[str, Any], work: Workload, settings: OperatorSettings
 ) -> dict[str, Any]:
     """An image function's pod (docs/packaging.md): the worker becomes a native sidecar
-    that starts first (its startup probe is the Runtime API's port, so the runtime never
-    finds it closed) and the function's image runs beside it as the pod's container, with
+    that starts first (the runtime starts once the worker's startup probe has passed, so
+    it never finds the Runtime API closed) and the function's image runs beside it as the pod's container, with
     the function's memory and CPU share, /tmp, file systems and the restricted security
     context, its entry point and command those of `imageConfig` or else the image's own.
     Both run as the same user in one process namespace: the worker kills the runtime's
@@ -348,8 +348,10 @@ def with_runtime_container(
     (worker,) = pod["containers"]
     worker = worker | {
         "restartPolicy": "Always",
+        # the kubelet probes the pod's IP, and the Runtime API listens on loopback alone:
+        # the worker serves gRPC once its Runtime API listens
         "startupProbe": {
-            "tcpSocket": {"port": contract.RUNTIME_API_PORT},
+            "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 1,
             "failureThreshold": 120,
         },

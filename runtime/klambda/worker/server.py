@@ -237,7 +237,7 @@ async def serve(
     groups = Cgroups(enabled=cgroups)
     container = None
     if runtime_api_port is not None:
-        # first: the runtime container starts once this port takes connections
+        # before gRPC: the runtime container starts once the worker serves gRPC
         container = RuntimeApi()
         await container.start(runtime_api_port)
     # a Runtime API runtime (provided*, an image) starts its environments without a zygote
@@ -252,7 +252,10 @@ async def serve(
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     if provisioned:
         pool.set_provisioned(1)
-        await pool.provisioning()
+        # an image's runtime container starts once this worker serves (its startup probe):
+        # its provisioned environment is initialised meanwhile, not before
+        if container is None:
+            await pool.provisioning()
         if pool.provisioning_error:  # calls start their own, as on demand; Lambda retries init
             print(f"klambda worker: provisioned environment {pool.provisioning_error}", flush=True)
     banner = f"{cfg.function}:{cfg.version}"

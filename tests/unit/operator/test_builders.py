@@ -270,7 +270,7 @@ def test_an_image_function_runs_its_image_beside_a_worker_that_starts_first() ->
     assert worker["image"] == "klambda/runtime:1"
     assert worker["restartPolicy"] == "Always"
     assert worker["command"][-2:] == ["--runtime-api-port", str(contract.RUNTIME_API_PORT)]
-    assert worker["startupProbe"]["tcpSocket"] == {"port": contract.RUNTIME_API_PORT}
+    assert worker["startupProbe"]["grpc"] == {"port": contract.WORKER_PORT}
     assert worker["resources"]["limits"]["memory"] == "128Mi"  # its overhead alone
     # the runtime: the function's image with its memory, entry point and Lambda's variables
     assert runtime["image"] == image["image"]
