@@ -61,7 +61,13 @@ def _manifest(image: str) -> str:
             "apiVersion": "klambda.io/v1alpha1",
             "kind": "Function",
             "metadata": {"name": "orders-image"},
-            "spec": {"code": {"image": image}, "memoryMB": 256, "timeoutSeconds": 3},
+            "spec": {
+                "runtime": "python3.11",
+                "handler": "app.handler",
+                "code": {"image": image},
+                "memoryMB": 256,
+                "timeoutSeconds": 3,
+            },
         }
     )
 

@@ -97,6 +97,8 @@ class RemoteWorkers:
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
+    # calls in flight by worker address: a channel is closed once none uses it
+    _busy: dict[str, int] = field(default_factory=dict)
 
     def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
         self.endpoints = endpoints
@@ -133,9 +135,14 @@ class RemoteWorkers:
         self._changed = asyncio.Event()
 
     def _close_unused(self) -> None:
+        """Close the channels of pods no longer listed, but for those with calls in flight:
+        a pod that turned unready (a probe that timed out, an image function's runtime
+        container starting again) still answers them, and closing a channel cancels its
+        calls."""
         used = {a for v in self.endpoints.values() for a in v}
         used |= {a for v in self.claimed.values() for a in v}
         used |= {p.address for v in self.pool.ready.values() for p in v}
+        used |= set(self._busy)
         for addr in set(self._channels) - used:
             closing = asyncio.ensure_future(self._channels.pop(addr).close())
             self._closing.add(closing)
@@ -254,6 +261,18 @@ class RemoteWorkers:
         """The worker's answer; a streamed call's start and chunks go to `call.stream` as
         they arrive. An error once the response has started is not the caller's to retry
         elsewhere: it ends the call (ServiceUnavailable)."""
+        self._busy[addr] = self._busy.get(addr, 0) + 1
+        try:
+            return await self._invoke_on(addr, request, call, deadline_s)
+        finally:
+            self._busy[addr] -= 1
+            if not self._busy[addr]:
+                del self._busy[addr]
+                self._close_unused()
+
+    async def _invoke_on(
+        self, addr: str, request: worker_pb2.WorkerInvokeRequest, call: Call, deadline_s: float
+    ) -> worker_pb2.WorkerInvokeResponse:
         if call.stream is None:
             resp: worker_pb2.WorkerInvokeResponse = await self._stub(addr).Invoke(
                 request, timeout=deadline_s
