@@ -339,9 +339,10 @@ def with_runtime_container(
 ) -> dict[str, Any]:
     """An image function's pod (docs/packaging.md): the worker becomes a native sidecar
     that starts first (the runtime starts once the worker's startup probe has passed, so
-    it never finds the Runtime API closed) and the function's image runs beside it as the pod's container, with
-    the function's memory and CPU share, /tmp, file systems and the restricted security
-    context, its entry point and command those of `imageConfig` or else the image's own.
+    it never finds the Runtime API closed) and the function's image runs beside it as the
+    pod's container, with the function's memory and CPU share, /tmp, file systems and the
+    restricted security context, its entry point and command those of `imageConfig` or
+    else the image's own.
     Both run as the same user in one process namespace: the worker kills the runtime's
     processes at a timeout, and the kubelet starts the container again."""
     spec = work.spec
