@@ -1,4 +1,4 @@
-"""Lambda's platform log lines: START, END, REPORT, INIT_START and timeouts, in Lambda's
+"""Lambda's platform log lines: START, END, REPORT, INIT_START, EXTENSION and timeouts, in Lambda's
 Text format and, with `loggingConfig.logFormat: JSON`, as its JSON records.
 
 Pure formatting, shared by every place that writes a function's log stream, so the lines
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from klambda.pricing import billed_ms
@@ -83,6 +83,12 @@ def crashed(request_id: str, detail: str, error_type: str) -> str:
     return f"{timestamp()} {request_id} Error: Runtime exited with error: {detail}\n{error_type}"
 
 
+def extension(name: str, state: str, events: Sequence[str], error_type: str | None) -> str:
+    """An extension's state at the end of init (or when it failed)."""
+    line = f"EXTENSION\tName: {name}\tState: {state}\tEvents: [{','.join(events)}]"
+    return line if error_type is None else f"{line}\tError Type: {error_type}"
+
+
 class Platform:
     """The platform's records of one function in Lambda's Text format: START, END, REPORT,
     INIT_START and the timeout and crash lines. Every method returns the line to write, or
@@ -127,6 +133,11 @@ class Platform:
     def crashed(self, request_id: str, detail: str, error_type: str) -> str | None:
         return crashed(request_id, detail, error_type)
 
+    def extension(
+        self, name: str, state: str, events: Sequence[str], error_type: str | None = None
+    ) -> str | None:
+        return extension(name, state, events, error_type)
+
 
 # The level Lambda gives each platform record, for systemLogLevel (DEBUG < INFO < WARN).
 SYSTEM_RANK = {"DEBUG": 10, "INFO": 20, "WARN": 30}
@@ -135,6 +146,7 @@ EVENT_LEVEL = {
     "platform.start": "INFO",
     "platform.report": "INFO",
     "platform.runtimeDone": "DEBUG",
+    "platform.extension": "INFO",
 }
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -218,6 +230,14 @@ class JsonPlatform(Platform):
 
     def crashed(self, request_id: str, detail: str, error_type: str) -> str | None:
         return None
+
+    def extension(
+        self, name: str, state: str, events: Sequence[str], error_type: str | None = None
+    ) -> str | None:
+        record: dict[str, Any] = {"name": name, "state": state, "events": list(events)}
+        if error_type is not None:
+            record["errorType"] = error_type
+        return self._event("platform.extension", record)
 
 
 TEXT = Platform()

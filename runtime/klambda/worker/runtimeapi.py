@@ -10,6 +10,9 @@ needs no token to tell environments apart, and the listener's lifetime is the
 environment's; except in an image function's pod, where the one listener outlives the
 runtime containers that use it in turn (`renew`, klambda.worker.sidecar).
 
+The same listener serves the Extensions API when the environment has one
+(`klambda.worker.extensionsapi`): its extensions find it by the same variable.
+
 This is the HTTP half only: what an invocation is, its timeout, its log lines and its
 outcome belong to `klambda.worker.custom`.
 """
@@ -24,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from klambda.worker.extensionsapi import ExtensionsApi
 
 API_VERSION = "2018-06-01"
 PREFIX = f"/{API_VERSION}/runtime"
@@ -99,7 +104,8 @@ def _problem(status: int, error_type: str, message: str) -> web.Response:
 class RuntimeApi:
     """The Runtime API of one environment: `submit` an invocation, await its answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, extensions: ExtensionsApi | None = None) -> None:
+        self.extensions = extensions
         self._pending: asyncio.Queue[Invocation] = asyncio.Queue(maxsize=1)
         self.current: Invocation | None = None
         # set when the runtime first asks for an invocation: its init is over
@@ -112,6 +118,8 @@ class RuntimeApi:
         app.router.add_post(f"{PREFIX}/invocation/{{id}}/response", self._response)
         app.router.add_post(f"{PREFIX}/invocation/{{id}}/error", self._error)
         app.router.add_post(f"{PREFIX}/init/error", self._init_error)
+        if extensions is not None:
+            extensions.add_routes(app)
         # an environment is closed at once: a runtime still waiting in `.next` is not waited
         # for (aiohttp would give handlers 60 s), and a runtime that went away ends its wait
         self._runner = web.AppRunner(
@@ -157,6 +165,8 @@ class RuntimeApi:
     async def _next(self, request: web.Request) -> web.StreamResponse:
         if not self.ready.is_set():
             self.ready_at = time.perf_counter()
+            if self.extensions is not None:  # the runtime's init is over: no more may join
+                self.extensions.registration_open = False
         self.ready.set()
         self.waiting += 1
         try:
