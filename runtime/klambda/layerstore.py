@@ -115,8 +115,9 @@ def opt_root(store: Path, layers: list[LayerVersion]) -> Path:
     tmp = root.with_name(root.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     codestore.unpack(merged, tmp)
-    # the store keeps bytes, not modes: /opt/bin's programs and a layer's bootstrap run
-    for path in [*tmp.glob("bin/*"), tmp / "bootstrap"]:
+    # the store keeps bytes, not modes: /opt/bin's programs, a layer's bootstrap and its
+    # extensions run
+    for path in [*tmp.glob("bin/*"), *tmp.glob("extensions/*"), tmp / "bootstrap"]:
         if path.is_file():
             path.chmod(0o555)
     try:

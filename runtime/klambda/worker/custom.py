@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,16 +33,17 @@ from typing import Any, Protocol
 from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
 from klambda.invocation import Outcome, StreamSink
-from klambda.worker import container
+from klambda.worker import container, extensionprocs
+from klambda.worker import extensions as lifecycle
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
+from klambda.worker.extensionprocs import LINE_LIMIT, ExtensionProcess, Relay, read_lines
+from klambda.worker.extensionsapi import ExtensionsApi
 from klambda.worker.logs import LogHub
 from klambda.worker.runtimeapi import Answer, Invocation, RuntimeApi
 
 # where Lambda looks for a custom runtime's entry point, in order (LAMBDA_TASK_ROOT, /opt)
 BOOTSTRAP_NAMES = ("bootstrap",)
-# a log line longer than this is cut into several (Lambda's limit on one event is 256 KB)
-LINE_LIMIT = 256 * 1024
 
 
 def bootstrap_path(code_root: str) -> Path | None:
@@ -181,10 +182,25 @@ class RuntimeEnvironment:
     cidfile: str | None = None
     # with no cgroup of its own: the container's OOM kills when it started (cgroups.py)
     _oom_kills: int | None = None
+    # its external extensions' processes (klambda.worker.extensionprocs)
+    extension_procs: list[ExtensionProcess] = field(default_factory=list)
+    # work that must end before the environment is reused or gone: the extensions' part
+    # of the last call (Lambda's post-runtime phase), or the shutdown after a failed call;
+    # the pool releases the environment when it is done (klambda.worker.pool)
+    settling: asyncio.Future[None] | None = None
+    _closed: asyncio.Future[None] | None = None
+    _failure_logged: bool = False
+
+    @property
+    def extensions(self) -> ExtensionsApi | None:
+        return self.api.extensions
 
     def alive(self) -> bool:
-        """Whether the runtime can still take a request (its bootstrap has not exited)."""
-        return not self.dead and self.proc.returncode is None
+        """Whether the runtime can still take a request (its bootstrap has not exited, and
+        no extension has failed)."""
+        ext = self.extensions
+        failed = ext is not None and ext.failure.done()
+        return not self.dead and self.proc.returncode is None and not failed
 
     def peak_kb(self) -> int:
         if self.cidfile is not None:
@@ -201,8 +217,8 @@ class RuntimeEnvironment:
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
         self._readers = [
-            asyncio.ensure_future(self._read(self.proc.stdout)),
-            asyncio.ensure_future(self._read(self.proc.stderr)),
+            asyncio.ensure_future(read_lines(self.proc.stdout, self.line)),
+            asyncio.ensure_future(read_lines(self.proc.stderr, self.line)),
         ]
         self._exited = asyncio.ensure_future(self.proc.wait())
         self._exited.add_done_callback(self._on_exit)
@@ -210,16 +226,12 @@ class RuntimeEnvironment:
     def _on_exit(self, task: asyncio.Task[int]) -> None:
         self.dead = True
 
-    async def _read(self, pipe: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                raw = await pipe.readline()
-            except ValueError:  # a line over the reader's limit: take what is there
-                raw = await pipe.read(LINE_LIMIT)
-            if not raw:
-                return
-            self._log_start()
-            self._log(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
+    def line(self, text: str) -> None:
+        """A line the runtime or an extension wrote: the current request's, if any (an
+        extension writes between calls too: flushed soon, not at the next END)."""
+        self._log_start()
+        self._log(text)
+        self.logs.dirty()
 
     def _log(self, text: str | None) -> None:
         if text is None:  # dropped by the function's system log level
@@ -264,16 +276,24 @@ class RuntimeEnvironment:
             trace_id,
         )
         started = time.perf_counter()
+        # the function's timeout covers the runtime and its extensions' part of the call
+        deadline = asyncio.get_running_loop().time() + cfg.timeout_s
         self.api.submit(inv)
+        ext = self.extensions
+        if ext is not None:  # at the same time as the runtime, as Lambda sends it
+            event = lifecycle.invoke_event(request_id, inv.deadline_ms, inv.function_arn, trace_id)
+            ext.send(lifecycle.INVOKE, event)
         assert self._exited is not None
         try:
             async with asyncio.timeout(cfg.timeout_s):
                 ends: list[asyncio.Future[Any]] = [inv.answer, self._exited]
+                if ext is not None:
+                    ends.append(ext.failure)
                 await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             self._log_start()
             self.api.forget(inv)
-            await self.kill()
+            await self._end(lifecycle.TIMEOUT)
             text = self.platform.timed_out(request_id, cfg.timeout_s)
             err = {
                 "errorMessage": f"RequestId: {request_id} Error: "
@@ -292,6 +312,10 @@ class RuntimeEnvironment:
             return self._finish(out, first, extra=text, status="timeout")
         duration = (time.perf_counter() - started) * 1000
         self.api.forget(inv)
+        if not inv.answer.done() and ext is not None and ext.failure.done():
+            self._log_start()
+            out = await self._extension_failed(request_id, duration, ext.failure.result())
+            return self._finish(out, first, status="error")
         if not inv.answer.done():
             self._log_start()
             return self._finish(await self._crashed(request_id, duration), first, status="error")
@@ -299,6 +323,10 @@ class RuntimeEnvironment:
         self._log_start()
         await self._settle_output()
         self.max_memory_mb = math.ceil(self.peak_kb() / 1024)
+        if ext is not None and not ext.roster.settled():
+            # the caller has its answer now; the environment takes no other call until
+            # every extension sent this one has asked for its next event
+            self.settling = asyncio.ensure_future(self._post_runtime(ext, deadline))
         if answer.ok:
             if stream is not None:
                 await stream.start("application/json", cfg.version)
@@ -347,6 +375,68 @@ class RuntimeEnvironment:
         self.last_used = time.monotonic()
         return out
 
+    async def _end(self, reason: str) -> None:
+        """End the environment after a failed call. With extensions registered the
+        shutdown phase (up to 2 s) goes on after the call's outcome, in `settling`."""
+        self.dead = True
+        ext = self.extensions
+        if ext is not None and ext.roster.registered():
+            self.settling = asyncio.ensure_future(self.close(reason))
+        else:
+            await self.close(reason)
+
+    async def _post_runtime(self, ext: ExtensionsApi, deadline: float) -> None:
+        """Wait for the extensions to finish with the call, within the function's timeout;
+        an environment whose extensions do not, or fail, or whose runtime died, ends."""
+        exited = self._exited
+        assert exited is not None
+        settled = asyncio.ensure_future(ext.until(ext.roster.settled))
+        try:
+            ends: list[asyncio.Future[Any]] = [settled, ext.failure, exited]
+            timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+            await asyncio.wait(ends, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            settled.cancel()
+        if ext.failure.done():
+            self._log_failure(ext.failure.result())
+        elif ext.roster.settled() and not exited.done():
+            return
+        self.dead = True
+        reason = lifecycle.TIMEOUT if self.proc.returncode is None else lifecycle.FAILURE
+        await self.close(lifecycle.FAILURE if ext.failure.done() else reason)
+
+    def _log_failure(self, failure: lifecycle.Failure) -> None:
+        """The EXTENSION line of the extension that failed (once)."""
+        ext = self.extensions
+        found = ext.roster.named(failure.extension) if ext is not None else None
+        if found is not None and not self._failure_logged:
+            self._failure_logged = True
+            line = self.platform.extension(
+                found.name, found.state, found.events, found.error_type or failure.error_type
+            )
+            if line is not None:
+                self._log(line)
+
+    async def _extension_failed(
+        self, request_id: str, duration: float, failure: lifecycle.Failure
+    ) -> Outcome:
+        """An extension crashed or reported an error before the runtime answered."""
+        self._log_failure(failure)
+        err = {
+            "errorMessage": f"RequestId: {request_id} Error: {failure.message}",
+            "errorType": failure.error_type,
+        }
+        await self._end(lifecycle.FAILURE)
+        return Outcome(
+            "crash",
+            json.dumps(err).encode(),
+            request_id,
+            self.cfg.version,
+            duration,
+            self.max_memory_mb,
+            error_type=failure.error_type,
+        )
+
     async def _crashed(self, request_id: str, duration: float) -> Outcome:
         """The runtime exited during an invoke: exit, signal, or out of memory."""
         self.dead = True
@@ -376,7 +466,7 @@ class RuntimeEnvironment:
         }
         self._log(self.platform.crashed(request_id, detail, error_type))
         mem = self.cfg.memory_mb if oom else self.max_memory_mb
-        await self.close()
+        await self._end(lifecycle.FAILURE)
         return Outcome(
             "crash",
             json.dumps(err).encode(),
@@ -392,16 +482,63 @@ class RuntimeEnvironment:
         if self._readers:
             await asyncio.wait(self._readers, timeout=1.0)
 
-    async def kill(self) -> None:
+    async def kill(self, reason: str = lifecycle.TIMEOUT) -> None:
+        """Kill the runtime now, then close (its extensions still get SHUTDOWN)."""
         self.dead = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.close()
+        await self.close(reason)
 
-    async def close(self) -> None:
-        """Stop the runtime (its whole process group, and whatever else is in its cgroup),
-        its listener and its cgroup."""
+    async def close(self, reason: str = lifecycle.SPINDOWN) -> None:
+        """Stop the environment, once (a second call waits for the first): with extensions
+        registered, Lambda's shutdown phase first; then the runtime (its whole process
+        group, and whatever else is in its cgroup), its extensions, its listener and its
+        cgroup."""
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close(reason))
+        await asyncio.shield(self._closed)
+
+    async def _shutdown(self, ext: ExtensionsApi, reason: str) -> None:
+        """Lambda's shutdown phase: the runtime is sent SIGTERM and given 30 % of 2 s to
+        exit, then SHUTDOWN goes to the extensions that registered for it, which have the
+        rest to ask for their next event or exit; the others are killed at once."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + lifecycle.SHUTDOWN_S
+        if ext.failure.done():
+            reason = lifecycle.FAILURE
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            grace = lifecycle.SHUTDOWN_S * lifecycle.RUNTIME_SHUTDOWN_SHARE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+        left = max(0.0, end - loop.time())
+        event = lifecycle.shutdown_event(reason, int((time.time() + left) * 1000))
+        told = ext.send(lifecycle.SHUTDOWN, event)
+        for p in self.extension_procs:
+            if p.ext not in told:
+                p.kill()
+
+        def done() -> bool:
+            return all(e.idle or e.state == lifecycle.State.EXITED for e in told)
+
+        if told:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ext.until(done), left)
+
+    async def _close(self, reason: str) -> None:
         self.dead = True
+        ext = self.extensions
+        if ext is not None:
+            ext.shutting_down = True  # its extensions' exits are no crashes from now on
+            if ext.failure.done():  # one failed between calls, say which
+                self._log_failure(ext.failure.result())
+                self.logs.dirty()
+            if ext.roster.registered():
+                await self._shutdown(ext, reason)
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -422,6 +559,7 @@ class RuntimeEnvironment:
             self.exit_status = self.proc.returncode
         for task in self._readers:
             task.cancel()
+        await extensionprocs.stop(self.extension_procs)
         await self.api.close()
         if self.container is not None:
             await container.remove(self.container)
@@ -443,6 +581,77 @@ def _init_failed(body: dict[str, Any], t0: float, stream: str) -> InitFailed:
     return InitFailed(json.dumps(body).encode(), init_ms, str(body["errorType"]), stream)
 
 
+def _extension_command(opt_mounted: str | None, path: Path) -> list[str] | None:
+    """How to run an extension: as a bootstrap is run, by its /opt path when the layers
+    are mounted there (`opt_mounted`: the host folder they come from)."""
+    command = bootstrap_command(path)
+    if command is None or opt_mounted is None:
+        return command
+    inside = "/opt" + str(path)[len(opt_mounted) :]
+    return [inside if part == str(path) else part for part in command]
+
+
+async def _first(waits: list[Awaitable[Any]], deadline: float) -> None:
+    """Until one of `waits` is over, or the loop's clock reaches `deadline`."""
+    futures = [asyncio.ensure_future(w) for w in waits]
+    timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+    try:
+        await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future, wait in zip(futures, waits, strict=True):
+            if future is not wait:  # a task made here for a coroutine
+                future.cancel()
+
+
+def _extension_lines(platform: logformat.Platform, ext: ExtensionsApi) -> list[str]:
+    """Lambda's EXTENSION line of each extension at the end of init."""
+    failed = ext.failure.result() if ext.failure.done() else None
+    lines = []
+    for e in ext.roster.all():
+        error_type = e.error_type
+        if error_type is None and failed is not None and failed.extension == e.name:
+            error_type = failed.error_type
+        line = platform.extension(e.name, e.state, e.events, error_type)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _extensions_not_ready(ext: ExtensionsApi, limit: float) -> dict[str, str]:
+    """Init's error when an extension took too long: to register, or to ask for an event."""
+    late = ext.roster.unregistered()
+    what = "register"
+    if not late:
+        late = [e for e in ext.roster.registered() if not e.idle]
+        what = "ask for an event"
+    names = ", ".join(e.name for e in late)
+    return {
+        "errorMessage": f"Extension {names} did not {what} within {limit} s",
+        "errorType": "Sandbox.Timedout",
+    }
+
+
+async def _abandon(
+    procs: list[ExtensionProcess],
+    ext: ExtensionsApi,
+    api: RuntimeApi,
+    cgroup: EnvironmentCgroup | None,
+) -> None:
+    """Undo an init that failed before its runtime was started."""
+    ext.shutting_down = True
+    for p in procs:
+        p.kill()
+    if cgroup is not None:
+        for _ in range(40):
+            if not _kill_members(cgroup):
+                break
+            await asyncio.sleep(0.025)
+    await extensionprocs.stop(procs)
+    await api.close()
+    if cgroup is not None:
+        cgroup.remove()
+
+
 async def spawn(
     cfg: FunctionConfig,
     logs: LogHub,
@@ -451,8 +660,11 @@ async def spawn(
     provisioned: bool = False,
     cpu_limits: bool = True,
 ) -> RuntimeEnvironment:
-    """Start a Runtime API environment; its init ends at its first `GET .../next`
-    (InitFailed on `/runtime/init/error`, an exit, or Lambda's 10 s init limit)."""
+    """Start a Runtime API environment as Lambda runs init: its external extensions first,
+    until each has registered; then the runtime, until its first `GET .../next`; then
+    until every registered extension has asked for its first event. InitFailed on
+    `/runtime/init/error`, an extension's failure, an exit, or Lambda's 10 s init limit
+    over all of it."""
     env_id = uuid.uuid4().hex
     stream = stream_name(cfg.version)
     initialization = "provisioned-concurrency" if provisioned else "on-demand"
@@ -463,6 +675,8 @@ async def spawn(
     if first_line is not None:
         logs.write(cfg.function, stream, first_line)
     t0 = time.perf_counter()
+    limit = max(INIT_TIMEOUT_S, cfg.timeout_s)
+    deadline = asyncio.get_running_loop().time() + limit
     command = ["docker"] if cfg.image else runtime_command(cfg)
     if command is None:
         where = [str(Path(cfg.code_root) / name) for name in BOOTSTRAP_NAMES]
@@ -474,7 +688,19 @@ async def spawn(
             t0,
             stream,
         )
-    api = RuntimeApi()
+    # an image's extensions are its own /opt/extensions, which it would have to start
+    paths = extensionprocs.extension_paths(cfg.opt_root) if cfg.opt_root and not cfg.image else []
+    if len(paths) > lifecycle.MAX_EXTENSIONS:
+        raise _init_failed(
+            {
+                "errorMessage": f"Extension limit ({lifecycle.MAX_EXTENSIONS}) reached",
+                "errorType": lifecycle.LAUNCH_ERROR,
+            },
+            t0,
+            stream,
+        )
+    ext = ExtensionsApi(cfg.function, cfg.version, cfg.handler, cfg.account)
+    api = RuntimeApi(ext)
     address = await api.start()
     env_vars = environment_variables(cfg, stream, initialization)
     env_vars["AWS_LAMBDA_RUNTIME_API"] = address
@@ -494,13 +720,46 @@ async def spawn(
         cgroup = cgroups.create(f"env-{env_id[:12]}", cfg.memory_mb)
         # without a memory cgroup: cap the address space (the size plus the runtime's own)
         cap = None if cgroup else (cfg.memory_mb + 256) * 1024
+    opt_mounted = None
     if cfg.opt_root and not cfg.image and can_mount_opt():
         # the layers at /opt itself, as on Lambda: the environment's variables say /opt
         mounts.append((cfg.opt_root, "/opt"))
-        for name in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
-            env_vars[name] = env_vars[name].replace(cfg.opt_root, "/opt")
+        opt_mounted = cfg.opt_root
+        for var in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH"):
+            env_vars[var] = env_vars[var].replace(cfg.opt_root, "/opt")
+    procs_files = cgroup.procs_files if cgroup else []
+
+    # the extensions' lines go to the stream until the environment exists, then through it
+    def before_runtime(text: str) -> None:
+        logs.write(cfg.function, stream, text)
+        logs.dirty()
+
+    relay = Relay(before_runtime)
+    procs: list[ExtensionProcess] = []
+    if paths:
+        procs = await extensionprocs.start(
+            paths,
+            ext,
+            command_of=functools.partial(_extension_command, opt_mounted),
+            launch=lambda cmd: launcher(cmd, procs_files, cap, mounts),
+            cwd=cfg.code_root or None,
+            env=env_vars,
+            write=relay,
+        )
+        # the runtime starts once every extension has registered, as on Lambda
+        await _first([ext.until(ext.roster.all_registered), ext.failure], deadline)
+        if ext.failure.done() or not ext.roster.all_registered():
+            if ext.failure.done():
+                failure = ext.failure.result()
+                body = {"errorMessage": failure.message, "errorType": failure.error_type}
+            else:
+                body = _extensions_not_ready(ext, limit)
+            for line in _extension_lines(platform, ext):
+                logs.write(cfg.function, stream, line)
+            await _abandon(procs, ext, api, cgroup)
+            raise _init_failed(body, t0, stream)
     proc = await asyncio.create_subprocess_exec(
-        *launcher(command, cgroup.procs_files if cgroup else [], cap, mounts),
+        *launcher(command, procs_files, cap, mounts),
         cwd=cfg.code_root or None,
         env=env_vars,
         stdin=asyncio.subprocess.DEVNULL,
@@ -520,39 +779,46 @@ async def spawn(
         provisioned=provisioned,
         container=name,
         cidfile=cidfile,
+        extension_procs=procs,
     )
+    relay.write = env.line
     if cgroup is None and cidfile is None:
         env._oom_kills = container_oom_kills()
     env.watch()
-    assert env._exited is not None
-    ready = asyncio.ensure_future(api.ready.wait())
-    limit = max(INIT_TIMEOUT_S, cfg.timeout_s)
-    try:
-        starts: list[asyncio.Future[Any]] = [ready, api.init_error, env._exited]
-        await asyncio.wait(
-            starts,
-            timeout=limit,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-    finally:
-        ready.cancel()
-    if api.init_error.done() or not api.ready.is_set():
-        if api.init_error.done():
+    exited = env._exited
+    assert exited is not None
+    await _first([api.ready.wait(), api.init_error, exited, ext.failure], deadline)
+    if api.ready.is_set() and not ext.failure.done() and ext.roster.registered():
+        # init ends when every registered extension has asked for its first event too
+        await _first([ext.until(ext.roster.all_ready), ext.failure, exited], deadline)
+    ready = api.ready.is_set() and ext.roster.all_ready()
+    if ext.failure.done() or api.init_error.done() or not ready:
+        if ext.failure.done():
+            failure = ext.failure.result()
+            body = {"errorMessage": failure.message, "errorType": failure.error_type}
+        elif api.init_error.done():
             answer = api.init_error.result()
             body = json.loads(answer.body)
-        elif env._exited.done():
+        elif exited.done():
             await env._drain()
             body = {
                 "errorMessage": "Runtime exited without providing a reason",
                 "errorType": "Runtime.ExitError",
             }
-        else:
+        elif not api.ready.is_set():
             body = {
                 "errorMessage": f"Runtime did not ask for an invocation within {limit} s",
                 "errorType": "Runtime.ExitError",
             }
-        await env.kill()
+        else:
+            body = _extensions_not_ready(ext, limit)
+        for line in _extension_lines(platform, ext):
+            logs.write(cfg.function, stream, line)
+        env._failure_logged = True
+        await env.kill(lifecycle.FAILURE)
         raise _init_failed(body, t0, stream)
+    for line in _extension_lines(platform, ext):
+        logs.write(cfg.function, stream, line)
     env.init_ms = (time.perf_counter() - t0) * 1000
     env.max_memory_mb = math.ceil(env.peak_kb() / 1024)
     if cgroup is not None and cpu_limits:

@@ -135,6 +135,22 @@ class EnvironmentPool:
         )
 
     def release(self, env: Environment) -> None:
+        """A call is over. An environment still settling (its extensions finishing with
+        the call, or its shutdown after a failed one) stays busy until that is done."""
+        settling = env.settling if isinstance(env, RuntimeEnvironment) else None
+        if settling is not None and not settling.done():
+            fut = asyncio.ensure_future(self._release_after(env, settling))
+            self._closing.add(fut)
+            fut.add_done_callback(self._closing.discard)
+            return
+        self._release(env)
+
+    async def _release_after(self, env: Environment, settling: asyncio.Future[None]) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(settling)
+        self._release(env)
+
+    def _release(self, env: Environment) -> None:
         self.busy -= 1
         if self.closed:
             if env.provisioned:

@@ -165,10 +165,10 @@ class SidecarEnvironment(RuntimeEnvironment):
             error_type="Runtime.ExitError",
         )
 
-    async def kill(self) -> None:
-        await self.close()
+    async def kill(self, reason: str = "timeout") -> None:
+        await self.close(reason)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "spindown") -> None:
         """Kill the runtime container's processes (the kubelet starts it again); the
         listener stays for the next one."""
         self.dead = True
