@@ -8,6 +8,11 @@ group and recycles the environment at the timeout, turns a runtime that died int
 cgroup (RLIMIT_AS where there is none). Only the way in differs: a process started with
 AWS_LAMBDA_RUNTIME_API pointing at its own listener (`klambda.worker.runtimeapi`), whose
 stdout and stderr lines are the function's log lines.
+
+Its layers' external extensions run here too, with Lambda's lifecycle around the runtime
+(`klambda.worker.extensions`): started first and registered before the runtime starts,
+sent each INVOKE beside it, given their post-runtime phase before the environment takes
+another call (`settling`), and sent SHUTDOWN when it closes.
 """
 
 from __future__ import annotations
@@ -280,7 +285,8 @@ class RuntimeEnvironment:
         deadline = asyncio.get_running_loop().time() + cfg.timeout_s
         self.api.submit(inv)
         ext = self.extensions
-        if ext is not None:  # at the same time as the runtime, as Lambda sends it
+        if ext is not None and ext.roster.subscribed(lifecycle.INVOKE):
+            # at the same time as the runtime's, as Lambda sends it
             event = lifecycle.invoke_event(request_id, inv.deadline_ms, inv.function_arn, trace_id)
             ext.send(lifecycle.INVOKE, event)
         assert self._exited is not None
