@@ -8,6 +8,7 @@ pods) speak these types, so an outcome means the same thing whichever executor r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,6 +66,25 @@ class Outcome:
     @property
     def cold_start(self) -> bool:
         return self.init_ms is not None
+
+    @classmethod
+    def failed(
+        cls,
+        status: str,
+        request_id: str,
+        version: str,
+        duration_ms: float,
+        max_memory_mb: int,
+        error_type: str,
+        message: str,
+    ) -> Outcome:
+        """A call the platform ended (a crash, a timeout...): Lambda's error body, whose
+        message starts with the request id."""
+        err = {"errorMessage": f"RequestId: {request_id} Error: {message}", "errorType": error_type}
+        return cls(
+            status, json.dumps(err).encode(), request_id, version, duration_ms, max_memory_mb,
+            error_type=error_type,
+        )  # fmt: skip
 
 
 def call_to_proto(call: Call) -> worker_pb2.WorkerInvokeRequest:

@@ -428,20 +428,11 @@ class RuntimeEnvironment:
     ) -> Outcome:
         """An extension crashed or reported an error before the runtime answered."""
         self._log_failure(failure)
-        err = {
-            "errorMessage": f"RequestId: {request_id} Error: {failure.message}",
-            "errorType": failure.error_type,
-        }
         await self._end(lifecycle.FAILURE)
-        return Outcome(
-            "crash",
-            json.dumps(err).encode(),
-            request_id,
-            self.cfg.version,
-            duration,
-            self.max_memory_mb,
-            error_type=failure.error_type,
-        )
+        return Outcome.failed(
+            "crash", request_id, self.cfg.version, duration, self.max_memory_mb,
+            failure.error_type, failure.message,
+        )  # fmt: skip
 
     async def _crashed(self, request_id: str, duration: float) -> Outcome:
         """The runtime exited during an invoke: exit, signal, or out of memory."""
@@ -466,22 +457,13 @@ class RuntimeEnvironment:
         error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
         if oom:
             detail = "signal: killed"
-        err = {
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {detail}",
-            "errorType": error_type,
-        }
         self._log(self.platform.crashed(request_id, detail, error_type))
         mem = self.cfg.memory_mb if oom else self.max_memory_mb
         await self._end(lifecycle.FAILURE)
-        return Outcome(
-            "crash",
-            json.dumps(err).encode(),
-            request_id,
-            self.cfg.version,
-            duration,
-            mem,
-            error_type=error_type,
-        )
+        return Outcome.failed(
+            "crash", request_id, self.cfg.version, duration, mem, error_type,
+            f"Runtime exited with error: {detail}",
+        )  # fmt: skip
 
     async def _drain(self) -> None:
         """The runtime has exited: its last lines, up to a second for them."""

@@ -275,22 +275,13 @@ class Environment:
         error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
         if oom:
             detail = "signal: killed"
-        err = {
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {detail}",
-            "errorType": error_type,
-        }
         self._log(self.platform.crashed(request_id, detail, error_type), None)
         mem = self.cfg.memory_mb if oom else self.max_memory_mb
         await self.close()
-        return Outcome(
-            "crash",
-            json.dumps(err).encode(),
-            request_id,
-            self.cfg.version,
-            duration,
-            mem,
-            error_type=error_type,
-        )
+        return Outcome.failed(
+            "crash", request_id, self.cfg.version, duration, mem, error_type,
+            f"Runtime exited with error: {detail}",
+        )  # fmt: skip
 
     def alive(self) -> bool:
         """Whether the process can still take a request: not exited, not dying, nothing

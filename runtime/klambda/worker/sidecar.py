@@ -148,22 +148,12 @@ class SidecarEnvironment(RuntimeEnvironment):
     async def _crashed(self, request_id: str, duration: float) -> Outcome:
         """The runtime container's processes ended during a call."""
         self.dead = True
-        err = {
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing "
-            "a reason",
-            "errorType": "Runtime.ExitError",
-        }
         self._log(self.platform.crashed(request_id, "exit status unknown", "Runtime.ExitError"))
         await self.close()
-        return Outcome(
-            "crash",
-            json.dumps(err).encode(),
-            request_id,
-            self.cfg.version,
-            duration,
-            self.max_memory_mb,
-            error_type="Runtime.ExitError",
-        )
+        return Outcome.failed(
+            "crash", request_id, self.cfg.version, duration, self.max_memory_mb,
+            "Runtime.ExitError", "Runtime exited without providing a reason",
+        )  # fmt: skip
 
     async def kill(self, reason: str = "timeout") -> None:
         await self.close(reason)
