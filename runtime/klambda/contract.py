@@ -4,8 +4,10 @@ Every name one component writes and another matches lives here, once: the resour
 API group and kinds, the labels the router selects worker pods by, the annotations the
 router writes for the operator's scaling, the worker's port, the worker's process
 environment (`worker_environment` writes it, `config_from_environment` reads it back; a
-test checks they round-trip), the code snapshots' names, and the warm pool's labels and
-the claim that moves a pool pod into a function version (`claim_patch`). Changing one of
+test checks they round-trip), the code snapshots' names, the code store's object keys
+(`object_key`) and the environment naming a pod's objects (`store_environment`), and the
+warm pool's labels and the claim that moves a pool pod into a function version
+(`claim_patch`). Changing one of
 these changes a contract between processes that may run different releases
 (docs/operator.md), not a detail.
 """
@@ -17,7 +19,8 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lightkube.generic_resource import create_namespaced_resource
@@ -91,6 +94,10 @@ ANNOTATION_SCHEDULE_TICKS = f"{GROUP}/schedule-ticks"
 
 # The worker pod: where its code is mounted and the port it serves klambda.v1.Worker on.
 CODE_ROOT = "/var/task"
+# Where the worker unpacks a function's layers (an emptyDir of the pod), as Lambda's /opt;
+# KLAMBDA_OPT_ROOT moves it (a worker run outside a pod).
+OPT_ROOT = "/opt"
+OPT_ROOT_ENV = "KLAMBDA_OPT_ROOT"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
 # An image function's pod: the worker serves Lambda's Runtime API to the pod's runtime
@@ -104,6 +111,22 @@ RUNTIME_API_PORT = 9001
 CONFIGMAP_MAX_BYTES = 1024 * 1024 - 4096
 
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+# The code store: an S3 server in the cluster whose bucket holds code and layers as .zip
+# objects named by their content, `code/<sha256 hex>.zip` and `layers/<sha256 hex>.zip`
+# (the lowercase hex SHA-256 of the zip's bytes), which anyone may GetObject (no listing).
+# The key is its own check: the worker refuses bytes that do not digest to it. A worker pod
+# learns the store and its objects from its environment (`store_environment` writes it,
+# `store_objects_from_environment` reads it back); a pool pod has the URL and is told the
+# objects by Specialise (`code_object`, `layer_objects`).
+STORE_URL_ENV = "KLAMBDA_STORE_URL"  # with the bucket: an object is GET {url}/{key}
+# the code's key; the code root is then an emptyDir that the worker fills before it serves
+CODE_OBJECT_ENV = "KLAMBDA_CODE_OBJECT"
+# the layers' keys, comma-separated, in merge order (a later layer's file wins)
+LAYER_OBJECTS_ENV = "KLAMBDA_LAYER_OBJECTS"
+OBJECT_CODE = "code"
+OBJECT_LAYER = "layers"
+_OBJECT_KEY = re.compile(r"(code|layers)/([0-9a-f]{64})\.zip")  # the whole key: fullmatch
 # A function's own identity (its spec.serviceAccountName): a ServiceAccount token of the
 # klambda audience, projected into the worker pod, from which the worker gives each
 # environment Lambda's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
@@ -249,6 +272,100 @@ def claim_patch(
 
 class WorkerConfigError(ValueError):
     pass
+
+
+def object_key(kind: str, data: bytes) -> str:
+    """The store's key of a .zip's bytes: `code/<sha256 hex>.zip` or `layers/...` (`kind`
+    is OBJECT_CODE or OBJECT_LAYER)."""
+    if kind not in (OBJECT_CODE, OBJECT_LAYER):
+        raise ValueError(f"an object is {OBJECT_CODE!r} or {OBJECT_LAYER!r}, not {kind!r}")
+    return f"{kind}/{hashlib.sha256(data).hexdigest()}.zip"
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    kind: str  # OBJECT_CODE or OBJECT_LAYER
+    sha256: str  # lowercase hex, of the object's bytes
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.sha256}.zip"
+
+    @property
+    def code_sha256(self) -> str:
+        """Lambda's CodeSha256 of the object: base64 of the digest."""
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
+
+
+def parse_object_key(key: str, kind: str | None = None) -> ObjectKey:
+    """The kind and digest of a store key (of `kind`, when given); ValueError for anything
+    else: another prefix, a path (`..`, `/`), upper case, a digest of another length."""
+    m = _OBJECT_KEY.fullmatch(key)
+    if m is None:
+        raise ValueError(
+            f"{key!r} is not an object of the store: code/<sha256 hex>.zip or "
+            "layers/<sha256 hex>.zip"
+        )
+    if kind is not None and m.group(1) != kind:
+        raise ValueError(f"{key!r} is not an object of {kind}/")
+    return ObjectKey(m.group(1), m.group(2))
+
+
+@dataclass(frozen=True)
+class StoreObjects:
+    """What a worker pod fetches from the store before it serves."""
+
+    url: str  # with the bucket, no trailing `/`
+    code: str  # the code's key; "" when the code is mounted (a ConfigMap)
+    layers: tuple[str, ...]  # in merge order
+    opt_root: str  # where the layers go
+
+
+def store_environment(url: str, code: str = "", layers: Sequence[str] = ()) -> dict[str, str]:
+    """The environment that has a worker pod fetch its code (`code`, a key) and its layers
+    (keys, in order) from the store at `url` (with the bucket) before it serves. The pod's
+    KLAMBDA_CODE_SHA256 must then be the code object's (`ObjectKey.code_sha256`)."""
+    env = {STORE_URL_ENV: url}
+    if code:
+        env[CODE_OBJECT_ENV] = code
+    if layers:
+        env[LAYER_OBJECTS_ENV] = ",".join(layers)
+    return env
+
+
+def store_objects_from_environment(env: Mapping[str, str]) -> StoreObjects | None:
+    """The objects a worker pod fetches (None when its code is mounted and it has no
+    layers); WorkerConfigError naming the variable that is missing or wrong."""
+    code = env.get(CODE_OBJECT_ENV, "")
+    layers = tuple(k for k in env.get(LAYER_OBJECTS_ENV, "").split(",") if k)
+    if not code and not layers:
+        return None
+    url = env.get(STORE_URL_ENV, "").rstrip("/")
+    if not url:
+        raise WorkerConfigError(
+            f"{CODE_OBJECT_ENV} or {LAYER_OBJECTS_ENV} names objects of the store, but "
+            f"{STORE_URL_ENV} is not set"
+        )
+    if code:
+        try:
+            key = parse_object_key(code, OBJECT_CODE)
+        except ValueError as err:
+            raise WorkerConfigError(f"{CODE_OBJECT_ENV}: {err}") from None
+        sha = env.get("KLAMBDA_CODE_SHA256", "")
+        if sha != key.code_sha256:
+            raise WorkerConfigError(
+                f"KLAMBDA_CODE_SHA256 {sha!r} is not the CodeSha256 of {CODE_OBJECT_ENV} "
+                f"{code} ({key.code_sha256})"
+            )
+    for layer in layers:
+        try:
+            parse_object_key(layer, OBJECT_LAYER)
+        except ValueError as err:
+            raise WorkerConfigError(f"{LAYER_OBJECTS_ENV}: {err}") from None
+    if len(layers) > limits.LAYERS_MAX:
+        raise WorkerConfigError(
+            f"{LAYER_OBJECTS_ENV}: {len(layers)} layers, more than {limits.LAYERS_MAX}"
+        )
+    return StoreObjects(url, code, layers, env.get(OPT_ROOT_ENV) or OPT_ROOT)
 
 
 def worker_environment(cfg: FunctionConfig, port: int = WORKER_PORT) -> dict[str, str]:
