@@ -15,7 +15,7 @@ import boto3
 import pytest
 from klambda.testing import RouterRunner, eventually
 
-from tests.integration.sources.minioserver import PASSWORD, USER, MinioServer, minio_server
+from tests.minioserver import PASSWORD, USER, MinioServer, minio_server
 
 FUNCTIONS = """\
 apiVersion: klambda.io/v1alpha1

@@ -1,6 +1,7 @@
 """A real MinIO server (an S3-compatible server built from the Go module proxy by
-scripts/build-minio.sh) on a free loopback port, whose bucket notifications go to a
-webhook: the router's `/klambda/v1/s3/events`. A missing binary is built, never skipped."""
+scripts/build-minio.sh) on a free loopback port: the cluster's code store, or a bucket
+whose notifications go to a webhook (the router's `/klambda/v1/s3/events`). A missing
+binary is built, never skipped."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from klambda.testing import eventually, free_port, still_running
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "klambda", "klambda-secret"
 TARGET = "KLAMBDA"  # the webhook target's id: its ARN is arn:minio:sqs::KLAMBDA:webhook
 
@@ -36,7 +37,7 @@ def _live(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def minio_server(tmp: Path, webhook: str) -> Iterator[MinioServer]:
+def minio_server(tmp: Path, webhook: str | None = None) -> Iterator[MinioServer]:
     exe = subprocess.run(
         ["bash", str(ROOT / "scripts/build-minio.sh")],
         capture_output=True, text=True, check=True, timeout=3600,
@@ -50,9 +51,10 @@ def minio_server(tmp: Path, webhook: str) -> Iterator[MinioServer]:
         "MINIO_ROOT_PASSWORD": PASSWORD,
         "MINIO_BROWSER": "off",
         "MINIO_UPDATE": "off",
-        f"MINIO_NOTIFY_WEBHOOK_ENABLE_{TARGET}": "on",
-        f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{TARGET}": webhook,
     }
+    if webhook is not None:
+        env[f"MINIO_NOTIFY_WEBHOOK_ENABLE_{TARGET}"] = "on"
+        env[f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{TARGET}"] = webhook
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [exe, "server", str(tmp / "minio-data"), "--address", f"127.0.0.1:{port}",
