@@ -207,10 +207,17 @@ def worker(
     ] = None,
 ) -> None:
     """A function pod's agent: serve klambda.v1.Worker for one function version, or wait
-    in the warm pool of a runtime (--pool) until the router specialises it."""
+    in the warm pool of a runtime (--pool) until the router specialises it. With
+    KLAMBDA_CODE_OBJECT or KLAMBDA_LAYER_OBJECTS, the version's code and layers are fetched
+    from the code store (KLAMBDA_STORE_URL) before it serves."""
     import os
 
-    from klambda.contract import PROVISIONED_ENV, WorkerConfigError, config_from_environment
+    from klambda.contract import (
+        PROVISIONED_ENV,
+        WorkerConfigError,
+        config_from_environment,
+        store_objects_from_environment,
+    )
     from klambda.worker.server import serve, serve_pool
 
     if pool is not None:
@@ -226,6 +233,7 @@ def worker(
         fail("give --function and --version (a version's worker) or --pool RUNTIME", 2)
     try:
         cfg = config_from_environment(os.environ)
+        objects = store_objects_from_environment(os.environ)
     except WorkerConfigError as err:
         fail(str(err), 2)
     if (cfg.function, cfg.version) != (function, version):
@@ -235,6 +243,20 @@ def worker(
             2,
         )
     provisioned = os.environ.get(PROVISIONED_ENV) == "1"
-    asyncio.run(
-        serve(cfg, host, port or 9000, max_environments, cgroups, provisioned, runtime_api_port)
-    )
+
+    async def run() -> None:
+        config = cfg
+        if objects is not None:
+            # before the port is served: the pod's probes wait for the code and layers
+            from klambda.worker import store
+
+            try:
+                config, done = await store.prepare(cfg, objects)
+            except store.StoreError as err:
+                fail(f"klambda worker: {err.subject} from {objects.url}: {err.reason}")
+            typer.echo(f"klambda worker: {done}")
+        await serve(
+            config, host, port or 9000, max_environments, cgroups, provisioned, runtime_api_port
+        )
+
+    asyncio.run(run())
