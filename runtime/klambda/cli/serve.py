@@ -213,7 +213,10 @@ def worker(
     import os
 
     from klambda.contract import (
+        OPT_ROOT,
+        OPT_ROOT_ENV,
         PROVISIONED_ENV,
+        STORE_URL_ENV,
         WorkerConfigError,
         config_from_environment,
         store_objects_from_environment,
@@ -227,7 +230,13 @@ def worker(
 
         if runtimes.missing(pool) is not None:
             fail(f"--pool {pool}: runtime {pool} is not installed here", 2)
-        asyncio.run(serve_pool(pool, host, port or 9000, max_environments, code_dir, cgroups))
+        opt_root = Path(os.environ.get(OPT_ROOT_ENV) or OPT_ROOT)
+        store_url = os.environ.get(STORE_URL_ENV, "").rstrip("/")
+        asyncio.run(
+            serve_pool(
+                pool, host, port or 9000, max_environments, code_dir, cgroups, opt_root, store_url
+            )
+        )
         return
     if function is None or version is None:
         fail("give --function and --version (a version's worker) or --pool RUNTIME", 2)

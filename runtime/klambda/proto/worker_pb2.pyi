@@ -80,7 +80,7 @@ class CodeFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class SpecialiseRequest(_message.Message):
-    __slots__ = ("function", "version", "handler", "runtime", "memory_mb", "timeout_seconds", "environment", "code_sha256", "region", "account", "files")
+    __slots__ = ("function", "version", "handler", "runtime", "memory_mb", "timeout_seconds", "environment", "code_sha256", "region", "account", "files", "code_object", "layer_objects")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,8 @@ class SpecialiseRequest(_message.Message):
     REGION_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    CODE_OBJECT_FIELD_NUMBER: _ClassVar[int]
+    LAYER_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     function: str
     version: str
     handler: str
@@ -110,7 +112,9 @@ class SpecialiseRequest(_message.Message):
     region: str
     account: str
     files: _containers.RepeatedCompositeFieldContainer[CodeFile]
-    def __init__(self, function: _Optional[str] = ..., version: _Optional[str] = ..., handler: _Optional[str] = ..., runtime: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., environment: _Optional[_Mapping[str, str]] = ..., code_sha256: _Optional[str] = ..., region: _Optional[str] = ..., account: _Optional[str] = ..., files: _Optional[_Iterable[_Union[CodeFile, _Mapping]]] = ...) -> None: ...
+    code_object: str
+    layer_objects: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, function: _Optional[str] = ..., version: _Optional[str] = ..., handler: _Optional[str] = ..., runtime: _Optional[str] = ..., memory_mb: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., environment: _Optional[_Mapping[str, str]] = ..., code_sha256: _Optional[str] = ..., region: _Optional[str] = ..., account: _Optional[str] = ..., files: _Optional[_Iterable[_Union[CodeFile, _Mapping]]] = ..., code_object: _Optional[str] = ..., layer_objects: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SpecialiseResponse(_message.Message):
     __slots__ = ("code_root", "unpack_ms")

@@ -71,6 +71,10 @@ class WorkerServicer:
     def Specialise(self, request, context):
         """FAILED_PRECONDITION when the worker already serves another function (or is not a
         pool worker); the same function, version and code again is answered OK.
+        INVALID_ARGUMENT, naming the field, when the request cannot be served: a field out of
+        bounds, code that is not its CodeSha256, an object the store does not have or whose
+        bytes are not its key's, code and layers over Lambda's unzipped limit. The worker is
+        then left as it was, a pool worker.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -276,8 +276,11 @@ async def serve_pool(
     max_environments: int,
     code_root: Path,
     cgroups: bool = True,
+    opt_root: Path = Path("/opt"),
+    store_url: str = "",
 ) -> None:
-    """A pool worker of `runtime`: its zygote ready, no function until specialised."""
+    """A pool worker of `runtime`: its zygote ready, no function until specialised (its
+    code and layers from the code store at `store_url`, when the call names objects)."""
     stopping = stop_requested()  # first, as in serve()
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
@@ -291,7 +294,7 @@ async def serve_pool(
         pools.append(pool)
         return VersionExecutor(pool, logs, _limit(pool, max_environments))
 
-    specialisation = Specialisation(runtime, code_root, executor_of)
+    specialisation = Specialisation(runtime, code_root, executor_of, opt_root, store_url)
     service = WorkerService(None, specialisation)
 
     def grace() -> float:

@@ -248,3 +248,87 @@ def test_a_worker_refuses_an_object_it_cannot_have(
     assert b" on 127.0.0.1:" not in log.read_bytes()  # it never served
     assert unpacked(tmp_path / "task") == []  # nothing half-written
     assert unpacked(tmp_path / "opt") == []
+
+
+def specialise_request(code: str, layers: list[str]) -> worker_pb2.SpecialiseRequest:
+    return worker_pb2.SpecialiseRequest(
+        function="shelf",
+        version="1",
+        handler="app.handler",
+        runtime="python3.11",
+        memory_mb=128,
+        timeout_seconds=10,
+        code_sha256=parse_object_key(code).code_sha256,
+        code_object=code,
+        layer_objects=layers,
+    )
+
+
+def big_layer() -> bytes:
+    """A small object that unpacks past Lambda's 250 MB."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("data/zeros", "w", force_zip64=True) as f,
+    ):
+        for _ in range(251):
+            f.write(bytes(1024 * 1024))
+    return out.getvalue()
+
+
+def test_a_pool_worker_is_specialised_with_objects_of_the_store(
+    store: Store, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    log = tmp_path / "pool.log"
+    env = {
+        **os.environ,
+        contract.STORE_URL_ENV: store.url,
+        contract.OPT_ROOT_ENV: str(tmp_path / "opt"),
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*KLAMBDA, "worker", "--pool", "python3.11", "--host", LOOPBACK, "--port", str(port),
+             "--code-dir", str(tmp_path / "task")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    workers.append(proc)
+    serving(proc, log)
+    code = object_key(OBJECT_CODE, CODE)
+    big = store.put(object_key(OBJECT_LAYER, big_layer_bytes := big_layer()), big_layer_bytes)
+    missing = object_key(OBJECT_LAYER, b"never put")
+    escape = zipped({"python/passwd": (b"/etc/passwd", 0o120777)})  # a link out of /opt
+    escaping = store.put(object_key(OBJECT_LAYER, escape), escape)
+    with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
+        stub = worker_pb2_grpc.WorkerStub(channel)  # type: ignore[no-untyped-call]
+
+        # what cannot be had is refused, naming the field and the object, and the pod is
+        # left as it was: still a pool pod
+        for layers, field, says in [
+            ([LAYERS[0], missing], "layer_objects", missing),
+            ([LAYERS[0], big], "code_object, layer_objects", "maximum allowed size of 262144000"),
+            ([LAYERS[0], escaping], "layer_objects", "'/etc/passwd', outside the root"),
+        ]:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Specialise(specialise_request(code, layers), timeout=60)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            details = refused.value.details() or ""
+            assert details.startswith(f"{field}: "), details
+            assert says in details, details
+            assert unpacked(tmp_path / "task") == []
+            assert unpacked(tmp_path / "opt") == []
+
+        first = stub.Specialise(specialise_request(code, LAYERS), timeout=60)
+        assert first.code_root == str(tmp_path / "task")
+        assert first.unpack_ms > 0
+        out = invoke(port, {"name": "Cy"})
+        assert (out["greeting"], out["message"]) == ("Hello, Cy", "from the second layer")
+
+        # the same specialisation again: answered at once, nothing fetched or written
+        again = stub.Specialise(specialise_request(code, LAYERS), timeout=60)
+        assert again.unpack_ms == 0
+        assert invoke(port, {"name": "Di"})["greeting"] == "Hello, Di"
+        # other layers are another configuration: refused for the life of the pod
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Specialise(specialise_request(code, LAYERS[:1]), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION

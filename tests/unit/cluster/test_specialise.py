@@ -100,3 +100,45 @@ def test_a_specialise_request_is_the_version_s_config() -> None:
 def test_a_specialise_request_is_checked_field_by_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecialiseInvalid, match=field):
         config_of_request(request(**change), "python3.11", "/var/task")
+
+
+CODE_OBJECT = contract.object_key(contract.OBJECT_CODE, b"the code's zip")
+LAYER_OBJECTS = [contract.object_key(contract.OBJECT_LAYER, b"a layer's zip")]
+
+
+def store_request(**change: Any) -> worker_pb2.SpecialiseRequest:
+    req = request(
+        code_sha256=contract.parse_object_key(CODE_OBJECT).code_sha256, code_object=CODE_OBJECT
+    )
+    del req.files[:]
+    req.layer_objects.extend(LAYER_OBJECTS)
+    for key, value in change.items():
+        if key == "layer_objects":
+            del req.layer_objects[:]
+            req.layer_objects.extend(value)
+        else:
+            setattr(req, key, value)
+    return req
+
+
+def test_a_request_naming_objects_of_the_store_has_its_layers_at_the_opt_root() -> None:
+    cfg = config_of_request(store_request(), "python3.11", "/var/task", "/opt")
+    assert (cfg.code_sha256, cfg.opt_root) == (store_request().code_sha256, "/opt")
+    no_layers = config_of_request(store_request(layer_objects=[]), "python3.11", "/a", "/opt")
+    assert no_layers.opt_root == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"code_object": "code/x.zip"}, "code_object: 'code/x.zip' is not an object of the store"),
+        ({"code_object": LAYER_OBJECTS[0]}, "code_object: .* is not an object of code/"),
+        ({"code_sha256": "c2hh"}, "code_sha256: c2hh is not the CodeSha256 of code_object"),
+        ({"layer_objects": [CODE_OBJECT]}, "layer_objects: .* is not an object of layers/"),
+        ({"layer_objects": ["layers/../code.zip"]}, "layer_objects: .* not an object of the"),
+        ({"layer_objects": LAYER_OBJECTS * 6}, "layer_objects: 6 layers, more than 5"),
+    ],
+)
+def test_objects_of_the_store_are_checked(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecialiseInvalid, match=field):
+        config_of_request(store_request(**change), "python3.11", "/var/task", "/opt")
