@@ -50,6 +50,8 @@ from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
 from klambda_operator.snapshots import Snapshot
 
+# code and layers from the store unpack to at most Lambda's 250 MB, in emptyDirs
+UNZIPPED_MAX_MB = limits.UNZIPPED_MAX_BYTES // (1024 * 1024)
 # A function's identity token lives this long (the kubelet renews it at 80 %); an
 # environment keeps the credentials it started with, as Lambda's do for 12 hours.
 IDENTITY_TOKEN_TTL_S = 12 * 3600
@@ -74,6 +76,10 @@ class Workload:
     provisioned: bool = False
     # libpq's variables of the DatabaseProxy that lists the function (klambda.dbproxy)
     proxy_environment: Mapping[str, str] = field(default_factory=dict)
+    # the code's .zip in the cluster's store (instead of a snapshot), and the layers' in
+    # order: the worker downloads and unpacks them into emptyDirs at /var/task and /opt
+    code_object: str | None = None
+    layer_objects: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -168,7 +174,16 @@ def worker_environment(work: Workload, settings: OperatorSettings) -> dict[str, 
     env = contract.worker_environment(function_config(work, settings), constants.WORKER_PORT)
     if work.provisioned:
         env[contract.PROVISIONED_ENV] = "1"
+    if work.code_object or work.layer_objects:
+        env |= contract.store_environment(
+            store_url(settings), work.code_object or "", work.layer_objects
+        )
     return env
+
+
+def store_url(settings: OperatorSettings) -> str:
+    """Where worker pods get the store's objects: `{endpoint}/{bucket}`, path style."""
+    return f"{settings.store_endpoint.rstrip('/')}/{settings.store_bucket}"
 
 
 def worker_command(work: Workload) -> list[str]:
@@ -215,11 +230,15 @@ def _worker_pod(
     service_account: str | None = None,
     file_systems: Sequence[FileSystemConfig] = (),
     cpu_m: int | None = None,
+    opt: bool = False,
+    from_store: bool = False,
 ) -> dict[str, Any]:
     """The spec of a worker pod; `code` is the volume mounted at the code root, /tmp holds
     `ephemeral_storage_mb`, `service_account` is the function's own identity, and each
     file system's ReadWriteMany claim is mounted at its localMountPath, where every
-    environment of the pod (fork or Runtime API) finds it."""
+    environment of the pod (fork or Runtime API) finds it. With `opt`, /opt is an emptyDir
+    the worker unpacks the function's layers into; `from_store`: code or layers come from
+    the store, and the pod's ephemeral storage holds what they unpack to."""
     code_mount: dict[str, Any] = {"name": "code", "mountPath": constants.CODE_ROOT}
     if not code.get("emptyDir"):  # a pool pod's worker writes the code it is given there
         code_mount["readOnly"] = True
@@ -230,6 +249,11 @@ def _worker_pod(
     ]
     if not code:  # an image function: its code is in the image
         mounts, volumes = mounts[1:], volumes[1:]
+    if opt:
+        mounts.append({"name": "opt", "mountPath": contract.OPT_ROOT})
+        volumes.append({"name": "opt", "emptyDir": {"sizeLimit": f"{UNZIPPED_MAX_MB}Mi"}})
+    # what code and layers from the store unpack to (at most), beside /tmp
+    packages_mb = UNZIPPED_MAX_MB if from_store else 0
     env = dict(env)
     if service_account:
         # the function's own identity: a token of its ServiceAccount for klambda's audience
@@ -276,7 +300,9 @@ def _worker_pod(
             "grpc": {"port": constants.WORKER_PORT},
             "periodSeconds": 2,
         },
-        "resources": resources(memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb, cpu_m),
+        "resources": resources(
+            memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb + packages_mb, cpu_m
+        ),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
@@ -305,6 +331,8 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
     code: dict[str, Any] = {}
     if work.snapshot is not None:
         code = {"configMap": {"name": work.snapshot, "items": work.items, "defaultMode": 0o444}}
+    elif work.code_object is not None:  # the worker unpacks it there before it serves
+        code = {"emptyDir": {"sizeLimit": f"{UNZIPPED_MAX_MB}Mi"}}
     image = spec.code.image is not None
     pod = _worker_pod(
         settings,
@@ -320,6 +348,8 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
         service_account=spec.service_account_name,
         file_systems=spec.file_system_configs,
         cpu_m=IMAGE_WORKER_CPU_M if image else None,
+        opt=bool(work.layer_objects),
+        from_store=bool(work.code_object or work.layer_objects),
     )
     return {
         "metadata": {

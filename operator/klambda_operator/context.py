@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from klambda_operator import scaling
 from klambda_operator.kube import Kube
 from klambda_operator.settings import OperatorSettings
+from klambda_operator.store import Store
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -25,6 +26,7 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 class Context:
     kube: Kube
     settings: OperatorSettings
+    store: Store | None = None  # the cluster's store of code and layers, if it has one
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     known: dict[Key, int | None] = field(default_factory=dict)
     proxied: dict[Key, frozenset[str]] = field(default_factory=dict)

@@ -21,11 +21,13 @@ from klambda_operator import constants, triggers
 from klambda_operator.context import Context
 from klambda_operator.kube import Kube
 from klambda_operator.settings import OperatorSettings
+from klambda_operator.store import Store
 
 FUNCTIONS = (constants.API_VERSION, "functions")
 VERSIONS = (constants.API_VERSION, "versions")
 ALIASES = (constants.API_VERSION, "aliases")
 DATABASE_PROXIES = (constants.API_VERSION, "databaseproxies")
+LAYERS = (constants.API_VERSION, "layers")
 OURS = {constants.LABEL_MANAGED_BY: constants.COMPONENT}
 
 
@@ -45,7 +47,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.persistence.finalizer = constants.FINALIZER
     settings.posting.level = logging.ERROR
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per API call otherwise
-    ctx = Context(Kube.from_env(), OperatorSettings.from_env())
+    config = OperatorSettings.from_env()
+    ctx = Context(Kube.from_env(), config, store=Store.from_settings(config))
     memo.klambda = ctx
     memo.resync = asyncio.create_task(triggers.resync_forever(ctx))
 
@@ -84,6 +87,13 @@ async def database_proxy_event(
     type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
     await triggers.on_event(context(memo), "DatabaseProxy", type, namespaced(namespace), name, body)
+
+
+@kopf.on.event(*LAYERS)
+async def layer_event(
+    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    await triggers.on_event(context(memo), "Layer", type, namespaced(namespace), name, body)
 
 
 @kopf.on.event("v1", "pods", labels={constants.LABEL_COMPONENT: constants.COMPONENT_SPECIALISED})

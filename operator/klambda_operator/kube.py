@@ -27,6 +27,7 @@ FUNCTION = contract.FunctionResource
 VERSION = contract.VersionResource
 ALIAS = contract.AliasResource
 DATABASE_PROXY = contract.DatabaseProxyResource
+LAYER = contract.LayerResource
 CONFIG_MAP = ConfigMap
 DEPLOYMENT = Deployment
 SERVICE = Service
@@ -37,6 +38,7 @@ KINDS: dict[str, Any] = {
     "Version": VERSION,
     "Alias": ALIAS,
     "DatabaseProxy": DATABASE_PROXY,
+    "Layer": LAYER,
     "ConfigMap": CONFIG_MAP,
     "Deployment": DEPLOYMENT,
     "Service": SERVICE,

@@ -16,26 +16,38 @@ Which objects to reconcile when (dependents, the resync loop) is `triggers`' bus
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from klambda import contract
+from klambda import codestore, contract
 from klambda.api import Alias, AliasSpec, Function, Version, limits, rules
+from klambda.api import layer as api_layer
 from klambda.api.databaseproxy import DatabaseProxy, DatabaseProxySpec
+from klambda.api.layer import LayerSpec
 from klambda.api.manifest import describe_errors
 from klambda.api.triggers import declared_status
 from klambda.dbproxy import environments
 from lightkube import ApiError
 from pydantic import BaseModel, ValidationError
 
-from klambda_operator import builders, conditions, constants, names, scaling, snapshots
+from klambda_operator import (
+    builders,
+    conditions,
+    constants,
+    layers,
+    names,
+    scaling,
+    snapshots,
+)
 from klambda_operator.context import Context
 from klambda_operator.drift import differences
 from klambda_operator.errors import Failure
+from klambda_operator.store import Store, Stored, StoreError, object_key
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +234,14 @@ async def ensure(ctx: Context, desired: Body, live: Body | None, owner: Mapping[
 
 def pooled(ctx: Context, work: builders.Workload) -> bool:
     """Whether the version's on-demand environments come from the warm pool: a pool is
-    kept (pool_size > 0) and can run its code (not an image, and no file system: a pool
-    pod's volumes are fixed before it knows its function)."""
+    kept (pool_size > 0) and can run its code (a snapshot: not an image or a .zip of the
+    store, and no file system or layers: a pool pod's volumes are fixed before it knows
+    its function)."""
     return (
         ctx.settings.pool_size > 0
         and work.snapshot is not None
         and not work.spec.file_system_configs
+        and not work.layer_objects
     )
 
 
@@ -408,14 +422,53 @@ async def reconcile_function(ctx: Context, namespace: str, name: str) -> Body | 
         return body
 
 
-async def function_code(
-    ctx: Context, fn: Function, namespace: str
-) -> tuple[str, snapshots.Snapshot | None]:
-    """(CodeSha256, the snapshot to keep, or None for an image) of `$LATEST`."""
+@dataclass(frozen=True)
+class CodeSource:
+    """A version's code as its pods get it: a ConfigMap snapshot, a .zip of the store, or
+    an image (neither)."""
+
+    sha256: str
+    snapshot: snapshots.Snapshot | None = None
+    stored: Stored | None = None
+
+    @property
+    def unzipped(self) -> int:
+        if self.stored is not None:
+            return self.stored.facts.unzipped
+        return sum(len(c) for c in self.snapshot.files.values()) if self.snapshot else 0
+
+    def note(self, image: str | None) -> str:
+        if self.snapshot is not None:
+            return f"ConfigMap {self.snapshot.name}"
+        if self.stored is not None:
+            return f"store object {self.stored.key}"
+        return f"image {image}"
+
+
+def need_store(ctx: Context, field: str) -> Store:
+    if ctx.store is None:
+        raise Failure(
+            "NoStore",
+            f"{field}: the cluster has no store of code and layers (the chart's store.enabled)",
+            conditions.CODE_READY,
+        )
+    return ctx.store
+
+
+async def stored(ctx: Context, kind: str, key: str, field: str) -> Stored:
+    """The .zip at `key` of the store, under its digest; Failure naming `field`."""
+    try:
+        return await need_store(ctx, field).take(kind, key)
+    except StoreError as err:
+        raise Failure("CodeNotFound", f"{field}: {err}", conditions.CODE_READY) from None
+
+
+async def function_code(ctx: Context, fn: Function, namespace: str) -> CodeSource:
+    """Where `$LATEST`'s code comes from, with its CodeSha256."""
     code = fn.spec.code
     if code.inline is not None:
         snap = snapshots.take(fn.name, snapshots.inline_files(code.inline))
-        return snap.sha256, snap
+        return CodeSource(snap.sha256, snapshot=snap)
     if code.config_map is not None:
         source = await ctx.kube.get("ConfigMap", code.config_map, namespace)
         if source is None:
@@ -426,15 +479,44 @@ async def function_code(
                 conditions.CODE_READY,
             )
         snap = snapshots.take(fn.name, snapshots.snapshot_files(source))
-        return snap.sha256, snap
+        return CodeSource(snap.sha256, snapshot=snap)
+    if code.s3_key is not None:
+        obj = await stored(ctx, "code", code.s3_key, "spec.code.s3Key")
+        return CodeSource(obj.facts.code_sha256, stored=obj)
     if code.image is not None:
-        return snapshots.image_sha256(code.image), None
+        return CodeSource(snapshots.image_sha256(code.image))
     raise Failure(
         "CodeUnsupported",
         "spec.code.path: a local folder works in local mode only; in a cluster use "
-        "spec.code.inline, configMap or image",
+        "spec.code.inline, configMap, s3Key or image",
         conditions.CODE_READY,
     )
+
+
+async def function_layers(
+    ctx: Context, namespace: str, refs: list[str], code: CodeSource
+) -> list[layers.LayerObject]:
+    """The store objects of a function's layers, in order; Failure naming `spec.layers[i]`,
+    or Lambda's message when code and layers unpack to more than 250 MB."""
+    if not refs:
+        return []
+    need_store(ctx, "spec.layers")
+    bodies: dict[str, Body] = {}
+    for ref in refs:
+        try:
+            name = api_layer.parse_ref(ref).name
+        except ValueError:
+            continue  # layers.find names it
+        if name not in bodies and (body := await ctx.kube.get("Layer", name, namespace)):
+            bodies[name] = body
+    found, problem = layers.find(refs, bodies)
+    if problem is not None:
+        raise Failure("LayerNotFound", problem, conditions.CODE_READY)
+    try:
+        api_layer.check_size(code.unzipped, [lay.unzipped for lay in found])
+    except ValueError as err:
+        raise Failure("CodeTooLarge", str(err), conditions.CODE_READY) from None
+    return found
 
 
 async def realise_function(
@@ -443,13 +525,13 @@ async def realise_function(
     meta = body["metadata"]
     namespace, name, gen = meta["namespace"], meta["name"], meta.get("generation")
     fn = parse(Function, body)
-    sha, snap = await function_code(ctx, fn, namespace)
+    source = await function_code(ctx, fn, namespace)
+    sha, snap = source.sha256, source.snapshot
     status["codeSha256"] = sha
     if snap is not None:
         await ensure_snapshot(ctx, snap, namespace, body)
-        code_note = f"ConfigMap {snap.name}"
-    else:
-        code_note = f"image {fn.spec.code.image}"
+    found = await function_layers(ctx, namespace, fn.spec.layers, source)
+    code_note = source.note(fn.spec.code.image)
     new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
     work = builders.Workload(
         namespace=namespace,
@@ -460,6 +542,8 @@ async def realise_function(
         owner=builders.owner_reference(body),
         snapshot=snap.name if snap else None,
         items=snap.items() if snap else [],
+        code_object=source.stored.key if source.stored else None,
+        layer_objects=tuple(lay.key for lay in found),
         proxy_environment=await proxy_environment(ctx, namespace, name),
     )
     want = demand_of(body, fn.spec.reserved_concurrency, 0)
@@ -487,6 +571,83 @@ async def prune_snapshots(ctx: Context, namespace: str, function: str, keep: set
         if cm_name not in keep:
             log.info("deleting unused code snapshot %s/%s", namespace, cm_name)
             await ctx.kube.delete("ConfigMap", cm_name, namespace)
+
+
+# ---------------------------------------------------------------- Layer
+
+
+async def layer_content(ctx: Context, spec: LayerSpec) -> Stored:
+    """The .zip a Layer's content makes, in the store under its digest."""
+    content = spec.content
+    store = need_store(ctx, "spec.content")
+    if content.inline is not None:
+        files = {name: text.encode() for name, text in content.inline.items()}
+        bad = [name for name in files if not codestore.safe_path(name)]
+        if bad or not files:
+            raise Failure(
+                "InvalidSpec",
+                f"spec.content.inline: file name {bad[0]!r} must be a relative path"
+                if bad
+                else "spec.content.inline: holds no files",
+            )
+        try:
+            return await store.put("layers", codestore.zip_files(files))
+        except StoreError as err:
+            raise Failure("StoreUnavailable", f"spec.content.inline: {err}") from None
+    if content.s3_key is not None:
+        return await stored(ctx, "layers", content.s3_key, "spec.content.s3Key")
+    raise Failure(
+        "CodeUnsupported",
+        "spec.content.path: a local folder works in local mode only; in a cluster use "
+        "spec.content.inline or s3Key (`klambda layer publish NAME DIR --kubeconfig ...`)",
+    )
+
+
+async def reconcile_layer(ctx: Context, namespace: str, name: str) -> Body | None:
+    """Publish a Layer's content as a version when no version holds it; the Layer as it
+    was read (None if gone). Versions are never changed or removed."""
+    async with ctx.lock("Layer", namespace, name):
+        body = await ctx.kube.get("Layer", name, namespace)
+        if body is None or being_deleted(body):
+            return None
+        now = datetime.now(UTC)
+        gen = body["metadata"].get("generation")
+        old = body.get("status") or {}
+        status: Body = {"observedGeneration": gen}
+        new: list[Body] = []
+        try:
+            spec = parse(api_layer.Layer, body).spec
+            obj = await layer_content(ctx, spec)
+            versions, number = layers.with_version(
+                old.get("versions") or [], obj, spec.description, format_time(now)
+            )
+            status.update(
+                versions=versions,
+                latestVersion=max(int(v["version"]) for v in versions),
+                state="Active",
+                stateReason=None,
+            )
+            note = f"version {number} is {obj.key}"
+            new.append(conditions.condition(conditions.READY, True, "Published", note, gen))
+        except Failure as failure:
+            await fail(ctx, body, failure)
+            status.update(state="Failed", stateReason=failure.message)
+            new.extend(failed_conditions(failure, gen))
+        status["conditions"] = conditions.merge(old.get("conditions") or [], new, now)
+        await write_status(ctx, "Layer", body, status)
+        return body
+
+
+async def layer_users(ctx: Context, namespace: str, layer: str) -> list[tuple[str, str]]:
+    """(kind, name) of the Functions and Versions of a namespace that name `layer`."""
+    found: list[tuple[str, str]] = []
+    for kind in ("Function", "Version"):
+        for body in await ctx.kube.list(kind, namespace):
+            spec = body.get("spec") or {}
+            refs = (spec.get("config") or spec).get("layers") or []
+            if any(str(r).rsplit(":", 2)[-2:][0] == layer for r in refs):
+                found.append((kind, body["metadata"]["name"]))
+    return found
 
 
 # ---------------------------------------------------------------- Version
@@ -521,7 +682,7 @@ async def version_code(
     """(snapshot name, volume items) of a Version's exact code, rebuilding a missing
     snapshot from its source when the source still digests to the Version's codeSha256."""
     code, sha, fn = version.spec.config.code, version.spec.code_sha256, version.spec.function
-    if code.image is not None:
+    if code.image is not None or code.s3_key is not None:
         return None, []
     if code.path is not None:
         raise Failure(
@@ -564,6 +725,26 @@ async def version_code(
     return snap.name, snap.items()
 
 
+async def version_object(ctx: Context, version: Version) -> CodeSource:
+    """A Version's .zip in the store: the one its codeSha256 names (what `spec.code.s3Key`
+    held when it was published, whatever that key holds now)."""
+    sha = version.spec.code_sha256
+    try:
+        hex_ = base64.b64decode(sha, validate=True).hex()
+    except ValueError:
+        raise Failure(
+            "CodeMismatch", f"spec.codeSha256 {sha!r} is not base64", conditions.CODE_READY
+        ) from None
+    obj = await stored(ctx, "code", object_key("code", hex_), "spec.codeSha256")
+    if obj.facts.code_sha256 != sha:
+        raise Failure(
+            "CodeMismatch",
+            f"spec.codeSha256: the store's {obj.key} digests to {obj.facts.code_sha256}",
+            conditions.CODE_READY,
+        )
+    return CodeSource(sha, stored=obj)
+
+
 async def realise_version(ctx: Context, body: Body, new: list[Body], now: datetime) -> None:
     namespace, gen = body["metadata"]["namespace"], body["metadata"].get("generation")
     version = parse(Version, body)
@@ -574,7 +755,15 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
     await adopt(ctx, body, function)
     snap_name, items = await version_code(ctx, version, namespace, function)
     code = version.spec.config.code
-    code_note = f"ConfigMap {snap_name}" if snap_name else f"image {code.image}"
+    source = CodeSource(version.spec.code_sha256)
+    if code.s3_key is not None:
+        source = await version_object(ctx, version)
+    elif snap_name and version.spec.config.layers:  # its files count toward the limit
+        live = await ctx.kube.get("ConfigMap", snap_name, namespace) or {}
+        files = contract.snapshot_files(live)
+        source = CodeSource(version.spec.code_sha256, snapshots.Snapshot(fn_name, "", files))
+    code_note = f"ConfigMap {snap_name}" if snap_name else source.note(code.image)
+    found = await function_layers(ctx, namespace, version.spec.config.layers, source)
     new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
     aliases = [a for a in map(alias_spec, await aliases_of(ctx, namespace, fn_name)) if a]
     provisioned = rules.provisioned_by_version([version.spec], aliases).get(version.spec.version, 0)
@@ -587,6 +776,8 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
         owner=builders.owner_reference(body),
         snapshot=snap_name,
         items=items,
+        code_object=source.stored.key if source.stored else None,
+        layer_objects=tuple(lay.key for lay in found),
         provisioned=provisioned > 0,
         proxy_environment=await proxy_environment(ctx, namespace, fn_name),
     )

@@ -51,6 +51,15 @@ class OperatorSettings:
     # The cluster's log engine (the chart's VictoriaLogs, logs.engine.enabled): given to
     # every worker pod, which ships its records there ("": stdout only).
     log_engine_url: str = ""
+    # The cluster's store of code and layers (the chart's MinIO, store.enabled): an S3
+    # endpoint, its bucket and the credentials that write it ("": no store; code then
+    # comes from ConfigMaps or images only, and Layers are refused). Worker pods read it
+    # without credentials: the bucket lets anyone get `code/*` and `layers/*` objects by
+    # their digest, nothing else.
+    store_endpoint: str = ""
+    store_bucket: str = "klambda"
+    store_access_key: str = ""
+    store_secret_key: str = ""
     # The image of DatabaseProxy pods: Debian's pgbouncer (scripts/cluster/base-image.sh
     # pgbouncer), or any image with pgbouncer, sh and awk on its PATH.
     db_proxy_image: str = f"klambda/pgbouncer:{klambda.__version__}"

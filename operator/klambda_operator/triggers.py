@@ -14,6 +14,9 @@
   goes, when a pool's Deployment or Service is deleted, and at every resync.
 - A pool pod the router has claimed (a watch event of a pod labelled `specialised`) is
   resized in place to its function's memory.
+- A Layer is reconciled at its watch events and at every resync (its content published as
+  a version when no version holds it); when its spec changed, the Functions and Versions
+  that name it are reconciled too (they may have waited for that version).
 - A DatabaseProxy is reconciled at its watch events, at any event of its Deployment (its
   status follows the Deployment's availability) and at every resync. When its spec
   changed, or it appeared or went, the Functions it lists or listed (and their Versions)
@@ -40,9 +43,11 @@ from klambda_operator.context import Context, Key
 from klambda_operator.reconcile import (
     alias_targets,
     aliases_of,
+    layer_users,
     reconcile_alias,
     reconcile_database_proxy,
     reconcile_function,
+    reconcile_layer,
     reconcile_pools,
     reconcile_specialised_pod,
     reconcile_version,
@@ -57,6 +62,7 @@ RECONCILERS: dict[str, Reconciler] = {
     "Version": reconcile_version,
     "Alias": reconcile_alias,
     "DatabaseProxy": reconcile_database_proxy,
+    "Layer": reconcile_layer,
 }
 # Objects reconciled at once by the resync loop.
 PARALLEL = 8
@@ -152,6 +158,9 @@ async def reconcile_dependents(
         for version in alias_targets(spec):
             target = names.version_object_name(function, version)
             await guarded(ctx, "Version", namespace, target)
+    elif kind == "Layer":  # a version published: functions that waited for it run
+        for user_kind, user in await layer_users(ctx, namespace, name):
+            await guarded(ctx, user_kind, namespace, user)
 
 
 async def on_child_event(ctx: Context, type_: str | None, child: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ import compileall
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 SKIP_DIRS = {"__pycache__", ".git", ".klambda"}
@@ -140,4 +141,53 @@ def zip_files(files: dict[str, bytes]) -> bytes:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             archive.writestr(info, files[name], zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class ZipFacts:
+    """What the cluster's store knows of a .zip: its digest, its size and what it unpacks
+    to (the 250 MB limit is of that)."""
+
+    sha256_hex: str  # of the .zip's bytes: its key in the store
+    size: int
+    unzipped: int
+
+    @property
+    def code_sha256(self) -> str:
+        """Lambda's CodeSha256 of a .zip: base64 of the SHA-256 of its bytes."""
+        return base64.b64encode(bytes.fromhex(self.sha256_hex)).decode()
+
+
+def zip_facts(data: bytes) -> ZipFacts:
+    """The facts of a .zip; ZipError when it is none, or has an entry outside its root."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ZipError("is not a .zip archive") from None
+    with archive:
+        infos = archive.infolist()
+    for info in infos:
+        if not safe_path(info.filename.replace("\\", "/").rstrip("/")) and not info.is_dir():
+            raise ZipError(f"entry {info.filename!r} would be written outside its root")
+    unzipped = sum(i.file_size for i in infos if not i.is_dir())
+    return ZipFacts(hashlib.sha256(data).hexdigest(), len(data), unzipped)
+
+
+def zip_tree(root: Path) -> bytes:
+    """A .zip of a folder (as `_files_of` reads it), deterministic, with each file's mode
+    bits kept: a layer's `bin/` tools and `extensions/` stay executable."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(_files_of(root).items()):
+            mode = (root / name).stat().st_mode & 0o777
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | (mode | 0o444)) << 16
+            archive.writestr(info, data, zipfile.ZIP_DEFLATED)
     return out.getvalue()

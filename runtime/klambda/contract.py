@@ -36,6 +36,7 @@ LATEST = limits.LATEST
 FunctionResource = create_namespaced_resource(GROUP, VERSION, "Function", "functions")
 VersionResource = create_namespaced_resource(GROUP, VERSION, "Version", "versions")
 AliasResource = create_namespaced_resource(GROUP, VERSION, "Alias", "aliases")
+LayerResource = create_namespaced_resource(GROUP, VERSION, "Layer", "layers")
 QueueResource = create_namespaced_resource(GROUP, VERSION, "Queue", "queues")
 StreamResource = create_namespaced_resource(GROUP, VERSION, "Stream", "streams")
 EventSourceMappingResource = create_namespaced_resource(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The images the chart runs: klambda/operator, klambda/runtime (router and worker pods),
-# klambda/nats and klambda/pgbouncer (DatabaseProxy pods), built with no container registry.
+# klambda/nats, klambda/pgbouncer (DatabaseProxy pods) and klambda/minio (the store of code
+# and layers), built with no container registry.
 #
 # Why: here no registry is reachable and build containers have no DNS. So the Python base
 # comes from Debian (base-image.sh python), the wheels are downloaded on the host with pip
@@ -28,6 +29,7 @@ IMAGE_TAG=${IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p
 SOURCE=${KLAMBDA_IMAGE_SOURCE:-debian}
 NATS_IMAGE=klambda/nats:$("$REPO_ROOT/scripts/testenv.sh" --version-of nats-server | sed 's/^v//')
 PGBOUNCER_IMAGE=klambda/pgbouncer:$IMAGE_TAG
+STORE_IMAGE=klambda/minio:$(sed -n 's/^VERSION=.*-\([0-9a-f]\{12\}\)}$/\1/p' "$REPO_ROOT/scripts/build-minio.sh")
 PYTHON=${PYTHON:-python3}
 [[ -x "$REPO_ROOT/.venv/bin/python" ]] && PYTHON="$REPO_ROOT/.venv/bin/python"
 
@@ -119,6 +121,14 @@ static_image() {
     log "built $ref"
 }
 
+# build_store: the store of code and layers (the chart's store.image): MinIO, static, built
+# from the Go module proxy by scripts/build-minio.sh (the object-storage tests' server), its
+# tag the module version's commit.
+build_store() {
+    "$DOCKER" image inspect "$STORE_IMAGE" >/dev/null 2>&1 && return 0
+    static_image "$STORE_IMAGE" "$("$REPO_ROOT/scripts/build-minio.sh")" minio 10001:10001
+}
+
 OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator
 
 build_monitoring() {
@@ -161,4 +171,6 @@ fi
 with_lock images build_klambda
 with_lock images build_nats
 with_lock images build_pgbouncer
-printf '%s\n' "klambda/operator:$IMAGE_TAG" "klambda/runtime:$IMAGE_TAG" "$NATS_IMAGE" "$PGBOUNCER_IMAGE"
+with_lock images build_store
+printf '%s\n' "klambda/operator:$IMAGE_TAG" "klambda/runtime:$IMAGE_TAG" "$NATS_IMAGE" "$PGBOUNCER_IMAGE" \
+    "$STORE_IMAGE"

@@ -30,13 +30,15 @@ class Code(Model):
     path: str | None = None
     config_map: str | None = Field(default=None, alias="configMap")
     image: str | None = None
+    # a .zip in the cluster's store (Lambda's S3Key): copied once, by its digest
+    s3_key: str | None = Field(default=None, alias="s3Key", max_length=limits.S3_KEY_MAX)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Code:
-        given = [k for k in ("inline", "path", "config_map", "image") if getattr(self, k)]
+        given = [k for k in ("inline", "path", "config_map", "image", "s3_key") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
-                "exactly one of inline, path, configMap, image must be given"
+                "exactly one of inline, path, configMap, image, s3Key must be given"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self

@@ -23,11 +23,12 @@ _REF = re.compile(limits.LAYER_REF_PATTERN)
 
 
 class LayerContent(Model):
-    """Where a layer's files come from in a manifest: a folder or a .zip beside it, or
-    inline text files."""
+    """Where a layer's files come from: a folder or a .zip beside the manifest (local
+    mode), inline text files, or a .zip in the cluster's store (`s3Key`)."""
 
     path: str | None = None
     inline: dict[str, str] | None = None
+    s3_key: str | None = Field(default=None, alias="s3Key", max_length=limits.S3_KEY_MAX)
 
 
 class LayerSpec(Model):

@@ -99,6 +99,7 @@ TAG_PATTERN = r"^[\w\s.:/=+@-]*$"
 # Code uploaded through the API (CreateFunction, UpdateFunctionCode)
 ZIP_MAX_BYTES = 50 * 1024 * 1024  # a .zip sent in the request
 UNZIPPED_MAX_BYTES = 250 * 1024 * 1024  # its files, unpacked
+S3_KEY_MAX = 1024  # an object key of the cluster's store (S3's limit)
 RUNTIME_DEFAULT = "python3.11"  # an image function's runtime when none is given
 
 # Lambda's throttle reasons (the `Reason` of a TooManyRequestsException)

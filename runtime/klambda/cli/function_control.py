@@ -220,9 +220,12 @@ class ClusterFunctions:
         assert upload.zip_file is not None
         try:
             files = codestore.unzip(upload.zip_file, limits.UNZIPPED_MAX_BYTES)
-            body = contract.code_config_map(name, files, self.namespace)
-        except ValueError as err:  # ZipError, or too large for a ConfigMap
+        except ValueError as err:  # ZipError
             raise ControlError(f"{field}.ZipFile: {err}") from None
+        try:
+            body = contract.code_config_map(name, files, self.namespace)
+        except ValueError:  # more than a ConfigMap holds: the cluster's store
+            return Code(s3_key=self._store(upload.zip_file, field))
         from lightkube import ApiError as KubeApiError
         from lightkube.resources.core_v1 import ConfigMap
 
@@ -234,6 +237,18 @@ class ClusterFunctions:
                     f"ConfigMap {body['metadata']['name']}: {err.status.message}"
                 ) from None
         return Code(config_map=body["metadata"]["name"])
+
+    def _store(self, data: bytes, field: str) -> str:
+        """The .zip written to the cluster's store; its key."""
+        from klambda.cli.store import StoreError, StoreUpload
+
+        if not self.cluster.kubeconfig:
+            raise ControlError(f"{field}.ZipFile: code larger than a ConfigMap needs --kubeconfig")
+        try:
+            with StoreUpload(self.cluster.kubeconfig) as store:
+                return store.put("code", data)
+        except StoreError as err:
+            raise ControlError(f"{field}.ZipFile: {err}") from None
 
     def _replace(self, raw: dict[str, Any], spec: FunctionSpec) -> dict[str, Any]:
         from lightkube import ApiError as KubeApiError

@@ -74,6 +74,7 @@ class RetryingClient:
 
 class Cluster:
     def __init__(self, kubeconfig: str | None, namespace: str | None) -> None:
+        self.kubeconfig = kubeconfig
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         current = config.get()
         self.namespace = namespace or (current.namespace if current else None) or "default"

@@ -383,6 +383,10 @@ class ClusterSource:
         found = self._spec_of(target)
         if found is None or found[0].image is not None or found[0].path is not None:
             return None
+        owner = found[1]
+        spec = owner.spec.config if isinstance(owner, Version) else owner.spec
+        if found[0].s3_key is not None or spec.layers:
+            return None  # a .zip of the store, or layers: its own pods unpack them
         return target.config.runtime
 
     def _inline(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]] | None:

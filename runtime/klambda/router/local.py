@@ -51,8 +51,9 @@ def code_files(spec: FunctionSpec, source: Path) -> dict[str, bytes]:
         return codestore.collect(inline=code.inline)
     if code.image is not None:
         return {}  # the code is in the image, which runs through the Docker engine
+    field = "configMap" if code.config_map is not None else "s3Key"
     raise ValueError(
-        "spec.code.configMap: code from a configMap needs cluster mode; "
+        f"spec.code.{field}: code from a {field} needs cluster mode; "
         "use code.inline or code.path locally"
     )
 
@@ -63,6 +64,11 @@ def layer_files(lay: Layer, source: Path) -> dict[str, bytes]:
         return codestore.collect(inline=content.inline)
     if content.path is not None:
         return layerstore.read_source((source.parent / content.path).resolve())
+    if content.s3_key is not None:
+        raise ValueError(
+            "spec.content.s3Key: a .zip in the cluster's store needs cluster mode; "
+            "use content.path or content.inline locally"
+        )
     raise ValueError("give path (a folder or .zip) or inline")
 
 

@@ -10,6 +10,7 @@ Deployments is met), while the same token still cannot read a Secret (and is not
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -98,8 +99,16 @@ def chart_operator(release: Release) -> Iterator[ChartOperator]:
     container = the_operator_deployment(release)["spec"]["template"]["spec"]
     service_account = container["serviceAccountName"]
     [operator] = container["containers"]
-    assert all("value" in e for e in operator["env"]), "the test sets plain values only"
-    env = {e["name"]: e["value"] for e in operator["env"]}
+    # the store's credentials come from its Secret, as the kubelet would give them
+    secrets = {d["metadata"]["name"]: d for d in release.manifest if d["kind"] == "Secret"}
+
+    def value(e: dict[str, Any]) -> str:
+        if "value" in e:
+            return str(e["value"])
+        ref = e["valueFrom"]["secretKeyRef"]
+        return base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+
+    env = {e["name"]: value(e) for e in operator["env"]}
     kubeconfig = release.sa_kubeconfig(service_account)
     liveness = f"http://{LOOPBACK}:{free_port()}/healthz"
     args = kopf_args(operator["command"], liveness)

@@ -3,8 +3,10 @@ files it embeds, and the CRD copies."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,7 @@ def test_default_render() -> None:
         "StatefulSet",
         "ConfigMap",
         "NetworkPolicy",
+        "Secret",  # the store's credentials
     }
     # the router reads and annotates only in the namespace it serves
     assert one(docs, "Role", "-router")["metadata"]["namespace"] == "default"
@@ -120,6 +123,22 @@ def test_default_render() -> None:
     assert env["KLAMBDA_OPERATOR_DB_PROXY_IMAGE"] == "klambda/pgbouncer:0.1.0"
     assert env["KLAMBDA_OPERATOR_FUNCTION_SERVICE_ACCOUNT"] == "klambda-function"
     assert env["KLAMBDA_OPERATOR_IDLE_SECONDS"] == "600"
+    # the store of code and layers: its address for the operator and, through it, the
+    # worker pods; its credentials from its Secret, whose password is made at install
+    assert env["KLAMBDA_OPERATOR_STORE_ENDPOINT"] == "http://t-klambda-store.klambda.svc:9000"
+    assert env["KLAMBDA_OPERATOR_STORE_BUCKET"] == "klambda"
+    secret = one(docs, "Secret", "-store")
+    assert set(secret["data"]) == {"accessKey", "secretKey"}
+    assert len(base64.b64decode(secret["data"]["secretKey"])) == 40
+    assert secret["data"]["secretKey"] != one(render(), "Secret", "-store")["data"]["secretKey"]
+    store = one(docs, "StatefulSet", "-store")["spec"]["template"]["spec"]["containers"][0]
+    # the tag scripts/cluster/images.sh gives the MinIO that scripts/build-minio.sh builds
+    build = (ROOT / "scripts/build-minio.sh").read_text()
+    version = re.search(r"KLAMBDA_MINIO_VERSION:-v[0-9.]+-[0-9]+-([0-9a-f]{12})\}", build)
+    assert version is not None
+    assert store["image"] == f"klambda/minio:{version.group(1)}"
+    assert store["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not by_kind(render("--set", "store.enabled=false"), "Secret")
     # a rollout drops no request: the router serves until the endpoints have forgotten it
     assert router["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
     env = {e["name"]: e.get("value") for e in router["containers"][0]["env"]}
@@ -161,7 +180,9 @@ def test_default_render() -> None:
 def test_every_pod_meets_the_restricted_pod_security_standard(values: tuple[str, ...]) -> None:
     specs = pod_specs(render(*values))
     logs = {"t-klambda-logs"} if values else set()  # the log engine, on request
-    assert set(specs) == {"t-klambda-operator", "t-klambda-router", "t-klambda-nats", *logs}
+    assert set(specs) == {
+        "t-klambda-operator", "t-klambda-router", "t-klambda-nats", "t-klambda-store", *logs
+    }  # fmt: skip
     for name, spec in specs.items():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
@@ -381,9 +402,14 @@ def test_the_database_proxy_image_reaches_the_operator(values: tuple[str, ...], 
     assert {e["name"]: e.get("value") for e in env}["KLAMBDA_OPERATOR_DB_PROXY_IMAGE"] == image
 
 
-def test_nothing_renders_a_secret_or_a_wildcard_rule() -> None:
+def test_no_secret_but_the_stores_and_no_wildcard_rule() -> None:
     docs = render(*FULL, *WITH_APIS, "--set", "operator.peering=true")
-    assert not by_kind(docs, "Secret")
+    # one Secret: the store's credentials, its password made at install (kept on upgrade),
+    # never a value of the chart's
+    (secret,) = by_kind(docs, "Secret")
+    assert secret["metadata"]["name"] == "t-klambda-store"
+    again = render(*FULL, *WITH_APIS, "--set", "operator.peering=true")
+    assert one(again, "Secret", "-store")["data"]["secretKey"] != secret["data"]["secretKey"]
     for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
         for rule in role["rules"]:
             for key in ("apiGroups", "resources", "verbs"):

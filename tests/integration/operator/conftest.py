@@ -30,6 +30,7 @@ KINDS = {
     "Version": "/apis/klambda.io/v1alpha1/namespaces/{ns}/versions",
     "Alias": "/apis/klambda.io/v1alpha1/namespaces/{ns}/aliases",
     "DatabaseProxy": "/apis/klambda.io/v1alpha1/namespaces/{ns}/databaseproxies",
+    "Layer": "/apis/klambda.io/v1alpha1/namespaces/{ns}/layers",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",

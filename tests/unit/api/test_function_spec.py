@@ -59,7 +59,7 @@ def test_defaults_are_lambdas() -> None:
         ({"maxEventAgeSeconds": 59}, "spec.maxEventAgeSeconds: Input should be greater than"),
         ({"maxEventAgeSeconds": 21601}, "spec.maxEventAgeSeconds: Input should be less than"),
         ({"reservedConcurrency": -1}, "spec.reservedConcurrency: Input should be greater than"),
-        ({"code": {}}, "exactly one of inline, path, configMap, image must be given"),
+        ({"code": {}}, "exactly one of inline, path, configMap, image, s3Key must be given"),
         ({"code": {"inline": {"a.py": ""}, "image": "x"}}, "(got inline, image)"),
         ({"code": {"inline": {"../a.py": ""}}}, "must be a relative path inside the code"),
         ({"deadLetter": {}}, "exactly one of function, queue must be given"),

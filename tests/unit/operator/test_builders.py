@@ -287,3 +287,32 @@ def test_an_image_function_runs_its_image_beside_a_worker_that_starts_first() ->
     plain = builders.build_pod_template(image_work(code=image), OperatorSettings())["spec"]
     assert "command" not in plain["containers"][0]
     assert "args" not in plain["containers"][0]
+
+
+def test_code_and_layers_from_the_store_unpack_into_emptydirs() -> None:
+    settings = OperatorSettings(store_endpoint="http://store.klambda.svc:9000/")
+    stored = dataclasses.replace(
+        work(code={"s3Key": "uploads/app.zip"}, layers=["libs:1", "data:2"]),
+        snapshot=None,
+        items=[],
+        code_object="code/" + "a" * 64 + ".zip",
+        layer_objects=("layers/" + "b" * 64 + ".zip", "layers/" + "c" * 64 + ".zip"),
+    )
+    env = builders.worker_environment(stored, settings)
+    assert env[contract.STORE_URL_ENV] == "http://store.klambda.svc:9000/klambda"
+    assert env[contract.CODE_OBJECT_ENV] == stored.code_object
+    assert env[contract.LAYER_OBJECTS_ENV] == ",".join(stored.layer_objects)
+    pod = builders.build_pod_template(stored, settings)["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["code"] == {"name": "code", "emptyDir": {"sizeLimit": "250Mi"}}
+    assert volumes["opt"] == {"name": "opt", "emptyDir": {"sizeLimit": "250Mi"}}
+    container = pod["containers"][0]
+    assert {"name": "opt", "mountPath": "/opt"} in container["volumeMounts"]
+    # /tmp and what code and layers unpack to, at most, in the pod's ephemeral storage
+    plain = builders.build_pod_template(work(), settings)["spec"]["containers"][0]
+    more = container["resources"]["limits"]["ephemeral-storage"].removesuffix("Mi")
+    less = plain["resources"]["limits"]["ephemeral-storage"].removesuffix("Mi")
+    assert int(more) - int(less) == 250
+    # a snapshot's pods get neither the store nor /opt
+    assert contract.STORE_URL_ENV not in builders.worker_environment(work(), settings)
+    assert not [v for v in plain.get("volumeMounts", []) if v["name"] == "opt"]
