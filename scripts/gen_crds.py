@@ -42,9 +42,10 @@ def autoscaling_schema() -> dict[str, Any]:
 def version_crd() -> dict[str, Any]:
     config = function_spec_schema()
     config["x-kubernetes-validations"] = IMMUTABLE
-    conditions = yaml.safe_load((ROOT / "crds/functions.yaml").read_text())["spec"]["versions"][0][
+    status = yaml.safe_load((ROOT / "crds/functions.yaml").read_text())["spec"]["versions"][0][
         "schema"
-    ]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
+    ]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    conditions = status["conditions"]
 
     def immutable(schema: dict[str, Any]) -> dict[str, Any]:
         return {**schema, "x-kubernetes-validations": IMMUTABLE}
@@ -157,6 +158,9 @@ def version_crd() -> dict[str, Any]:
                                             "format": "int64",
                                         },
                                         "conditions": conditions,
+                                        # the store's objects, as a Function's status has them
+                                        "codeObject": status["codeObject"],
+                                        "layers": status["layers"],
                                     },
                                 },
                             },

@@ -513,6 +513,8 @@ def build_pool_deployment(
 
     The selector is the pool label alone, so the router's claim (which removes it) takes a
     pod out of the ReplicaSet, which then makes a new one."""
+    store_env = contract.store_environment(store_url(settings)) if settings.store_endpoint else {}
+    code_size = f"{UNZIPPED_MAX_MB}Mi" if store_env else constants.POOL_CODE_SIZE
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -531,13 +533,16 @@ def build_pool_deployment(
                     settings,
                     image=settings.image,
                     command=pool_command(runtime),
-                    env={"KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT)},
+                    env={"KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT)} | store_env,
                     memory_mb=settings.pool_memory_mb,
                     # the CPU of a cold start's specialise and init (Lambda runs init at
                     # full speed); the function's share once the operator resizes the pod
                     cpu_m=settings.pool_cpu_millicores or None,
                     grace_s=limits.TIMEOUT_MAX_S + TERMINATION_GRACE_S,
-                    code={"emptyDir": {"sizeLimit": constants.POOL_CODE_SIZE}},
+                    code={"emptyDir": {"sizeLimit": code_size}},
+                    # with a store, a function's code and layers may come from it
+                    opt=bool(store_env),
+                    from_store=bool(store_env),
                 ),
             },
         },

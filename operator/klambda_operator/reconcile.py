@@ -234,14 +234,13 @@ async def ensure(ctx: Context, desired: Body, live: Body | None, owner: Mapping[
 
 def pooled(ctx: Context, work: builders.Workload) -> bool:
     """Whether the version's on-demand environments come from the warm pool: a pool is
-    kept (pool_size > 0) and can run its code (a snapshot: not an image or a .zip of the
-    store, and no file system or layers: a pool pod's volumes are fixed before it knows
-    its function)."""
+    kept (pool_size > 0) and can run its code (a snapshot or a .zip of the store, which
+    pool pods download: not an image), and no file system (a pool pod's volumes are fixed
+    before it knows its function)."""
     return (
         ctx.settings.pool_size > 0
-        and work.snapshot is not None
+        and (work.snapshot is not None or work.code_object is not None)
         and not work.spec.file_system_configs
-        and not work.layer_objects
     )
 
 
@@ -404,7 +403,12 @@ async def reconcile_function(ctx: Context, namespace: str, name: str) -> Body | 
         now = datetime.now(UTC)
         meta, old = body["metadata"], body.get("status") or {}
         gen = meta.get("generation")
-        status: Body = {"observedGeneration": gen, "codeSha256": None}
+        status: Body = {
+            "observedGeneration": gen,
+            "codeSha256": None,
+            "codeObject": None,
+            "layers": None,
+        }
         new: list[Body] = []
         failure = await attempt(realise_function(ctx, body, status, new, now))
         if failure is None:
@@ -493,6 +497,14 @@ async def function_code(ctx: Context, fn: Function, namespace: str) -> CodeSourc
     )
 
 
+def store_status(code: CodeSource, found: list[layers.LayerObject]) -> Body:
+    """What a version runs from the store, in its status: routers give it to pool pods."""
+    return {
+        "codeObject": code.stored.key if code.stored else None,
+        "layers": [{"ref": f.ref, "object": f.key, "size": f.unzipped} for f in found] or None,
+    }
+
+
 async def function_layers(
     ctx: Context, namespace: str, refs: list[str], code: CodeSource
 ) -> list[layers.LayerObject]:
@@ -531,6 +543,7 @@ async def realise_function(
     if snap is not None:
         await ensure_snapshot(ctx, snap, namespace, body)
     found = await function_layers(ctx, namespace, fn.spec.layers, source)
+    status.update(store_status(source, found))
     code_note = source.note(fn.spec.code.image)
     new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
     work = builders.Workload(
@@ -662,9 +675,9 @@ async def reconcile_version(ctx: Context, namespace: str, name: str) -> Body | N
         now = datetime.now(UTC)
         gen = body["metadata"].get("generation")
         old = body.get("status") or {}
-        status: Body = {"observedGeneration": gen}
+        status: Body = {"observedGeneration": gen, "codeObject": None, "layers": None}
         new: list[Body] = []
-        failure = await attempt(realise_version(ctx, body, new, now))
+        failure = await attempt(realise_version(ctx, body, status, new, now))
         if failure is None:
             status["state"] = "Active"
         else:
@@ -745,7 +758,9 @@ async def version_object(ctx: Context, version: Version) -> CodeSource:
     return CodeSource(sha, stored=obj)
 
 
-async def realise_version(ctx: Context, body: Body, new: list[Body], now: datetime) -> None:
+async def realise_version(
+    ctx: Context, body: Body, status: Body, new: list[Body], now: datetime
+) -> None:
     namespace, gen = body["metadata"]["namespace"], body["metadata"].get("generation")
     version = parse(Version, body)
     fn_name = version.spec.function
@@ -764,6 +779,7 @@ async def realise_version(ctx: Context, body: Body, new: list[Body], now: dateti
         source = CodeSource(version.spec.code_sha256, snapshots.Snapshot(fn_name, "", files))
     code_note = f"ConfigMap {snap_name}" if snap_name else source.note(code.image)
     found = await function_layers(ctx, namespace, version.spec.config.layers, source)
+    status.update(store_status(source, found))
     new.append(conditions.condition(conditions.CODE_READY, True, "SnapshotReady", code_note, gen))
     aliases = [a for a in map(alias_spec, await aliases_of(ctx, namespace, fn_name)) if a]
     provisioned = rules.provisioned_by_version([version.spec], aliases).get(version.spec.version, 0)

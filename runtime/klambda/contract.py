@@ -230,6 +230,8 @@ def config_digest(cfg: FunctionConfig) -> str:
         "environment": dict(sorted(cfg.environment.items())),
         "code_sha256": cfg.code_sha256,
     }
+    if cfg.layers:  # layer versions are immutable: their references name their files
+        fields["layers"] = list(cfg.layers)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 

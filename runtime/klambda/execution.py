@@ -50,6 +50,8 @@ class FunctionConfig:
     opt_root: str = ""
     # file systems: (host folder, path in the environment such as /mnt/data)
     mounts: tuple[tuple[str, str], ...] = ()
+    # the layer versions the function names, in order (NAME:VERSION or ARNs)
+    layers: tuple[str, ...] = ()
     # a container-image function: its image, and ImageConfig's overrides (None: the image's)
     image: str = ""
     image_entry_point: tuple[str, ...] | None = None
@@ -98,6 +100,7 @@ def config_of(
         system_log_level=spec.logging.system_level,
         opt_root=opt_root,
         mounts=mounts,
+        layers=tuple(spec.layers),
         image=spec.code.image or "",
         image_entry_point=tuple(ic.entry_point) if ic and ic.entry_point is not None else None,
         image_command=tuple(ic.command) if ic and ic.command is not None else None,

@@ -68,6 +68,9 @@ for ns in "$NAMESPACE" "$FUNCTIONS_NAMESPACE"; do
     kubectl label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted \
         pod-security.kubernetes.io/enforce-version=latest >/dev/null
 done
+# Helm installs the chart's CRDs once and never upgrades them: a cluster made by an older
+# checkout gets this one's (server-side, so fields the chart's copy added are taken over)
+kubectl apply --server-side --force-conflicts -f "$REPO_ROOT/crds/" >/dev/null
 running=$(kubectl get pods -n "$NAMESPACE" -o name 2>/dev/null || true)
 start=$SECONDS
 "$HELM" --kube-context "kind-$NAME" upgrade --install "$RELEASE" "$REPO_ROOT/charts/klambda" \

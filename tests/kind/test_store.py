@@ -2,10 +2,11 @@
 
 The command line publishes two layers from folders (the .zips go to the store through a
 port-forward, the Layers point at them, the operator publishes their versions) and
-creates a function whose code (1.5 MB) no ConfigMap holds: it goes to the store too. The
-worker pod downloads the code and the layers, checks each against its digest and unpacks
-them: the handler imports a library from /opt/python, reads a file that both layers have
-(the later one wins), runs a layer's executable, and finds its large file in its code.
+creates a function whose code (1.5 MB) no ConfigMap holds: it goes to the store too. Its
+first call takes a warm pool pod, which the router gives the objects' keys: the pod
+downloads the code and the layers, checks each against its digest and unpacks them; the
+handler imports a library from /opt/python, reads a file that both layers have (the
+later one wins), runs a layer's executable, and finds its large file in its code.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ def test_large_code_and_two_layers_from_the_store(
         "tool": "tool ran\n",  # its mode kept
         "blob": BLOB,
     }
+    # a warm pool pod served it: the router gave it the objects, it downloaded them
     pods = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/function=stored")
-    env = {e["name"]: e.get("value") for e in pods["items"][0]["spec"]["containers"][0]["env"]}
-    assert env["KLAMBDA_CODE_OBJECT"] == key
-    assert len(env["KLAMBDA_LAYER_OBJECTS"].split(",")) == 2
+    labels = [p["metadata"]["labels"] for p in pods["items"]]
+    assert [x.get("klambda.io/component") for x in labels] == ["specialised"], labels
+    fn = cluster.get("function", "stored", "-n", FUNCTIONS_NAMESPACE)
+    assert fn["status"]["codeObject"] == key
+    assert [x["ref"] for x in fn["status"]["layers"]] == ["libs:1", "data:1"]

@@ -229,6 +229,14 @@ def check_tags(tags: dict[str, str]) -> None:
                 )
 
 
+class LayerObjectStatus(Model):
+    """A layer version a function runs with, as the operator found it in the store."""
+
+    ref: str
+    object: str
+    size: int = 0  # bytes, unzipped
+
+
 class FunctionStatus(Model):
     state: Literal["Pending", "Active", "Failed", "Inactive"] = "Pending"
     state_reason: str | None = Field(default=None, alias="stateReason")
@@ -239,6 +247,9 @@ class FunctionStatus(Model):
     # -- triggers: each declared trigger's state, and the function URL
     triggers: list[TriggerStatus] | None = None
     function_url: str | None = Field(default=None, alias="functionUrl")
+    # -- the cluster's store: the code's .zip (spec.code.s3Key) and the layers' objects
+    code_object: str | None = Field(default=None, alias="codeObject")
+    layers: list[LayerObjectStatus] | None = None
 
 
 class Function(Model):

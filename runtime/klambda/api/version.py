@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from klambda.api import limits
 from klambda.api.autoscaling import ProvisionedAutoscaling
-from klambda.api.function import FunctionSpec
+from klambda.api.function import FunctionSpec, LayerObjectStatus
 from klambda.api.meta import Condition, Model, ObjectMeta
 
 
@@ -44,6 +44,9 @@ class VersionStatus(Model):
     state: Literal["Pending", "Active", "Failed"] = "Pending"
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(default_factory=list)
+    # -- the cluster's store: the code's .zip and the layers' objects (as a Function's)
+    code_object: str | None = Field(default=None, alias="codeObject")
+    layers: list[LayerObjectStatus] | None = None
 
 
 class Version(Model):

@@ -41,15 +41,16 @@ from klambda import codestore, contract
 from klambda.api import Alias, Function, Version
 from klambda.api.databaseproxy import DatabaseProxySpec
 from klambda.api.eventsourcemapping import EventSourceMapping
-from klambda.api.function import Code
+from klambda.api.function import Code, FunctionStatus, LayerObjectStatus
 from klambda.api.limits import LATEST
 from klambda.api.manifest import Manifests, parse_document
 from klambda.api.queue import Queue
 from klambda.api.stream import Stream
 from klambda.api.triggers import Trigger
+from klambda.api.version import VersionStatus
 from klambda.dbproxy import environments, with_proxy
 from klambda.execution import FunctionConfig, config_of
-from klambda.router.pool import CodeUnavailable, PoolPod
+from klambda.router.pool import CodePackage, CodeUnavailable, PoolPod
 from klambda.router.registry import (
     FunctionEntry,
     Registry,
@@ -118,6 +119,7 @@ def build_registry(
         except ValidationError as err:
             log.warning("ignoring Function %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
+        fn = fn.model_copy(update={"status": FunctionStatus(**_store_status(raw))})
         status = raw.get("status") or {}
         proxy = proxied.get(fn.name, {})
         target = Target(
@@ -131,6 +133,7 @@ def build_registry(
         except ValidationError as err:
             log.warning("ignoring Version %s: %s", raw.get("metadata", {}).get("name"), err)
             continue
+        v = v.model_copy(update={"status": VersionStatus(**_store_status(raw))})
         entry = reg.functions.get(v.spec.function)
         if entry is None:
             continue
@@ -180,6 +183,18 @@ def build_sources(cache: dict[str, dict[str, dict[str, Any]]]) -> Manifests:
             elif isinstance(obj, EventSourceMapping):
                 out.mappings[name] = obj
     return out
+
+
+def _store_status(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a version runs from the store, from the operator's status (read leniently: a
+    status the model refuses gives nothing, and a pool pod is not given that version)."""
+    status = raw.get("status") or {}
+    key = status.get("codeObject")
+    try:
+        layers = [LayerObjectStatus.model_validate(x) for x in status.get("layers") or []]
+    except ValidationError:
+        layers = []
+    return {"code_object": key if isinstance(key, str) else None, "layers": layers or None}
 
 
 def _without_bad_triggers(raw: dict[str, Any]) -> dict[str, Any]:
@@ -383,10 +398,6 @@ class ClusterSource:
         found = self._spec_of(target)
         if found is None or found[0].image is not None or found[0].path is not None:
             return None
-        owner = found[1]
-        spec = owner.spec.config if isinstance(owner, Version) else owner.spec
-        if found[0].s3_key is not None or spec.layers:
-            return None  # a .zip of the store, or layers: its own pods unpack them
         return target.config.runtime
 
     def _inline(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]] | None:
@@ -403,10 +414,15 @@ class ClusterSource:
         inline = self._inline(target)
         return inline[0] if inline is not None else target.config
 
-    async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
-        if self._spec_of(target) is None:
+    async def code(self, target: Target) -> tuple[FunctionConfig, CodePackage]:
+        found = self._spec_of(target)
+        if found is None:
             raise CodeUnavailable("the version is gone")
+        code, owner = found
         cfg = target.config
+        layers = self._layer_objects(cfg, owner)
+        if code.s3_key is not None:
+            return cfg, CodePackage(code_object=self._code_object(cfg, owner), layer_objects=layers)
         inline = self._inline(target)
         if inline is not None:
             given, files = inline
@@ -414,8 +430,32 @@ class ClusterSource:
                 raise CodeUnavailable(
                     f"spec.config.code.inline digests to {given.code_sha256}, not codeSha256"
                 )
-            return given, files
-        return cfg, await self._snapshot(cfg.function, cfg.code_sha256)
+            return given, CodePackage(files=files, layer_objects=layers)
+        files = await self._snapshot(cfg.function, cfg.code_sha256)
+        return cfg, CodePackage(files=files, layer_objects=layers)
+
+    @staticmethod
+    def _code_object(cfg: FunctionConfig, owner: Function | Version) -> str:
+        """The store's .zip of the version, from the operator's status: the one of its
+        CodeSha256 (a status that lags an edit of $LATEST's object is not used)."""
+        key = owner.status.code_object if owner.status else None
+        try:
+            if key and contract.parse_object_key(key).code_sha256 == cfg.code_sha256:
+                return key
+        except ValueError:
+            pass
+        raise CodeUnavailable(f"the store's object of code {cfg.code_sha256} is not known yet")
+
+    @staticmethod
+    def _layer_objects(cfg: FunctionConfig, owner: Function | Version) -> tuple[str, ...]:
+        """The store's .zips of the version's layers, in order, from the operator's status
+        (which names the references it resolved: one that lags an edit is not used)."""
+        if not cfg.layers:
+            return ()
+        found = (owner.status.layers if owner.status else None) or []
+        if tuple(f.ref for f in found) != cfg.layers:
+            raise CodeUnavailable(f"the layers {', '.join(cfg.layers)} are not resolved yet")
+        return tuple(f.object for f in found)
 
     async def _snapshot(self, function: str, sha: str) -> dict[str, bytes]:
         files = self._snapshots.get(sha)

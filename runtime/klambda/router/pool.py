@@ -43,14 +43,28 @@ class Specialiser(Protocol):
         files it gets); no I/O."""
         ...
 
-    async def code(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]]:
-        """The configuration to give a pool pod (with the CodeSha256 of the files) and the
-        files; CodeUnavailable when they cannot be had."""
+    async def code(self, target: Target) -> tuple[FunctionConfig, CodePackage]:
+        """The configuration to give a pool pod (with the CodeSha256 of its code) and the
+        code; CodeUnavailable when it cannot be had."""
         ...
 
     def claim(self, pod: PoolPod, cfg: FunctionConfig, target: Target) -> None:
         """Move `pod` out of its pool and into `target`'s version (in the background)."""
         ...
+
+
+@dataclass(frozen=True)
+class CodePackage:
+    """What a pool pod is given to run: the code's files, or its .zip in the cluster's
+    store, and the layers' .zips of the store, in order (the pod downloads those)."""
+
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    code_object: str = ""
+    layer_objects: tuple[str, ...] = ()
+
+    @property
+    def from_store(self) -> bool:
+        return bool(self.code_object or self.layer_objects)
 
 
 class CodeUnavailable(Exception):
@@ -88,9 +102,7 @@ class WarmPool:
         self.taken.discard(pod.uid)
 
 
-def specialise_request(
-    cfg: FunctionConfig, files: Mapping[str, bytes]
-) -> worker_pb2.SpecialiseRequest:
+def specialise_request(cfg: FunctionConfig, code: CodePackage) -> worker_pb2.SpecialiseRequest:
     return worker_pb2.SpecialiseRequest(
         function=cfg.function,
         version=cfg.version,
@@ -102,5 +114,7 @@ def specialise_request(
         code_sha256=cfg.code_sha256,
         region=cfg.region,
         account=cfg.account,
-        files=[worker_pb2.CodeFile(path=p, content=c) for p, c in sorted(files.items())],
+        files=[worker_pb2.CodeFile(path=p, content=c) for p, c in sorted(code.files.items())],
+        code_object=code.code_object,
+        layer_objects=list(code.layer_objects),
     )

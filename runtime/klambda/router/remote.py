@@ -48,6 +48,7 @@ from klambda.router.registry import Target
 MESSAGE_LIMIT = 7 * 1024 * 1024
 # A Specialise call writes at most a ConfigMap's worth of code.
 SPECIALISE_TIMEOUT_S = 10.0
+STORE_SPECIALISE_TIMEOUT_S = 120.0
 
 log = logging.getLogger("klambda.router.remote")
 
@@ -315,14 +316,16 @@ class RemoteWorkers:
             raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
         t0 = time.perf_counter()
         try:
-            cfg, files = await self.specialiser.code(target)
+            cfg, code = await self.specialiser.code(target)
         except CodeUnavailable as err:
             self.pool.give_back(pod)
             raise ServiceUnavailable(f"the code of {target.key}: {err}") from None
         t1 = time.perf_counter()
         try:
             await self._stub(pod.address).Specialise(
-                specialise_request(cfg, files), timeout=SPECIALISE_TIMEOUT_S
+                specialise_request(cfg, code),
+                # the pod downloads a .zip of up to 250 MB from the store first
+                timeout=STORE_SPECIALISE_TIMEOUT_S if code.from_store else SPECIALISE_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:

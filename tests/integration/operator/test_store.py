@@ -140,15 +140,19 @@ def test_function_with_store_code_and_layers(
     ns.apply(layer("libs", {"inline": {"python/greet.py": "WORD = 'hi'\n"}}))
     ns.apply(layer("data", {"inline": {"data/words.txt": "hi\n"}}))
     ns.wait(lambda: versions(ns, "libs") and versions(ns, "data"), "the layers' versions")
-    ns.apply(
-        function_manifest("big", code={"s3Key": "uploads/app.zip"}, layers=["libs:1", "data:1"])
-    )
+    refs = ["libs:1", "data:1"]
+    ns.apply(function_manifest("big", code={"s3Key": "uploads/app.zip"}, layers=refs))
     fn = ns.wait_state("Function", "big", "Active")
     sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
     assert fn["status"]["codeSha256"] == sha  # Lambda's CodeSha256 of a .zip
     key = f"code/{hex_of(code)}.zip"
     assert condition(fn, "CodeReady")["message"] == f"store object {key}"
     assert anonymous_get(minio, key) == 200  # copied under its digest
+    # what it runs from the store, for the routers that give it to pool pods
+    assert fn["status"]["codeObject"] == key
+    assert [(x["ref"], x["object"]) for x in fn["status"]["layers"]] == [
+        (ref, versions(ns, ref.split(":")[0])[0]["object"]) for ref in refs
+    ]
 
     deployment = ns.wait(lambda: ns.get("Deployment", "big-latest"), "big's Deployment")
     env = env_of(deployment)

@@ -142,3 +142,54 @@ def test_a_request_naming_objects_of_the_store_has_its_layers_at_the_opt_root() 
 def test_objects_of_the_store_are_checked(change: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecialiseInvalid, match=field):
         config_of_request(store_request(**change), "python3.11", "/var/task", "/opt")
+
+
+def test_layers_are_part_of_the_digest_that_tells_a_stale_pod() -> None:
+    with_layers = replace(CFG, layers=("libs:1",))
+    assert contract.config_digest(with_layers) != contract.config_digest(CFG)
+    assert contract.config_digest(replace(CFG, layers=("libs:2",))) != contract.config_digest(
+        with_layers
+    )
+    assert contract.config_digest(replace(CFG, layers=())) == contract.config_digest(CFG)
+
+
+def test_a_pool_pod_is_given_the_store_objects_of_code_and_layers() -> None:
+    from klambda.api import Function
+    from klambda.router.cluster import ClusterSource
+    from klambda.router.pool import CodePackage, CodeUnavailable, specialise_request
+
+    code_key = contract.object_key(contract.OBJECT_CODE, b"zip")
+    layer_key = contract.object_key(contract.OBJECT_LAYER, b"lib")
+    cfg = replace(
+        CFG,
+        code_sha256=contract.parse_object_key(code_key).code_sha256,
+        layers=("libs:1",),
+    )
+    request = specialise_request(cfg, CodePackage(code_object=code_key, layer_objects=(layer_key,)))
+    assert request.code_object == code_key
+    assert list(request.layer_objects) == [layer_key]
+    assert not request.files
+
+    def owner(status: dict[str, Any]) -> Function:
+        return Function.model_validate(
+            {
+                "metadata": {"name": "hello"},
+                "spec": {"handler": "app.handler", "runtime": "python3.11",
+                         "code": {"s3Key": "uploads/app.zip"}, "layers": ["libs:1"]},
+                "status": status,
+            }
+        )  # fmt: skip
+
+    known = owner(
+        {"codeObject": code_key, "layers": [{"ref": "libs:1", "object": layer_key, "size": 3}]}
+    )
+    assert ClusterSource._code_object(cfg, known) == code_key
+    assert ClusterSource._layer_objects(cfg, known) == (layer_key,)
+    # a status that lags an edit is not used: the call waits for the operator
+    other = contract.object_key(contract.OBJECT_CODE, b"older")
+    with pytest.raises(CodeUnavailable, match="is not known yet"):
+        ClusterSource._code_object(cfg, owner({"codeObject": other}))
+    lagging = owner({"layers": [{"ref": "libs:0", "object": layer_key}]})
+    with pytest.raises(CodeUnavailable, match="libs:1 are not resolved yet"):
+        ClusterSource._layer_objects(cfg, lagging)
+    assert ClusterSource._layer_objects(replace(cfg, layers=()), lagging) == ()

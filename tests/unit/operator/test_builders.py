@@ -316,3 +316,18 @@ def test_code_and_layers_from_the_store_unpack_into_emptydirs() -> None:
     # a snapshot's pods get neither the store nor /opt
     assert contract.STORE_URL_ENV not in builders.worker_environment(work(), settings)
     assert not [v for v in plain.get("volumeMounts", []) if v["name"] == "opt"]
+
+
+def test_pool_pods_can_take_code_and_layers_from_the_store_when_there_is_one() -> None:
+    with_store = OperatorSettings(store_endpoint="http://store:9000")
+    pod = builders.build_pool_deployment("ns", "python3.11", with_store)["spec"]["template"]
+    spec = pod["spec"]
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env[contract.STORE_URL_ENV] == "http://store:9000/klambda"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["opt"]["emptyDir"] == {"sizeLimit": "250Mi"}
+    assert volumes["code"]["emptyDir"] == {"sizeLimit": "250Mi"}
+    plain = builders.build_pool_deployment("ns", "python3.11", OperatorSettings())
+    spec = plain["spec"]["template"]["spec"]
+    assert contract.STORE_URL_ENV not in {e["name"] for e in spec["containers"][0]["env"]}
+    assert "opt" not in {v["name"] for v in spec["volumes"]}
