@@ -8,6 +8,9 @@ test checks they round-trip), the code snapshots' names, and the warm pool's lab
 the claim that moves a pool pod into a function version (`claim_patch`). Changing one of
 these changes a contract between processes that may run different releases
 (docs/operator.md), not a detail.
+
+No Kubernetes client here: a worker pod imports this module at its start. The kinds as
+lightkube resources, for the processes that read and write them, are in klambda.kinds.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
-
 from klambda.api import limits
 from klambda.execution import IMAGE_OWN_VARIABLES, FunctionConfig, environment_variables
 
@@ -29,18 +30,6 @@ GROUP = limits.GROUP
 VERSION = limits.VERSION
 API_VERSION = limits.API_VERSION
 LATEST = limits.LATEST
-
-FunctionResource = create_namespaced_resource(GROUP, VERSION, "Function", "functions")
-VersionResource = create_namespaced_resource(GROUP, VERSION, "Version", "versions")
-AliasResource = create_namespaced_resource(GROUP, VERSION, "Alias", "aliases")
-QueueResource = create_namespaced_resource(GROUP, VERSION, "Queue", "queues")
-StreamResource = create_namespaced_resource(GROUP, VERSION, "Stream", "streams")
-EventSourceMappingResource = create_namespaced_resource(
-    GROUP, VERSION, "EventSourceMapping", "eventsourcemappings"
-)
-DatabaseProxyResource = create_namespaced_resource(
-    GROUP, VERSION, "DatabaseProxy", "databaseproxies"
-)
 
 # Labels on worker pods, their Services and EndpointSlices, and code snapshots.
 LABEL_FUNCTION = f"{GROUP}/function"
