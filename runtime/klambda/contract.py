@@ -99,6 +99,10 @@ _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 IDENTITY_TOKEN_ENV = "KLAMBDA_IDENTITY_TOKEN_FILE"
 IDENTITY_TOKEN_DIR = "/var/run/klambda/identity"
 IDENTITY_TOKEN_FILE = f"{IDENTITY_TOKEN_DIR}/token"
+# the audience of those tokens (the operator projects them, the router reviews them), and
+# the prefix of the access key ids derived from them (`session_credentials`)
+SESSION_AUDIENCE = "klambda"
+SESSION_KEY_PREFIX = "KLSA"
 # On the pods of a version with provisioned concurrency: "1" makes the worker initialise its
 # environment before it reports ready (AWS_LAMBDA_INITIALIZATION_TYPE
 # provisioned-concurrency), so no call of it waits for the init or reports an Init Duration.
@@ -114,6 +118,17 @@ PER_ENVIRONMENT = (
 # Derived from KLAMBDA_LOG_FORMAT and KLAMBDA_APPLICATION_LOG_LEVEL for each environment;
 # the pod keeps a function's own values of these names, if it has any.
 FROM_LOGGING_CONFIG = ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")
+
+
+def session_credentials(token: str) -> tuple[str, str]:
+    """A function's access key id and secret key, derived from its ServiceAccount token
+    (sent as the session token): the worker gives them to each environment, the router
+    checks a signature made with them (klambda.sigv4). Whoever holds the token may sign, as
+    whoever holds a bearer token may call: the signature proves the token was held, the
+    TokenReview whose it is."""
+    digest = hashlib.sha256(f"klambda-session\0{token}".encode()).digest()
+    key_id = SESSION_KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:16].upper()
+    return key_id, base64.b64encode(digest).decode()
 
 
 def version_label(version: str) -> str:
