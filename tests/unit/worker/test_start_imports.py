@@ -1,8 +1,8 @@
 """`klambda worker` starts in every function pod, under the CPU share of the function's
 memory (73 millicores for 128 MB): each CPU-second of its start is ~14 s before the pod is
 ready. So it imports what serving needs, and none of the other verbs, the resource models,
-the Kubernetes client, the log engine's HTTP client or the Runtime API server
-of the `provided` runtimes. Its zygote imports what a forked environment needs."""
+the Kubernetes client, the log engine's HTTP client or the Runtime API and Extensions API
+servers of the `provided` runtimes. Its zygote imports what a forked environment needs."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ NEVER = (
     "klambda.sigv4",
     "klambda.logengine.client",
     "klambda.worker.runtimeapi",
+    "klambda.worker.extensionsapi",
 )
 # the command line's modules the verb needs; any other holds another verb
 CLI = {
