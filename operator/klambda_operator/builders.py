@@ -44,7 +44,6 @@ from klambda.api.function import FileSystemConfig
 from klambda.api.limits import MB_PER_VCPU
 from klambda.dbproxy import pgbouncer_ini, with_proxy
 from klambda.execution import FunctionConfig, config_of
-from klambda.sigv4 import SESSION_AUDIENCE
 
 from klambda_operator import constants, names
 from klambda_operator.settings import OperatorSettings
@@ -268,7 +267,7 @@ def _worker_pod(
                     "sources": [
                         {
                             "serviceAccountToken": {
-                                "audience": SESSION_AUDIENCE,
+                                "audience": contract.SESSION_AUDIENCE,
                                 "expirationSeconds": IDENTITY_TOKEN_TTL_S,
                                 "path": "token",
                             }

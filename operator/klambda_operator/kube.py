@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from klambda import contract
+from klambda import kinds
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Service
@@ -23,11 +23,11 @@ from klambda_operator import constants
 
 log = logging.getLogger(__name__)
 
-FUNCTION = contract.FunctionResource
-VERSION = contract.VersionResource
-ALIAS = contract.AliasResource
-DATABASE_PROXY = contract.DatabaseProxyResource
-LAYER = contract.LayerResource
+FUNCTION = kinds.FunctionResource
+VERSION = kinds.VersionResource
+ALIAS = kinds.AliasResource
+DATABASE_PROXY = kinds.DatabaseProxyResource
+LAYER = kinds.LayerResource
 CONFIG_MAP = ConfigMap
 DEPLOYMENT = Deployment
 SERVICE = Service

@@ -10,6 +10,9 @@ warm pool's labels and the claim that moves a pool pod into a function version
 (`claim_patch`). Changing one of
 these changes a contract between processes that may run different releases
 (docs/operator.md), not a detail.
+
+No Kubernetes client here: a worker pod imports this module at its start. The kinds as
+lightkube resources, for the processes that read and write them, are in klambda.kinds.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
-
 from klambda.api import limits
 from klambda.execution import IMAGE_OWN_VARIABLES, FunctionConfig, environment_variables
 
@@ -32,19 +33,6 @@ GROUP = limits.GROUP
 VERSION = limits.VERSION
 API_VERSION = limits.API_VERSION
 LATEST = limits.LATEST
-
-FunctionResource = create_namespaced_resource(GROUP, VERSION, "Function", "functions")
-VersionResource = create_namespaced_resource(GROUP, VERSION, "Version", "versions")
-AliasResource = create_namespaced_resource(GROUP, VERSION, "Alias", "aliases")
-LayerResource = create_namespaced_resource(GROUP, VERSION, "Layer", "layers")
-QueueResource = create_namespaced_resource(GROUP, VERSION, "Queue", "queues")
-StreamResource = create_namespaced_resource(GROUP, VERSION, "Stream", "streams")
-EventSourceMappingResource = create_namespaced_resource(
-    GROUP, VERSION, "EventSourceMapping", "eventsourcemappings"
-)
-DatabaseProxyResource = create_namespaced_resource(
-    GROUP, VERSION, "DatabaseProxy", "databaseproxies"
-)
 
 # Labels on worker pods, their Services and EndpointSlices, and code snapshots.
 LABEL_FUNCTION = f"{GROUP}/function"
@@ -134,6 +122,10 @@ _OBJECT_KEY = re.compile(r"(code|layers)/([0-9a-f]{64})\.zip")  # the whole key:
 IDENTITY_TOKEN_ENV = "KLAMBDA_IDENTITY_TOKEN_FILE"
 IDENTITY_TOKEN_DIR = "/var/run/klambda/identity"
 IDENTITY_TOKEN_FILE = f"{IDENTITY_TOKEN_DIR}/token"
+# the audience of those tokens (the operator projects them, the router reviews them), and
+# the prefix of the access key ids derived from them (`session_credentials`)
+SESSION_AUDIENCE = "klambda"
+SESSION_KEY_PREFIX = "KLSA"
 # On the pods of a version with provisioned concurrency: "1" makes the worker initialise its
 # environment before it reports ready (AWS_LAMBDA_INITIALIZATION_TYPE
 # provisioned-concurrency), so no call of it waits for the init or reports an Init Duration.
@@ -149,6 +141,17 @@ PER_ENVIRONMENT = (
 # Derived from KLAMBDA_LOG_FORMAT and KLAMBDA_APPLICATION_LOG_LEVEL for each environment;
 # the pod keeps a function's own values of these names, if it has any.
 FROM_LOGGING_CONFIG = ("AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL")
+
+
+def session_credentials(token: str) -> tuple[str, str]:
+    """A function's access key id and secret key, derived from its ServiceAccount token
+    (sent as the session token): the worker gives them to each environment, the router
+    checks a signature made with them (klambda.sigv4). Whoever holds the token may sign, as
+    whoever holds a bearer token may call: the signature proves the token was held, the
+    TokenReview whose it is."""
+    digest = hashlib.sha256(f"klambda-session\0{token}".encode()).digest()
+    key_id = SESSION_KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:16].upper()
+    return key_id, base64.b64encode(digest).decode()
 
 
 def version_label(version: str) -> str:

@@ -13,9 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from klambda.api.function import FunctionSpec
 from klambda.api.limits import EPHEMERAL_STORAGE_DEFAULT_MB
+
+if TYPE_CHECKING:  # a worker reads its configuration, it never builds one from a spec
+    from klambda.api.function import FunctionSpec
 
 # where the environment's runtime lives, for LAMBDA_RUNTIME_DIR
 RUNTIME_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "environment")

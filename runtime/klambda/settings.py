@@ -54,6 +54,10 @@ class RouterSettings:
     # the log store (local mode): STATE/logs.duckdb, fed from STATE/logs every N seconds
     log_store: bool = True
     log_ingest_seconds: float = 1.0
+    # the store's DuckDB: its memory limit (buffer pool and queries' work; past it, blocks
+    # are evicted and a large query spills to disk) and threads (klambda.logstore.store)
+    log_store_memory_mb: int = 128
+    log_store_threads: int = 2
     # expired records (logRetentionInDays) go to this folder (default STATE/logs/archive)
     log_archive_dir: Path | None = None
     log_retention_check_seconds: float = 3600.0

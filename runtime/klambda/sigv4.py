@@ -10,8 +10,6 @@ parsing and the clock check are written here.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -30,20 +28,6 @@ _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+)\s*,\s*"
     r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-f]{64})\s*$"
 )
-
-
-# the audience of the ServiceAccount tokens a function's credentials carry
-SESSION_AUDIENCE = "klambda"
-SESSION_KEY_PREFIX = "KLSA"
-
-
-def session_credentials(token: str) -> tuple[str, str]:
-    """A function's access key id and secret key, derived from its ServiceAccount token
-    (sent as the session token). Whoever holds the token may sign, as whoever holds a bearer
-    token may call: the signature proves the token was held, the TokenReview whose it is."""
-    digest = hashlib.sha256(f"klambda-session\0{token}".encode()).digest()
-    key_id = SESSION_KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:16].upper()
-    return key_id, base64.b64encode(digest).decode()
 
 
 class SignatureError(ValueError):

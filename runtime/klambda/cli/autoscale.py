@@ -1,6 +1,7 @@
 """`klambda provisioned autoscale` and `klambda provisioned autoscaling`: provisioned
 concurrency autoscaling of an alias or a version (target tracking between a min and a max,
-scheduled actions), in local mode or on a cluster."""
+scheduled actions), in local mode or on a cluster. Both join the other `provisioned` verbs
+(klambda.cli.resources)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from klambda.api.autoscaling import ProvisionedAutoscaling
 from klambda.api.manifest import describe_errors
 from klambda.cli.options import EndpointOpt, KubeconfigOpt, NamespaceOpt, control
 from klambda.cli.output import fail, reported
+from klambda.cli.resources import provisioned_app
 
 _SCHEDULE = re.compile(r"^(?P<name>[^=\s]+)=(?P<expr>(?:cron|rate)\([^)]*\))(?P<rest>.*)$")
 _KEYS = {"min": "minCapacity", "max": "maxCapacity", "tz": "timezone"}
@@ -66,6 +68,7 @@ def policy_of(
         raise ValueError("; ".join(describe_errors(err))) from None
 
 
+@provisioned_app.command("autoscale")
 def autoscale(
     target: Annotated[str, typer.Argument(help="FUNCTION:QUALIFIER (an alias or a version)")],
     minimum: Annotated[int, typer.Option("--min", help="Fewest provisioned environments")] = 1,
@@ -123,6 +126,7 @@ def autoscale(
     )
 
 
+@provisioned_app.command("autoscaling")
 def autoscaling(
     target: Annotated[str, typer.Argument(help="FUNCTION:QUALIFIER")],
     ep: EndpointOpt = None,

@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from klambda import codestore, contract, shapes
+from klambda import codestore, contract, kinds, shapes
 from klambda.api import Code, Function, FunctionSpec, ObjectMeta, changes, limits, rules
 from klambda.api.limits import LATEST
 from klambda.cli.client import API, ApiError, Client
@@ -157,7 +157,7 @@ class ClusterFunctions:
         from lightkube import ApiError as KubeApiError
 
         try:
-            obj = self.cluster.client.get(contract.FunctionResource, name, namespace=self.namespace)
+            obj = self.cluster.client.get(kinds.FunctionResource, name, namespace=self.namespace)
         except KubeApiError as err:
             if err.status.code == 404:
                 return None
@@ -257,7 +257,7 @@ class ClusterFunctions:
         body.pop("status", None)
         try:
             obj = self.cluster.client.replace(
-                contract.FunctionResource.from_dict(body), namespace=self.namespace
+                kinds.FunctionResource.from_dict(body), namespace=self.namespace
             )
         except KubeApiError as err:
             raise ControlError(
@@ -268,7 +268,7 @@ class ClusterFunctions:
     def provisioned(self, name: str, qualifier: str) -> int:
         from lightkube import ApiError as KubeApiError
 
-        res = contract.VersionResource if qualifier.isdigit() else contract.AliasResource
+        res = kinds.VersionResource if qualifier.isdigit() else kinds.AliasResource
         try:
             obj = self.cluster.client.get(res, f"{name}.{qualifier}", namespace=self.namespace)
         except KubeApiError:
@@ -332,7 +332,7 @@ class ClusterFunctions:
         }
         try:
             made = self.cluster.client.create(
-                contract.FunctionResource.from_dict(obj), namespace=self.namespace
+                kinds.FunctionResource.from_dict(obj), namespace=self.namespace
             )
         except KubeApiError as err:
             raise ControlError(f"Function {name}: {err.status.message}") from None
@@ -365,10 +365,10 @@ class ClusterFunctions:
         self._need(name)
         client, ns = self.cluster.client, self.namespace
         for alias in self.cluster.aliases(name):
-            client.delete(contract.AliasResource, alias["metadata"]["name"], namespace=ns)
+            client.delete(kinds.AliasResource, alias["metadata"]["name"], namespace=ns)
         for version in self.cluster.versions(name):
-            client.delete(contract.VersionResource, version["metadata"]["name"], namespace=ns)
-        client.delete(contract.FunctionResource, name, namespace=ns)
+            client.delete(kinds.VersionResource, version["metadata"]["name"], namespace=ns)
+        client.delete(kinds.FunctionResource, name, namespace=ns)
         selector = {contract.LABEL_FUNCTION: name, contract.LABEL_COMPONENT: "upload"}
         for cm in client.list(ConfigMap, namespace=ns, labels=selector):
             client.delete(ConfigMap, cm.metadata.name, namespace=ns)

@@ -16,7 +16,7 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.types import PatchType
 from pydantic import ValidationError
 
-from klambda import contract
+from klambda import contract, kinds
 from klambda.api import (
     Alias,
     AliasSpec,
@@ -30,9 +30,9 @@ from klambda.api import (
 from klambda.api.limits import UNRESERVED_CONCURRENCY_MIN
 from klambda.api.manifest import describe_errors
 
-FunctionRes = contract.FunctionResource
-VersionRes = contract.VersionResource
-AliasRes = contract.AliasResource
+FunctionRes = kinds.FunctionResource
+VersionRes = kinds.VersionResource
+AliasRes = kinds.AliasResource
 
 
 class ClusterError(Exception):

@@ -77,7 +77,7 @@ def _publish_to_cluster(
     from lightkube import ApiError
     from lightkube.types import PatchType
 
-    from klambda import codestore, contract, layerstore
+    from klambda import codestore, contract, kinds, layerstore
     from klambda.api import layer
     from klambda.cli.kube import Cluster
     from klambda.cli.store import StoreError, StoreUpload
@@ -103,7 +103,7 @@ def _publish_to_cluster(
         "metadata": {"name": name, "namespace": cluster.namespace},
         "spec": spec,
     }
-    res = contract.LayerResource
+    res = kinds.LayerResource
     try:
         cluster.client.patch(
             res,

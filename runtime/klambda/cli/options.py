@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from klambda.cli.client import Client, endpoint
-from klambda.cli.control import ClusterControl, Control, RouterControl
 from klambda.cli.output import fail
+
+# imported where used: the flags alone (as `klambda worker` uses them) need neither
+if TYPE_CHECKING:
+    from klambda.cli.client import Client
+    from klambda.cli.control import Control
 
 EndpointOpt = Annotated[
     str | None,
@@ -36,10 +39,14 @@ PriceReqOpt = Annotated[
 
 
 def client(ep: str | None) -> Client:
+    from klambda.cli.client import Client, endpoint
+
     return Client(endpoint(ep))
 
 
 def control(ep: str | None, kubeconfig: str | None, namespace: str | None) -> Control:
+    from klambda.cli.control import ClusterControl, RouterControl
+
     if kubeconfig:
         import os
 

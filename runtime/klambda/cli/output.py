@@ -8,9 +8,6 @@ from typing import Any, NoReturn
 
 import typer
 
-from klambda.cli.client import ApiError
-from klambda.cli.control import ControlError
-
 
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
@@ -20,6 +17,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @contextmanager
 def reported() -> Iterator[None]:
     """An error from the router or the API server ends the command with its message."""
+    # here, not above: `fail` alone (as `klambda worker` uses it) needs neither
+    from klambda.cli.client import ApiError
+    from klambda.cli.control import ControlError
+
     try:
         yield
     except (ApiError, ControlError) as err:

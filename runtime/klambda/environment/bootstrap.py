@@ -16,7 +16,6 @@ as Lambda reads it). In Text format, lines are tagged `[LEVEL]\ttime\trequestId\
 
 from __future__ import annotations
 
-import decimal
 import importlib
 import io
 import json
@@ -30,7 +29,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from klambda.environment import protocol, sandbox, streaming
+from klambda.environment import protocol, streaming
 from klambda.environment.context import LambdaContext
 
 RESPONSE_MAX_BYTES = 6 * 1024 * 1024
@@ -238,8 +237,10 @@ def log_error(channel: Channel, settings: LogSettings, body: dict[str, Any]) -> 
 
 
 def _json_default(o: Any) -> Any:
-    # Lambda's Python runtime serialises Decimal (what DynamoDB returns) as a number.
-    if isinstance(o, decimal.Decimal):
+    # Lambda's Python runtime serialises Decimal (what DynamoDB returns) as a number. A
+    # Decimal exists only where its module was imported: none is, until a handler does.
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(o, decimal.Decimal):
         return int(o) if o == o.to_integral_value() else float(o)
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
@@ -285,8 +286,12 @@ def _apply_limits(spec: dict[str, Any]) -> None:
 
 
 def _enter_sandbox(spec: dict[str, Any]) -> None:
-    """The function's own uid, /tmp and view of the code, when the worker gives one."""
+    """The function's own uid, /tmp and view of the code, when the worker gives one (its
+    zygote imported klambda.environment.sandbox ahead then: a worker that gives none, not
+    running as root, never needs it)."""
     if spec.get("sandbox"):
+        from klambda.environment import sandbox
+
         sandbox.enter(spec["sandbox"])
 
 

@@ -31,8 +31,9 @@ import signal
 import socket
 import sys
 
-# What every environment needs, imported once here so forks inherit it.
-from klambda.environment import bootstrap, context, protocol, sandbox  # noqa: F401
+# What every environment needs, imported once here so forks inherit it. Entering a sandbox
+# (klambda.environment.sandbox) is preloaded by the worker that sandboxes, as root.
+from klambda.environment import bootstrap, context, protocol  # noqa: F401
 
 MAX_SPEC_BYTES = 1 << 20
 # Lambda's quota of file descriptors in an environment (the router raises its own limit)

@@ -23,6 +23,11 @@ import duckdb
 from klambda.logstore import schema
 
 UTC = dt.UTC
+# DuckDB's buffer pool grows with the database up to its memory limit (its own default is
+# 80% of the machine's): a router ingesting for hours would hold hundreds of MB of blocks.
+# Past the limit DuckDB evicts blocks and spills a large query's work to `<db>.tmp`.
+MEMORY_MB = 128
+THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +61,18 @@ class LogStore:
         self,
         path: Path,
         *,
-        threads: int = 2,
-        memory_limit: str = "1GB",
+        threads: int = THREADS,
+        memory_mb: int = MEMORY_MB,
         read_only: bool = False,
         nice: int = 0,
     ) -> None:
+        if memory_mb < 1 or threads < 1:
+            raise ValueError(f"log store: memory {memory_mb} MB, {threads} threads: at least 1")
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, str | bool | int | float | list[str]] = {
             "threads": threads,
-            "memory_limit": memory_limit,
+            "memory_limit": f"{memory_mb}MiB",
         }
         opened: list[duckdb.DuckDBPyConnection | BaseException] = []
 

@@ -44,7 +44,7 @@ from lightkube.resources.authentication_v1 import TokenReview
 from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.core_v1 import Secret
 
-from klambda import sigv4
+from klambda import contract, sigv4
 from klambda.api.limits import GROUP
 from klambda.errors import AccessDenied, InvalidSignature, UnrecognizedClient
 from klambda.router.permissions import Permission
@@ -155,7 +155,7 @@ class SessionKey:
     """The one key a function's session token stands for."""
 
     def __init__(self, token: str, who: Principal) -> None:
-        self.key_id, self.secret = sigv4.session_credentials(token)
+        self.key_id, self.secret = contract.session_credentials(token)
         self.who = who
 
     async def key(self, access_key: str) -> Key | None:
@@ -246,7 +246,7 @@ class KubernetesAccess:
             return await self.review_token(authorization.removeprefix("Bearer ").strip())
         session = _header(request.headers, "x-amz-security-token")
         if session is not None:  # a function's own credentials (klambda.worker.identity)
-            who = await self.review_token(session, sigv4.SESSION_AUDIENCE)
+            who = await self.review_token(session, contract.SESSION_AUDIENCE)
             return await check_signature(request, SessionKey(session, who), datetime.now(UTC))
         return await check_signature(request, self.keys, datetime.now(UTC))
 

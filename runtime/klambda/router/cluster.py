@@ -37,7 +37,7 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 from pydantic import TypeAdapter, ValidationError
 
-from klambda import codestore, contract
+from klambda import codestore, contract, kinds
 from klambda.api import Alias, Function, Version
 from klambda.api.databaseproxy import DatabaseProxySpec
 from klambda.api.eventsourcemapping import EventSourceMapping
@@ -63,15 +63,15 @@ from klambda.settings import RouterSettings
 
 log = logging.getLogger("klambda.router.cluster")
 
-FunctionRes = contract.FunctionResource
-VersionRes = contract.VersionResource
-AliasRes = contract.AliasResource
-DatabaseProxyRes = contract.DatabaseProxyResource
+FunctionRes = kinds.FunctionResource
+VersionRes = kinds.VersionResource
+AliasRes = kinds.AliasResource
+DatabaseProxyRes = kinds.DatabaseProxyResource
 # the polled sources: followed, but not waited for before the router serves
 SOURCE_KINDS: dict[str, Any] = {
-    "Queue": contract.QueueResource,
-    "Stream": contract.StreamResource,
-    "EventSourceMapping": contract.EventSourceMappingResource,
+    "Queue": kinds.QueueResource,
+    "Stream": kinds.StreamResource,
+    "EventSourceMapping": kinds.EventSourceMappingResource,
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from lightkube import ApiError
 from lightkube.types import PatchType
 
-from klambda import contract
+from klambda import kinds
 from klambda.errors import ResourceConflict
 from klambda.router.cluster import ClusterSource
 from klambda.router.control import check_provisioned
@@ -29,7 +29,7 @@ class ClusterProvisioned:
     async def put(self, function: str, qualifier: str, count: int) -> None:
         entry = self.invoker.registry.get(function)
         check_provisioned(self.invoker, entry, qualifier, count)
-        res = contract.VersionResource if qualifier.isdigit() else contract.AliasResource
+        res = kinds.VersionResource if qualifier.isdigit() else kinds.AliasResource
         assert self.source.client is not None
         try:
             await self.source.client.patch(

@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from lightkube import ApiError
 from lightkube.resources.core_v1 import ConfigMap
 
-from klambda import codestore, contract, shapes
+from klambda import codestore, contract, kinds, shapes
 from klambda.api import Code, Function, FunctionSpec, ObjectMeta, changes, limits, rules
 from klambda.api.limits import LATEST
 from klambda.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
@@ -57,7 +57,7 @@ class ClusterFunctions:
 
     async def _raw(self, name: str) -> dict[str, Any] | None:
         try:
-            obj = await self._client().get(contract.FunctionResource, name, namespace=self._ns)
+            obj = await self._client().get(kinds.FunctionResource, name, namespace=self._ns)
         except ApiError as err:
             if err.status.code == 404:
                 return None
@@ -122,7 +122,7 @@ class ClusterFunctions:
         body.pop("status", None)
         try:
             obj = await self._client().replace(
-                contract.FunctionResource.from_dict(body), namespace=self._ns
+                kinds.FunctionResource.from_dict(body), namespace=self._ns
             )
         except ApiError as err:  # 409: changed meanwhile; the caller retries as with Lambda
             raise ResourceConflict(
@@ -154,7 +154,7 @@ class ClusterFunctions:
         }
         try:
             made = await self._client().create(
-                contract.FunctionResource.from_dict(obj), namespace=self._ns
+                kinds.FunctionResource.from_dict(obj), namespace=self._ns
             )
         except ApiError as err:
             raise ResourceConflict(f"Function {name}: {err.status.message}") from None
@@ -182,11 +182,11 @@ class ClusterFunctions:
         await self._need(name)
         client, ns = self._client(), self._ns
         selector = {contract.LABEL_FUNCTION: name}
-        for res in (contract.AliasResource, contract.VersionResource):
+        for res in (kinds.AliasResource, kinds.VersionResource):
             async for obj in client.list(res, namespace=ns):
                 if _dict(obj)["spec"].get("function") == name:
                     await client.delete(res, obj.metadata.name, namespace=ns)
-        await client.delete(contract.FunctionResource, name, namespace=ns)
+        await client.delete(kinds.FunctionResource, name, namespace=ns)
         labels = {**selector, contract.LABEL_COMPONENT: "upload"}
         async for cm in client.list(ConfigMap, namespace=ns, labels=labels):
             await client.delete(ConfigMap, cm.metadata.name, namespace=ns)

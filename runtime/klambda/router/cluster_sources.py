@@ -20,7 +20,7 @@ from typing import Any
 from lightkube import ApiError
 from lightkube.types import PatchType
 
-from klambda import contract
+from klambda import kinds
 from klambda.api.manifest import Manifests
 from klambda.router.cluster import ClusterSource
 from klambda.router.dbchanges import PostgresPollers
@@ -125,7 +125,7 @@ class ClusterMappings:
             assert self.source.client is not None
             try:
                 await self.source.client.patch(
-                    contract.EventSourceMappingResource.Status,
+                    kinds.EventSourceMappingResource.Status,
                     name,
                     body,
                     namespace=self.source.namespace,

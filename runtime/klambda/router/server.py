@@ -234,7 +234,12 @@ class Router:
             )
             if s.log_store:
                 # the store's threads at nice 10: ingestion yields to invocations
-                self.logstore = LogStore(self.state_dir / "logs.duckdb", nice=10)
+                self.logstore = LogStore(
+                    self.state_dir / "logs.duckdb",
+                    threads=s.log_store_threads,
+                    memory_mb=s.log_store_memory_mb,
+                    nice=10,
+                )
                 self.metric_filters = MetricFilters(metrics.registry, self._metric_filters)
                 retention = Retention(
                     self.logstore,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from klambda import logformat
 from klambda.execution import FunctionConfig, environment_variables, stream_name
@@ -43,12 +44,20 @@ from klambda.worker import extensions as lifecycle
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
 from klambda.worker.extensionprocs import LINE_LIMIT, ExtensionProcess, Relay, read_lines
-from klambda.worker.extensionsapi import ExtensionsApi
 from klambda.worker.logs import LogHub
-from klambda.worker.runtimeapi import Answer, Invocation, RuntimeApi
+
+if TYPE_CHECKING:  # their server (aiohttp) is imported by the first environment, or prepare()
+    from klambda.worker.extensionsapi import ExtensionsApi
+    from klambda.worker.runtimeapi import Answer, RuntimeApi
 
 # where Lambda looks for a custom runtime's entry point, in order (LAMBDA_TASK_ROOT, /opt)
 BOOTSTRAP_NAMES = ("bootstrap",)
+
+
+def prepare() -> None:
+    """Import what an environment of this kind needs now: a worker whose environments all
+    speak the Runtime API does so before it is ready, not in its first cold start."""
+    importlib.import_module("klambda.worker.runtimeapi")
 
 
 def bootstrap_path(code_root: str) -> Path | None:
@@ -273,6 +282,8 @@ class RuntimeEnvironment:
         self._phases = phases if first else None
         self._request_id = request_id
         self._start_line = self.platform.start(request_id, cfg.version)
+        from klambda.worker.runtimeapi import Invocation
+
         inv = Invocation(
             request_id,
             payload,
@@ -687,6 +698,9 @@ async def spawn(
             t0,
             stream,
         )
+    from klambda.worker.extensionsapi import ExtensionsApi
+    from klambda.worker.runtimeapi import RuntimeApi
+
     ext = ExtensionsApi(cfg.function, cfg.version, cfg.handler, cfg.account)
     api = RuntimeApi(ext)
     address = await api.start()

@@ -17,9 +17,12 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from klambda.worker.extensions import LAUNCH_ERROR, Extension, Failure
-from klambda.worker.extensionsapi import ExtensionsApi
+
+if TYPE_CHECKING:  # its server (aiohttp) is imported with the Runtime API's, where used
+    from klambda.worker.extensionsapi import ExtensionsApi
 
 # a log line longer than this is cut into several (Lambda's limit on one event is 256 KB)
 LINE_LIMIT = 256 * 1024

@@ -4,7 +4,7 @@ In a worker pod of a function with `serviceAccountName`, the kubelet keeps a tok
 ServiceAccount (audience `klambda`, rotated before it expires) in the file the contract
 names. Each environment the worker starts gets credentials made from it:
 `AWS_SESSION_TOKEN` is the token, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are
-derived from it (klambda.sigv4.session_credentials), so that boto3 in a handler signs its
+derived from it (klambda.contract.session_credentials), so that boto3 in a handler signs its
 calls to the router, which asks the API server whose token it is (TokenReview) and what
 that ServiceAccount may do (SubjectAccessReview). Without the file: no credentials.
 """
@@ -15,7 +15,6 @@ import os
 from collections.abc import Mapping
 
 from klambda import contract
-from klambda.sigv4 import session_credentials
 
 
 def credentials(env: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -31,7 +30,7 @@ def credentials(env: Mapping[str, str] = os.environ) -> dict[str, str]:
         return {}
     if not token:
         return {}
-    key_id, secret = session_credentials(token)
+    key_id, secret = contract.session_credentials(token)
     return {
         "AWS_ACCESS_KEY_ID": key_id,
         "AWS_SECRET_ACCESS_KEY": secret,

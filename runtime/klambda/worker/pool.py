@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from klambda.execution import FunctionConfig
 from klambda.worker import custom, runtimes, sidecar
@@ -24,8 +25,10 @@ from klambda.worker.custom import RuntimeEnvironment
 from klambda.worker.environment import Environment as ForkedEnvironment
 from klambda.worker.environment import InitFailed, spawn
 from klambda.worker.logs import LogHub
-from klambda.worker.runtimeapi import RuntimeApi
 from klambda.worker.zygote import Zygote, ZygoteError
+
+if TYPE_CHECKING:  # its server (aiohttp) is imported where an environment uses it
+    from klambda.worker.runtimeapi import RuntimeApi
 
 # a forked Python environment, or one whose runtime speaks the Runtime API (`provided*`)
 Environment = ForkedEnvironment | RuntimeEnvironment

@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -28,18 +28,18 @@ from klambda.api.limits import SCALE_UP_LIMIT
 from klambda.contract import LOG_ENGINE_URL_ENV
 from klambda.execution import FunctionConfig
 from klambda.invocation import Outcome, call_from_proto, to_proto
-from klambda.logengine.client import LogEngine
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.shutdown import stop_requested
-from klambda.worker import runtimes
+from klambda.worker import custom, runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.logs import LogHub
-from klambda.worker.logship import Shipper
 from klambda.worker.pool import EnvironmentPool
-from klambda.worker.runtimeapi import RuntimeApi
 from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
 from klambda.worker.zygote import Zygote
+
+if TYPE_CHECKING:  # imported only where a log engine is configured (_shipper)
+    from klambda.worker.logship import Shipper
 
 MESSAGE_LIMIT = 7 * 1024 * 1024
 # a streamed response: chunks queued ahead of the router, and the largest chunk sent
@@ -211,6 +211,10 @@ def _shipper() -> Shipper | None:
     url = os.environ.get(LOG_ENGINE_URL_ENV, "")
     if not url:
         return None
+    # the engine's HTTP client (aiohttp) only in the pods that ship
+    from klambda.logengine.client import LogEngine
+    from klambda.worker.logship import Shipper
+
     shipper = Shipper(LogEngine(url), account=os.environ.get("KLAMBDA_ACCOUNT_ID", "000000000000"))
     shipper.start()
     return shipper
@@ -237,6 +241,8 @@ async def serve(
     groups = Cgroups(enabled=cgroups)
     container = None
     if runtime_api_port is not None:
+        from klambda.worker.runtimeapi import RuntimeApi
+
         # before gRPC: the runtime container starts once the worker serves gRPC
         container = RuntimeApi()
         await container.start(runtime_api_port)
@@ -246,6 +252,8 @@ async def serve(
         if container is not None or runtimes.uses_runtime_api(cfg.runtime)
         else await _zygote(cfg.runtime, groups)
     )
+    if zygote is None or cfg.image:
+        custom.prepare()
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups, runtime_container=container)
@@ -285,6 +293,8 @@ async def serve_pool(
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
     zygote = None if runtimes.uses_runtime_api(runtime) else await _zygote(runtime, groups)
+    if zygote is None:
+        custom.prepare()
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pools: list[EnvironmentPool] = []

@@ -31,7 +31,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klambda.execution import FunctionConfig, stream_name
 from klambda.invocation import Outcome
@@ -39,7 +39,9 @@ from klambda.logformat import platform as platform_of
 from klambda.worker.custom import RuntimeEnvironment
 from klambda.worker.environment import INIT_TIMEOUT_S, InitFailed
 from klambda.worker.logs import LogHub
-from klambda.worker.runtimeapi import RuntimeApi
+
+if TYPE_CHECKING:  # the worker started its server (serve's runtime_api_port)
+    from klambda.worker.runtimeapi import RuntimeApi
 
 # how long the first environment of a pod may wait for its runtime container to start
 # (image unpacking, the kubelet's restart back-off after a kill) before Lambda's init limit

@@ -73,13 +73,16 @@ class Zygote:
         if self.python != sys.executable:
             env["PYTHONPATH"] = PACKAGE_ROOT
         await self.sandbox.probe(self.python, env)
+        preload = self.preload
+        if self.sandboxed:  # what every environment then enters, imported once in the zygote
+            preload = (*preload, "klambda.environment.sandbox")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self.python,
                 "-m",
                 "klambda.environment.zygote",
                 str(child.fileno()),
-                *self.preload,
+                *preload,
                 pass_fds=[child.fileno()],
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from klambda import sigv4
+from klambda import contract
 from klambda.contract import IDENTITY_TOKEN_ENV, worker_environment
 from klambda.execution import FunctionConfig
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
@@ -387,7 +387,7 @@ def test_a_function_calls_with_its_own_service_accounts_permissions(
                     assert eventually(outer, f"{sa}'s call", timeout=30) == expect
                     # an API-server token is no session token: the audience must be klambda
                     stolen = token(plane, ns, "allowed-fn")
-                    key_id, secret = sigv4.session_credentials(stolen)
+                    key_id, secret = contract.session_credentials(stolen)
                     client = boto3.client(
                         "lambda", endpoint_url=r.url, region_name="us-east-1",
                         aws_access_key_id=key_id, aws_secret_access_key=secret,

@@ -1,6 +1,7 @@
 """The log store on a real DuckDB file: what it discovers at ingest agrees with the rule in
 klambda.logs.discover, each record is stored once whatever happens to the files, sealed
-files are finished and removed, and the offsets survive a restart."""
+files are finished and removed, the offsets survive a restart, and DuckDB keeps to the
+memory and threads it is given."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from klambda import logformat
 from klambda.logs import lines
 from klambda.logs.discover import discover
 from klambda.logstore import Ingester, LogStore
+from klambda.logstore.store import MEMORY_MB, THREADS
+from klambda.router.server import Router
+from klambda.settings import RouterSettings
 from klambda.worker.logs import LogHub
 
 from tests.unit.logs.test_discover import CASES, RID
+
+from ..conftest import FUNCTIONS
 
 UTC = dt.UTC
 FIELDS = (
@@ -139,3 +145,49 @@ def test_offsets_survive_a_restart_and_a_reused_inode_is_a_new_file(tmp_path: Pa
         assert store.count() == 8
     finally:
         store.close()
+
+
+def _duckdb_limits(store: LogStore) -> tuple[str, int]:
+    _, rows = store.execute("SELECT current_setting('memory_limit'), current_setting('threads')")
+    return rows[0][0], rows[0][1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "memory", "threads"),
+    [
+        ({}, f"{MEMORY_MB}.0 MiB", THREADS),
+        ({"memory_mb": 64, "threads": 1}, "64.0 MiB", 1),
+        ({"memory_mb": 1024, "threads": 4}, "1.0 GiB", 4),
+    ],
+)
+def test_duckdb_is_given_the_stores_memory_limit_and_threads(
+    tmp_path: Path, kwargs: dict[str, int], memory: str, threads: int
+) -> None:
+    store = LogStore(tmp_path / "logs.duckdb", **kwargs)
+    try:
+        assert _duckdb_limits(store) == (memory, threads)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kwargs", [{"memory_mb": 0}, {"threads": 0}])
+def test_a_store_with_no_memory_or_no_thread_is_refused(
+    tmp_path: Path, kwargs: dict[str, int]
+) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        LogStore(tmp_path / "logs.duckdb", **kwargs)
+
+
+def test_the_router_opens_its_store_with_the_settings_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLAMBDA_LOG_STORE_MEMORY_MB", "48")
+    monkeypatch.setenv("KLAMBDA_LOG_STORE_THREADS", "1")
+    settings = RouterSettings.from_env(state_dir=tmp_path / "state", echo_logs=False)
+    router = Router(settings, FUNCTIONS)
+    router.load()  # builds the store; starts nothing
+    assert router.logstore is not None
+    try:
+        assert _duckdb_limits(router.logstore) == ("48.0 MiB", 1)
+    finally:
+        router.logstore.close()
