@@ -42,6 +42,7 @@ NAMESPACE = "bench"
 PHASES = {
     "code_download": re.compile(r"Code Download: ([0-9.]+) ms"),
     "specialise": re.compile(r"Specialise: ([0-9.]+) ms"),
+    "environment_start": re.compile(r"Environment Start: ([0-9.]+) ms"),
     "init": re.compile(r"Init Duration: ([0-9.]+) ms"),
     "handler": re.compile(r"\tDuration: ([0-9.]+) ms"),
 }

@@ -7,6 +7,10 @@ from typing import Any
 
 from bench.stats import fmt, verdict
 
+# a pool cold start's phases in REPORT, in order (environment_start: the fork and the
+# environment's connection, besides init)
+COLD_PHASES = ("code_download", "specialise", "environment_start", "init", "handler")
+
 HOPS = """\
 Hops on the warm hot path (local mode, `klambda up`): **2 process boundaries, 4 one-way
 messages**.
@@ -745,10 +749,7 @@ def pool_section(results: dict[str, Any]) -> list[str]:
         "",
         "| phase | p50 ms | mean ms (metric) |",
         "| --- | --- | --- |",
-        *(
-            f"| {name} | {fmt(ph[name], 3)} | {fmt(pm[name], 3)} |"
-            for name in ("code_download", "specialise", "init", "handler")
-        ),
+        *(f"| {name} | {fmt(ph.get(name), 3)} | {fmt(pm.get(name), 3)} |" for name in COLD_PHASES),
         f"| the rest (routing, two gRPC hops, the client) | {fmt(po['unaccounted_p50_ms'], 3)} | |",
     ]
 
@@ -838,10 +839,7 @@ def kind_section(results: dict[str, Any]) -> list[str]:
         "",
         "| phase | p50 ms | mean ms (metric) |",
         "| --- | --- | --- |",
-        *(
-            f"| {name} | {fmt(ph[name], 3)} | {fmt(pm[name], 3)} |"
-            for name in ("code_download", "specialise", "init", "handler")
-        ),
+        *(f"| {name} | {fmt(ph.get(name), 3)} | {fmt(pm.get(name), 3)} |" for name in COLD_PHASES),
         f"| the rest (routing, NodePort, two gRPC hops, the client) "
         f"| {fmt(k['unaccounted_p50_ms'], 3)} | |",
         *(

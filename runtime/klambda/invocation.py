@@ -121,6 +121,7 @@ def to_proto(out: Outcome) -> worker_pb2.WorkerInvokeResponse:
         error_type=out.error_type or "",
         log_tail=out.log_tail or [],
         provisioned=out.provisioned,
+        phases_ms=dict(out.phases or {}),
     )
 
 
@@ -138,4 +139,5 @@ def from_proto(
         msg.error_type or None,
         list(msg.log_tail) if tail else None,
         msg.provisioned,
+        dict(msg.phases_ms) or None,
     )

@@ -64,7 +64,7 @@ def report(
 
 
 # the order a pool pod's cold start goes through them
-PHASES = ("code_download", "specialise", "init", "handler")
+PHASES = ("code_download", "specialise", "environment_start", "init", "handler")
 
 
 def _phase_rank(name: str) -> tuple[int, str]:

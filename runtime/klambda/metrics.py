@@ -92,8 +92,10 @@ class Metrics:
         )
         self.cold_start_phases = Histogram(
             "klambda_cold_start_phase_seconds",
-            "Where a cold start's time goes: code_download and specialise (a pool pod in a "
-            "cluster), init (the handler module's import), handler (the first invocation)",
+            "Where a cold start's time goes: code_download, specialise and environment_start "
+            "(a pool pod in a cluster: the code, the pod made the version's, the "
+            "environment's fork and connection), init (the handler module's import), "
+            "handler (the first invocation)",
             ["function", "version", "phase"],
             buckets=PHASE_BUCKETS,
             registry=r,

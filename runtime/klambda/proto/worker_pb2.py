@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aklambda/proto/worker.proto\x12\nklambda.v1\"\xe6\x01\n\x13WorkerInvokeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x13\n\x0binvoked_arn\x18\x03 \x01(\t\x12\x10\n\x08log_tail\x18\x04 \x01(\x08\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12@\n\tphases_ms\x18\x06 \x03(\x0b\x32-.klambda.v1.WorkerInvokeRequest.PhasesMsEntry\x1a/\n\rPhasesMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd1\x01\n\x14WorkerInvokeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\x12\x15\n\rmax_memory_mb\x18\x05 \x01(\x05\x12\x12\n\ncold_start\x18\x06 \x01(\x08\x12\x0f\n\x07init_ms\x18\x07 \x01(\x01\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08log_tail\x18\t \x03(\t\x12\x13\n\x0bprovisioned\x18\n \x01(\x08\"4\n\x0bStreamStart\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x8c\x01\n\x11WorkerStreamEvent\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.klambda.v1.StreamStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x33\n\x07outcome\x18\x03 \x01(\x0b\x32 .klambda.v1.WorkerInvokeResponseH\x00\x42\x07\n\x05\x65vent\")\n\x08\x43odeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x84\x03\n\x11SpecialiseRequest\x12\x10\n\x08\x66unction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x11\n\tmemory_mb\x18\x05 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x05\x12\x43\n\x0b\x65nvironment\x18\x07 \x03(\x0b\x32..klambda.v1.SpecialiseRequest.EnvironmentEntry\x12\x13\n\x0b\x63ode_sha256\x18\x08 \x01(\t\x12\x0e\n\x06region\x18\t \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\t\x12#\n\x05\x66iles\x18\x0b \x03(\x0b\x32\x14.klambda.v1.CodeFile\x12\x13\n\x0b\x63ode_object\x18\x0c \x01(\t\x12\x15\n\rlayer_objects\x18\r \x03(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x12SpecialiseResponse\x12\x11\n\tcode_root\x18\x01 \x01(\t\x12\x11\n\tunpack_ms\x18\x02 \x01(\x01\x32\xf4\x01\n\x06Worker\x12K\n\x06Invoke\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a .klambda.v1.WorkerInvokeResponse\x12P\n\x0cInvokeStream\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a\x1d.klambda.v1.WorkerStreamEvent0\x01\x12K\n\nSpecialise\x12\x1d.klambda.v1.SpecialiseRequest\x1a\x1e.klambda.v1.SpecialiseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aklambda/proto/worker.proto\x12\nklambda.v1\"\xe6\x01\n\x13WorkerInvokeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x13\n\x0binvoked_arn\x18\x03 \x01(\t\x12\x10\n\x08log_tail\x18\x04 \x01(\x08\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12@\n\tphases_ms\x18\x06 \x03(\x0b\x32-.klambda.v1.WorkerInvokeRequest.PhasesMsEntry\x1a/\n\rPhasesMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xc5\x02\n\x14WorkerInvokeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\x12\x15\n\rmax_memory_mb\x18\x05 \x01(\x05\x12\x12\n\ncold_start\x18\x06 \x01(\x08\x12\x0f\n\x07init_ms\x18\x07 \x01(\x01\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x10\n\x08log_tail\x18\t \x03(\t\x12\x13\n\x0bprovisioned\x18\n \x01(\x08\x12\x41\n\tphases_ms\x18\x0b \x03(\x0b\x32..klambda.v1.WorkerInvokeResponse.PhasesMsEntry\x1a/\n\rPhasesMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"4\n\x0bStreamStart\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x8c\x01\n\x11WorkerStreamEvent\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.klambda.v1.StreamStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x33\n\x07outcome\x18\x03 \x01(\x0b\x32 .klambda.v1.WorkerInvokeResponseH\x00\x42\x07\n\x05\x65vent\")\n\x08\x43odeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x84\x03\n\x11SpecialiseRequest\x12\x10\n\x08\x66unction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x11\n\tmemory_mb\x18\x05 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x05\x12\x43\n\x0b\x65nvironment\x18\x07 \x03(\x0b\x32..klambda.v1.SpecialiseRequest.EnvironmentEntry\x12\x13\n\x0b\x63ode_sha256\x18\x08 \x01(\t\x12\x0e\n\x06region\x18\t \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\t\x12#\n\x05\x66iles\x18\x0b \x03(\x0b\x32\x14.klambda.v1.CodeFile\x12\x13\n\x0b\x63ode_object\x18\x0c \x01(\t\x12\x15\n\rlayer_objects\x18\r \x03(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x12SpecialiseResponse\x12\x11\n\tcode_root\x18\x01 \x01(\t\x12\x11\n\tunpack_ms\x18\x02 \x01(\x01\x32\xf4\x01\n\x06Worker\x12K\n\x06Invoke\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a .klambda.v1.WorkerInvokeResponse\x12P\n\x0cInvokeStream\x12\x1f.klambda.v1.WorkerInvokeRequest\x1a\x1d.klambda.v1.WorkerStreamEvent0\x01\x12K\n\nSpecialise\x12\x1d.klambda.v1.SpecialiseRequest\x1a\x1e.klambda.v1.SpecialiseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKERINVOKEREQUEST_PHASESMSENTRY']._loaded_options = None
   _globals['_WORKERINVOKEREQUEST_PHASESMSENTRY']._serialized_options = b'8\001'
+  _globals['_WORKERINVOKERESPONSE_PHASESMSENTRY']._loaded_options = None
+  _globals['_WORKERINVOKERESPONSE_PHASESMSENTRY']._serialized_options = b'8\001'
   _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._serialized_options = b'8\001'
   _globals['_WORKERINVOKEREQUEST']._serialized_start=43
@@ -40,19 +42,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKERINVOKEREQUEST_PHASESMSENTRY']._serialized_start=226
   _globals['_WORKERINVOKEREQUEST_PHASESMSENTRY']._serialized_end=273
   _globals['_WORKERINVOKERESPONSE']._serialized_start=276
-  _globals['_WORKERINVOKERESPONSE']._serialized_end=485
-  _globals['_STREAMSTART']._serialized_start=487
-  _globals['_STREAMSTART']._serialized_end=539
-  _globals['_WORKERSTREAMEVENT']._serialized_start=542
-  _globals['_WORKERSTREAMEVENT']._serialized_end=682
-  _globals['_CODEFILE']._serialized_start=684
-  _globals['_CODEFILE']._serialized_end=725
-  _globals['_SPECIALISEREQUEST']._serialized_start=728
-  _globals['_SPECIALISEREQUEST']._serialized_end=1116
-  _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._serialized_start=1066
-  _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._serialized_end=1116
-  _globals['_SPECIALISERESPONSE']._serialized_start=1118
-  _globals['_SPECIALISERESPONSE']._serialized_end=1176
-  _globals['_WORKER']._serialized_start=1179
-  _globals['_WORKER']._serialized_end=1423
+  _globals['_WORKERINVOKERESPONSE']._serialized_end=601
+  _globals['_WORKERINVOKERESPONSE_PHASESMSENTRY']._serialized_start=226
+  _globals['_WORKERINVOKERESPONSE_PHASESMSENTRY']._serialized_end=273
+  _globals['_STREAMSTART']._serialized_start=603
+  _globals['_STREAMSTART']._serialized_end=655
+  _globals['_WORKERSTREAMEVENT']._serialized_start=658
+  _globals['_WORKERSTREAMEVENT']._serialized_end=798
+  _globals['_CODEFILE']._serialized_start=800
+  _globals['_CODEFILE']._serialized_end=841
+  _globals['_SPECIALISEREQUEST']._serialized_start=844
+  _globals['_SPECIALISEREQUEST']._serialized_end=1232
+  _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._serialized_start=1182
+  _globals['_SPECIALISEREQUEST_ENVIRONMENTENTRY']._serialized_end=1232
+  _globals['_SPECIALISERESPONSE']._serialized_start=1234
+  _globals['_SPECIALISERESPONSE']._serialized_end=1292
+  _globals['_WORKER']._serialized_start=1295
+  _globals['_WORKER']._serialized_end=1539
 # @@protoc_insertion_point(module_scope)

@@ -30,7 +30,14 @@ class WorkerInvokeRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., payload: _Optional[bytes] = ..., invoked_arn: _Optional[str] = ..., log_tail: _Optional[bool] = ..., trace_id: _Optional[str] = ..., phases_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class WorkerInvokeResponse(_message.Message):
-    __slots__ = ("status", "body", "version", "duration_ms", "max_memory_mb", "cold_start", "init_ms", "error_type", "log_tail", "provisioned")
+    __slots__ = ("status", "body", "version", "duration_ms", "max_memory_mb", "cold_start", "init_ms", "error_type", "log_tail", "provisioned", "phases_ms")
+    class PhasesMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     STATUS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +48,7 @@ class WorkerInvokeResponse(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
     PROVISIONED_FIELD_NUMBER: _ClassVar[int]
+    PHASES_MS_FIELD_NUMBER: _ClassVar[int]
     status: str
     body: bytes
     version: str
@@ -51,7 +59,8 @@ class WorkerInvokeResponse(_message.Message):
     error_type: str
     log_tail: _containers.RepeatedScalarFieldContainer[str]
     provisioned: bool
-    def __init__(self, status: _Optional[str] = ..., body: _Optional[bytes] = ..., version: _Optional[str] = ..., duration_ms: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., cold_start: _Optional[bool] = ..., init_ms: _Optional[float] = ..., error_type: _Optional[str] = ..., log_tail: _Optional[_Iterable[str]] = ..., provisioned: _Optional[bool] = ...) -> None: ...
+    phases_ms: _containers.ScalarMap[str, float]
+    def __init__(self, status: _Optional[str] = ..., body: _Optional[bytes] = ..., version: _Optional[str] = ..., duration_ms: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., cold_start: _Optional[bool] = ..., init_ms: _Optional[float] = ..., error_type: _Optional[str] = ..., log_tail: _Optional[_Iterable[str]] = ..., provisioned: _Optional[bool] = ..., phases_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class StreamStart(_message.Message):
     __slots__ = ("content_type", "version")

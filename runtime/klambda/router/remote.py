@@ -349,7 +349,7 @@ class RemoteWorkers:
         except grpc.aio.AioRpcError as err:
             raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None
         out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
-        out.phases = phases
+        out.phases = {**phases, **(out.phases or {})}  # the pod's own: environment_start
         return out
 
     def set_provisioned(self, target: Target, count: int) -> None:

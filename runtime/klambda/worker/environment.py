@@ -76,6 +76,7 @@ class Environment:
     _start_line: str | None = None
     _request_id: str = ""
     _phases: Mapping[str, float] | None = None
+    start_ms: float = 0.0  # the environment's start besides init (fork, connection)
     _tree_killed: bool = False
     _stat_fd: int | None = None  # /proc/PID/stat, kept open: one pread per liveness check
     # with no cgroup of its own: the container's OOM kills when it started (cgroups.py)
@@ -228,7 +229,9 @@ class Environment:
         phases = None
         if first and not self.provisioned:
             out.init_ms = self.init_ms
-            phases = self._phases
+            if self._phases is not None:  # a pool pod's cold start: where its time went
+                phases = {**self._phases, "environment_start": self.start_ms}
+                out.phases = phases
         plat = self.platform
         self._log(plat.end(out.request_id, status or "success", out.duration_ms), collected)
         self._log(
@@ -446,6 +449,9 @@ async def spawn(
             if kind == protocol.READY:
                 ready = protocol.decode_meta(raw[:mlen])
                 env.init_ms = ready["init_ms"]
+                # what the environment's start took besides its init: the fork (or the
+                # spare's hand-over) and its connection back
+                env.start_ms = max(0.0, (time.perf_counter() - t0) * 1000 - env.init_ms)
                 with contextlib.suppress(OSError):  # while it is surely this process
                     env._stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
                 env.max_memory_mb = math.ceil(ready["max_rss_kb"] / 1024)

@@ -29,7 +29,7 @@ def test_the_pool_part_measures_cold_starts_and_their_phases(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-4000:]
     pool = json.loads(out.with_name("results.json").read_text())["parts"]["pool"]
     assert pool["cold_cluster"]["n"] == 2
-    for phase in ("code_download", "specialise", "init", "handler"):
+    for phase in ("code_download", "specialise", "environment_start", "init", "handler"):
         assert not math.isnan(pool["phases_p50_ms"][phase]), phase
         assert pool["phases_mean_ms_from_metric"][phase] >= 0
     assert pool["cold_cluster"]["p50_ms"] > pool["phases_p50_ms"]["init"]

@@ -157,7 +157,7 @@ def test_a_function_with_no_workers_answers_its_first_call_through_a_pool_pod(
         assert first["root"] == "/var/task" or first["root"].endswith("/task")
         assert str(first["memory"]) == "256"
         report = next(line for line in log_of(headers).splitlines() if line.startswith("REPORT"))
-        for phase in ("Init Duration:", "Code Download:", "Specialise:"):
+        for phase in ("Init Duration:", "Code Download:", "Specialise:", "Environment Start:"):
             assert phase in report, report
 
         # the pod is the function's now: out of the pool, into $LATEST, owned by the Function
@@ -195,7 +195,7 @@ def test_a_function_with_no_workers_answers_its_first_call_through_a_pool_pod(
         assert "Init Duration" not in log_of(headers)
 
         # the cold start's phases at the router
-        for phase in ("code_download", "specialise", "init", "handler"):
+        for phase in ("code_download", "specialise", "environment_start", "init", "handler"):
             count = r.metric(
                 "klambda_cold_start_phase_seconds_count", function="hello", phase=phase
             )

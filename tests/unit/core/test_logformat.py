@@ -81,8 +81,14 @@ def test_timeouts_and_crashes_are_lines_in_text_and_report_fields_in_json() -> N
 
 def test_report_of_a_pool_cold_start_has_its_phases_in_order() -> None:
     line = logformat.report(
-        "r", 1.0, 128, 20, init_ms=12.5, phases={"specialise": 1.25, "code_download": 0.5}
+        "r",
+        1.0,
+        128,
+        20,
+        init_ms=12.5,
+        phases={"environment_start": 2.0, "specialise": 1.25, "code_download": 0.5},
     )
     assert line.endswith(
         "Init Duration: 12.50 ms\tCode Download: 0.50 ms\tSpecialise: 1.25 ms\t"
+        "Environment Start: 2.00 ms\t"
     ), line
