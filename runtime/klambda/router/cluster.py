@@ -398,6 +398,10 @@ class ClusterSource:
         found = self._spec_of(target)
         if found is None or found[0].image is not None or found[0].path is not None:
             return None
+        owner = found[1]
+        spec = owner.spec.config if isinstance(owner, Version) else owner.spec
+        if spec.file_system_configs:  # mounted in its own pods only: a pool pod has none
+            return None
         return target.config.runtime
 
     def _inline(self, target: Target) -> tuple[FunctionConfig, dict[str, bytes]] | None:

@@ -35,7 +35,7 @@ class PoolPod:
 class Specialiser(Protocol):
     def runtime_of(self, target: Target) -> str | None:
         """The runtime whose pool may serve `target`; None when only its own pods may
-        (a function whose code is an image)."""
+        (a function whose code is an image, or that mounts a file system)."""
         ...
 
     def given_config(self, target: Target) -> FunctionConfig:
