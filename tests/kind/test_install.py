@@ -19,10 +19,11 @@ def _ready(pod: dict) -> bool:  # type: ignore[type-arg]
 def test_every_pod_of_the_release_is_ready(cluster: Cluster) -> None:
     pods = cluster.get("pods", "-n", RELEASE_NAMESPACE)["items"]
     components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
-    assert components == {"operator", "router", "nats"}
+    assert components == {"operator", "router", "nats", "store"}
     assert [p["metadata"]["name"] for p in pods if not _ready(p)] == []
     claims = cluster.get("pvc", "-n", RELEASE_NAMESPACE)["items"]
-    assert [c["status"]["phase"] for c in claims] == ["Bound"]
+    # NATS's JetStream and the store of code and layers keep their data on volumes
+    assert [c["status"]["phase"] for c in claims] == ["Bound", "Bound"]
 
 
 def test_the_namespace_enforces_the_restricted_pod_security_standard(cluster: Cluster) -> None:
