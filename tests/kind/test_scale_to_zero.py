@@ -84,6 +84,14 @@ def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
+def _named_pods(cluster: Cluster, function: str) -> list[str]:
+    """The names of a function's pods, once there are any: a pool pod that answered a first
+    call is relabelled into the function just after the answer, not before it."""
+    selector = f"klambda.io/function={function}"
+    wait_for(f"{function}'s pod to carry its label", lambda: _pods(cluster, selector), timeout=30)
+    return [p["metadata"]["name"] for p in _pods(cluster, selector)]
+
+
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -114,7 +122,7 @@ def test_an_idle_function_scales_to_zero_and_its_next_call_brings_it_back(
     _apply(cluster, "sleeper")
     first, _, report = _call(cluster, "sleeper")
     assert "Init Duration" in report, report
-    assert [p["metadata"]["name"] for p in _pods(cluster, "klambda.io/function=sleeper")] == [first]
+    assert _named_pods(cluster, "sleeper") == [first]
 
     _scaled_to_zero(cluster, "sleeper")
     deployment = cluster.get("deployment", "sleeper-latest", "-n", FUNCTIONS_NAMESPACE)
@@ -125,7 +133,7 @@ def test_an_idle_function_scales_to_zero_and_its_next_call_brings_it_back(
     assert version == "$LATEST"
     assert again != first
     assert "Init Duration" in report, report
-    assert [p["metadata"]["name"] for p in _pods(cluster, "klambda.io/function=sleeper")] == [again]
+    assert _named_pods(cluster, "sleeper") == [again]
 
 
 def test_provisioned_concurrency_stays_warm_while_on_demand_scales_to_zero(
@@ -143,8 +151,8 @@ def test_provisioned_concurrency_stays_warm_while_on_demand_scales_to_zero(
 
     pod = wait_for("the provisioned environment's pod", one_ready_pod, timeout=120)
     _apply(cluster, "bursty")
-    _call(cluster, "bursty")
-    assert _pods(cluster, "klambda.io/function=bursty")
+    answered, _, _ = _call(cluster, "bursty")
+    assert _named_pods(cluster, "bursty") == [answered]
 
     # everything on demand goes; the provisioned pod stays, never restarted
     _scaled_to_zero(cluster, "bursty")
