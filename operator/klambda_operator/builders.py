@@ -6,7 +6,8 @@ difference with server-side apply. Keeping them pure keeps them table-testable a
 the pod spec be read in one place:
 
 - one environment per pod; memory request = limit = memoryMB + the worker's overhead;
-  CPU in proportion to memoryMB (1,769 MB = 1 vCPU), request = limit;
+  CPU requested in proportion to memoryMB (1,769 MB = 1 vCPU), limited to that plus the
+  worker's own (`worker_cpu_millicores`);
 - Lambda's reserved variables and the user's `environment`, plus the `KLAMBDA_*` ones
   the worker reads (the worker contract, docs/operator.md);
 - non-root, read-only root filesystem with a writable /tmp of `ephemeralStorageMB` (an
@@ -131,17 +132,21 @@ def resources(
     overhead_mb: int,
     ephemeral_storage_mb: int | None = None,
     cpu_m: int | None = None,
+    cpu_overhead_m: int = 0,
 ) -> dict[str, Any]:
-    """Requests equal to limits (Guaranteed, which an in-place resize keeps): memoryMB plus
-    the worker's overhead, and the CPU share of memoryMB unless `cpu_m` millicores are given."""
+    """Memory: memoryMB plus the worker's overhead, request = limit. CPU: the share of
+    memoryMB (or `cpu_m` millicores) requested, and the worker's `cpu_overhead_m` beside
+    it in the limit, so that the worker's own per-call work is not charged to the
+    function's quota. With an overhead the pod is Burstable, without one Guaranteed; an
+    in-place resize keeps either (it may not change the QoS class)."""
     cpu = cpu_millicores(memory_mb) if cpu_m is None else cpu_m
-    amounts = {
-        "cpu": cpu_quantity(cpu),
-        "memory": f"{memory_mb + overhead_mb}Mi",
-    }
+    requests = {"cpu": cpu_quantity(cpu), "memory": f"{memory_mb + overhead_mb}Mi"}
     if ephemeral_storage_mb is not None:
-        amounts["ephemeral-storage"] = f"{ephemeral_storage_mb + constants.EPHEMERAL_OVERHEAD_MB}Mi"
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+        requests["ephemeral-storage"] = (
+            f"{ephemeral_storage_mb + constants.EPHEMERAL_OVERHEAD_MB}Mi"
+        )
+    limits = requests | {"cpu": cpu_quantity(cpu + cpu_overhead_m)}
+    return {"requests": requests, "limits": limits}
 
 
 def escape(value: str) -> str:
@@ -229,10 +234,12 @@ def _worker_pod(
     service_account: str | None = None,
     file_systems: Sequence[FileSystemConfig] = (),
     cpu_m: int | None = None,
+    worker_cpu_m: int = 0,
     opt: bool = False,
     from_store: bool = False,
 ) -> dict[str, Any]:
-    """The spec of a worker pod; `code` is the volume mounted at the code root, /tmp holds
+    """The spec of a worker pod (its CPU: `resources`' `cpu_m` and, as `worker_cpu_m`,
+    `cpu_overhead_m`); `code` is the volume mounted at the code root, /tmp holds
     `ephemeral_storage_mb`, `service_account` is the function's own identity, and each
     file system's ReadWriteMany claim is mounted at its localMountPath, where every
     environment of the pod (fork or Runtime API) finds it. With `opt`, /opt is an emptyDir
@@ -300,7 +307,11 @@ def _worker_pod(
             "periodSeconds": 2,
         },
         "resources": resources(
-            memory_mb, settings.memory_overhead_mb, ephemeral_storage_mb + packages_mb, cpu_m
+            memory_mb,
+            settings.memory_overhead_mb,
+            ephemeral_storage_mb + packages_mb,
+            cpu_m,
+            worker_cpu_m,
         ),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
@@ -346,7 +357,9 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
         ephemeral_storage_mb=spec.ephemeral_storage_mb,
         service_account=spec.service_account_name,
         file_systems=spec.file_system_configs,
-        cpu_m=IMAGE_WORKER_CPU_M if image else None,
+        # an image function's worker relays calls and times them: its CPU is its own
+        cpu_m=settings.worker_cpu_millicores if image else None,
+        worker_cpu_m=0 if image else settings.worker_cpu_millicores,
         opt=bool(work.layer_objects),
         from_store=bool(work.code_object or work.layer_objects),
     )
@@ -357,10 +370,6 @@ def build_pod_template(work: Workload, settings: OperatorSettings) -> dict[str, 
         },
         "spec": with_runtime_container(pod, work, settings) if image else pod,
     }
-
-
-# an image function's worker: it relays calls and times them; the work is the runtime's
-IMAGE_WORKER_CPU_M = 100
 
 
 def with_runtime_container(
@@ -537,6 +546,7 @@ def build_pool_deployment(
                     # the CPU of a cold start's specialise and init (Lambda runs init at
                     # full speed); the function's share once the operator resizes the pod
                     cpu_m=settings.pool_cpu_millicores or None,
+                    worker_cpu_m=settings.worker_cpu_millicores,
                     grace_s=limits.TIMEOUT_MAX_S + TERMINATION_GRACE_S,
                     code={"emptyDir": {"sizeLimit": code_size}},
                     # with a store, a function's code and layers may come from it

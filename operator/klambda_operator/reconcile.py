@@ -1026,7 +1026,9 @@ async def reconcile_specialised_pod(ctx: Context, namespace: str, name: str) -> 
     memory = spec.get("memoryMB", limits.MEMORY_DEFAULT_MB)
     if owner is None or not isinstance(memory, int):
         return  # gone: the garbage collector deletes the pod with it
-    want = builders.resources(memory, ctx.settings.memory_overhead_mb)
+    want = builders.resources(
+        memory, ctx.settings.memory_overhead_mb, cpu_overhead_m=ctx.settings.worker_cpu_millicores
+    )
     containers = (pod.get("spec") or {}).get("containers") or []
     worker = next((c for c in containers if c.get("name") == constants.WORKER_CONTAINER), None)
     if worker is None or not differences(want, worker.get("resources") or {}):

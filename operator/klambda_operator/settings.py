@@ -14,6 +14,8 @@ from klambda.api import limits
 PREFIX = "KLAMBDA_OPERATOR_"
 #: six vCPUs, Lambda's largest function's
 POOL_CPU_MAX_MILLICORES = 6000
+#: an image function's worker runs on this alone (its function's share is the runtime's)
+WORKER_CPU_MIN_MILLICORES = 10
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,13 @@ class OperatorSettings:
     # Memory for the worker agent and its zygote, added to memoryMB in the pod's
     # request and limit (each environment's own limit is memoryMB, set by the worker).
     memory_overhead_mb: int = 128
+    # CPU for the worker agent, in millicores, added to the function's share in the pod's
+    # request and limit as memory_overhead_mb is to its memory. In a pod the environment
+    # is not in a cgroup of its own (the container's cgroup file system is read-only), so
+    # without it the worker's per-call gRPC work would be charged to a 128 MB function's
+    # 73 m and throttled by the kernel's CPU quota with the handler; with it, a handler
+    # may use up to its share plus this when the worker is idle.
+    worker_cpu_millicores: int = 100
     # The ServiceAccount worker pods run as ("": the namespace's default). Its token is
     # never mounted either way: a handler gets no Kubernetes API access.
     function_service_account: str = ""
@@ -89,6 +98,15 @@ class OperatorSettings:
             raise ValueError("resync_seconds and scale_up_per_minute must be positive")
         if settings.pool_size < 0:
             raise ValueError(f"{PREFIX}POOL_SIZE must be 0 (no pool) or more")
+        if (
+            not WORKER_CPU_MIN_MILLICORES
+            <= settings.worker_cpu_millicores
+            <= POOL_CPU_MAX_MILLICORES
+        ):
+            raise ValueError(
+                f"{PREFIX}WORKER_CPU_MILLICORES must be within "
+                f"{WORKER_CPU_MIN_MILLICORES}-{POOL_CPU_MAX_MILLICORES}"
+            )
         if not 0 <= settings.pool_cpu_millicores <= POOL_CPU_MAX_MILLICORES:
             raise ValueError(
                 f"{PREFIX}POOL_CPU_MILLICORES must be within 0-{POOL_CPU_MAX_MILLICORES}"

@@ -385,6 +385,27 @@ def test_the_pool_settings_reach_the_operator() -> None:
     assert "memoryMB" in refused.stderr
 
 
+def test_the_workers_cpu_reaches_the_operator_within_its_bounds() -> None:
+    def env(*args: str) -> dict[str, str | None]:
+        container = one(render(*args), "Deployment", "-operator")["spec"]["template"]["spec"]
+        return {e["name"]: e.get("value") for e in container["containers"][0]["env"]}
+
+    assert env()["KLAMBDA_OPERATOR_WORKER_CPU_MILLICORES"] == "100"
+    given = env("--set", "functions.workerCpuMillicores=250")
+    assert given["KLAMBDA_OPERATOR_WORKER_CPU_MILLICORES"] == "250"
+    for bad in ("0", "6001"):
+        refused = helm(
+            "template",
+            "kl",
+            str(CHART),
+            "--set",
+            f"functions.workerCpuMillicores={bad}",
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "workerCpuMillicores" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("values", "image"),
     [

@@ -84,9 +84,10 @@ def test_function_becomes_snapshot_deployment_service_and_status(
         "--version",
         "$LATEST",
     ]
-    # /tmp (ephemeralStorageMB, default 512) plus 64 MiB for the container's logs
+    # /tmp (ephemeralStorageMB, default 512) plus 64 MiB for the container's logs; one vCPU
+    # for 1,769 MB, and the worker's 100 m beside it in the limit
     amounts = {"cpu": "1", "memory": "1769Mi", "ephemeral-storage": "576Mi"}
-    assert container["resources"] == {"requests": amounts, "limits": amounts}
+    assert container["resources"] == {"requests": amounts, "limits": amounts | {"cpu": "1100m"}}
     [tmp] = [v for v in pod["volumes"] if v["name"] == "tmp"]
     assert tmp["emptyDir"] == {"sizeLimit": "512Mi"}
     security = container["securityContext"]

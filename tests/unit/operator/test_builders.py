@@ -21,6 +21,25 @@ from klambda_operator.settings import OperatorSettings
 def test_cpu_in_proportion_to_memory(memory_mb: int, cpu: str) -> None:
     amounts = builders.resources(memory_mb, overhead_mb=64)
     assert amounts["limits"] == amounts["requests"] == {"cpu": cpu, "memory": f"{memory_mb + 64}Mi"}
+    burst = builders.resources(memory_mb, overhead_mb=64, cpu_overhead_m=100)
+    assert burst["requests"] == amounts["requests"]
+    assert burst["limits"]["cpu"] == builders.cpu_quantity(builders.cpu_millicores(memory_mb) + 100)
+
+
+@pytest.mark.parametrize(("worker_m", "cpu"), [(100, "173m"), (10, "83m"), (1696, "1769m")])
+def test_the_worker_has_cpu_of_its_own_beside_the_functions_share(worker_m: int, cpu: str) -> None:
+    # a 128 MB function's 73 m stays its own: the worker's gRPC work is not charged to its
+    # quota; the scheduler reserves the function's share
+    settings = OperatorSettings(worker_cpu_millicores=worker_m)
+    (container,) = builders.build_pod_template(work(), settings)["spec"]["containers"]
+    assert container["resources"]["limits"]["cpu"] == cpu
+    assert container["resources"]["requests"]["cpu"] == "73m"
+
+
+@pytest.mark.parametrize("raw", ["0", "9", "6001"])
+def test_the_workers_cpu_is_bounded(raw: str) -> None:
+    with pytest.raises(ValueError, match="WORKER_CPU_MILLICORES must be within 10-6000"):
+        OperatorSettings.from_env({"KLAMBDA_OPERATOR_WORKER_CPU_MILLICORES": raw})
 
 
 @pytest.mark.parametrize("storage_mb", [None, 512, 10240])
@@ -141,7 +160,9 @@ def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"] == ["klambda", "worker", "--pool", "python3.12"]
-    assert container["resources"] == builders.resources(256, 100, 512)  # a default /tmp
+    # a default /tmp, and the worker's CPU beside 256 MB's share
+    assert container["resources"] == builders.resources(256, 100, 512, cpu_overhead_m=100)
+    assert container["resources"]["limits"]["cpu"] == "245m"
     assert container["volumeMounts"][0] == {"name": "code", "mountPath": "/var/task"}  # writable
     assert pod["volumes"][0] == {"name": "code", "emptyDir": {"sizeLimit": "16Mi"}}
     assert pod["terminationGracePeriodSeconds"] == 905  # it may come to run any function
@@ -153,16 +174,18 @@ def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
 
 
 def test_pool_pods_start_with_the_cpu_they_are_given_and_stay_guaranteed() -> None:
-    # 250 m for the specialise and init of a cold start, not 256 MB's 145 m; requests
-    # equal limits, so the resize to the function's share keeps the pod's QoS class
+    # 250 m for the specialise and init of a cold start, not 256 MB's 145 m; the limit
+    # beside it the worker's, as a resized pod's, so the resize keeps the pod's QoS class
     settings = OperatorSettings(pool_memory_mb=256, pool_cpu_millicores=250)
     deployment = builders.build_pool_deployment("fns", "python3.12", settings)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"]["cpu"] == "250m"
-    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert container["resources"]["limits"]["cpu"] == "350m"  # and the worker's
     assert container["resources"]["limits"]["memory"] == "384Mi"
-    # a version's own pods keep their memory's share
+    assert container["resources"]["requests"]["memory"] == "384Mi"
+    # a version's own pods keep their memory's share, and the worker's beside it
     assert builders.resources(256, 128)["limits"]["cpu"] == "145m"
+    assert builders.resources(256, 128, cpu_overhead_m=100)["limits"]["cpu"] == "245m"
     with pytest.raises(ValueError, match="POOL_CPU_MILLICORES must be within 0-6000"):
         OperatorSettings.from_env({"KLAMBDA_OPERATOR_POOL_CPU_MILLICORES": "7000"})
 
