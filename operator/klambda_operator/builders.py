@@ -17,9 +17,10 @@ the pod spec be read in one place:
 
 The warm pool of a runtime (`build_pool_deployment`, `build_pool_service`) is made of the
 same pods with no function: `klambda worker --pool RUNTIME`, a writable, empty code root
-for the code the router pushes, the resources of `pool_memory_mb` (resized in place to
-the function's once specialised, `resources`), and a grace period for the longest
-timeout, since the pod may come to serve any function.
+for the code the router pushes, the resources of `pool_memory_mb` with a CPU limit of
+`pool_cpu_millicores` (resized in place to the function's once specialised,
+`resources`), and a grace period for the longest timeout, since the pod may come to
+serve any function.
 
 A DatabaseProxy becomes a ConfigMap (PgBouncer's configuration, `klambda.dbproxy`, listening
 on every address of its pod), a Deployment of one PgBouncer pod and a ClusterIP Service
@@ -133,19 +134,22 @@ def resources(
     ephemeral_storage_mb: int | None = None,
     cpu_m: int | None = None,
     cpu_overhead_m: int = 0,
+    cpu_limit_m: int | None = None,
 ) -> dict[str, Any]:
     """Memory: memoryMB plus the worker's overhead, request = limit. CPU: the share of
     memoryMB (or `cpu_m` millicores) requested, and the worker's `cpu_overhead_m` beside
     it in the limit, so that the worker's own per-call work is not charged to the
-    function's quota. With an overhead the pod is Burstable, without one Guaranteed; an
-    in-place resize keeps either (it may not change the QoS class)."""
+    function's quota; `cpu_limit_m` sets the limit instead (never below the request).
+    With a higher limit the pod is Burstable, else Guaranteed; an in-place resize keeps
+    either (it may not change the QoS class)."""
     cpu = cpu_millicores(memory_mb) if cpu_m is None else cpu_m
+    limit = cpu + cpu_overhead_m if cpu_limit_m is None else max(cpu, cpu_limit_m)
     requests = {"cpu": cpu_quantity(cpu), "memory": f"{memory_mb + overhead_mb}Mi"}
     if ephemeral_storage_mb is not None:
         requests["ephemeral-storage"] = (
             f"{ephemeral_storage_mb + constants.EPHEMERAL_OVERHEAD_MB}Mi"
         )
-    limits = requests | {"cpu": cpu_quantity(cpu + cpu_overhead_m)}
+    limits = requests | {"cpu": cpu_quantity(limit)}
     return {"requests": requests, "limits": limits}
 
 
@@ -235,11 +239,12 @@ def _worker_pod(
     file_systems: Sequence[FileSystemConfig] = (),
     cpu_m: int | None = None,
     worker_cpu_m: int = 0,
+    cpu_limit_m: int | None = None,
     opt: bool = False,
     from_store: bool = False,
 ) -> dict[str, Any]:
-    """The spec of a worker pod (its CPU: `resources`' `cpu_m` and, as `worker_cpu_m`,
-    `cpu_overhead_m`); `code` is the volume mounted at the code root, /tmp holds
+    """The spec of a worker pod (its CPU: `resources`' `cpu_m`, `cpu_limit_m` and, as
+    `worker_cpu_m`, `cpu_overhead_m`); `code` is the volume mounted at the code root, /tmp holds
     `ephemeral_storage_mb`, `service_account` is the function's own identity, and each
     file system's ReadWriteMany claim is mounted at its localMountPath, where every
     environment of the pod (fork or Runtime API) finds it. With `opt`, /opt is an emptyDir
@@ -312,6 +317,7 @@ def _worker_pod(
             ephemeral_storage_mb + packages_mb,
             cpu_m,
             worker_cpu_m,
+            cpu_limit_m,
         ),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": mounts,
@@ -543,10 +549,11 @@ def build_pool_deployment(
                     command=pool_command(runtime),
                     env={"KLAMBDA_WORKER_PORT": str(constants.WORKER_PORT)} | store_env,
                     memory_mb=settings.pool_memory_mb,
-                    # the CPU of a cold start's specialise and init (Lambda runs init at
-                    # full speed); the function's share once the operator resizes the pod
-                    cpu_m=settings.pool_cpu_millicores or None,
+                    # requested: the pool's memory size's share; the limit is what a cold
+                    # start's specialise and init run with (Lambda runs init at full
+                    # speed), until the operator resizes the pod to its function's
                     worker_cpu_m=settings.worker_cpu_millicores,
+                    cpu_limit_m=settings.pool_cpu_millicores or None,
                     grace_s=limits.TIMEOUT_MAX_S + TERMINATION_GRACE_S,
                     code={"emptyDir": {"sizeLimit": code_size}},
                     # with a store, a function's code and layers may come from it

@@ -52,8 +52,9 @@ class OperatorSettings:
     # The memory size pool pods start with (their resources as a function of that size's);
     # a specialised pod is resized in place to its function's memoryMB.
     pool_memory_mb: int = limits.MEMORY_MIN_MB
-    # The CPU pool pods start with, in millicores (0: pool_memory_mb's share): what a cold
-    # start's specialise and init run with, until the pod is resized to its function's.
+    # The CPU limit pool pods start with, in millicores (0: pool_memory_mb's share and the
+    # worker's): what a cold start's specialise and init run with, until the pod is
+    # resized to its function's. They request pool_memory_mb's share either way.
     pool_cpu_millicores: int = 0
     region: str = "us-east-1"
     account_id: str = "000000000000"

@@ -174,15 +174,24 @@ def test_pool_pods_wait_for_any_function_of_their_runtime() -> None:
 
 
 def test_pool_pods_start_with_the_cpu_they_are_given_and_stay_guaranteed() -> None:
-    # 250 m for the specialise and init of a cold start, not 256 MB's 145 m; the limit
-    # beside it the worker's, as a resized pod's, so the resize keeps the pod's QoS class
-    settings = OperatorSettings(pool_memory_mb=256, pool_cpu_millicores=250)
+    # a limit of 1,000 m for the specialise and init of a cold start, not 256 MB's 145 m
+    # (and the worker's 100); the request is 256 MB's share: a pool of pods that each
+    # may burst to a core reserves no more of the node than its memory size's share
+    settings = OperatorSettings(pool_memory_mb=256, pool_cpu_millicores=1000)
     deployment = builders.build_pool_deployment("fns", "python3.12", settings)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["requests"]["cpu"] == "250m"
-    assert container["resources"]["limits"]["cpu"] == "350m"  # and the worker's
+    assert container["resources"]["requests"]["cpu"] == "145m"
+    assert container["resources"]["limits"]["cpu"] == "1"
     assert container["resources"]["limits"]["memory"] == "384Mi"
     assert container["resources"]["requests"]["memory"] == "384Mi"
+    # Burstable before (limit above request) and after the resize (the worker's part in
+    # the limit), so the kubelet accepts the resize: it may not change the QoS class
+    resized = builders.resources(256, 128, cpu_overhead_m=100)
+    assert resized["limits"]["cpu"] != resized["requests"]["cpu"]
+    # a limit below the request is never asked for
+    low = OperatorSettings(pool_memory_mb=1769, pool_cpu_millicores=500)
+    pod = builders.build_pool_deployment("fns", "python3.12", low)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["cpu"] == "1"
     # a version's own pods keep their memory's share, and the worker's beside it
     assert builders.resources(256, 128)["limits"]["cpu"] == "145m"
     assert builders.resources(256, 128, cpu_overhead_m=100)["limits"]["cpu"] == "245m"
