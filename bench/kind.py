@@ -4,7 +4,10 @@ The cluster is the one `make cluster` makes (scripts/cluster/up.sh): an existing
 cluster named by KLAMBDA_BENCH_CLUSTER (default `klambda-bench`) is used as it is;
 otherwise one is created under that name on free host ports and deleted at the end. The
 chart's pool is python3.11 pods of 128 MB; everything is measured from the host through the
-router's gRPC NodePort with one grpc.aio client, the same client as for `klambda up`.
+router's gRPC NodePort at the node's address on the docker network with one grpc.aio
+client, the same client as for `klambda up`; warm calls also through docker's published
+port on 127.0.0.1 (docker-proxy, a userspace relay), which is how `make cluster` prints
+the router's address.
 
 - cold through the pool: functions never invoked (no pod of their own), one at a time,
   each while the pool has two ready pods; REPORT's phases (code download, specialise, init,
@@ -42,9 +45,11 @@ from bench.procs import ROOT
 
 NAMESPACE = "default"  # the chart's functions namespace in kind-values (up.sh)
 BURST_POOL_MAX = 12
+WARM_TURNS = 10
 RELEASE = "klambda"
 BIN = Path(os.environ.get("KLAMBDA_CACHE") or Path.home() / ".cache" / "klambda") / "bin"
 BURST = 50
+HTTP_NODE_PORT, GRPC_NODE_PORT = 30080, 30051  # the kind values' router NodePorts
 
 
 @dataclass
@@ -54,6 +59,14 @@ class Kind:
     http_port: int
     grpc_port: int
     created: bool
+    node_address: str | None = None  # the node container's, where its NodePorts are
+
+    @property
+    def grpc_target(self) -> str:
+        """The router's gRPC NodePort at the node's own address, else the published port."""
+        if self.node_address:
+            return f"{self.node_address}:{GRPC_NODE_PORT}"
+        return f"127.0.0.1:{self.grpc_port}"
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
@@ -100,6 +113,23 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _node_address(name: str) -> str | None:
+    """The node container's address on its docker network, if the host reaches its
+    NodePort there (no relay in between); None otherwise."""
+    out = subprocess.run(
+        [str(BIN / "docker"), "inspect", "-f",
+         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", f"{name}-control-plane"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    for address in out:
+        try:
+            socket.create_connection((address, GRPC_NODE_PORT), timeout=2).close()
+        except OSError:
+            continue
+        return address
+    return None
+
+
 def _host_port(name: str, node_port: int) -> int:
     out = subprocess.run(
         [str(BIN / "docker"), "port", f"{name}-control-plane", f"{node_port}/tcp"],
@@ -137,7 +167,14 @@ def kind_cluster(work: Path) -> Iterator[Kind]:
         )  # fmt: skip
         kubeconfig.write_text(got.stdout)
     try:
-        yield Kind(name, kubeconfig, _host_port(name, 30080), _host_port(name, 30051), created)
+        yield Kind(
+            name,
+            kubeconfig,
+            _host_port(name, HTTP_NODE_PORT),
+            _host_port(name, GRPC_NODE_PORT),
+            created,
+            _node_address(name),
+        )
     finally:
         if created:
             subprocess.run(
@@ -250,16 +287,21 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
     burst_names = functions.cold_names("kb", sizes.kind_burst)
     empty_names = functions.cold_names("kz", sizes.kind_empty)
     with kind_cluster(work) as k:
-        out["cluster"] = {"name": k.name, "created_here": k.created}
+        out["cluster"] = {
+            "name": k.name,
+            "created_here": k.created,
+            "client_target": "the node's address" if k.node_address else "127.0.0.1 (docker-proxy)",
+        }
         _delete(k, [*cold_names, *burst_names, *empty_names])  # a killed run's
         k.pool_size(2)
-        grpc_target = f"127.0.0.1:{k.grpc_port}"
+        grpc_target = k.grpc_target
         folder = _apply(k, cold_names, work / "kind-cold")
         with RouterRunner.up(folder, "-q", workdir=work / "kind-local") as local:
 
             async def measure() -> None:
                 c = clients.GrpcInvoker(grpc_target)
                 lo = clients.GrpcInvoker(local.grpc_target)
+                relayed = clients.GrpcInvoker(f"127.0.0.1:{k.grpc_port}")
                 try:
                     out.update(await _cold_through_pool(k, c, cold_names))
                     out["phases_mean_ms_from_metric"] = {
@@ -271,13 +313,25 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
                     warm_name = cold_names[-1]
                     await c.timed(warm_name, 20)
                     await lo.timed(warm_name, 20)
-                    warm = stats.summary_ms(await c.timed(warm_name, sizes.kind_warm))
-                    warm_l = stats.summary_ms(await lo.timed(warm_name, sizes.kind_warm))
+                    await relayed.timed(warm_name, 20)
+                    # in turns, so that the machine's other load falls on all three alike
+                    cluster_s: list[float] = []
+                    local_s: list[float] = []
+                    relayed_s: list[float] = []
+                    per_turn = max(1, sizes.kind_warm // WARM_TURNS)
+                    for _ in range(WARM_TURNS):
+                        cluster_s += await c.timed(warm_name, per_turn)
+                        local_s += await lo.timed(warm_name, per_turn)
+                        relayed_s += await relayed.timed(warm_name, per_turn)
+                    warm = stats.summary_ms(cluster_s)
+                    warm_l = stats.summary_ms(local_s)
                     out["warm_cluster"], out["warm_local"] = warm, warm_l
+                    out["warm_cluster_docker_proxy"] = stats.summary_ms(relayed_s)
                     out["warm_difference_p50_ms"] = warm["p50_ms"] - warm_l["p50_ms"]
                 finally:
                     await c.close()
                     await lo.close()
+                    await relayed.close()
 
             asyncio.run(measure())
         _delete(k, cold_names)
