@@ -19,6 +19,11 @@ pages still shared with the zygote after fork count once in the sum), so the sum
 PSS over the environments divided by their count is what one idle environment costs.
 Where the private pages of a few environments live (the heap, anonymous mappings, the
 stack, libraries) comes from /proc/<pid>/smaps, to say what grows them.
+
+Then the same memory once the kernel has merged the environments' identical pages: the
+zygote marks them mergeable, and as root, where ksmd is off (the host's default), the part
+turns it on until merging settles and reads the memory again (bench/ksm.py). The goal is
+judged on the first figure, what a host has without ksmd; the merged one is beside it.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 import grpc
 from klambda.proto import invoker_pb2, invoker_pb2_grpc
 
-from bench import functions, stats
+from bench import functions, ksm, stats
 from bench.lab import Sizes
 from bench.procs import Router, cpu_seconds, router
 from bench.scale import smaps_rollup
@@ -190,6 +195,34 @@ def memory(pids: list[int]) -> dict[str, Any]:
     }
 
 
+def mapping_means(pids: list[int]) -> dict[str, float]:
+    """Mean private kB of `pids` by the kind of mapping, largest first."""
+    by_mapping: Counter[str] = Counter()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            by_mapping.update(private_by_mapping(pid))
+    return {k: v / max(1, len(pids)) for k, v in by_mapping.most_common()}
+
+
+def merged(
+    envs: list[int], zygotes: list[int], sample: list[int], timeout: float
+) -> dict[str, Any]:
+    """The idle environments' memory once ksmd has merged what it can, or why not."""
+    why = ksm.unavailable() or (None if envs else "no idle environments to read")
+    if why is None and not ksm.marked(envs[0]):
+        why = "the environments are not marked mergeable (KLAMBDA_MEMORY_MERGE=0, or Linux < 6.4)"
+    if why is not None:
+        return {"skipped": why}
+    out = ksm.merge([*envs, *zygotes], timeout)
+    out["environment_memory"] = memory(envs)
+    out["zygote_memory"] = memory(zygotes)
+    out["private_kb_by_mapping_mean"] = mapping_means(sample)
+    out["goal_met_pss"] = out["environment_memory"].get("pss_mb_per_environment", 99.0) <= (
+        GOAL_PSS_MB
+    )
+    return out
+
+
 def run(work: Path, sizes: Sizes) -> dict[str, Any]:
     count = sizes.burst
     folder = functions.write_manifests(
@@ -199,6 +232,7 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
             functions.function("warmup", functions.NOOP, functions.SMALL_MB),
         ],
     )
+    ksm_run = ksm.run_state()  # "0" (or None): the first readings are unmerged
     with router(folder, work) as r:
         before = {"fds": open_fds(r.pid), "router": memory([r.pid])}
         zygotes = r.zygotes()
@@ -224,13 +258,10 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
         live = set(r.environments())
         envs = [p for p in burst.pop("pids") if p in live]
         sample = envs[:: max(1, len(envs) // SAMPLED_SMAPS)][:SAMPLED_SMAPS]
-        by_mapping: Counter[str] = Counter()
-        for pid in sample:
-            with contextlib.suppress(OSError):
-                by_mapping.update(private_by_mapping(pid))
         out: dict[str, Any] = {
             "environments": count,
             "memory_mb": functions.SMALL_MB,
+            "ksm_run": ksm_run,
             "hold_s": sizes.burst_hold_s,
             **burst,
             "cpu_ms_per_environment": cpu_ms,
@@ -239,13 +270,13 @@ def run(work: Path, sizes: Sizes) -> dict[str, Any]:
             "router_fds_before": before["fds"],
             "router_fds_idle": open_fds(r.pid),
             "environment_memory": memory(envs),
-            "private_kb_by_mapping_mean": {
-                k: v / max(1, len(sample)) for k, v in by_mapping.most_common()
-            },
+            "private_kb_by_mapping_mean": mapping_means(sample),
             "zygote_memory": memory(zygotes),
             "router_memory_before": before["router"],
             "router_memory_idle": memory([r.pid]),
         }
+        # last: merging changes what every reading above would be
+        out["merged"] = merged(envs, zygotes, sample, sizes.burst_merge_timeout_s)
         out["goal_met_time"] = (
             out["distinct_environments"] >= min(count, GOAL_ENVIRONMENTS)
             and out["all_started_s"] <= GOAL_SECONDS

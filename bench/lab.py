@@ -43,6 +43,7 @@ class Sizes:
     kind_warm: int = 300
     burst: int = 1000  # new environments of one function at once
     burst_hold_s: float = 20.0  # each call is held this long after the burst is sent
+    burst_merge_timeout_s: float = 300.0  # at most this long for ksmd to merge (as root)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -78,6 +79,7 @@ class Sizes:
             kind_warm=30,
             burst=10,
             burst_hold_s=1.0,
+            burst_merge_timeout_s=30.0,
         )
 
 

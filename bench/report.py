@@ -252,11 +252,47 @@ def burst_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | N
         (
             "11",
             "≤ 2 MB PSS per idle environment at 1,000 environments",
-            f"{fmt(m.get('pss_mb_per_environment'))} MB ({m.get('count', 0):,} environments; "
-            f"private {fmt(m.get('uss_mb_median'))} MB, RSS {fmt(m.get('rss_mb_median'))} MB)",
+            f"{fmt(m.get('pss_mb_per_environment'))} MB {_unmerged(b)}, judged "
+            f"({m.get('count', 0):,} environments; private "
+            f"{fmt(m.get('uss_mb_median'))} MB, RSS {fmt(m.get('rss_mb_median'))} MB); "
+            f"{_merged_figure(b.get('merged'))}",
             b["goal_met_pss"] if at_scale else None,
         ),
     ]
+
+
+def _unmerged(b: dict[str, Any]) -> str:
+    """What the burst's first memory reading is: unmerged unless the host ran ksmd."""
+    run = b.get("ksm_run")
+    if run in (None, "0"):
+        return "without merging (ksmd off: hosts' default)"
+    return f"with the host's ksmd on (/sys/kernel/mm/ksm/run = {run})"
+
+
+def _merged_figure(k: dict[str, Any] | None) -> str:
+    """The burst's PSS with ksmd merging, for the targets row: figure and what it took."""
+    if not k:
+        return "with KSM: not measured"
+    if "skipped" in k:
+        return f"with KSM: not measured ({k['skipped']})"
+    m = k["environment_memory"]
+    return f"with ksmd merging (KSM): {fmt(m.get('pss_mb_per_environment'))} MB, {_ksmd_cost(k)}"
+
+
+def _per_page(k: dict[str, Any]) -> str:
+    cpu, scanned = k.get("ksmd_cpu_s"), k.get("pages_scanned") or 0
+    if cpu is None or scanned <= 0:
+        return ""
+    return f"{scanned:,} pages scanned, {fmt(cpu / scanned * 1e6)} µs of CPU each; "
+
+
+def _ksmd_cost(k: dict[str, Any]) -> str:
+    cpu = k.get("ksmd_cpu_s")
+    return (
+        f"95 % merged after {fmt(k.get('seconds_to_95'))} s "
+        f"({'settled' if k['settled'] else 'not settled'} after {fmt(k['waited_s'])} s, "
+        f"{k['full_scans']} full scans, {'n/a' if cpu is None else fmt(cpu)} s of ksmd's CPU)"
+    )
 
 
 def burst_section(results: dict[str, Any]) -> list[str]:
@@ -286,7 +322,8 @@ def burst_section(results: dict[str, Any]) -> list[str]:
         f"{fmt(cpu.get('zygote'))} ms |",
         f"| throttled (Lambda's reason) | {throttled} |",
         f"| other failures | {failed} |",
-        f"| PSS per idle environment (sum / count) | {fmt(m.get('pss_mb_per_environment'))} MB "
+        f"| PSS per idle environment (sum / count), {_unmerged(b)} | "
+        f"{fmt(m.get('pss_mb_per_environment'))} MB "
         f"({fmt(m.get('pss_mb_total'))} MB for {m.get('count', 0):,}) |",
         f"| private (USS) / RSS / shared per environment, median | "
         f"{fmt(m.get('uss_mb_median'))} / {fmt(m.get('rss_mb_median'))} / "
@@ -298,12 +335,44 @@ def burst_section(results: dict[str, Any]) -> list[str]:
         f"{fmt(b['router_memory_idle'].get('pss_mb_total'))} MB |",
         f"| router open fds before → peak → idle | {b['router_fds_before']:,} → "
         f"{b['peak_router_fds']:,} → {b['router_fds_idle']:,} |",
+    ]
+    k = b.get("merged") or {"skipped": "not measured"}
+    km = k.get("environment_memory") or {}
+    kz = k.get("zygote_memory") or {}
+    if "skipped" in k:
+        lines.append(f"| PSS per idle environment with ksmd merging (KSM) | {k['skipped']} |")
+    else:
+        rate = k["rate"]
+        lines += [
+            f"| PSS per idle environment with ksmd merging (KSM) | "
+            f"{fmt(km.get('pss_mb_per_environment'))} MB ({fmt(km.get('pss_mb_total'))} MB "
+            f"for {km.get('count', 0):,}); private {fmt(km.get('uss_mb_median'))} MB, median |",
+            f"| zygote PSS / private with ksmd merging | {fmt(kz.get('pss_mb_total'))} / "
+            f"{fmt(kz.get('uss_mb_median'))} MB |",
+            f"| ksmd at {rate['pages_to_scan']:,} pages every {rate['sleep_millisecs']} ms | "
+            f"{_ksmd_cost(k)}; {_per_page(k)}{k['merged_pages']:,} pages of the environments "
+            f"and the zygote merged, {k['pages_shared']:,} merged pages kept (host-wide) |",
+        ]
+    after = k.get("private_kb_by_mapping_mean") or {}
+    lines += [
         "",
-        "Where an idle environment's private pages are (mean of a sample, kB):",
+        "Where an idle environment's private pages are (mean of a sample, kB), without and with "
+        "ksmd merging:",
         "",
-        "| mapping | private kB |",
-        "| --- | --- |",
-        *(f"| {k} | {v:,.0f} |" for k, v in b["private_kb_by_mapping_mean"].items()),
+        "| mapping | private kB | with KSM |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {v:,.0f} | {'' if name not in after else f'{after[name]:,.0f}'} |"
+            for name, v in b["private_kb_by_mapping_mean"].items()
+        ),
+        "",
+        "The zygote marks its memory and its environments' mergeable (`PR_SET_MEMORY_MERGE`); "
+        "ksmd merges it only while `/sys/kernel/mm/ksm/run` is 1, which is the host's "
+        "switch and off by default. As root with ksmd off, this part turns it on after the "
+        "first readings, at the rate above, until a full scan (the second or later) adds "
+        "less than 1 % to the merged pages, turns it off again and reads the same "
+        "environments (bench/ksm.py). Merged pages stay merged until written: these are "
+        "idle environments.",
     ]
     if b.get("command"):
         lines += ["", f"This part's own run: `{b['command']}` at {b['started']}."]

@@ -37,6 +37,9 @@ class RouterSettings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     preload: tuple[str, ...] = field(default_factory=tuple)
+    # environments marked for the kernel's same-page merging (KSM): identical pages of idle
+    # environments merged into one, where the host runs ksmd (/sys/kernel/mm/ksm/run = 1)
+    memory_merge: bool = True
     # async invocation: `sqlite:///path` or `nats://host:4222` (local mode defaults to a
     # SQLite file in the state folder); Lambda retries function errors after ~1 and ~2 min
     queue_url: str = ""

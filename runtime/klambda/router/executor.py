@@ -114,7 +114,11 @@ class LocalEnvironments:
             if python is None or runtime in self.zygotes:
                 continue
             zygote = Zygote(
-                python, self.settings.preload, cgroups=self.cgroups, sandbox=self.sandbox
+                python,
+                self.settings.preload,
+                cgroups=self.cgroups,
+                sandbox=self.sandbox,
+                mergeable=self.settings.memory_merge,
             )
             await zygote.start()
             self.zygotes[runtime] = zygote

@@ -50,9 +50,16 @@ class Zygote:
         cgroups: Cgroups | None = None,
         spares: int = 1,
         sandbox: Sandbox | None = None,
+        mergeable: bool = False,
     ) -> None:
         self.python = python
         self.preload = preload
+        # environments' pages marked for the kernel's same-page merging, which merges them
+        # only where the host runs it (klambda.environment.zygote.mark_mergeable). Local
+        # mode asks (RouterSettings.memory_merge); a worker pod does not: it runs one
+        # environment, whose pages share little with other pods' zygotes, and the mark
+        # would cost its start ~1.5 ms of CPU (ctypes) under the function's CPU share.
+        self.mergeable = mergeable
         self.cgroups = cgroups
         # sandboxes environments when the worker runs as root (a uid per function)
         self.sandbox = sandbox if sandbox is not None else Sandbox()
@@ -82,6 +89,7 @@ class Zygote:
                 "-m",
                 "klambda.environment.zygote",
                 str(child.fileno()),
+                *(["--mergeable"] if self.mergeable else []),
                 *preload,
                 pass_fds=[child.fileno()],
                 env=env,
