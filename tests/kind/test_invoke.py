@@ -37,9 +37,12 @@ def test_hello_from_kubectl_apply_to_a_warm_second_call(cluster: Cluster) -> Non
     assert "REPORT RequestId" in second
     assert "Init Duration" not in second, second
 
-    pods = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/function=hello")
-    running = [p["metadata"]["name"] for p in pods["items"] if p["status"]["phase"] == "Running"]
-    assert running, [p["status"]["phase"] for p in pods["items"]]
+    # a pool pod that served the first call is relabelled into the function just after it
+    def running_pods() -> list[str]:
+        pods = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/function=hello")
+        return [p["metadata"]["name"] for p in pods["items"] if p["status"]["phase"] == "Running"]
+
+    running = wait_for("hello's running pod", running_pods, timeout=30)
     # the worker agent runs as the non-root user the operator sets, like the release
     workers = cluster.process_uids(FUNCTIONS_NAMESPACE, f"io.kubernetes.pod.name={running[0]}")
     assert workers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -73,10 +74,15 @@ def _connect(cluster: Cluster, namespace: str, pod: str, ip: str, port: int) -> 
 
 
 def _pod_ip(cluster: Cluster, namespace: str, selector: str) -> str:
-    pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]
-    running = [p for p in pods if p["status"].get("podIP") and p["status"]["phase"] == "Running"]
-    assert running, f"no running pod for {selector} in {namespace}"
-    ip: str = running[0]["status"]["podIP"]
+    """The address of a running pod of `selector`, waiting a little for one: a pool pod
+    that served a function's first call is relabelled into it just after the answer."""
+
+    def running() -> list[dict[str, Any]]:
+        pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]
+        return [p for p in pods if p["status"].get("podIP") and p["status"]["phase"] == "Running"]
+
+    found = wait_for(f"a running pod for {selector} in {namespace}", running, timeout=30)
+    ip: str = found[0]["status"]["podIP"]
     return ip
 
 
