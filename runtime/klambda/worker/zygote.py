@@ -139,7 +139,8 @@ class Zygote:
             spare_id = uuid.uuid4().hex
             procs = cgroup.procs_files if cgroup else []
             try:
-                pid, sock = await self._fork({"spare": spare_id, "cgroup_procs": procs})
+                spec = {"spare": spare_id, "cgroup_procs": procs, "isolate": self.sandboxed}
+                pid, sock = await self._fork(spec)
             except (ZygoteError, OSError):
                 if cgroup is not None:
                     cgroup.remove()
