@@ -411,6 +411,7 @@ async def _start(
     cgroup: EnvironmentCgroup | None
     if spare is not None:
         cgroup = spare.cgroup
+        zygote.spare_memory_mb = cfg.memory_mb
         if cgroup is not None:
             cgroup.set_memory(cfg.memory_mb)
     else:
@@ -479,9 +480,9 @@ async def _start(
         env._oom_kills = container_oom_kills()
     try:
         while True:
-            header = await asyncio.wait_for(
-                reader.readexactly(protocol.HEADER.size), max(INIT_TIMEOUT_S, cfg.timeout_s)
-            )
+            # a timeout scope, not wait_for: no Task of its own for each frame
+            async with asyncio.timeout(max(INIT_TIMEOUT_S, cfg.timeout_s)):
+                header = await reader.readexactly(protocol.HEADER.size)
             kind, mlen, blen = protocol.decode_header(header)
             raw = await reader.readexactly(mlen + blen) if mlen + blen else b""
             if kind == protocol.LOG:

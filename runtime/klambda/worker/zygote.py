@@ -65,6 +65,9 @@ class Zygote:
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self.spares_wanted = spares
         self.spares: list[Spare] = []
+        # the memory limit of the next spare's cgroup: the size of the function that took
+        # the last one (at first Lambda's largest), so that taking it rarely changes it
+        self.spare_memory_mb = MEMORY_MAX_MB
         self._making: asyncio.Task[None] | None = None
         self._restarting = asyncio.Lock()
         self._sending = asyncio.Lock()  # one request at a time into the control socket
@@ -134,8 +137,9 @@ class Zygote:
         while len(self.spares) < self.spares_wanted:
             cgroup = None
             if self.cgroups is not None:
-                # the largest size Lambda allows; lowered to the function's when taken
-                cgroup = self.cgroups.create(f"spare-{uuid.uuid4().hex[:12]}", MEMORY_MAX_MB)
+                # set to the function's size when taken, if it is another
+                name = f"spare-{uuid.uuid4().hex[:12]}"
+                cgroup = self.cgroups.create(name, self.spare_memory_mb)
             spare_id = uuid.uuid4().hex
             procs = cgroup.procs_files if cgroup else []
             try:
