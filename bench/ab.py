@@ -1,12 +1,15 @@
 """Two runtimes side by side: is a change to the hot path faster, measured in one run?
 
     python -m bench.ab OTHER_RUNTIME [--seconds 5] [--rounds 3]
+    python -m bench.ab OTHER_RUNTIME --cold-only [--cold 20] [--no-cgroups]
 
 OTHER_RUNTIME is a folder holding another `klambda` package (e.g. a copy of `runtime/`
 with a change applied). Router A runs this checkout's runtime, router B the other one
 (through PYTHONPATH, which wins over the editable install); the two take turns, round
 after round, at the same measurements: warm latency at concurrency 1 (grpc.aio client),
 throughput at concurrency 50 (ghz), cold starts. Prints a Markdown table; writes nothing.
+`--cold-only` measures cold starts alone (no ghz needed), each of A's paired with one of
+B's; `--no-cgroups` starts both routers without a cgroup per environment.
 """
 
 from __future__ import annotations
@@ -48,9 +51,15 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--cold", type=int, default=10, help="cold starts per side and round")
+    p.add_argument("--cold-only", action="store_true", help="cold starts alone, no ghz")
+    p.add_argument("--no-cgroups", action="store_true", help="routers without cgroups")
     args = p.parse_args()
     if not (args.other / "klambda" / "__init__.py").exists():
         p.error(f"{args.other} holds no klambda package")
+    router_args = ["--no-cgroups"] if args.no_cgroups else []
+    if args.cold_only:
+        print(cold_only(args.other, args.cold * args.rounds, router_args))
+        return 0
     built = tools.build(["ghz"])
     if "ghz" not in built.paths:
         p.error(f"ghz: {built.errors.get('ghz')}")
@@ -67,8 +76,8 @@ def main() -> int:
         env_b = {"PYTHONPATH": str(args.other.resolve())}
         with (
             echo_server(work) as echo,
-            router(folder, work) as ra,
-            router(folder, work, env=env_b) as rb,
+            router(folder, work, *router_args) as ra,
+            router(folder, work, *router_args, env=env_b) as rb,
         ):
             names = functions.cold_names("cold", n_cold)
             for rnd in range(args.rounds):
@@ -91,6 +100,46 @@ def main() -> int:
                     print(f"round {rnd + 1} {side}: {row['rps']:.0f} calls/s", file=sys.stderr)
     print(table(acc, args.other))
     return 0
+
+
+def cold_only(other: Path, n: int, router_args: list[str]) -> str:
+    """`n` cold starts on each router, taking turns one by one."""
+    with tempfile.TemporaryDirectory(prefix="klambda-ab-") as tmp:
+        work = Path(tmp)
+        folder = functions.write_lab(work / "functions", cold=n, heavy=0, rest_cold=0, series=0)
+        env_b = {"PYTHONPATH": str(other.resolve())}
+        with (
+            router(folder, work, *router_args) as ra,
+            router(folder, work, *router_args, env=env_b) as rb,
+        ):
+            a, b = asyncio.run(_cold_pairs(ra, rb, functions.cold_names("cold", n)))
+    rows = [
+        (f"cold start p{q} ms", stats.percentile(a, q) * 1000, stats.percentile(b, q) * 1000)
+        for q in (50, 90)
+    ]
+    out = [f"| {n} cold starts each | A: this checkout | B: {other} | B / A |"]
+    out.append("| --- | --- | --- | --- |")
+    for label, x, y in rows:
+        out.append(f"| {label} | {stats.fmt(x, 3)} | {stats.fmt(y, 3)} | {stats.ratio(y, x):.2f} |")
+    return "\n".join(out)
+
+
+async def _cold_pairs(ra: Router, rb: Router, names: list[str]) -> tuple[list[float], list[float]]:
+    ca, cb = clients.GrpcInvoker(ra.grpc_target), clients.GrpcInvoker(rb.grpc_target)
+    try:
+        await ca.invoke("noop")
+        await cb.invoke("noop")
+        a: list[float] = []
+        b: list[float] = []
+        for i, name in enumerate(names):  # who goes first alternates
+            first, second = ((ca, a), (cb, b)) if i % 2 == 0 else ((cb, b), (ca, a))
+            coldstart.timed_process(coldstart.BARE)  # spaced as in the `cold` part
+            for client, out in (first, second):
+                out.append((await coldstart.cold_invoke(client, name))[0])
+        return a, b
+    finally:
+        await ca.close()
+        await cb.close()
 
 
 def table(acc: dict[str, dict[str, list[float]]], other: Path) -> str:

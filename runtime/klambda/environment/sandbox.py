@@ -136,15 +136,28 @@ def _reveal(covers: list[str], reveals: list[str], fds: list[int]) -> None:
             os.close(fd)
 
 
+_isolated = False  # this process has its own mount namespace already (isolate)
+
+
+def isolate() -> None:
+    """A private mount namespace, the part of `enter` that is the same for every function:
+    a spare environment does it while it waits for its spec (~0.3 ms off a cold start)."""
+    global _isolated
+    if _isolated:
+        return
+    _call("unshare", CLONE_NEWNS)
+    # nothing mounted here reaches the host, nor the host's later mounts us
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, "")
+    _isolated = True
+
+
 def enter(sandbox: dict[str, Any]) -> None:
     """Become the function's sandboxed uid; raises OSError naming the step that failed.
 
     `sandbox`: {"uid", "gid", "code": the code root to mount at /var/task, "opt": the
     merged layers to mount at /opt (or none), "tmp_mb",
     "nproc": a process limit, or None when a pids cgroup already limits them}."""
-    _call("unshare", CLONE_NEWNS)
-    # nothing mounted here reaches the host, nor the host's later mounts us
-    _mount(None, "/", None, MS_REC | MS_PRIVATE, "")
+    isolate()
     # opened in the new namespace (a bind's source must be of it), before any covering
     reveal_fds = [os.open(path, os.O_PATH) for path in PLAN[1]]
     # the code first: it may itself live under /tmp, which is covered next

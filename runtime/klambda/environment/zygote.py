@@ -5,7 +5,7 @@ already imported the runtime costs ~1 ms. The worker starts one zygote per runti
 asks it for environments over a SOCK_SEQPACKET control socket:
 
     worker -> zygote   {"id", ...spec}  with one fd attached: the environment's socket end
-    worker -> zygote   {"spare": id, "cgroup_procs": [...]}  with one fd: a spare
+    worker -> zygote   {"spare": id, "cgroup_procs": [...], "isolate": bool}  with one fd: a spare
     zygote -> worker   {"spawned": id, "pid": N}
     zygote -> worker   {"exited": pid, "status": waitstatus}     (whenever a child ends)
 
@@ -24,6 +24,7 @@ Run as: python -m klambda.environment.zygote FD [--mergeable] [PRELOAD_MODULE ..
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -33,6 +34,7 @@ import select
 import signal
 import socket
 import sys
+from typing import Any
 
 # What every environment needs, imported once here so forks inherit it. Entering a sandbox
 # (klambda.environment.sandbox) is preloaded by the worker that sandboxes, as root.
@@ -107,7 +109,8 @@ def serve(ctl: socket.socket) -> None:
                     ctl.close()
                     sock = socket.socket(fileno=fds[0])
                     if "spare" in spec:
-                        spec = become(sock, spec)
+                        spec, channel = become(sock, spec)
+                        bootstrap.run(sock, spec, channel)
                     bootstrap.run(sock, spec)
                 finally:
                     os._exit(70)
@@ -118,16 +121,21 @@ def serve(ctl: socket.socket) -> None:
             )
 
 
-def become(sock: socket.socket, spare: dict[str, object]) -> dict[str, object]:
-    """A spare: join the cgroup now, then wait for the spec of the environment to be."""
+def become(sock: socket.socket, spare: dict[str, Any]) -> tuple[dict[str, Any], bootstrap.Channel]:
+    """A spare: join the cgroup, do what does not depend on the function
+    (bootstrap.prepare) and warm what every cold start uses (bootstrap.rehearse) now,
+    then wait for the spec of the environment to be."""
     pid = str(os.getpid())
-    for procs in spare.get("cgroup_procs") or ():  # type: ignore[attr-defined]
+    for procs in spare.get("cgroup_procs") or ():
         with open(str(procs), "w") as f:
             f.write(pid)
+    channel = bootstrap.prepare(sock, isolate=bool(spare.get("isolate")))
+    with contextlib.suppress(Exception):  # only ever a little slower without it
+        bootstrap.rehearse(channel)
     frame = protocol.recv_frame(sock)
     if frame is None or frame[0] != protocol.SPEC:
         os._exit(0)  # the worker closed the spare unused
-    return frame[1]
+    return frame[1], channel
 
 
 def main() -> None:

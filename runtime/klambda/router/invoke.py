@@ -11,6 +11,7 @@ from the `Outcome` -> `InvokeResult` back to the handler.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -198,7 +199,9 @@ class Invoker:
         cfg = target.config
         if target.key not in self._timeouts_known:
             self._timeouts_known.add(target.key)
-            self.metrics.function_timeout.labels(cfg.function, cfg.version).set(cfg.timeout_s)
+            # the version's first call, mostly a cold start: its metric children (~0.3 ms)
+            # are made at the call's first wait, while its environment starts
+            asyncio.get_running_loop().call_soon(self._first_call, target, alias, invocation_type)
         rid = request_id or str(uuid.uuid4())
         fn = cfg.function
         pools = self.pools
@@ -229,14 +232,19 @@ class Invoker:
             out.log_tail,
         )
 
+    def _first_call(self, target: Target, alias: str, itype: str) -> None:
+        cfg = target.config
+        self.metrics.function_timeout.labels(cfg.function, cfg.version).set(cfg.timeout_s)
+        self.metrics.of(cfg.function, cfg.version, alias, itype)
+
     async def _run(self, target: Target, alias: str, call: Call, itype: str) -> Outcome:
         cfg = target.config
-        fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
         try:
             out = await self.executor.run(target, call)
         except NoCapacity as err:
             self.metrics.throttles.labels(cfg.function, err.reason).inc()
             raise TooManyRequests(str(err), err.reason) from None
+        fm = self.metrics.of(cfg.function, cfg.version, alias, itype)
         if out.init_ms is not None:
             fm.cold_start(out.init_ms, out.duration_ms, out.phases)
         if not out.provisioned and self._has_provisioned(target):

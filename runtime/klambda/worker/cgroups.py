@@ -134,6 +134,7 @@ class EnvironmentCgroup:
     cpu_dir: Path | None
     v2: bool
     pids_dir: Path | None = None
+    memory_mb: int = 0  # the memory limit written last
 
     @property
     def dirs(self) -> list[Path]:
@@ -148,19 +149,24 @@ class EnvironmentCgroup:
         return self.pids_dir is not None
 
     def set_memory(self, memory_mb: int) -> None:
+        """The memory limit, written only if it is not already the one in force (a spare's
+        cgroup is made at the size of the function that took the last spare)."""
+        if memory_mb == self.memory_mb:
+            return
         limit = str(memory_mb * 1024 * 1024)
         name = "memory.max" if self.v2 else "memory.limit_in_bytes"
         (self.memory_dir / name).write_text(limit)
+        self.memory_mb = memory_mb
 
     def set_cpu(self, memory_mb: int) -> None:
-        """CPU in proportion to memory: quota/period = memory / 1,769 MB."""
+        """CPU in proportion to memory: quota/period = memory / 1,769 MB (on v1 the period
+        was written when the cgroup was made, with no quota yet)."""
         if self.cpu_dir is None:
             return
         quota = max(1000, CPU_PERIOD_US * memory_mb // MB_PER_VCPU)
         if self.v2:
             (self.cpu_dir / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
         else:
-            (self.cpu_dir / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             (self.cpu_dir / "cpu.cfs_quota_us").write_text(str(quota))
 
     def oom_killed(self) -> bool:
@@ -289,7 +295,7 @@ class Cgroups:
                     with contextlib.suppress(OSError):
                         (mdir / "pids.max").write_text(str(PROCESS_LIMIT))
                         pdir = mdir
-                return EnvironmentCgroup(mdir, mdir, True, pdir)
+                return EnvironmentCgroup(mdir, mdir, True, pdir, memory_mb)
             (mdir / "memory.limit_in_bytes").write_text(str(limit))
             with contextlib.suppress(OSError):
                 (mdir / "memory.swappiness").write_text("0")
@@ -298,7 +304,11 @@ class Cgroups:
                 cdir = self.cpu_parent / env_id
                 try:
                     cdir.mkdir()
+                    # the period now, the quota after init (set_cpu): one write less then
+                    (cdir / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                 except OSError:
+                    with contextlib.suppress(OSError):
+                        cdir.rmdir()
                     cdir = None
             pdir = None
             if self.pids_parent is not None:
@@ -310,7 +320,7 @@ class Cgroups:
                     with contextlib.suppress(OSError):
                         pdir.rmdir()
                     pdir = None
-            return EnvironmentCgroup(mdir, cdir, False, pdir)
+            return EnvironmentCgroup(mdir, cdir, False, pdir, memory_mb)
         except OSError:
             return None
 

@@ -33,7 +33,7 @@ from klambda.worker import identity
 from klambda.worker.cgroups import Cgroups, EnvironmentCgroup, container_oom_kills
 from klambda.worker.logs import LogHub
 from klambda.worker.sandbox import OPT, TASK_ROOT
-from klambda.worker.zygote import Zygote
+from klambda.worker.zygote import Spare, Zygote
 
 # Lambda's tail of logs returned with LogType=Tail
 LOG_TAIL_BYTES = 4096
@@ -81,6 +81,9 @@ class Environment:
     _stat_fd: int | None = None  # /proc/PID/stat, kept open: one pread per liveness check
     # with no cgroup of its own: the container's OOM kills when it started (cgroups.py)
     _oom_kills: int | None = None
+    # made from the zygote's spare: have the zygote make the next one after the first
+    # invocation (spawn)
+    replenish_zygote: bool = False
 
     async def invoke(
         self,
@@ -151,6 +154,8 @@ class Environment:
             )
         if kind == protocol.INVALID:
             self.invocations -= 1
+            if self.replenish_zygote:
+                self._replenish()
             return Outcome("invalid", rmeta["message"].encode(), request_id, cfg.version)
         max_mb = self.max_memory_mb = math.ceil(rmeta["max_rss_kb"] / 1024)
         if kind == protocol.RESULT:
@@ -226,6 +231,8 @@ class Environment:
     ) -> Outcome:
         if extra is not None:
             self._log(extra, collected)
+        if self.replenish_zygote:
+            self._replenish()
         phases = None
         if first and not self.provisioned:
             out.init_ms = self.init_ms
@@ -252,6 +259,10 @@ class Environment:
             out.log_tail = collected
         self.last_used = time.monotonic()
         return out
+
+    def _replenish(self) -> None:
+        self.replenish_zygote = False
+        self.zygote.replenish()
 
     async def _crashed(self, request_id: str, duration: float) -> Outcome:
         """The process died during an invoke: exit, signal, or out of memory."""
@@ -328,6 +339,8 @@ class Environment:
         if not self._tree_killed:
             self._kill_tree()
         self.dead = True
+        if self.replenish_zygote:
+            self._replenish()
         if self._stat_fd is not None:
             os.close(self._stat_fd)
             self._stat_fd = None
@@ -363,13 +376,42 @@ async def spawn(
     provisioned: bool = False,
     cpu_limits: bool = True,
 ) -> Environment:
-    """Start an environment and run its init; InitFailed if the handler cannot load."""
+    """Start an environment and run its init; InitFailed if the handler cannot load.
+
+    From the zygote's spare when it has one. The next spare is made once this cold start
+    is over (its init failed, or its first invocation ended: Environment._finish), not
+    while it runs."""
+    spare = zygote.take_spare()
+    if spare is None:
+        zygote.replenish()
+        return await _start(cfg, zygote, logs, cgroups, None, provisioned, cpu_limits)
+    try:
+        env = await _start(cfg, zygote, logs, cgroups, spare, provisioned, cpu_limits)
+    except BaseException:
+        zygote.replenish()
+        raise
+    if provisioned:  # started ahead of traffic: no invocation follows
+        zygote.replenish()
+    else:
+        env.replenish_zygote = True
+    return env
+
+
+async def _start(
+    cfg: FunctionConfig,
+    zygote: Zygote,
+    logs: LogHub,
+    cgroups: Cgroups,
+    spare: Spare | None,
+    provisioned: bool,
+    cpu_limits: bool,
+) -> Environment:
     env_id = uuid.uuid4().hex
     stream = stream_name(cfg.version)
-    spare = zygote.take_spare()
     cgroup: EnvironmentCgroup | None
     if spare is not None:
         cgroup = spare.cgroup
+        zygote.spare_memory_mb = cfg.memory_mb
         if cgroup is not None:
             cgroup.set_memory(cfg.memory_mb)
     else:
@@ -438,9 +480,9 @@ async def spawn(
         env._oom_kills = container_oom_kills()
     try:
         while True:
-            header = await asyncio.wait_for(
-                reader.readexactly(protocol.HEADER.size), max(INIT_TIMEOUT_S, cfg.timeout_s)
-            )
+            # a timeout scope, not wait_for: no Task of its own for each frame
+            async with asyncio.timeout(max(INIT_TIMEOUT_S, cfg.timeout_s)):
+                header = await reader.readexactly(protocol.HEADER.size)
             kind, mlen, blen = protocol.decode_header(header)
             raw = await reader.readexactly(mlen + blen) if mlen + blen else b""
             if kind == protocol.LOG:

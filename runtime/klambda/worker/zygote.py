@@ -65,6 +65,9 @@ class Zygote:
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self.spares_wanted = spares
         self.spares: list[Spare] = []
+        # the memory limit of the next spare's cgroup: the size of the function that took
+        # the last one (at first Lambda's largest), so that taking it rarely changes it
+        self.spare_memory_mb = MEMORY_MAX_MB
         self._making: asyncio.Task[None] | None = None
         self._restarting = asyncio.Lock()
         self._sending = asyncio.Lock()  # one request at a time into the control socket
@@ -121,10 +124,10 @@ class Zygote:
             await self.start()
 
     def take_spare(self) -> Spare | None:
-        """A spare to turn into an environment (another is prepared in the background)."""
-        spare = self.spares.pop() if self.spares else None
-        self.replenish()
-        return spare
+        """A spare to turn into an environment. The caller calls `replenish` once the cold
+        start is over: forking the next spare and moving it into its cgroup would take
+        the router's loop and a core from the cold start (~0.5 ms of it on two cores)."""
+        return self.spares.pop() if self.spares else None
 
     def replenish(self) -> None:
         if len(self.spares) < self.spares_wanted and (self._making is None or self._making.done()):
@@ -134,12 +137,14 @@ class Zygote:
         while len(self.spares) < self.spares_wanted:
             cgroup = None
             if self.cgroups is not None:
-                # the largest size Lambda allows; lowered to the function's when taken
-                cgroup = self.cgroups.create(f"spare-{uuid.uuid4().hex[:12]}", MEMORY_MAX_MB)
+                # set to the function's size when taken, if it is another
+                name = f"spare-{uuid.uuid4().hex[:12]}"
+                cgroup = self.cgroups.create(name, self.spare_memory_mb)
             spare_id = uuid.uuid4().hex
             procs = cgroup.procs_files if cgroup else []
             try:
-                pid, sock = await self._fork({"spare": spare_id, "cgroup_procs": procs})
+                spec = {"spare": spare_id, "cgroup_procs": procs, "isolate": self.sandboxed}
+                pid, sock = await self._fork(spec)
             except (ZygoteError, OSError):
                 if cgroup is not None:
                     cgroup.remove()
