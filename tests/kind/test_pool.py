@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import select
+import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,7 +72,14 @@ def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", selector)[
         "items"
     ]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+    # a pod being deleted, or whose containers have all ended (a specialised pod given an
+    # earlier configuration of its function, stopped), serves nothing
+    return [
+        p
+        for p in items
+        if not p["metadata"].get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -234,19 +244,26 @@ def test_a_pool_pod_deleted_while_it_starts_is_gone_in_seconds(cluster: Cluster)
     # its runtime's last function deleted) must not hold its CPU request for that long
     _apply(cluster, "pooled-a", 128)
     wait_for("a full warm pool", lambda: _pool_full(cluster))
-    (victim, *_) = _pods(cluster, "klambda.io/pool=python3.11")
-    cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, victim["metadata"]["name"])
-
-    def starting() -> Any:
-        pods = _pods(cluster, "klambda.io/pool=python3.11")
-        return next(
-            (p for p in pods if not _ready(p) and p["status"].get("phase") == "Running"), None
-        )
-
-    pod = wait_for("a pool pod that is starting", starting, interval=0.2)
+    # a pool pod starts in about a second (a core for its start): watch for the one that
+    # replaces a deleted pool pod, and delete it as soon as its container runs (its worker
+    # starting, or just ready)
+    watch = subprocess.Popen(
+        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "get",
+         "pods", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/pool=python3.11", "--watch",
+         "--output-watch-events", "-o", "json"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        pool = _pods(cluster, "klambda.io/pool=python3.11")
+        cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, pool[0]["metadata"]["name"],
+                        "--wait=false")  # fmt: skip
+        pod = _first_starting(watch, {p["metadata"]["name"] for p in pool}, timeout=180)
+        name = pod["metadata"]["name"]
+        cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, name, "--wait=false")
+    finally:
+        watch.kill()
+        watch.wait()
     assert pod["spec"]["terminationGracePeriodSeconds"] > 60
-    name = pod["metadata"]["name"]
-    cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, name, "--wait=false")
 
     def gone() -> bool:
         by_name = f"metadata.name={name}"
@@ -255,3 +272,36 @@ def test_a_pool_pod_deleted_while_it_starts_is_gone_in_seconds(cluster: Cluster)
         ]
 
     wait_for(f"{name} to be gone", gone, timeout=30, interval=0.5)
+
+
+def _first_starting(
+    watch: subprocess.Popen[str], before: set[str], timeout: float
+) -> dict[str, Any]:
+    """The first pod of a `kubectl get --watch --output-watch-events -o json` stream that
+    is not one of `before` and is Running, not being deleted: its container has started
+    (its worker may already serve: a pool pod starts in about a second)."""
+    assert watch.stdout is not None
+    deadline = time.monotonic() + timeout
+    decoder = json.JSONDecoder()
+    buffer = ""
+    while time.monotonic() < deadline:
+        if not select.select([watch.stdout], [], [], 1.0)[0]:
+            continue
+        line = watch.stdout.readline()
+        if not line:
+            break
+        buffer += line
+        try:
+            event, _end = decoder.raw_decode(buffer.strip())
+        except json.JSONDecodeError:
+            continue  # an event's JSON spans lines: read on
+        buffer = ""
+        pod = event.get("object") or {}
+        if (
+            event.get("type") in ("ADDED", "MODIFIED")
+            and pod["metadata"]["name"] not in before
+            and not pod["metadata"].get("deletionTimestamp")
+            and pod.get("status", {}).get("phase") == "Running"
+        ):
+            return dict(pod)
+    raise AssertionError(f"no new pool pod seen starting within {timeout:.0f}s")
