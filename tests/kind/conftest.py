@@ -144,6 +144,33 @@ class Cluster:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
+    def pods(self, selector: str, namespace: str = "") -> list[dict[str, Any]]:
+        """The pods of `selector` that may serve: not being deleted, and not ended (a
+        specialised pod given an earlier configuration of its function stops)."""
+        items: list[dict[str, Any]] = self.get(
+            "pods", "-n", namespace or FUNCTIONS_NAMESPACE, "-l", selector
+        )["items"]
+        return [
+            p
+            for p in items
+            if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+
+    def function_pods(self, function: str, count: int | None = None) -> list[dict[str, Any]]:
+        """A function's pods, waiting (30 s) for `count` of them, or for any: a pool pod that
+        answered a first call is relabelled into the function just after the answer, not
+        with it."""
+        selector = f"klambda.io/function={function}"
+
+        def found() -> list[dict[str, Any]] | None:
+            pods = self.pods(selector)
+            return pods if (len(pods) == count if count is not None else pods) else None
+
+        what = f"{count if count is not None else 'any'} pod(s) of {function}"
+        pods: list[dict[str, Any]] = wait_for(what, found, timeout=30)
+        return pods
+
     def api(self, path: str) -> Any:
         """GET a JSON answer of the router's HTTP API (dead letters, queues, ...)."""
         with urllib.request.urlopen(f"{self.http}{path}", timeout=60) as resp:

@@ -68,20 +68,6 @@ def _cleanup(cluster: Cluster) -> Iterator[None]:
                     "--wait=false", *NAMES, check=False)  # fmt: skip
 
 
-def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", selector)[
-        "items"
-    ]
-    # a pod being deleted, or whose containers have all ended (a specialised pod given an
-    # earlier configuration of its function, stopped), serves nothing
-    return [
-        p
-        for p in items
-        if not p["metadata"].get("deletionTimestamp")
-        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-    ]
-
-
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -100,13 +86,13 @@ def _apply(cluster: Cluster, name: str, memory_mb: int, source: str = ANSWER) ->
 
 
 def _pool_full(cluster: Cluster) -> bool:
-    pods = _pods(cluster, "klambda.io/pool=python3.11")
+    pods = cluster.pods("klambda.io/pool=python3.11")
     return sum(1 for p in pods if _ready(p)) >= POOL_SIZE
 
 
 def _first_call(cluster: Cluster, name: str) -> tuple[str, str]:
     """The first call of `name`: (the pod that answered, its REPORT line)."""
-    assert not _pods(cluster, f"klambda.io/function={name}")
+    assert not cluster.pods(f"klambda.io/function={name}")
     status, headers, body = cluster.invoke(name, {}, tail=True)
     assert status == 200, body
     answer = json.loads(body)
@@ -116,24 +102,11 @@ def _first_call(cluster: Cluster, name: str) -> tuple[str, str]:
     return answer["host"], report
 
 
-def _wait_for_pods(cluster: Cluster, function: str, count: int) -> list[dict[str, Any]]:
-    """A function's `count` pods: a pool pod that answered is relabelled into the function
-    just after its answer, not before it."""
-    selector = f"klambda.io/function={function}"
-
-    def counted() -> list[dict[str, Any]] | None:
-        pods = _pods(cluster, selector)
-        return pods if len(pods) == count else None
-
-    found: list[dict[str, Any]] = wait_for(f"{count} pod(s) of {function}", counted, timeout=30)
-    return found
-
-
 def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cluster) -> None:
     _apply(cluster, "pooled-a", 256)
     _apply(cluster, "pooled-b", 128)
     wait_for("a full warm pool", lambda: _pool_full(cluster))
-    pool_pods = _pods(cluster, "klambda.io/pool=python3.11")
+    pool_pods = cluster.pods("klambda.io/pool=python3.11")
     pool_before = {p["metadata"]["name"] for p in pool_pods}
     # pool pods start with the chart's pool.cpuMillicores as their limit
     assert {p["spec"]["containers"][0]["resources"]["limits"]["cpu"] for p in pool_pods} == {
@@ -146,7 +119,7 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
         assert phase in report, report
     assert host in pool_before, (host, pool_before)
     # the pod is pooled-a's now (relabelled just after the answer), and out of the pool
-    (pod,) = _wait_for_pods(cluster, "pooled-a", 1)
+    (pod,) = cluster.function_pods("pooled-a", 1)
     assert pod["metadata"]["name"] == host
     assert pod["metadata"]["labels"]["klambda.io/component"] == "specialised"
     assert "klambda.io/pool" not in pod["metadata"]["labels"]
@@ -164,14 +137,14 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
     other, report_b = _first_call(cluster, "pooled-b")
     assert "Specialise:" in report_b, report_b
     assert other != host
-    assert [p["metadata"]["name"] for p in _pods(cluster, "klambda.io/function=pooled-a")] == [host]
+    assert [p["metadata"]["name"] for p in cluster.pods("klambda.io/function=pooled-a")] == [host]
 
     # resized in place to pooled-a's 256 MB and its CPU share (each plus the worker's), by
     # the kubelet
     want = {"memory": f"{256 + OVERHEAD_MB}Mi", "cpu": "245m"}
 
     def resized() -> Any:
-        (p,) = _pods(cluster, "klambda.io/function=pooled-a")
+        (p,) = cluster.pods("klambda.io/function=pooled-a")
         statuses = p["status"].get("containerStatuses") or []
         got = [((s.get("resources") or {}).get("limits") or {}) for s in statuses]
         return [{k: v for k, v in g.items() if k in want} for g in got] == [want] or None
@@ -201,7 +174,7 @@ def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluste
     wait_for("a full warm pool", lambda: _pool_full(cluster))
     first, _, answer = cluster.invoke("reserved-cold", {})
     assert first == 200, answer
-    _wait_for_pods(cluster, "reserved-cold", 1)
+    cluster.function_pods("reserved-cold", 1)
 
     def call(_: int) -> tuple[int, str]:
         status, _headers, body = cluster.invoke("reserved-cold", {"sleep": 2})
@@ -213,7 +186,7 @@ def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluste
         (200, ""): 2,
         (429, "ReservedFunctionConcurrentInvocationLimitExceeded"): 8,
     }, outcomes
-    _wait_for_pods(cluster, "reserved-cold", 2)
+    cluster.function_pods("reserved-cold", 2)
 
 
 def test_a_specialised_environment_is_held_to_the_functions_memory(cluster: Cluster) -> None:
@@ -228,7 +201,7 @@ def test_a_specialised_environment_is_held_to_the_functions_memory(cluster: Clus
     assert json.loads(body)["errorType"] == "Runtime.OutOfMemory", body
     report = base64.b64decode(headers["x-amz-log-result"]).decode()
     assert "Specialise:" in report, report  # it was a pool pod's first call
-    (pod,) = _wait_for_pods(cluster, "pooled-hog", 1)
+    (pod,) = cluster.function_pods("pooled-hog", 1)
     assert pod["metadata"]["labels"]["klambda.io/component"] == "specialised"
     # the worker survived its environment: the pod is not restarted, and serves again
     statuses = pod["status"].get("containerStatuses") or []
@@ -254,7 +227,7 @@ def test_a_pool_pod_deleted_while_it_starts_is_gone_in_seconds(cluster: Cluster)
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        pool = _pods(cluster, "klambda.io/pool=python3.11")
+        pool = cluster.pods("klambda.io/pool=python3.11")
         cluster.kubectl("delete", "pod", "-n", FUNCTIONS_NAMESPACE, pool[0]["metadata"]["name"],
                         "--wait=false")  # fmt: skip
         pod = _first_starting(watch, {p["metadata"]["name"] for p in pool}, timeout=180)

@@ -77,21 +77,6 @@ def _cli(cluster: Cluster, *args: str) -> str:
     return out.stdout
 
 
-def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", selector)[
-        "items"
-    ]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def _named_pods(cluster: Cluster, function: str) -> list[str]:
-    """The names of a function's pods, once there are any: a pool pod that answered a first
-    call is relabelled into the function just after the answer, not before it."""
-    selector = f"klambda.io/function={function}"
-    wait_for(f"{function}'s pod to carry its label", lambda: _pods(cluster, selector), timeout=30)
-    return [p["metadata"]["name"] for p in _pods(cluster, selector)]
-
-
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -110,7 +95,7 @@ def _call(cluster: Cluster, qualified: str) -> tuple[str, str, str]:
 def _scaled_to_zero(cluster: Cluster, function: str) -> None:
     wait_for(
         f"{function}'s pods to go after {IDLE_S} s idle",
-        lambda: not _pods(cluster, f"klambda.io/function={function}"),
+        lambda: not cluster.pods(f"klambda.io/function={function}"),
         timeout=SCALED_DOWN_WITHIN_S,
         interval=2,
     )
@@ -122,7 +107,7 @@ def test_an_idle_function_scales_to_zero_and_its_next_call_brings_it_back(
     _apply(cluster, "sleeper")
     first, _, report = _call(cluster, "sleeper")
     assert "Init Duration" in report, report
-    assert _named_pods(cluster, "sleeper") == [first]
+    assert [p["metadata"]["name"] for p in cluster.function_pods("sleeper")] == [first]
 
     _scaled_to_zero(cluster, "sleeper")
     deployment = cluster.get("deployment", "sleeper-latest", "-n", FUNCTIONS_NAMESPACE)
@@ -133,7 +118,7 @@ def test_an_idle_function_scales_to_zero_and_its_next_call_brings_it_back(
     assert version == "$LATEST"
     assert again != first
     assert "Init Duration" in report, report
-    assert _named_pods(cluster, "sleeper") == [again]
+    assert [p["metadata"]["name"] for p in cluster.function_pods("sleeper")] == [again]
 
 
 def test_provisioned_concurrency_stays_warm_while_on_demand_scales_to_zero(
@@ -146,17 +131,17 @@ def test_provisioned_concurrency_stays_warm_while_on_demand_scales_to_zero(
     provisioned = "klambda.io/function=steady,klambda.io/version=1"
 
     def one_ready_pod() -> str | None:
-        pods = _pods(cluster, provisioned)
+        pods = cluster.pods(provisioned)
         return pods[0]["metadata"]["name"] if len(pods) == 1 and _ready(pods[0]) else None
 
     pod = wait_for("the provisioned environment's pod", one_ready_pod, timeout=120)
     _apply(cluster, "bursty")
     answered, _, _ = _call(cluster, "bursty")
-    assert _named_pods(cluster, "bursty") == [answered]
+    assert [p["metadata"]["name"] for p in cluster.function_pods("bursty")] == [answered]
 
     # everything on demand goes; the provisioned pod stays, never restarted
     _scaled_to_zero(cluster, "bursty")
-    (kept,) = _pods(cluster, provisioned)
+    (kept,) = cluster.pods(provisioned)
     assert kept["metadata"]["name"] == pod
     assert _ready(kept)
     assert [s["restartCount"] for s in kept["status"]["containerStatuses"]] == [0]
@@ -165,4 +150,4 @@ def test_provisioned_concurrency_stays_warm_while_on_demand_scales_to_zero(
     host, version, report = _call(cluster, "steady:live")
     assert (host, version) == (pod, "1")
     assert "Init Duration" not in report, report
-    assert _pods(cluster, "klambda.io/function=bursty") == []
+    assert cluster.pods("klambda.io/function=bursty") == []

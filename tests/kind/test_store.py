@@ -107,12 +107,7 @@ def test_large_code_and_two_layers_from_the_store(
 
     # a warm pool pod served it: the router gave it the objects, it downloaded them (the
     # pod is relabelled into the function just after its first answer)
-    def labelled() -> list[dict[str, str]]:
-        selector = "klambda.io/function=stored"
-        pods = cluster.get("pods", "-n", FUNCTIONS_NAMESPACE, "-l", selector)
-        return [p["metadata"]["labels"] for p in pods["items"]]
-
-    labels = wait_for("the pod that answered, labelled", labelled, timeout=30)
+    labels = [p["metadata"]["labels"] for p in cluster.function_pods("stored")]
     assert [x.get("klambda.io/component") for x in labels] == ["specialised"], labels
     fn = cluster.get("function", "stored", "-n", FUNCTIONS_NAMESPACE)
     assert fn["status"]["codeObject"] == key
