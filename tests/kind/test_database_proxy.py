@@ -42,9 +42,9 @@ def message(s):
     return tag, recv(s, struct.unpack("!i", recv(s, 4))[0] - 4)
 
 def connect(address):
-    # as libpq's connect_timeout: a short timeout per attempt, and attempts until the
-    # call's own deadline (a Service's first connection in the moment after the proxy is
-    # Active may be lost until kube-proxy routes it: retrying with a new socket gets through)
+    # as libpq's connect_timeout: a short timeout per attempt, and up to ten attempts,
+    # within the call's 30 s (a Service's first connection in the moment after the proxy
+    # is Active may be lost until kube-proxy routes it: a new socket gets through)
     attempts = 0
     while True:
         attempts += 1
