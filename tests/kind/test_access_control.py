@@ -125,6 +125,14 @@ def secured(cluster: Cluster) -> Iterator[tuple[Cluster, Rollout]]:
         yield cluster, rollout
     finally:
         cluster.upgrade("router.auth=false")
+        # `helm upgrade --wait` returns once the new router pods are ready; until kube-proxy
+        # drops the old ones from the NodePort a call may still reach one that asks for an
+        # identity, and the next module's calls carry none
+        wait_for(
+            "the router to answer calls without an identity again",
+            lambda: all(cluster.invoke(FUNCTION, {})[0] == 200 for _ in range(5)),
+            timeout=120,
+        )
         cluster.kubectl(
             "delete", "-n", FUNCTIONS_NAMESPACE, "--ignore-not-found", "-f", "-", stdin=objects
         )
