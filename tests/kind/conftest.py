@@ -163,12 +163,20 @@ class Cluster:
         with it."""
         selector = f"klambda.io/function={function}"
 
+        seen: list[str] = []
+
         def found() -> list[dict[str, Any]] | None:
             pods = self.pods(selector)
+            seen[:] = [
+                f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
+            ]
             return pods if (len(pods) == count if count is not None else pods) else None
 
         what = f"{count if count is not None else 'any'} pod(s) of {function}"
-        pods: list[dict[str, Any]] = wait_for(what, found, timeout=30)
+        try:
+            pods: list[dict[str, Any]] = wait_for(what, found, timeout=30)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; its pods: {seen or 'none'}") from None
         return pods
 
     def api(self, path: str) -> Any:

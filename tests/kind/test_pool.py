@@ -85,9 +85,25 @@ def _apply(cluster: Cluster, name: str, memory_mb: int, source: str = ANSWER) ->
     wait_for(f"Function {name} to be Active", active)
 
 
+def _pool(cluster: Cluster) -> tuple[set[str], set[str]]:
+    """The pool's ready pods, and those its EndpointSlices list as ready (which the router
+    takes pool pods from: on a busy node they follow the pods' Ready by seconds)."""
+    ready = {p["metadata"]["name"] for p in cluster.pods("klambda.io/pool=python3.11") if _ready(p)}
+    slices = cluster.get(
+        "endpointslices", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/pool=python3.11"
+    )["items"]
+    listed = {
+        (ep.get("targetRef") or {}).get("name")
+        for s in slices
+        for ep in s.get("endpoints") or []
+        if (ep.get("conditions") or {}).get("ready")
+    }
+    return ready, listed
+
+
 def _pool_full(cluster: Cluster) -> bool:
-    pods = cluster.pods("klambda.io/pool=python3.11")
-    return sum(1 for p in pods if _ready(p)) >= POOL_SIZE
+    ready, listed = _pool(cluster)
+    return len(ready & listed) >= POOL_SIZE
 
 
 def _first_call(cluster: Cluster, name: str) -> tuple[str, str]:
@@ -176,9 +192,14 @@ def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluste
     assert first == 200, answer
     cluster.function_pods("reserved-cold", 1)
 
+    hosts: list[str] = []
+
     def call(_: int) -> tuple[int, str]:
         status, _headers, body = cluster.invoke("reserved-cold", {"sleep": 2})
-        return status, "" if status == 200 else json.loads(body).get("Reason", "")
+        answer = json.loads(body)
+        if status == 200:
+            hosts.append(answer["host"])
+        return status, "" if status == 200 else answer.get("Reason", "")
 
     with ThreadPoolExecutor(10) as pool:
         outcomes = Counter(pool.map(call, range(10)))
@@ -186,6 +207,8 @@ def test_reserved_concurrency_takes_a_pool_pod_before_throttling(cluster: Cluste
         (200, ""): 2,
         (429, "ReservedFunctionConcurrentInvocationLimitExceeded"): 8,
     }, outcomes
+    ready, listed = _pool(cluster)
+    assert len(set(hosts)) == 2, f"both answers from {hosts[0]}; pool {ready}, listed {listed}"
     cluster.function_pods("reserved-cold", 2)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +60,11 @@ from klambda.router.registry import (
 )
 from klambda.router.remote import RemoteWorkers
 from klambda.settings import RouterSettings
+
+#: attempts to relabel a specialised pool pod (backing off 0.5 s doubling to 8 s: ~35 s)
+CLAIM_ATTEMPTS = 8
+#: how long stopping waits for the claims in flight
+CLAIM_DRAIN_S = 5.0
 
 log = logging.getLogger("klambda.router.cluster")
 
@@ -478,20 +483,25 @@ class ClusterSource:
         self._snapshots[sha] = files
         return files
 
-    def claim(self, pod: PoolPod, cfg: FunctionConfig, target: Target) -> None:
+    def owner_of(self, target: Target) -> Mapping[str, str] | None:
         found = self._spec_of(target)
         if found is None:
-            return
+            return None
         owner = found[1]
-        ref = {"kind": owner.kind, "name": owner.metadata.name, "uid": owner.metadata.uid}
+        return {"kind": owner.kind, "name": owner.metadata.name, "uid": owner.metadata.uid}
+
+    def claim(self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        task = asyncio.create_task(self._claim(pod, contract.claim_patch(cfg, ref, pod.uid, now)))
+        patch = contract.claim_patch(cfg, owner, pod.uid, now)
+        task = asyncio.create_task(self._claim(pod, patch))
         self._claims.add(task)
         task.add_done_callback(self._claims.discard)
 
     async def _claim(self, pod: PoolPod, patch: dict[str, Any]) -> None:
+        """A specialised pod left in its pool would stay there, ready and counted by the
+        pool's ReplicaSet, serving nobody: try for about half a minute."""
         assert self.client is not None
-        for attempt in range(3):
+        for attempt in range(CLAIM_ATTEMPTS):
             try:
                 await self.client.patch(
                     Pod, pod.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
@@ -504,7 +514,8 @@ class ClusterSource:
                 log.warning("relabelling pool pod %s: %s", pod.name, err.status.message)
             except Exception as err:  # the API server is away: try again shortly
                 log.warning("relabelling pool pod %s: %s", pod.name, err)
-            await asyncio.sleep(0.5 * (attempt + 1))
+            await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
+        log.warning("pool pod %s not relabelled after %d attempts", pod.name, CLAIM_ATTEMPTS)
 
     async def _write_demand(self) -> None:
         """Every second, write changed demand and last-invoked times as annotations."""
@@ -547,6 +558,9 @@ class ClusterSource:
                     log.warning("cannot write demand of %s: %s", key, err)
 
     async def stop(self) -> None:
+        # a claim cut short would leave its specialised pod in the pool: let them end
+        if self._claims:
+            await asyncio.wait(list(self._claims), timeout=CLAIM_DRAIN_S)
         for t in [*self._tasks, *self._claims]:
             t.cancel()
         for t in [*self._tasks, *self._claims]:

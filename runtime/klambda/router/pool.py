@@ -48,8 +48,16 @@ class Specialiser(Protocol):
         code; CodeUnavailable when it cannot be had."""
         ...
 
-    def claim(self, pod: PoolPod, cfg: FunctionConfig, target: Target) -> None:
-        """Move `pod` out of its pool and into `target`'s version (in the background)."""
+    def owner_of(self, target: Target) -> Mapping[str, str] | None:
+        """The object a pod specialised for `target` belongs to (kind, name, uid: its
+        Version, or the Function for $LATEST); None once it is gone. No I/O."""
+        ...
+
+    def claim(self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]) -> None:
+        """Move `pod` out of its pool and into `owner` (in the background). `owner` is
+        the one named before the pod was specialised: should it be deleted meanwhile, the
+        claimed pod goes with it (the garbage collector), rather than staying in the pool
+        specialised for nobody."""
         ...
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -98,6 +99,8 @@ class RemoteWorkers:
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
+    # cold starts' specialising and claiming, which outlive a call that ends first
+    _specialising: set[asyncio.Future[dict[str, float] | None]] = field(default_factory=set)
     # calls in flight by worker address: a channel is closed once none uses it
     _busy: dict[str, int] = field(default_factory=dict)
 
@@ -314,33 +317,19 @@ class RemoteWorkers:
         if not limiter.try_take(time.monotonic()):
             self.pool.give_back(pod)
             raise NoCapacity(SCALE_UP_LIMIT, "Rate Exceeded.")
-        t0 = time.perf_counter()
-        try:
-            cfg, code = await self.specialiser.code(target)
-        except CodeUnavailable as err:
+        owner = self.specialiser.owner_of(target)
+        if owner is None:
             self.pool.give_back(pod)
-            raise ServiceUnavailable(f"the code of {target.key}: {err}") from None
-        t1 = time.perf_counter()
-        try:
-            await self._stub(pod.address).Specialise(
-                specialise_request(cfg, code),
-                # the pod downloads a .zip of up to 250 MB from the store first
-                timeout=STORE_SPECIALISE_TIMEOUT_S if code.from_store else SPECIALISE_TIMEOUT_S,
-            )
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                # refused what it was given (code that is not its CodeSha256...): the pod
-                # is still a pool pod, for another version
-                self.pool.give_back(pod)
-                raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
-            # specialised by another router meanwhile, gone, or not answering: it stays
-            # taken (this router does not try it again) and the call tries another
-            log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
+            raise ServiceUnavailable(f"{target.key} is gone")
+        # Specialising and claiming run to their end even if this call ends first (its
+        # caller gone, its deadline passed): a pod specialised and never claimed would
+        # stay in its pool, ready and counted by the pool's ReplicaSet, serving nobody.
+        task = asyncio.ensure_future(self._specialise(pod, target, owner))
+        self._specialising.add(task)
+        task.add_done_callback(self._specialised)
+        phases = await asyncio.shield(task)
+        if phases is None:
             return None
-        t2 = time.perf_counter()
-        self.specialiser.claim(pod, cfg, target)
-        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(target.config))
-        phases = {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
         request = call_to_proto(dataclasses.replace(call, phases=phases))
         try:
             resp = await self._invoke(
@@ -351,6 +340,50 @@ class RemoteWorkers:
         out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
         out.phases = {**phases, **(out.phases or {})}  # the pod's own: environment_start
         return out
+
+    def _specialised(self, task: asyncio.Future[dict[str, float] | None]) -> None:
+        self._specialising.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its call may have gone, the error is its own
+
+    async def _specialise(
+        self, pod: PoolPod, target: Target, owner: Mapping[str, str]
+    ) -> dict[str, float] | None:
+        """Give `pod` the version's code and configuration and claim it for `owner`: the
+        phases' milliseconds, or None if the pod could not be had."""
+        assert self.specialiser is not None
+        t0 = time.perf_counter()
+        try:
+            cfg, code = await self.specialiser.code(target)
+        except CodeUnavailable as err:
+            self.pool.give_back(pod)
+            raise ServiceUnavailable(f"the code of {target.key}: {err}") from None
+        t1 = time.perf_counter()
+        request = specialise_request(cfg, code)
+        # the pod downloads a .zip of up to 250 MB from the store first
+        timeout = STORE_SPECIALISE_TIMEOUT_S if code.from_store else SPECIALISE_TIMEOUT_S
+        for attempt in range(2):
+            try:
+                await self._stub(pod.address).Specialise(request, timeout=timeout)
+                break
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    # refused what it was given (code that is not its CodeSha256...): the
+                    # pod is still a pool pod, for another version
+                    self.pool.give_back(pod)
+                    raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not attempt:
+                    # it may have taken the version meanwhile: asking again (the same
+                    # request is answered at once by a pod that has) settles which
+                    continue
+                # specialised by another router meanwhile, gone, or not answering: it stays
+                # taken (this router does not try it again) and the call tries another
+                log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
+                return None
+        t2 = time.perf_counter()
+        self.specialiser.claim(pod, cfg, owner)
+        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(target.config))
+        return {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
 
     def set_provisioned(self, target: Target, count: int) -> None:
         # the operator keeps the pods; the router only counts calls against them
@@ -375,6 +408,13 @@ class RemoteWorkers:
     async def reclaim_idle(self, keep_warm_s: float) -> None:
         """Idle pods are deleted or scaled to zero by the operator, from the last-invoked
         times."""
+
+    async def settle(self) -> None:
+        """Wait (a bounded time) for the cold starts still specialising a pool pod: each
+        ends in the claim that takes its pod out of the pool. Before the specialiser
+        stops."""
+        if self._specialising:
+            await asyncio.wait(list(self._specialising), timeout=SPECIALISE_TIMEOUT_S)
 
     async def close(self) -> None:
         for ch in self._channels.values():

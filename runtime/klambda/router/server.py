@@ -730,6 +730,7 @@ class Router:
         if self.db_proxies is not None:
             await self.db_proxies.stop()
         if self.source is not None:
+            await self.workers.settle()  # their claims go through the source's client
             await self.source.stop()
         if isinstance(self.access, KubernetesAccess):
             await self.access.close()
