@@ -1,0 +1,125 @@
+"""A cold start on a pool pod ends in its claim even when its call ends first.
+
+A pool pod specialised and never claimed would stay in its pool: ready, counted by the
+pool's ReplicaSet, refusing every other version (the pool one pod short for good). Here a
+real pool worker (`klambda worker --pool python3.11`) is the pod, and the cluster's part
+of a cold start (the version's code, its owner, the claim's relabel: the API server's,
+tested against one in test_pool.py) is played by `Gate`, which holds the code back until
+the call has been cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import grpc
+import pytest
+from klambda import codestore
+from klambda.execution import FunctionConfig
+from klambda.invocation import Call
+from klambda.proto import worker_pb2, worker_pb2_grpc
+from klambda.router.pool import CodePackage, PoolPod
+from klambda.router.registry import Target
+from klambda.router.remote import RemoteWorkers
+from klambda.testing import accepts_tcp, eventually, free_port
+
+FILES = {"app.py": b"def handler(event, context):\n    return {'ok': True}\n"}
+CONFIG = FunctionConfig(
+    function="hasty",
+    version="$LATEST",
+    handler="app.handler",
+    runtime="python3.11",
+    memory_mb=128,
+    timeout_s=10,
+    environment={},
+    code_root="/var/task",
+    code_sha256=codestore.digest(FILES),
+)
+OWNER = {"kind": "Function", "name": "hasty", "uid": "6a0b3c52-0000-4000-8000-000000000001"}
+
+
+class Gate:
+    """The cluster's part of a cold start, holding the code back until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.asked = asyncio.Event()
+        self.claims: list[tuple[str, Mapping[str, str]]] = []
+
+    def runtime_of(self, target: Target) -> str | None:
+        return target.config.runtime
+
+    def given_config(self, target: Target) -> FunctionConfig:
+        return target.config
+
+    def owner_of(self, target: Target) -> Mapping[str, str] | None:
+        return OWNER
+
+    async def code(self, target: Target) -> tuple[FunctionConfig, CodePackage]:
+        self.asked.set()
+        await self.release.wait()
+        return target.config, CodePackage(files=FILES)
+
+    def claim(self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]) -> None:
+        self.claims.append((pod.name, owner))
+
+
+@pytest.fixture
+def pool_worker(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "klambda.cli.main", "worker", "--pool", "python3.11",
+             "--host", "127.0.0.1", "--port", str(port), "--code-dir", str(tmp_path / "code"),
+             "--no-cgroups"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            eventually(lambda: accepts_tcp(port), "the pool worker listening", timeout=30)
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+async def test_a_cold_start_whose_call_is_cancelled_still_specialises_and_claims_its_pod(
+    pool_worker: str,
+) -> None:
+    gate = Gate()
+    workers = RemoteWorkers(specialiser=gate)
+    workers.set_pool_endpoints({"python3.11": [PoolPod("pool-a", "uid-a", pool_worker)]})
+    target = Target(CONFIG)
+    call = Call(request_id=str(uuid.uuid4()), payload=b"{}")
+    try:
+        running = asyncio.ensure_future(workers.run(target, call))
+        await asyncio.wait_for(gate.asked.wait(), 10)
+        running.cancel()  # the caller went away (its deadline, a closed stream) mid-start
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        gate.release.set()
+        await asyncio.wait_for(workers.settle(), 20)
+
+        # the pod was given the version and claimed for its owner all the same...
+        assert gate.claims == [("pool-a", OWNER)]
+        assert workers.claimed[target.key].keys() == {pool_worker}
+        # ...so it is the version's warm pod now: the next call runs there
+        out = await workers.run(target, Call(request_id=str(uuid.uuid4()), payload=b"{}"))
+        assert (out.status, out.body) == ("ok", b'{"ok": true}'), out
+        # and it refuses any other version
+        other = worker_pb2.SpecialiseRequest(
+            function="other", version="$LATEST", handler="app.handler", runtime="python3.11",
+            memory_mb=128, timeout_seconds=10, code_sha256=CONFIG.code_sha256,
+            files=[worker_pb2.CodeFile(path=p, content=c) for p, c in FILES.items()],
+        )  # fmt: skip
+        async with grpc.aio.insecure_channel(pool_worker) as ch:
+            stub = worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Specialise(other, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        await workers.close()
