@@ -234,6 +234,11 @@ def _leftovers(bin_dir: Path) -> list[str]:
     return gone
 
 
+def _function_names(cluster: Cluster) -> list[str]:
+    items = cluster.get("functions", "-n", FUNCTIONS_NAMESPACE)["items"]
+    return [str(f["metadata"]["name"]) for f in items]
+
+
 def _existing(name: str, work: Path, bin_dir: Path) -> Cluster:
     kubeconfig = work / "kubeconfig"
     out = subprocess.run(
@@ -256,7 +261,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cache = Path(os.environ.get("KLAMBDA_CACHE") or Path.home() / ".cache" / "klambda")
     existing = os.environ.get("KLAMBDA_KIND_CLUSTER")
     if existing:
-        yield _existing(existing, work, cache / "bin")
+        found = _existing(existing, work, cache / "bin")
+        before = set(_function_names(found))
+        yield found
+        # what the tests made goes, or its pods hold the node's CPU requests that the
+        # next run's pods need (the cluster's own functions stay)
+        made = [n for n in _function_names(found) if n not in before]
+        if made:
+            found.kubectl("delete", "functions", "-n", FUNCTIONS_NAMESPACE, "--ignore-not-found",
+                          "--wait=false", *made, check=False)  # fmt: skip
         return
     log = work / "cluster.log"
     http_port, grpc_port, api_port = _free_ports(3)
