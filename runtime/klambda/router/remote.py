@@ -382,7 +382,10 @@ class RemoteWorkers:
                 return None
         t2 = time.perf_counter()
         self.specialiser.claim(pod, cfg, owner)
-        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(target.config))
+        # what the pod was given, as `_digest` and the claim's annotation have it: for a
+        # $LATEST just edited, target.config may still carry the operator's last
+        # CodeSha256, and the pod would be passed over as given another configuration
+        self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(cfg))
         return {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
 
     def set_provisioned(self, target: Target, count: int) -> None:

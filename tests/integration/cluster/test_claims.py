@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -55,7 +56,8 @@ class Gate:
         return target.config.runtime
 
     def given_config(self, target: Target) -> FunctionConfig:
-        return target.config
+        # the CodeSha256 of the files, as for an inline $LATEST whose status lags its spec
+        return replace(target.config, code_sha256=codestore.digest(FILES))
 
     def owner_of(self, target: Target) -> Mapping[str, str] | None:
         return OWNER
@@ -63,7 +65,7 @@ class Gate:
     async def code(self, target: Target) -> tuple[FunctionConfig, CodePackage]:
         self.asked.set()
         await self.release.wait()
-        return target.config, CodePackage(files=FILES)
+        return self.given_config(target), CodePackage(files=FILES)
 
     def claim(self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]) -> None:
         self.claims.append((pod.name, owner))
@@ -121,5 +123,24 @@ async def test_a_cold_start_whose_call_is_cancelled_still_specialises_and_claims
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.Specialise(other, timeout=10)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        await workers.close()
+
+
+async def test_the_pod_of_a_cold_start_serves_the_next_call_while_the_status_lags(
+    pool_worker: str,
+) -> None:
+    # $LATEST just edited: the router's config still has the operator's last CodeSha256,
+    # the pod is given the spec's files (and their digest); the next call is still its
+    gate = Gate()
+    gate.release.set()
+    workers = RemoteWorkers(specialiser=gate, wait_for_worker_s=2)
+    workers.set_pool_endpoints({"python3.11": [PoolPod("pool-a", "uid-a", pool_worker)]})
+    target = Target(replace(CONFIG, code_sha256="0" * 64))
+    try:
+        for _ in range(3):
+            out = await workers.run(target, Call(request_id=str(uuid.uuid4()), payload=b"{}"))
+            assert (out.status, out.body) == ("ok", b'{"ok": true}'), out
+        assert gate.claims == [("pool-a", OWNER)]
     finally:
         await workers.close()
