@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import time
 
 import boto3
 import grpc
@@ -269,6 +270,29 @@ def test_grpc_invoke_and_health(local_router: RouterRunner) -> None:
         assert "REPORT RequestId: " + resp.request_id in resp.log_result
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_caller_gone_mid_call_leaves_its_invocation_running_to_its_end(
+    local_router: RouterRunner,
+) -> None:
+    # reserved concurrency 1: the call left behind keeps its environment and its place
+    with grpc.insecure_channel(local_router.grpc_target) as ch:
+        invoke = invoker_pb2_grpc.InvokerStub(ch).Invoke
+        slow = invoker_pb2.InvokeRequest(
+            function_name="abandoned", payload=b'{"sleep": 2, "tag": "gone"}'
+        )
+        with pytest.raises(grpc.RpcError) as gone:
+            invoke(slow, timeout=0.5)
+        assert gone.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        status, _h, body = local_router.invoke("abandoned", {"tag": "meanwhile"})
+        assert status == 429, body  # still running: the function's one environment is busy
+        time.sleep(2.0)
+        # the next call gets its own result, not the one left behind
+        status, _h, body = local_router.invoke("abandoned", {"tag": "next"})
+        assert (status, json.loads(body)) == (200, {"tag": "next"})
+    # both invocations were run and counted (the one left behind once it ended)
+    assert local_router.metric("klambda_invocations_total", function="abandoned") == 2
+    assert local_router.metric("klambda_throttles_total", function="abandoned") == 1
 
 
 def test_dry_run(local_router: RouterRunner) -> None:

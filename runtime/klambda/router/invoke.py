@@ -12,6 +12,7 @@ from the `Outcome` -> `InvokeResult` back to the handler.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -216,11 +217,18 @@ class Invoker:
         qualified = alias or (cfg.version if cfg.version != limits.LATEST else "")
         hop = hop or lineage.of_request(None)
         call = Call(rid, payload, _arn(cfg.arn, qualified), log_tail, hop.header(), stream=stream)
+        # A caller that goes away (a client's deadline, a closed connection) does not stop
+        # its invocation, as on Lambda: it runs to its end (its logs, metrics, billing) and
+        # holds its concurrency until then, and its environment takes no other call
+        # meanwhile (its next call would otherwise read this one's result).
+        run = asyncio.ensure_future(self._run(target, alias, call, invocation_type))
         try:
-            out = await self._run(target, alias, call, invocation_type)
+            out = await asyncio.shield(run)
         finally:
-            gauge.dec()
-            pools.release(fn)
+            if run.done():
+                self._ended(gauge, fn, run)
+            else:  # the caller went away
+                run.add_done_callback(functools.partial(self._ended, gauge, fn))
         if out.status == "invalid":
             raise InvalidRequestContent(out.body.decode())
         return InvokeResult(
@@ -231,6 +239,12 @@ class Invoker:
             None if out.status == "ok" else "Unhandled",
             out.log_tail,
         )
+
+    def _ended(self, gauge: Any, fn: str, run: asyncio.Future[Outcome]) -> None:
+        gauge.dec()
+        self.pools.release(fn)
+        if not run.cancelled():
+            run.exception()  # retrieved (a caller gone is not told)
 
     def _first_call(self, target: Target, alias: str, itype: str) -> None:
         cfg = target.config

@@ -72,11 +72,24 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
             await _refuse(
                 context, grpc.StatusCode.FAILED_PRECONDITION, "this pool worker is not specialised"
             )
+        # the router gone (its deadline, its connection) does not stop the invocation: it
+        # runs to its end, and its environment takes no other call meanwhile
+        run = asyncio.ensure_future(executor.run(call_from_proto(request)))
         try:
-            out = await executor.run(call_from_proto(request))
+            out = await asyncio.shield(run)
         except NoCapacity as err:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+        except asyncio.CancelledError:
+            self._orphan(run)
+            raise
         return to_proto(out)
+
+    def _orphan(self, run: asyncio.Future[Outcome]) -> None:
+        """An invocation nobody waits for any more, kept until it ends."""
+        if run.done():
+            return
+        self._orphans.add(run)
+        run.add_done_callback(self._orphans.discard)
 
     async def InvokeStream(
         self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
@@ -111,8 +124,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         finally:
             if not run.done():  # the router went away: the invocation ends on its own
                 sink.close()
-                self._orphans.add(run)
-                run.add_done_callback(self._orphans.discard)
+                self._orphan(run)
 
     async def Specialise(
         self, request: worker_pb2.SpecialiseRequest, context: grpc.aio.ServicerContext
