@@ -225,6 +225,23 @@ def _with_log_engine(env: Mapping[str, str], settings: OperatorSettings) -> dict
     return {**account, **env, contract.LOG_ENGINE_URL_ENV: settings.log_engine_url}
 
 
+# A worker serves unary invocations on its invoke lane (klambda.lane) beside gRPC; its
+# Services list both ports, so that the router finds the lane in the EndpointSlices.
+LANE_ENV = {contract.WORKER_LANE_PORT_ENV: str(contract.WORKER_LANE_PORT)}
+WORKER_SERVICE_PORTS = [
+    {
+        "name": name,
+        "port": port,
+        "targetPort": name,
+        "protocol": "TCP",
+    }
+    for name, port in (
+        (constants.WORKER_PORT_NAME, constants.WORKER_PORT),
+        (contract.WORKER_LANE_PORT_NAME, contract.WORKER_LANE_PORT),
+    )
+]
+
+
 def _worker_pod(
     settings: OperatorSettings,
     *,
@@ -298,14 +315,20 @@ def _worker_pod(
         "imagePullPolicy": settings.image_pull_policy,
         "command": command,
         "env": [
-            {"name": k, "value": escape(v)} for k, v in _with_log_engine(env, settings).items()
+            {"name": k, "value": escape(v)}
+            for k, v in _with_log_engine(env | LANE_ENV, settings).items()
         ],
         "ports": [
             {
                 "name": constants.WORKER_PORT_NAME,
                 "containerPort": constants.WORKER_PORT,
                 "protocol": "TCP",
-            }
+            },
+            {
+                "name": contract.WORKER_LANE_PORT_NAME,
+                "containerPort": contract.WORKER_LANE_PORT,
+                "protocol": "TCP",
+            },
         ],
         "readinessProbe": {
             "grpc": {"port": constants.WORKER_PORT},
@@ -468,14 +491,7 @@ def build_service(work: Workload) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": selector_labels(work.function, work.version),
-            "ports": [
-                {
-                    "name": constants.WORKER_PORT_NAME,
-                    "port": constants.WORKER_PORT,
-                    "targetPort": constants.WORKER_PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
+            "ports": WORKER_SERVICE_PORTS,
         },
     }
 
@@ -579,14 +595,7 @@ def build_pool_service(namespace: str, runtime: str) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": {constants.LABEL_POOL: runtime},
-            "ports": [
-                {
-                    "name": constants.WORKER_PORT_NAME,
-                    "port": constants.WORKER_PORT,
-                    "targetPort": constants.WORKER_PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
+            "ports": WORKER_SERVICE_PORTS,
         },
     }
 

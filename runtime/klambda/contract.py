@@ -89,6 +89,10 @@ OPT_ROOT = "/opt"
 OPT_ROOT_ENV = "KLAMBDA_OPT_ROOT"
 WORKER_PORT = 9000
 WORKER_PORT_NAME = "grpc"
+# ... and the port of its invoke lane (klambda.lane), which its Services list by this name
+WORKER_LANE_PORT = 9002
+WORKER_LANE_PORT_NAME = "lane"
+WORKER_LANE_PORT_ENV = "KLAMBDA_WORKER_LANE_PORT"
 # An image function's pod: the worker serves Lambda's Runtime API to the pod's runtime
 # container (the function's image) on this loopback port (`klambda worker
 # --runtime-api-port`), which the container finds in AWS_LAMBDA_RUNTIME_API.

@@ -194,6 +194,13 @@ def worker(
     ] = Path("/var/task"),
     host: Annotated[str, typer.Option()] = "0.0.0.0",
     port: Annotated[int | None, typer.Option(envvar="KLAMBDA_WORKER_PORT")] = None,
+    lane_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="KLAMBDA_WORKER_LANE_PORT",
+            help="Also serve unary invocations on this port's invoke lane (0: a free port)",
+        ),
+    ] = None,
     max_environments: Annotated[
         int, typer.Option(help="Environments this worker may run at once")
     ] = 1,
@@ -234,7 +241,15 @@ def worker(
         store_url = os.environ.get(STORE_URL_ENV, "").rstrip("/")
         asyncio.run(
             serve_pool(
-                pool, host, port or 9000, max_environments, code_dir, cgroups, opt_root, store_url
+                pool,
+                host,
+                port or 9000,
+                max_environments,
+                code_dir,
+                cgroups,
+                opt_root,
+                store_url,
+                lane_port,
             )
         )
         return
@@ -265,7 +280,14 @@ def worker(
                 fail(f"klambda worker: {err.subject} from {objects.url}: {err.reason}")
             typer.echo(f"klambda worker: {done}")
         await serve(
-            config, host, port or 9000, max_environments, cgroups, provisioned, runtime_api_port
+            config,
+            host,
+            port or 9000,
+            max_environments,
+            cgroups,
+            provisioned,
+            runtime_api_port,
+            lane_port,
         )
 
     asyncio.run(run())

@@ -272,6 +272,25 @@ def pool_endpoints_of(slices: list[dict[str, Any]]) -> dict[str, list[PoolPod]]:
     return {r: sorted(p.values(), key=lambda p: p.name) for r, p in out.items()}
 
 
+def lanes_of(slices: list[dict[str, Any]]) -> dict[str, str]:
+    """Worker address (`ip:port` of gRPC) -> the address of its invoke lane, for the
+    endpoints of slices that list both ports (a pod that declares no lane port is listed in
+    a slice of its own without it). Pure."""
+    out: dict[str, str] = {}
+    for s in slices:
+        ports = {p.get("name"): p.get("port") for p in s.get("ports") or [] if p.get("port")}
+        grpc_port, lane_port = (
+            ports.get(contract.WORKER_PORT_NAME),
+            ports.get(contract.WORKER_LANE_PORT_NAME),
+        )
+        if not grpc_port or not lane_port:
+            continue
+        for ep in s.get("endpoints") or []:
+            for addr in ep.get("addresses") or []:
+                out[f"{addr}:{grpc_port}"] = f"{addr}:{lane_port}"
+    return out
+
+
 def beyond_provisioned(peak: int, registry: Registry, function: str, version: str) -> int:
     """The operator's `klambda.io/demand`: environments wanted beyond the provisioned ones
     (the operator adds those itself). Pure."""
@@ -367,9 +386,11 @@ class ClusterSource:
                 self.on_sources(build_sources(self.cache))
             return
         if kind == "EndpointSlice":
-            self.workers.set_endpoints(endpoints_of(list(self.cache[kind].values())))
+            slices = list(self.cache[kind].values())
+            self.workers.set_endpoints(endpoints_of(slices), lanes_of(slices))
         elif kind == "PoolSlice":
-            self.workers.set_pool_endpoints(pool_endpoints_of(list(self.cache[kind].values())))
+            slices = list(self.cache[kind].values())
+            self.workers.set_pool_endpoints(pool_endpoints_of(slices), lanes_of(slices))
         else:
             self.registry = build_registry(
                 list(self.cache["Function"].values()),

@@ -13,6 +13,9 @@ turn. When none can take it:
   without a pool the operator scales the version's Deployment from the demand recorded
   here), then answers 503; with busy pods and no pool it is throttled at once.
 
+Unary calls go over the worker's invoke lane (klambda.lane) where its EndpointSlice lists
+one, else over gRPC; streamed calls and Specialise always over gRPC.
+
 Provisioned environments are pods the operator keeps for the version; a call is counted
 on them while the version's in-flight calls fit in them.
 """
@@ -37,6 +40,7 @@ from klambda.invocation import Call, Outcome, call_to_proto, from_proto
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
 from klambda.router.executor import NoCapacity, Provisioned
+from klambda.router.laneclient import Lane, LaneFailed, LaneRefused, LaneUnavailable
 from klambda.router.pool import (
     CodeUnavailable,
     PoolPod,
@@ -96,6 +100,11 @@ class RemoteWorkers:
     _scale_up: dict[str, ScaleUpLimiter] = field(default_factory=dict)
     _digests: dict[str, tuple[FunctionConfig, str]] = field(default_factory=dict)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    # worker address -> its invoke lane's address, from the versions' and the pools'
+    # EndpointSlices (a pod whose slice lists no lane port is called over gRPC alone)
+    _lane_addresses: dict[str, str] = field(default_factory=dict)
+    _pool_lane_addresses: dict[str, str] = field(default_factory=dict)
+    _lanes: dict[str, Lane] = field(default_factory=dict)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
@@ -104,8 +113,12 @@ class RemoteWorkers:
     # calls in flight by worker address: a channel is closed once none uses it
     _busy: dict[str, int] = field(default_factory=dict)
 
-    def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
+    def set_endpoints(
+        self, endpoints: dict[str, list[str]], lanes: Mapping[str, str] | None = None
+    ) -> None:
+        """The versions' ready pods, and the invoke lanes of those that serve one."""
         self.endpoints = endpoints
+        self._lane_addresses = dict(lanes or {})
         for key, mine in list(self.claimed.items()):
             listed = set(endpoints.get(key, ()))
             for addr, claim in list(mine.items()):
@@ -118,9 +131,13 @@ class RemoteWorkers:
         self._close_unused()
         self._notify()
 
-    def set_pool_endpoints(self, pods: dict[str, list[PoolPod]]) -> None:
-        """The ready pool pods by runtime (a runtime with an empty list has a pool)."""
+    def set_pool_endpoints(
+        self, pods: dict[str, list[PoolPod]], lanes: Mapping[str, str] | None = None
+    ) -> None:
+        """The ready pool pods by runtime (a runtime with an empty list has a pool), and
+        the invoke lanes of those that serve one."""
         self.pool.update(pods)
+        self._pool_lane_addresses = dict(lanes or {})
         self._close_unused()
         for runtime_pods in pods.values():
             for pod in runtime_pods:
@@ -151,6 +168,8 @@ class RemoteWorkers:
             closing = asyncio.ensure_future(self._channels.pop(addr).close())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+        for addr in set(self._lanes) - used:
+            self._lanes.pop(addr).close()
 
     def _stub(self, addr: str) -> worker_pb2_grpc.WorkerStub:
         ch = self._channels.get(addr)
@@ -163,6 +182,15 @@ class RemoteWorkers:
                 ],
             )
         return worker_pb2_grpc.WorkerStub(ch)  # type: ignore[no-untyped-call]
+
+    def _lane(self, addr: str) -> Lane | None:
+        lane = self._lanes.get(addr)
+        if lane is None:
+            to = self._lane_addresses.get(addr) or self._pool_lane_addresses.get(addr)
+            if to is None:
+                return None
+            lane = self._lanes[addr] = Lane.to(to)
+        return lane
 
     def _addresses(self, target: Target) -> list[str]:
         """The version's ready pods and those this router specialised, but for the pods
@@ -256,6 +284,13 @@ class RemoteWorkers:
                     self._forget(target.key, addr)
                     continue
                 raise ServiceUnavailable(f"worker {addr}: {err.details()}") from None
+            except LaneRefused:  # busy, or a pool pod that was not claimed
+                continue
+            except LaneUnavailable:
+                self._forget(target.key, addr)
+                continue
+            except LaneFailed as err:
+                raise ServiceUnavailable(f"worker {addr}: {err}") from None
             return from_proto(resp, call.request_id, target.config.version, call.log_tail)
         raise Busy
 
@@ -278,6 +313,10 @@ class RemoteWorkers:
         self, addr: str, request: worker_pb2.WorkerInvokeRequest, call: Call, deadline_s: float
     ) -> worker_pb2.WorkerInvokeResponse:
         if call.stream is None:
+            lane = self._lane(addr)
+            if lane is not None:
+                answer = await lane.invoke(request.SerializeToString(), deadline_s)
+                return worker_pb2.WorkerInvokeResponse.FromString(answer)
             resp: worker_pb2.WorkerInvokeResponse = await self._stub(addr).Invoke(
                 request, timeout=deadline_s
             )
@@ -337,6 +376,8 @@ class RemoteWorkers:
             )
         except grpc.aio.AioRpcError as err:
             raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None
+        except (LaneRefused, LaneUnavailable, LaneFailed) as err:
+            raise ServiceUnavailable(f"worker {pod.address}: {err}") from None
         out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
         out.phases = {**phases, **(out.phases or {})}  # the pod's own: environment_start
         return out
@@ -423,3 +464,6 @@ class RemoteWorkers:
         for ch in self._channels.values():
             await ch.close()
         self._channels.clear()
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()

@@ -9,6 +9,9 @@ Two kinds of worker: a version's own (`--function NAME --version V`, configured 
 pod's environment) and a pool worker (`--pool RUNTIME`), which starts its runtime's
 zygote with no function and serves one once the router specialises it
 (klambda.worker.specialise). Until then its Invoke answers FAILED_PRECONDITION.
+
+With a lane port, unary invocations are also served over the invoke lane
+(klambda.worker.laneserver), which the router prefers where a pod's EndpointSlice lists it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from klambda.shutdown import stop_requested
 from klambda.worker import custom, runtimes
 from klambda.worker.cgroups import Cgroups
 from klambda.worker.executor import NoCapacity, VersionExecutor
+from klambda.worker.laneserver import LaneServer
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
 from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
@@ -62,12 +66,16 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
         self.specialisation = specialisation
         self._orphans: set[asyncio.Future[Outcome]] = set()
 
+    def executor_now(self) -> VersionExecutor | None:
+        """The version's executor; None for a pool worker not yet specialised."""
+        if self.executor is None and self.specialisation is not None:
+            return self.specialisation.executor
+        return self.executor
+
     async def Invoke(
         self, request: worker_pb2.WorkerInvokeRequest, context: grpc.aio.ServicerContext
     ) -> worker_pb2.WorkerInvokeResponse:
-        executor = self.executor
-        if executor is None and self.specialisation is not None:
-            executor = self.specialisation.executor
+        executor = self.executor_now()
         if executor is None:
             await _refuse(
                 context, grpc.StatusCode.FAILED_PRECONDITION, "this pool worker is not specialised"
@@ -96,9 +104,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     ) -> AsyncIterator[worker_pb2.WorkerStreamEvent]:
         """Invoke, with the response's start and chunks sent as the environment produces
         them (a bounded queue: a slow client holds the handler's writes back)."""
-        executor = self.executor
-        if executor is None and self.specialisation is not None:
-            executor = self.specialisation.executor
+        executor = self.executor_now()
         if executor is None:
             await _refuse(
                 context, grpc.StatusCode.FAILED_PRECONDITION, "this pool worker is not specialised"
@@ -189,6 +195,7 @@ async def _serve(
     banner: str,
     grace_s: Callable[[], float],
     stopping: asyncio.Event,
+    lane_port: int | None = None,
 ) -> None:
     server = grpc.aio.server(
         options=[
@@ -201,11 +208,24 @@ async def _serve(
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
+    lane = None
+    if lane_port is not None:
+        lane = LaneServer(service.executor_now)
+        try:
+            lane_bound = await lane.start(host, lane_port)
+        except OSError as err:
+            message = f"klambda worker: cannot listen on {host}:{lane_port}: {err}"
+            raise SystemExit(message) from None
+        banner += f", invoke lane on {host}:{lane_bound}"
     await server.start()
     print(f"klambda worker: {banner} on {host}:{bound}", flush=True)
     await stopping.wait()
     # an invocation in flight at SIGTERM may finish (the pod's grace period allows it)
-    await server.stop(grace=grace_s())
+    grace = grace_s()
+    if lane is None:
+        await server.stop(grace=grace)
+    else:
+        await asyncio.gather(server.stop(grace=grace), lane.stop(grace))
 
 
 async def _zygote(runtime: str, groups: Cgroups) -> Zygote:
@@ -240,6 +260,7 @@ async def serve(
     cgroups: bool = True,
     provisioned: bool = False,
     runtime_api_port: int | None = None,
+    lane_port: int | None = None,
 ) -> None:
     """The worker of one function version, configured by its pod's environment. A pod of
     provisioned concurrency initialises its environment before it listens, so it is ready
@@ -279,7 +300,7 @@ async def serve(
         if pool.provisioning_error:  # calls start their own, as on demand; Lambda retries init
             print(f"klambda worker: provisioned environment {pool.provisioning_error}", flush=True)
     banner = f"{cfg.function}:{cfg.version}"
-    await _serve(service, host, port, banner, lambda: float(cfg.timeout_s), stopping)
+    await _serve(service, host, port, banner, lambda: float(cfg.timeout_s), stopping, lane_port)
     await pool.close()
     if container is not None:
         await container.close()
@@ -298,6 +319,7 @@ async def serve_pool(
     cgroups: bool = True,
     opt_root: Path = Path("/opt"),
     store_url: str = "",
+    lane_port: int | None = None,
 ) -> None:
     """A pool worker of `runtime`: its zygote ready, no function until specialised (its
     code and layers from the code store at `store_url`, when the call names objects)."""
@@ -323,7 +345,7 @@ async def serve_pool(
         cfg = specialisation.cfg
         return float(cfg.timeout_s) if cfg is not None else 0.0
 
-    await _serve(service, host, port, f"pool {runtime}", grace, stopping)
+    await _serve(service, host, port, f"pool {runtime}", grace, stopping, lane_port)
     for pool in pools:
         await pool.close()
     if zygote is not None:

@@ -17,8 +17,8 @@ for the pool Pods of one namespace and nothing else:
 
 Only Pod status and these EndpointSlices are written here: the Deployments, ReplicaSets,
 Pods and their labels are the operator's, the router's and the real controllers' work.
-All pods listen on the one test host's address, each on its own port, so each ready pod
-has its own EndpointSlice (ports are per slice).
+All pods listen on the one test host's address, each on its own ports (gRPC and the invoke
+lane), so each ready pod has its own EndpointSlice (ports are per slice).
 """
 
 from __future__ import annotations
@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from klambda.contract import COMPONENT_POOL, LABEL_COMPONENT
+from klambda.contract import (
+    COMPONENT_POOL,
+    LABEL_COMPONENT,
+    WORKER_LANE_PORT,
+    WORKER_LANE_PORT_NAME,
+    WORKER_PORT,
+    WORKER_PORT_NAME,
+)
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
@@ -53,6 +60,7 @@ class HostPod:
     name: str
     uid: str
     port: int
+    lane_port: int
     proc: subprocess.Popen[bytes]
     log_path: Path
     ready: bool = False
@@ -134,10 +142,11 @@ class HostPods:
         argv, env = command_of(pod)
         if argv[:2] != ["klambda", "worker"]:
             raise AssertionError(f"pod {name} does not run the worker: {argv}")
-        port = next(self._ports)
+        port, lane_port = next(self._ports), next(self._ports)
         code = self.workdir / name / "task"  # the pod's emptyDir at /var/task
         code.parent.mkdir(parents=True)
         argv = [*KLAMBDA, *argv[1:], "--host", self.host.address, "--port", str(port)]
+        argv += ["--lane-port", str(lane_port)]
         argv += ["--code-dir", str(code)]
         log_path = self.workdir / name / "worker.log"
         with log_path.open("wb") as out:
@@ -148,7 +157,7 @@ class HostPods:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
-        self.pods[uid] = HostPod(name, uid, port, proc, log_path)
+        self.pods[uid] = HostPod(name, uid, port, lane_port, proc, log_path)
 
     def _report_ready(self, pod: HostPod) -> None:
         status = {
@@ -227,9 +236,9 @@ def _slice(
     labels["kubernetes.io/service-name"] = svc["metadata"]["name"]
     labels["endpointslice.kubernetes.io/managed-by"] = MANAGER
     endpoints = []
-    port = 9000
+    port, lane_port = WORKER_PORT, WORKER_LANE_PORT
     if mine is not None and pod is not None:
-        port = mine.port
+        port, lane_port = mine.port, mine.lane_port
         endpoints = [
             {
                 "addresses": [address],
@@ -247,6 +256,9 @@ def _slice(
         "kind": "EndpointSlice",
         "metadata": {"labels": labels},
         "addressType": "IPv4",
-        "ports": [{"name": "grpc", "port": port, "protocol": "TCP"}],
+        "ports": [
+            {"name": WORKER_PORT_NAME, "port": port, "protocol": "TCP"},
+            {"name": WORKER_LANE_PORT_NAME, "port": lane_port, "protocol": "TCP"},
+        ],
         "endpoints": endpoints,
     }

@@ -126,6 +126,25 @@ def test_deployment_is_deterministic_and_labelled_for_the_router() -> None:
     assert service["spec"]["selector"] == one["spec"]["selector"]["matchLabels"]
 
 
+def test_worker_pods_serve_the_invoke_lane_and_their_services_list_it() -> None:
+    settings = OperatorSettings()
+    for deployment, service in (
+        (builders.build_deployment(work(), settings, replicas=1), builders.build_service(work())),
+        (
+            builders.build_pool_deployment("fns", "python3.12", settings),
+            builders.build_pool_service("fns", "python3.12"),
+        ),
+    ):
+        (worker,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in worker["env"]}
+        assert env[contract.WORKER_LANE_PORT_ENV] == str(contract.WORKER_LANE_PORT)
+        declared = {p["name"]: p["containerPort"] for p in worker["ports"]}
+        assert declared == {"grpc": contract.WORKER_PORT, "lane": contract.WORKER_LANE_PORT}
+        # by name: a pod that declares no lane port is listed without one
+        listed = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+        assert listed == {"grpc": "grpc", "lane": "lane"}
+
+
 def test_worker_pods_ship_their_logs_to_the_engine_when_there_is_one() -> None:
     def env_of(settings: OperatorSettings) -> list[dict[str, str]]:
         pods = [

@@ -1,0 +1,109 @@
+"""The router's end of the invoke lane (klambda.lane): one TCP connection per worker pod,
+opened on first use and again after it closes, carrying any number of calls at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from klambda import lane
+
+
+class LaneUnavailable(Exception):
+    """No connection could be made, it closed with the call in flight, or the worker is
+    stopping: the call may go to another pod (gRPC's UNAVAILABLE)."""
+
+
+class LaneRefused(Exception):
+    """The worker cannot take the call now (busy, or a pool worker not specialised): the
+    call may go to another pod."""
+
+
+class LaneFailed(Exception):
+    """The worker could not run the call, or it did not answer within the deadline."""
+
+
+class Lane(asyncio.Protocol):
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._reader = lane.FrameReader()
+        self._pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._numbers = itertools.count(1)
+
+    @classmethod
+    def to(cls, address: str) -> Lane:
+        host, _, port = address.rpartition(":")
+        return cls(host.strip("[]"), int(port))
+
+    async def invoke(self, request: bytes, timeout_s: float) -> bytes:
+        """The worker's WorkerInvokeResponse, serialised, for a WorkerInvokeRequest."""
+        transport = await self._connected()
+        number = next(self._numbers) & 0xFFFFFFFF
+        answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[number] = answer
+        transport.write(lane.encode(lane.INVOKE, number, request))
+        try:
+            async with asyncio.timeout(timeout_s):
+                kind, body = await answer
+        except TimeoutError:  # the invocation runs on in the worker, its answer dropped
+            raise LaneFailed("Deadline Exceeded") from None
+        finally:
+            self._pending.pop(number, None)
+        if kind == lane.OUTCOME:
+            return body
+        message = body.decode(errors="replace")
+        if kind in (lane.BUSY, lane.NOT_SPECIALISED):
+            raise LaneRefused(message)
+        if kind == lane.STOPPING:
+            raise LaneUnavailable(message)
+        raise LaneFailed(message)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _connected(self) -> asyncio.Transport:
+        if self._transport is not None and not self._transport.is_closing():
+            return self._transport
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        connecting = self._connecting
+        try:
+            await asyncio.shield(connecting)  # others wait for the same connection
+        finally:
+            if connecting.done() and self._connecting is connecting:
+                self._connecting = None
+        assert self._transport is not None
+        return self._transport
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: self, self.host, self.port)
+        except OSError as err:
+            raise LaneUnavailable(f"cannot connect to {self.host}:{self.port}: {err}") from None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._reader = lane.FrameReader()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            if not answer.done():
+                answer.set_exception(LaneUnavailable("the worker's connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._reader.feed(data)
+        except lane.FrameError:
+            self.close()  # connection_lost fails what is in flight
+            return
+        for kind, number, body in frames:
+            answer = self._pending.get(number)
+            if answer is not None and not answer.done():
+                answer.set_result((kind, body))
