@@ -8,6 +8,10 @@ import itertools
 
 from klambda import lane
 
+# A pod gone without a reset (its node down, a dropped SYN) is given up on after this, as
+# a gRPC channel's connection attempt would be, so that the call tries another pod.
+CONNECT_TIMEOUT_S = 3.0
+
 
 class LaneUnavailable(Exception):
     """No connection could be made, it closed with the call in flight, or the worker is
@@ -31,6 +35,7 @@ class Lane(asyncio.Protocol):
         self._reader = lane.FrameReader()
         self._pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._numbers = itertools.count(1)
+        self._closed = False
 
     @classmethod
     def to(cls, address: str) -> Lane:
@@ -61,8 +66,23 @@ class Lane(asyncio.Protocol):
         raise LaneFailed(message)
 
     def close(self) -> None:
+        """For good: a connection still being made is closed once it is."""
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def open_ahead(self) -> None:
+        """Connect now, so that the first call does not wait for the handshake; a failure
+        is left for that call to meet."""
+        if self._transport is None and self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+            self._connecting.add_done_callback(self._opened)
+
+    def _opened(self, connecting: asyncio.Future[None]) -> None:
+        if not connecting.cancelled():
+            connecting.exception()  # retrieved: the next call connects again
+        if self._connecting is connecting:
+            self._connecting = None
 
     async def _connected(self) -> asyncio.Transport:
         if self._transport is not None and not self._transport.is_closing():
@@ -75,18 +95,27 @@ class Lane(asyncio.Protocol):
         finally:
             if connecting.done() and self._connecting is connecting:
                 self._connecting = None
-        assert self._transport is not None
+        if self._transport is None:  # closed meanwhile
+            raise LaneUnavailable(f"the lane to {self.host}:{self.port} was closed")
         return self._transport
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(lambda: self, self.host, self.port)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await loop.create_connection(lambda: self, self.host, self.port)
+        except TimeoutError:
+            raise LaneUnavailable(
+                f"cannot connect to {self.host}:{self.port} within {CONNECT_TIMEOUT_S:g}s"
+            ) from None
         except OSError as err:
             raise LaneUnavailable(f"cannot connect to {self.host}:{self.port}: {err}") from None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if self._closed:
+            transport.close()
+            return
         self._transport = transport
         self._reader = lane.FrameReader()
 

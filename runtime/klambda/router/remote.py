@@ -145,11 +145,14 @@ class RemoteWorkers:
         self._notify()
 
     def _connect(self, addr: str) -> None:
-        """Open the channel to a pool pod now, so that a cold start does not wait for the
-        TCP and HTTP/2 handshakes."""
+        """Open the channel (and the invoke lane) to a pool pod now, so that a cold start
+        does not wait for the TCP and HTTP/2 handshakes."""
         if addr not in self._channels:
             self._stub(addr)
             self._channels[addr].get_state(try_to_connect=True)
+        lane = self._lane(addr)
+        if lane is not None:
+            lane.open_ahead()
 
     def _notify(self) -> None:
         self._changed.set()

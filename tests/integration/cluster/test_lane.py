@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ from klambda.contract import worker_environment
 from klambda.execution import FunctionConfig
 from klambda.invocation import Call, call_to_proto
 from klambda.proto import worker_pb2, worker_pb2_grpc
+from klambda.router import laneclient
 from klambda.router.executor import NoCapacity
 from klambda.router.laneclient import Lane, LaneFailed, LaneRefused, LaneUnavailable
 from klambda.router.registry import Target
@@ -158,6 +160,24 @@ async def test_busy_not_specialised_and_a_closed_port_are_told_apart(
     finally:
         lane.close()
         pool_lane.close()
+
+
+async def test_a_pod_that_never_answers_the_handshake_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a listener whose accept queue is full drops further SYNs, as a pod gone without a
+    # reset would: the connection attempt is bounded, so the call can try another pod
+    monkeypatch.setattr(laneclient, "CONNECT_TIMEOUT_S", 0.5)
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = socket.create_connection(("127.0.0.1", port), timeout=2)  # the queue's one
+        try:
+            with pytest.raises(LaneUnavailable, match=r"within 0\.5s"):
+                await asyncio.wait_for(Lane("127.0.0.1", port).invoke(request(), 10), 5)
+        finally:
+            queued.close()
 
 
 async def test_a_call_past_the_routers_deadline_runs_to_its_end_and_the_next_gets_its_own(
