@@ -244,20 +244,36 @@ async def _cold_through_pool(k: Kind, c: clients.GrpcInvoker, names: list[str]) 
 
 
 async def _burst(c: clients.GrpcInvoker, names: list[str]) -> dict[str, Any]:
-    async def one(name: str) -> float | str:
+    async def one(name: str) -> tuple[float, dict[str, float]] | str:
         try:
-            return (await c.invoke(name)).seconds
+            reply = await c.invoke(name, tail=True)
         except Exception as err:  # a 503 or a throttle is a result here, counted
             details = getattr(err, "details", None)
             text = details() if callable(details) else str(err)
             return " ".join(str(text).split())[:200]
+        try:
+            return reply.seconds, phases_of(reply.log_result)
+        except RuntimeError:  # not a pool cold start (the version's own pod): no phases
+            return reply.seconds, {}
 
     t0 = time.perf_counter()
     got = await asyncio.gather(*(one(n) for n in names))
     wall = time.perf_counter() - t0
-    ok = [g for g in got if isinstance(g, float)]
+    answered = [g for g in got if not isinstance(g, str)]
+    ok = [seconds for seconds, _ in answered]
     failed = [g for g in got if isinstance(g, str)]
+    # where the slowest answered call spent its time: the phases its REPORT line names
+    # (the pod's work) and the rest (the router's, queueing, the network)
+    slowest = max(answered, default=None, key=lambda a: a[0])
+    where = None
+    if slowest is not None and slowest[1]:
+        where = {
+            "ms": slowest[0] * 1000,
+            "phases_ms": {p: v * 1000 for p, v in slowest[1].items()},
+            "rest_ms": (slowest[0] - sum(slowest[1].values())) * 1000,
+        }
     return {
+        "slowest": where,
         "calls": len(names),
         "answered": (
             {**stats.summary_ms(ok), "p95_ms": stats.percentile(ok, 95) * 1000} if ok else None

@@ -1005,7 +1005,16 @@ def kind_section(results: dict[str, Any]) -> list[str]:
             f"p50 {fmt((x.get('answered') or {}).get('p50_ms'))} ms, p95 "
             f"{fmt((x.get('answered') or {}).get('p95_ms'))} ms = "
             f"{_x(x.get('p95_vs_cold_p50'))} the single cold p50; {x['failed']} failed"
-            f" ({'; '.join(' '.join(f.split())[:160] for f in x['failures']) or 'none'}).\n"
+            f" ({'; '.join(' '.join(f.split())[:160] for f in x['failures']) or 'none'})."
+            + (
+                f" Its slowest call: {fmt(x['slowest']['ms'])} ms, of which the pod's phases "
+                + ", ".join(f"{p} {fmt(v, 3)}" for p, v in x["slowest"]["phases_ms"].items())
+                + f" ms, and the rest (the router, waits, the network) "
+                f"{fmt(x['slowest']['rest_ms'])} ms."
+                if x.get("slowest")
+                else ""
+            )
+            + "\n"
             for x in (k.get("burst_small_pool"), b)
             if x
         ),
