@@ -92,13 +92,13 @@ def _pool(cluster: Cluster) -> tuple[set[str], set[str]]:
     slices = cluster.get(
         "endpointslices", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/pool=python3.11"
     )["items"]
-    listed = {
-        (ep.get("targetRef") or {}).get("name")
+    listed: set[str] = {
+        (ep.get("targetRef") or {}).get("name", "")
         for s in slices
         for ep in s.get("endpoints") or []
         if (ep.get("conditions") or {}).get("ready")
     }
-    return ready, listed
+    return ready, listed - {""}
 
 
 def _pool_full(cluster: Cluster) -> bool:
@@ -139,6 +139,23 @@ def test_a_function_with_no_pod_answers_its_first_call_from_the_pool(cluster: Cl
     assert pod["metadata"]["name"] == host
     assert pod["metadata"]["labels"]["klambda.io/component"] == "specialised"
     assert "klambda.io/pool" not in pod["metadata"]["labels"]
+
+    # the router calls it over its invoke lane: the version's EndpointSlices list the
+    # pod's `lane` port beside `grpc`, resolved by name from the ports the pod declares
+    def ports_listed() -> set[tuple[str, int]] | None:
+        slices = cluster.get(
+            "endpointslices", "-n", FUNCTIONS_NAMESPACE, "-l", "klambda.io/function=pooled-a"
+        )["items"]
+        listed = {
+            (port["name"], port["port"])
+            for sl in slices
+            if host in {(ep.get("targetRef") or {}).get("name") for ep in sl.get("endpoints") or []}
+            for port in sl.get("ports") or []
+        }
+        return listed or None
+
+    listed = wait_for("pooled-a's pod in its EndpointSlices", ports_listed)
+    assert listed == {("grpc", 9000), ("lane", 9002)}, listed
 
     # a second call is warm, on the same pod
     status, headers, body = cluster.invoke("pooled-a", {}, tail=True)

@@ -216,9 +216,9 @@ async def _serve(
         except OSError as err:
             message = f"klambda worker: cannot listen on {host}:{lane_port}: {err}"
             raise SystemExit(message) from None
-        banner += f", invoke lane on {host}:{lane_bound}"
     await server.start()
-    print(f"klambda worker: {banner} on {host}:{bound}", flush=True)
+    lane_at = "" if lane is None else f" (invoke lane on {host}:{lane_bound})"
+    print(f"klambda worker: {banner} on {host}:{bound}{lane_at}", flush=True)
     await stopping.wait()
     # an invocation in flight at SIGTERM may finish (the pod's grace period allows it)
     grace = grace_s()
