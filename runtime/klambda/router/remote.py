@@ -79,6 +79,17 @@ class Busy(Exception):
 #: how long a call waits for a worker of its version, or a pool pod, when none is ready
 WAIT_FOR_WORKER_S = 60.0
 
+#: A specialised pod's claim (the relabel that takes it out of its pool) is held until this
+#: router has no cold start running, for at most this long. The claim sets the cluster to
+#: work: the pool's ReplicaSet creates a pod to refill it, the scheduler places it, the
+#: kubelet starts it, the operator resizes the claimed pod to its function's CPU share.
+#: Sent at once, that work ran on the node's cores during a burst of cold starts and its
+#: first calls waited behind it (on one 2-core kind node the API server, etcd and the
+#: operator took about half the CPU of a 12-call burst); held, the burst answers first.
+#: The pod is this router's at once either way (`claimed`), and another router trying it
+#: meanwhile is refused by the pod itself.
+CLAIM_HOLD_S = 1.0
+
 
 @dataclass
 class RemoteWorkers:
@@ -110,8 +121,14 @@ class RemoteWorkers:
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
     # cold starts' specialising and claiming, which outlive a call that ends first
     _specialising: set[asyncio.Future[dict[str, float] | None]] = field(default_factory=set)
+    _holding: set[asyncio.Future[None]] = field(default_factory=set)  # claims held (above)
+    _cold_starts: int = 0  # specialising, or running their first call
+    _no_cold_starts: asyncio.Event = field(default_factory=asyncio.Event)
     # calls in flight by worker address: a channel is closed once none uses it
     _busy: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._no_cold_starts.set()
 
     def set_endpoints(
         self, endpoints: dict[str, list[str]], lanes: Mapping[str, str] | None = None
@@ -363,24 +380,31 @@ class RemoteWorkers:
         if owner is None:
             self.pool.give_back(pod)
             raise ServiceUnavailable(f"{target.key} is gone")
-        # Specialising and claiming run to their end even if this call ends first (its
-        # caller gone, its deadline passed): a pod specialised and never claimed would
-        # stay in its pool, ready and counted by the pool's ReplicaSet, serving nobody.
-        task = asyncio.ensure_future(self._specialise(pod, target, owner))
-        self._specialising.add(task)
-        task.add_done_callback(self._specialised)
-        phases = await asyncio.shield(task)
-        if phases is None:
-            return None
-        request = call_to_proto(dataclasses.replace(call, phases=phases))
+        self._cold_starts += 1
+        self._no_cold_starts.clear()
         try:
-            resp = await self._invoke(
-                pod.address, request, call, deadline_s=target.config.timeout_s + 15.0
-            )
-        except grpc.aio.AioRpcError as err:
-            raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None
-        except (LaneRefused, LaneUnavailable, LaneFailed) as err:
-            raise ServiceUnavailable(f"worker {pod.address}: {err}") from None
+            # Specialising and claiming run to their end even if this call ends first (its
+            # caller gone, its deadline passed): a pod specialised and never claimed would
+            # stay in its pool, ready and counted by the pool's ReplicaSet, serving nobody.
+            task = asyncio.ensure_future(self._specialise(pod, target, owner))
+            self._specialising.add(task)
+            task.add_done_callback(self._specialised)
+            phases = await asyncio.shield(task)
+            if phases is None:
+                return None
+            request = call_to_proto(dataclasses.replace(call, phases=phases))
+            try:
+                resp = await self._invoke(
+                    pod.address, request, call, deadline_s=target.config.timeout_s + 15.0
+                )
+            except grpc.aio.AioRpcError as err:
+                raise ServiceUnavailable(f"worker {pod.address}: {err.details()}") from None
+            except (LaneRefused, LaneUnavailable, LaneFailed) as err:
+                raise ServiceUnavailable(f"worker {pod.address}: {err}") from None
+        finally:
+            self._cold_starts -= 1
+            if not self._cold_starts:
+                self._no_cold_starts.set()
         out = from_proto(resp, call.request_id, target.config.version, call.log_tail)
         out.phases = {**phases, **(out.phases or {})}  # the pod's own: environment_start
         return out
@@ -425,12 +449,23 @@ class RemoteWorkers:
                 log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
                 return None
         t2 = time.perf_counter()
-        self.specialiser.claim(pod, cfg, owner)
+        held = asyncio.ensure_future(self._claim_when_quiet(pod, cfg, owner))
+        self._holding.add(held)
+        held.add_done_callback(self._holding.discard)
         # what the pod was given, as `_digest` and the claim's annotation have it: for a
         # $LATEST just edited, target.config may still carry the operator's last
         # CodeSha256, and the pod would be passed over as given another configuration
         self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(cfg))
         return {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
+
+    async def _claim_when_quiet(
+        self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]
+    ) -> None:
+        """Claim `pod` once no cold start of this router is running, or CLAIM_HOLD_S on."""
+        assert self.specialiser is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_cold_starts.wait(), CLAIM_HOLD_S)
+        self.specialiser.claim(pod, cfg, owner)
 
     def set_provisioned(self, target: Target, count: int) -> None:
         # the operator keeps the pods; the router only counts calls against them
@@ -462,6 +497,9 @@ class RemoteWorkers:
         stops."""
         if self._specialising:
             await asyncio.wait(list(self._specialising), timeout=SPECIALISE_TIMEOUT_S)
+        self._no_cold_starts.set()  # what is held is claimed now
+        if self._holding:
+            await asyncio.wait(list(self._holding), timeout=SPECIALISE_TIMEOUT_S)
 
     async def close(self) -> None:
         for ch in self._channels.values():
