@@ -8,6 +8,7 @@
     backend      the Queue interface, DeadLetter, QueueMessage
     sqlite       SqliteQueue: embedded, WAL, group commit (local mode)
     jetstream    JetStreamQueue: NATS JetStream, durable pull consumer (cluster mode)
+    intake       Intake: accepts an event (durable, counted): the 202
     dispatcher   Dispatcher: leases events, invokes, applies the decisions
     metrics      AsyncMetrics: received, age, dropped, dead-letter errors, DLQ depth, retries
 
@@ -21,12 +22,14 @@ hands the dispatcher its invoke path as a callable.
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from klambda.queue.backend import DeadLetter, Delivery, Queue, QueueMessage
 from klambda.queue.decisions import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS
 from klambda.queue.dispatcher import Dispatcher, Invoke, InvokeOutcome, PolicyLookup
 from klambda.queue.event import AsyncEvent, check_payload
+from klambda.queue.intake import Intake
 from klambda.queue.jetstream import JetStreamQueue
 from klambda.queue.metrics import AsyncMetrics
 from klambda.queue.policy import AsyncPolicy, Target
@@ -43,6 +46,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "Dispatcher",
+    "Intake",
     "Invoke",
     "InvokeOutcome",
     "JetStreamQueue",
@@ -53,11 +57,18 @@ __all__ = [
     "SqliteQueue",
     "Target",
     "check_payload",
+    "local_queue_url",
     "open_queue",
 ]
 
 _FLOATS = ("visibility_timeout", "poll_interval", "busy_timeout", "connect_timeout")
 _FLOATS_NATS = ("request_timeout",)
+
+
+def local_queue_url(state_dir: Path) -> str:
+    """The queue of local mode when KLAMBDA_QUEUE_URL names none: SQLite in the state
+    folder (every router process of `klambda up` opens the same file)."""
+    return f"sqlite:///{state_dir / 'queue.db'}"
 
 
 def open_queue(url: str, **overrides: object) -> Queue:

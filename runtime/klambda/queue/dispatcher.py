@@ -48,7 +48,8 @@ from klambda.queue.decisions import (
     after_attempt,
     before_attempt,
 )
-from klambda.queue.event import AsyncEvent, Origin, Response, check_payload
+from klambda.queue.event import AsyncEvent, Response
+from klambda.queue.intake import Intake
 from klambda.queue.metrics import AsyncMetrics
 from klambda.queue.policy import AsyncPolicy, Target
 from klambda.queue.schedule import RetrySchedule
@@ -111,6 +112,8 @@ class Dispatcher:
         self.workers = workers
         self.schedule = schedule or RetrySchedule()
         self.metrics = metrics or AsyncMetrics()
+        self.intake = Intake(queue, self.metrics)
+        self.submit = self.intake.submit
         self.trigger_metrics = trigger_metrics
         self.region = region
         self.account_id = account_id
@@ -127,33 +130,6 @@ class Dispatcher:
         self._dlq_known: set[str] = set()
 
     # -- what the router calls -----------------------------------------------------------
-
-    async def submit(
-        self,
-        function: str,
-        payload: bytes,
-        *,
-        qualifier: str | None = None,
-        request_id: str | None = None,
-        origin: Origin | None = None,
-        trace: str | None = None,
-    ) -> AsyncEvent:
-        """Accept an asynchronous invocation: durable in the queue when this returns (the
-        moment to answer 202). Raises `RequestTooLarge` over 256 KB. `origin` names the
-        trigger of the event and its own retry and dead-letter settings; `trace` is the
-        trace header the invocation will run with (klambda.lineage)."""
-        check_payload(payload)
-        event = AsyncEvent.new(
-            function,
-            payload,
-            qualifier=qualifier,
-            request_id=request_id,
-            origin=origin,
-            trace=trace,
-        )
-        await self.queue.enqueue(event)
-        self.metrics.received.labels(function).inc()
-        return event
 
     async def dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self.queue.dead_letters(function, limit)

@@ -11,10 +11,14 @@ environments of its own, forked from its own zygotes, and passes on the rest:
   process, whichever process a call lands on;
 - its registry is read from the same manifests and state folder as the leader's, and read
   again when the leader bumps the shared generation (after any change through the API);
+- asynchronous invocations of functions it knows are accepted here: the event is made
+  durable in the same queue as the leader's (the same SQLite file, or the same JetStream
+  stream) and answered 202, and the leader's dispatcher runs it (SQLite rings the
+  receiver's wake-up FIFO, so the leader leases it at once rather than at its next poll);
 - what it cannot serve goes to the leader's private loopback ports, request as received
-  (headers and signature included, so access control is the leader's too): async
-  invocations (the queue is the leader's), functions or qualifiers it does not know (a
-  power-tuning copy, or a function created a moment ago), and every other REST path.
+  (headers and signature included, so access control is the leader's too): functions or
+  qualifiers it does not know (a power-tuning copy, or a function created a moment ago),
+  and every other REST path.
 
 A follower stops with its leader: it checks every second that its parent is still the
 leader, and exits when it is not.
@@ -43,6 +47,7 @@ from klambda.api.manifest import load as load_manifests
 from klambda.errors import InvalidParameterValue
 from klambda.metrics import Metrics
 from klambda.proto import invoker_pb2
+from klambda.queue import AsyncMetrics, Intake, Queue, local_queue_url, open_queue
 from klambda.router.access import Access, CredentialsFile, LocalAccess
 from klambda.router.dbproxies import inject
 from klambda.router.executor import LocalEnvironments, reclaim_forever
@@ -136,6 +141,7 @@ class Follower:
         self.http_runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
         self.channel: grpc.aio.Channel | None = None
+        self.queue: Queue | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _registry(self) -> Registry:
@@ -161,7 +167,12 @@ class Follower:
             s, logs, self.cgroups, self.sandbox, scale_up=self.pools.scale_up(), kill_uids=False
         )
         metrics = Metrics(prices=s.prices)
-        self.invoker = Invoker(registry, s, metrics, self.environments, self.pools, logs)
+        # events are accepted into the leader's queue; its dispatcher runs them
+        self.queue = open_queue(s.queue_url or local_queue_url(self.state_dir))
+        intake = Intake(self.queue, AsyncMetrics(metrics.registry))
+        self.invoker = Invoker(
+            registry, s, metrics, self.environments, self.pools, logs, intake=intake
+        )
         return self.invoker
 
     def refresh(self) -> None:
@@ -194,6 +205,8 @@ class Follower:
         await self.environments.start(
             {e.latest.config.runtime for e in invoker.registry.functions.values()}
         )
+        assert self.queue is not None
+        await self.queue.open()
         self.session = aiohttp.ClientSession(
             auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None)
         )
@@ -222,7 +235,7 @@ class Follower:
         async def invoke(request: web.Request) -> web.StreamResponse:
             self.refresh()
             assert self.invoker is not None
-            if request.headers.get("X-Amz-Invocation-Type") == "Event" or not knows(
+            if not knows(
                 self.invoker.registry, request.match_info["name"], request.query.get("Qualifier")
             ):
                 return await self.proxy(request)
@@ -302,6 +315,8 @@ class Follower:
         if self.invoker is not None:
             await self.invoker.close()
             self.invoker.logs.close()
+        if self.queue is not None:
+            await self.queue.close()
         if self.cgroups is not None:
             self.cgroups.close()
         self.pools.close()
@@ -312,7 +327,8 @@ def _targets(entry: Any) -> list[Any]:
 
 
 class FollowerService(InvokerService):
-    """klambda.v1.Invoker in a follower: sync invokes here, the rest at the leader's."""
+    """klambda.v1.Invoker in a follower: invokes of what it knows here, the rest at the
+    leader's."""
 
     def __init__(self, follower: Follower, access: Access | None) -> None:
         assert follower.invoker is not None
@@ -326,9 +342,7 @@ class FollowerService(InvokerService):
     ) -> invoker_pb2.InvokeResponse:
         if isinstance(request, invoker_pb2.InvokeRequest):
             self.follower.refresh()
-            if request.invocation_type == invoker_pb2.EVENT or not knows(
-                self.invoker.registry, request.function_name, request.qualifier or None
-            ):
+            if not knows(self.invoker.registry, request.function_name, request.qualifier or None):
                 return await self.follower.forward(request, context)
         return await super().Invoke(request, context)
 

@@ -32,7 +32,7 @@ from klambda.errors import (
 from klambda.execution import FunctionConfig
 from klambda.invocation import Call, Outcome, StreamSink
 from klambda.metrics import FunctionMetrics, Metrics
-from klambda.queue import Dispatcher
+from klambda.queue import Dispatcher, Intake
 from klambda.router.admission import Admission
 from klambda.router.executor import Executor, NoCapacity
 from klambda.router.registry import Registry, Target
@@ -84,6 +84,7 @@ class Invoker:
         pools: Admission,
         logs: LogHub,
         dispatcher: Dispatcher | None = None,
+        intake: Intake | None = None,
     ) -> None:
         self.registry = registry  # swapped whole when the cluster's objects change
         self.settings = settings
@@ -92,6 +93,9 @@ class Invoker:
         self.pools = pools
         self.logs = logs
         self.dispatcher = dispatcher  # the async queue (klambda.queue), if the router has one
+        # where InvocationType Event is accepted: the dispatcher's own, or (a router process
+        # that does not dispatch) the queue alone
+        self.intake = intake or (dispatcher.intake if dispatcher is not None else None)
         self.usage = UsageLedger()
         self._concurrent = metrics.concurrent
         self._concurrent_of: dict[str, Any] = {}
@@ -131,7 +135,7 @@ class Invoker:
         if invocation_type == DRY_RUN:
             return InvokeResult(204, b"", "", cfg.version)
         if invocation_type == EVENT:
-            if self.dispatcher is None:
+            if self.intake is None:
                 raise InvalidParameterValue("this router has no queue for asynchronous invocation")
             if len(payload) <= limits.ASYNC_PAYLOAD_MAX_BYTES:
                 # refused now, as Lambda does, rather than dead-lettered later; larger
@@ -144,7 +148,7 @@ class Invoker:
                     ) from None
             _fn, q = parse_function_name(name, qualifier)
             # a loop is stopped when the event is run, as Lambda does: to the DLQ
-            event = await self.dispatcher.submit(
+            event = await self.intake.submit(
                 cfg.function, payload, qualifier=q, trace=lineage.of_request(trace).header()
             )
             return InvokeResult(202, b"", event.request_id, cfg.version)

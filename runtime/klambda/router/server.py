@@ -32,7 +32,15 @@ from klambda.logstore import Ingester, LogStore
 from klambda.logstore.metricfilters import MetricFilters
 from klambda.logstore.retention import Retention
 from klambda.metrics import Metrics
-from klambda.queue import AsyncMetrics, AsyncPolicy, Dispatcher, Queue, RetrySchedule, open_queue
+from klambda.queue import (
+    AsyncMetrics,
+    AsyncPolicy,
+    Dispatcher,
+    Queue,
+    RetrySchedule,
+    local_queue_url,
+    open_queue,
+)
 from klambda.queue.streamstore import StreamStore
 from klambda.queue.streamstore_jetstream import open_stream_store
 from klambda.queue.streamstore_sqlite import SqliteStreamStore
@@ -309,7 +317,7 @@ class Router:
         s = self.settings
         url = s.queue_url
         if not url and self.cluster is None:
-            url = f"sqlite:///{self.state_dir / 'queue.db'}"
+            url = local_queue_url(self.state_dir)
         if not url:
             log.warning("no KLAMBDA_QUEUE_URL: asynchronous invocation is off")
             return None

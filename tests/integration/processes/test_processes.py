@@ -4,6 +4,7 @@ so the kernel spreads them over both processes (SO_REUSEPORT)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -38,6 +39,20 @@ spec:
         def handler(event, context):
             time.sleep(event.get("sleep", 0))
             return {"zygote": os.getppid()}
+---
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata:
+  name: evented
+spec:
+  runtime: python3.11
+  handler: app.handler
+  retryAttempts: 0
+  code:
+    inline:
+      app.py: |
+        def handler(event, context):
+            return event
 """
 
 CALLS = 20
@@ -252,3 +267,49 @@ def test_changes_through_the_api_hold_in_every_process(router: RouterRunner) -> 
     finally:
         reserve = {"ReservedConcurrentExecutions": RESERVED}
         control(router, "PUT", "/2017-10-31/functions/sleepy/concurrency", reserve)
+
+
+def on_the_follower(r: RouterRunner) -> http.client.HTTPConnection:
+    """A keep-alive connection the kernel gave to the follower (its requests stay there)."""
+    follower = processes(r)[1]
+    host, port = r.url.removeprefix("http://").split(":")
+    for _ in range(200):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", "/2015-03-31/functions/sleepy/invocations", body=b"{}")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        if parent(json.loads(answer.read())["zygote"]) == follower:
+            return conn
+        conn.close()
+    raise AssertionError("200 connections, none on the follower")
+
+
+def test_events_sent_to_the_follower_are_accepted_there_and_run_by_the_leader(
+    router: RouterRunner,
+) -> None:
+    """The follower answers 202 itself (the event in the leader's queue file, the leader's
+    `/metrics` never sees it received) and the leader's dispatcher runs every one."""
+    ran0 = router.metric("klambda_invocations_total", function="evented")
+    conn = on_the_follower(router)
+    sent = 20
+    try:
+        for n in range(sent):
+            conn.request(
+                "POST",
+                "/2015-03-31/functions/evented/invocations",
+                body=json.dumps({"n": n}).encode(),
+                headers={"X-Amz-Invocation-Type": "Event"},
+            )
+            answer = conn.getresponse()
+            assert answer.status == 202, answer.read()
+            assert answer.getheader("x-amzn-RequestId")
+            answer.read()
+    finally:
+        conn.close()
+    eventually(
+        lambda: router.metric("klambda_invocations_total", function="evented") - ran0 == sent,
+        f"the leader to run the {sent} events",
+        timeout=30,
+    )
+    # the leader counts the events it accepted itself: none of these
+    assert router.metric("klambda_async_events_received_total", function="evented") == 0
