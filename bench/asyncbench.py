@@ -14,6 +14,10 @@ one replica) and `KLAMBDA_QUEUE_URL=nats://...`, publishes acknowledged by the s
   The events go to a function with reserved concurrency 0, so they are kept and would
   never run anyway. The accept rate *with* the dispatcher draining beside it is the
   burst below.
+- **Accept rate with every core**: the same event runs against `klambda up --processes
+  N` (N = the cores, at least 2) on a queue of its own: every router process accepts
+  events into the one queue (the same SQLite file, the same stream); the leader's
+  dispatcher is held the same way.
 - **End to end**: wrk submits events for a few seconds to a no-op function that appends
   (submit time from the payload, its own start time) to a file, until every event the
   router received has run; the figure is their number over the time from the first
@@ -30,7 +34,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,8 @@ from klambda.testing import eventually
 
 from bench import clients, functions, stats, tools
 from bench.lab import Sizes
+from bench.processes import cpu as all_cpu
+from bench.processes import router_pids
 from bench.procs import Router, cpu_seconds, router
 from tests.integration.queue.natsserver import nats_server
 
@@ -327,11 +333,15 @@ def hold_dispatcher(r: Router, files: Files, workers: int) -> None:
     )
 
 
-def measured(r: Router, be: Backend, run: Any) -> dict[str, Any]:
-    r0, e0 = r.cpu()
+def measured(
+    r: Router, be: Backend, run: Any, cpu: Callable[[], tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """`cpu`: (routers, environments) CPU seconds so far; the router process's by default."""
+    cpu = cpu or r.cpu
+    r0, e0 = cpu()
     n0 = cpu_seconds(be.server_pid) if be.server_pid else 0.0
     load, extra = run()
-    r1, e1 = r.cpu()
+    r1, e1 = cpu()
     n1 = cpu_seconds(be.server_pid) if be.server_pid else 0.0
     wall = load["seconds"] or 1.0
     return {
@@ -346,23 +356,24 @@ def measured(r: Router, be: Backend, run: Any) -> dict[str, Any]:
     }
 
 
-def accept(s: Sizes, r: Router, be: Backend, files: Files) -> dict[str, Any]:
+def event_run(s: Sizes, r: Router, files: Files, c: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """wrk sending events to the sink at `c` connections; only 202s count."""
     script = files.root / "accept.lua"
     script.write_text(ACCEPT_SCRIPT)
-    sink_url = r.url + INVOKE.format(SINK)
-    noop_url = r.url + INVOKE.format("noop")
+    d, cpu = tools.wrk_json(script, r.url + INVOKE.format(SINK), c, s.async_seconds)
+    load = {
+        "ok": d["accepted"],
+        "errors": d["requests"] - d["accepted"] + d["socket_errors"],
+        "seconds": d["duration_us"] / 1e6,
+        "p50_ms": d["p50_us"] / 1000,
+        "p99_ms": d["p99_us"] / 1000,
+        "generator_cpu_s": cpu,
+    }
+    return load, {}
 
-    def event_run(c: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        d, cpu = tools.wrk_json(script, sink_url, c, s.async_seconds)
-        load = {
-            "ok": d["accepted"],
-            "errors": d["requests"] - d["accepted"] + d["socket_errors"],
-            "seconds": d["duration_us"] / 1e6,
-            "p50_ms": d["p50_us"] / 1000,
-            "p99_ms": d["p99_us"] / 1000,
-            "generator_cpu_s": cpu,
-        }
-        return load, {}
+
+def accept(s: Sizes, r: Router, be: Backend, files: Files) -> dict[str, Any]:
+    noop_url = r.url + INVOKE.format("noop")
 
     def sync_run(c: int) -> tuple[dict[str, Any], dict[str, Any]]:
         load = tools.wrk(noop_url, c, s.async_sync_seconds, files.root)
@@ -372,7 +383,7 @@ def accept(s: Sizes, r: Router, be: Backend, files: Files) -> dict[str, Any]:
     received0 = counter(r, "klambda_async_events_received_total", SINK)
     out: dict[str, Any] = {"event": {}, "sync": {}}
     for c in s.async_concurrencies:
-        out["event"][str(c)] = measured(r, be, lambda c=c: event_run(c))
+        out["event"][str(c)] = measured(r, be, lambda c=c: event_run(s, r, files, c))
         out["sync"][str(c)] = measured(r, be, lambda c=c: sync_run(c))
     out["accepted"] = sum(v["ok"] for v in out["event"].values())
     out["received"] = counter(r, "klambda_async_events_received_total", SINK) - received0
@@ -402,8 +413,46 @@ def one_backend(work: Path, s: Sizes, name: str) -> dict[str, Any]:
     return out
 
 
+def processes_accept(work: Path, s: Sizes, name: str, processes: int) -> dict[str, Any]:
+    """The accept rate of `klambda up --processes N` (every process accepts events into
+    the one queue; the leader's dispatcher, held as above, runs them)."""
+    files = Files(work / f"async-{name}-processes")
+    folder = write_functions(files)
+    workers = RouterSettings.from_env().async_workers
+    with (
+        backend(name, files.root) as be,
+        router(
+            folder,
+            files.root,
+            "--processes",
+            str(processes),
+            env={**be.env, "KLAMBDA_SANDBOX": "0"},
+            startup_timeout=60,
+        ) as r,
+    ):
+        eventually(
+            lambda: len(router_pids(r)) == processes, f"{processes} router processes", timeout=60
+        )
+        try:
+            hold_dispatcher(r, files, workers)
+            event_run(s, r, files, max(s.async_concurrencies))  # warm: every process's path
+            out: dict[str, Any] = {"processes": processes, "event": {}}
+            for c in s.async_concurrencies:
+                out["event"][str(c)] = measured(
+                    r, be, lambda c=c: event_run(s, r, files, c), cpu=lambda: all_cpu(r)
+                )
+        finally:
+            files.release.touch()
+            time.sleep(0.2)
+    return out
+
+
 def summarize(out: dict[str, Any]) -> None:
     """Best accept rate per backend, beside the sync no-op at the same concurrency."""
+    for p in out.get("processes", {}).values():
+        ev = p["event"]
+        p["best_c"] = max(ev, key=lambda c: ev[c]["rps"])
+        p["best_rps"] = ev[p["best_c"]]["rps"]
     for b in out["backends"].values():
         ev, sy = b["accept"]["event"], b["accept"]["sync"]
         best = max(ev, key=lambda c: ev[c]["rps"])
@@ -422,8 +471,10 @@ TARGET_P99_MS = 5.0
 
 
 def run(work: Path, s: Sizes) -> dict[str, Any]:
+    processes = max(2, os.cpu_count() or 1)
     out: dict[str, Any] = {
         "backends": {name: one_backend(work, s, name) for name in BACKENDS},
+        "processes": {name: processes_accept(work, s, name, processes) for name in BACKENDS},
         "target_rps": TARGET_RPS,
         "target_p99_ms": TARGET_P99_MS,
         "cpu_count": os.cpu_count(),

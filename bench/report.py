@@ -217,12 +217,41 @@ def raised_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | 
         ev = {str(c): v for c, v in b["accept"]["event"].items()}
         at = ev.get(str(RAISED_ASYNC_AT_CONNECTIONS))
         label = BACKEND_LABELS[name]
+        # judged on every core (`--processes N`, the way the issue asks for), when measured
+        pr = (asy.get("processes") or {}).get(name) if asy else None
+        one = f"one process: {fmt(b['best_rps'])} at {b['best_c']} (the row of 4 above)"
+        if pr:
+            pev = {str(c): v for c, v in pr["event"].items()}
+            pat = pev.get(str(RAISED_ASYNC_AT_CONNECTIONS))
+            rate = (
+                f"{fmt(pr['best_rps'])} events/s at {pr['best_c']} connections with "
+                f"{pr['processes']} router processes; {one}"
+            )
+            best = pr["best_rps"]
+            p99 = (
+                "not measured at that concurrency"
+                if pat is None
+                else f"{fmt(pat['p99_ms'], 3)} ms ({fmt(pat['rps'])} events/s) with "
+                f"{pr['processes']} router processes"
+                + ("" if at is None else f"; one process: {fmt(at['p99_ms'], 3)} ms")
+            )
+            at = pat
+        else:
+            rate = (
+                f"{fmt(b['best_rps'])} events/s at {b['best_c']} connections (the row of 4 above)"
+            )
+            best = b["best_rps"]
+            p99 = (
+                "not measured at that concurrency"
+                if at is None
+                else f"{fmt(at['p99_ms'], 3)} ms ({fmt(at['rps'])} events/s)"
+            )
         out.append(
             (
                 "19",
                 f"async enqueue ≥ {RAISED_ASYNC_RPS:,.0f} durable accepts/s, {label}",
-                f"{fmt(b['best_rps'])} events/s at {b['best_c']} connections (the row of 4 above)",
-                b["best_rps"] >= RAISED_ASYNC_RPS,
+                rate,
+                best >= RAISED_ASYNC_RPS,
             )
         )
         out.append(
@@ -230,9 +259,7 @@ def raised_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | 
                 "19",
                 f"202 accept p99 ≤ {asy['target_p99_ms']:g} ms at "
                 f"{RAISED_ASYNC_AT_CONNECTIONS} connections, {label}",
-                "not measured at that concurrency"
-                if at is None
-                else f"{fmt(at['p99_ms'], 3)} ms ({fmt(at['rps'])} events/s)",
+                p99,
                 None if at is None else at["p99_ms"] <= asy["target_p99_ms"],
             )
         )
@@ -804,6 +831,33 @@ def async_section(results: dict[str, Any]) -> list[str]:
                 f"| {'-' if ev['server_cpu'] is None else fmt(ev['server_cpu'])} "
                 f"| {fmt(ev['generator_cpu'])} |"
             )
+    procs = a.get("processes") or {}
+    if procs:
+        n = next(iter(procs.values()))["processes"]
+        out += [
+            "",
+            f"**Accept rate with every core** (`klambda up --processes {n}`, a queue of its "
+            "own, the dispatcher held the same way): every router process accepts events "
+            "into the one queue (the same SQLite file, under its lock; the same JetStream "
+            "stream) and the leader's dispatcher runs them. Router CPU is the sum of the "
+            "processes'.",
+            "",
+            "| backend | processes | connections | events/s (202) | p50 ms | p99 ms | errors "
+            "| x one process | router µs per event | router CPU | nats-server CPU | wrk CPU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, pr in procs.items():
+            one_ev = a["backends"][name]["accept"]["event"]
+            for c, ev in pr["event"].items():
+                base = one_ev.get(c)
+                out.append(
+                    f"| {BACKEND_LABELS[name]} | {pr['processes']} | {c} | {fmt(ev['rps'])} "
+                    f"| {fmt(ev['p50_ms'], 3)} | {fmt(ev['p99_ms'], 3)} | {ev['errors']} "
+                    f"| {_x(ev['rps'] / base['rps'] if base and base['rps'] else None)} "
+                    f"| {fmt(ev['router_cpu_per_call_us'])} | {fmt(ev['router_cpu'])} "
+                    f"| {'-' if ev['server_cpu'] is None else fmt(ev['server_cpu'])} "
+                    f"| {fmt(ev['generator_cpu'])} |"
+                )
     out += [
         "",
         "The targets table judges the 202 p99 at the smallest connection count that "

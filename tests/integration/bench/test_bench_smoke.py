@@ -88,6 +88,11 @@ def test_the_figures_are_pairs_measured_in_the_run(results: dict[str, Any]) -> N
         assert b["accept"]["invoked"] == 0  # reserved concurrency 0: kept, never run
         assert b["burst"]["events"] == b["burst"]["received"] > 0  # every accepted event ran
         assert b["paced"]["submit_to_start"]["n"] == results["sizes"]["async_paced"]
+        pr = p["async"]["processes"][name]
+        assert pr["processes"] >= 2
+        for c, ev in pr["event"].items():
+            assert ev["ok"] > 0, (name, "processes", c)
+            assert ev["errors"] == 0, (name, "processes", c)
     logs = p["logs"]
     assert logs["ingestion"]["ratio_p50"] > 0
     assert (

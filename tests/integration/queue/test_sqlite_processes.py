@@ -1,7 +1,8 @@
 """One SQLite queue file shared by processes (the router processes of `klambda up
 --processes N`): an enqueue in one process wakes the receiver in another at once, and
 the writers of different processes take turns on the queue's lock. Real processes, a real
-SQLite file."""
+SQLite file. And one batch: its new events share an INSERT, its operations keep their
+order."""
 
 from __future__ import annotations
 
@@ -81,3 +82,18 @@ async def test_writers_of_two_processes_lose_nothing(tmp_path: Path) -> None:
         await asyncio.gather(*(q.enqueue(e) for e in mine))
         await elsewhere
         assert await q.depth() == 600
+
+
+async def test_a_batch_s_new_events_and_operations_keep_their_order(tmp_path: Path) -> None:
+    """Operations that arrive in one loop iteration share a transaction: the depth asked
+    for between two groups of new events counts the first group only."""
+    async with SqliteQueue(tmp_path / "queue.db") as q:
+        first = [q.enqueue(AsyncEvent.new("hello", b"{}")) for _ in range(3)]
+        depth = q.depth()
+        second = [q.enqueue(AsyncEvent.new("hello", b"{}")) for _ in range(250)]
+        commits = q.commits
+        *_, seen, _ = await asyncio.gather(*first, depth, *second[:1])
+        await asyncio.gather(*second[1:])
+        assert seen == 3
+        assert q.commits - commits <= 2
+        assert await q.depth() == 253
