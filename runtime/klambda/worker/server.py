@@ -228,11 +228,17 @@ async def _serve(
         await asyncio.gather(server.stop(grace=grace), lane.stop(grace))
 
 
-async def _zygote(runtime: str, groups: Cgroups) -> Zygote:
+def _room(pools: list[EnvironmentPool], max_environments: int) -> Callable[[], int]:
+    """How many more environments this worker may start now (its zygote keeps a spare
+    only while there is room for one)."""
+    return lambda: max_environments - sum(p.size for p in pools)
+
+
+async def _zygote(runtime: str, groups: Cgroups, room: Callable[[], int]) -> Zygote:
     python = runtimes.interpreter(runtime)
     if python is None:
         raise SystemExit(f"klambda worker: runtime {runtime} is not installed here")
-    zygote = Zygote(python, cgroups=groups)
+    zygote = Zygote(python, cgroups=groups, room=room)
     await zygote.start()
     return zygote
 
@@ -280,16 +286,18 @@ async def serve(
         container = RuntimeApi()
         await container.start(runtime_api_port)
     # a Runtime API runtime (provided*, an image) starts its environments without a zygote
+    pools: list[EnvironmentPool] = []
     zygote = (
         None
         if container is not None or runtimes.uses_runtime_api(cfg.runtime)
-        else await _zygote(cfg.runtime, groups)
+        else await _zygote(cfg.runtime, groups, _room(pools, max_environments))
     )
     if zygote is None or cfg.image:
         custom.prepare()
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
     pool = EnvironmentPool(cfg, zygote, logs, groups, runtime_container=container)
+    pools.append(pool)
     service = WorkerService(VersionExecutor(pool, logs, _limit(pool, max_environments)))
     if provisioned:
         pool.set_provisioned(1)
@@ -326,12 +334,16 @@ async def serve_pool(
     stopping = stop_requested()  # first, as in serve()
     groups = Cgroups(enabled=cgroups)
     # a Runtime API runtime's pool pod has no zygote: its environments run the bootstrap
-    zygote = None if runtimes.uses_runtime_api(runtime) else await _zygote(runtime, groups)
+    pools: list[EnvironmentPool] = []
+    zygote = (
+        None
+        if runtimes.uses_runtime_api(runtime)
+        else await _zygote(runtime, groups, _room(pools, max_environments))
+    )
     if zygote is None:
         custom.prepare()
     shipper = _shipper()
     logs = LogHub(None, sys.stdout, ship=None if shipper is None else shipper.add)
-    pools: list[EnvironmentPool] = []
 
     def executor_of(cfg: FunctionConfig) -> VersionExecutor:
         pool = EnvironmentPool(cfg, zygote, logs, groups)

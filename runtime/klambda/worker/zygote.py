@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,15 @@ class Zygote:
         spares: int = 1,
         sandbox: Sandbox | None = None,
         mergeable: bool = False,
+        room: Callable[[], int] | None = None,
     ) -> None:
+        """`room`: how many more environments its owner may start now (None: no limit). A
+        spare is made only while there is room for it: a worker that runs one environment
+        at a time keeps none beside it (forking and rehearsing one costs ~5 ms of CPU,
+        which a burst of cold starts on the node would pay in its slowest calls), and
+        forks the next environment directly if that one dies."""
         self.python = python
+        self.room = room
         self.preload = preload
         # environments' pages marked for the kernel's same-page merging, which merges them
         # only where the host runs it (klambda.environment.zygote.mark_mergeable). Local
@@ -129,12 +137,17 @@ class Zygote:
         the router's loop and a core from the cold start (~0.5 ms of it on two cores)."""
         return self.spares.pop() if self.spares else None
 
+    def _wanted(self) -> int:
+        if self.room is None:
+            return self.spares_wanted
+        return min(self.spares_wanted, max(0, self.room()))
+
     def replenish(self) -> None:
-        if len(self.spares) < self.spares_wanted and (self._making is None or self._making.done()):
+        if len(self.spares) < self._wanted() and (self._making is None or self._making.done()):
             self._making = asyncio.create_task(self._make_spares(), name="zygote-spares")
 
     async def _make_spares(self) -> None:
-        while len(self.spares) < self.spares_wanted:
+        while len(self.spares) < self._wanted():
             cgroup = None
             if self.cgroups is not None:
                 # set to the function's size when taken, if it is another
