@@ -3,9 +3,10 @@ connection of length-prefixed frames, beside the worker's gRPC service. Pure: fr
 
 Why by hand: a grpc.aio round trip costs ~0.6 ms at p50 on loopback here (its C core hands
 every message to the event loop through a poller thread), a framed asyncio one ~0.12 ms, and
-the cluster's warm path crosses it on every call. The lane carries only `Invoke`'s messages
-(the same protobufs as gRPC's `klambda.v1.Worker/Invoke`); streamed responses,
-`Specialise` and the health checks stay on gRPC.
+the cluster's warm path crosses it on every call. The lane carries `Invoke`'s and
+`Specialise`'s messages (the same protobufs as gRPC's `klambda.v1.Worker`), so a cold start
+through a pool pod needs no gRPC at all (its channel, its C core's threads: ~1 ms of CPU on
+each side); streamed responses and the health checks stay on gRPC.
 
 A frame is a 9-byte header (kind, request number, body length) and its body. Many requests
 share a connection, each answered by one frame with its number, in any order.
@@ -19,12 +20,16 @@ HEADER = struct.Struct("!BII")
 
 # router -> worker
 INVOKE = 1  # body: a WorkerInvokeRequest
+SPECIALISE = 2  # body: a SpecialiseRequest (a pool worker)
 # worker -> router; each but OUTCOME has a UTF-8 message as its body
 OUTCOME = 10  # body: a WorkerInvokeResponse
 BUSY = 11  # every environment of this worker is busy (gRPC's RESOURCE_EXHAUSTED)
 NOT_SPECIALISED = 12  # a pool worker not yet specialised (gRPC's FAILED_PRECONDITION)
 STOPPING = 13  # the worker is draining: try another (gRPC's UNAVAILABLE)
 FAILED = 14  # the worker could not run the call (gRPC's INTERNAL)
+SPECIALISED = 15  # body: a SpecialiseResponse
+INVALID = 16  # the Specialise request is wrong: the pod stays a pool pod (INVALID_ARGUMENT)
+REFUSED = 17  # specialised for another version, or not a pool worker (FAILED_PRECONDITION)
 
 # a request or response larger than this is refused (the router's payload limits are far
 # below it; gRPC's channels between router and worker have the same)

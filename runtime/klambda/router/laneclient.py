@@ -27,6 +27,15 @@ class LaneFailed(Exception):
     """The worker could not run the call, or it did not answer within the deadline."""
 
 
+class LaneDeadline(LaneFailed):
+    """No answer within the deadline (the worker may still be at it)."""
+
+
+class LaneInvalid(Exception):
+    """A Specialise the pool worker refused as wrong (gRPC's INVALID_ARGUMENT): it is still
+    a pool pod."""
+
+
 class Lane(asyncio.Protocol):
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -44,26 +53,35 @@ class Lane(asyncio.Protocol):
 
     async def invoke(self, request: bytes, timeout_s: float) -> bytes:
         """The worker's WorkerInvokeResponse, serialised, for a WorkerInvokeRequest."""
+        kind, body = await self._ask(lane.INVOKE, request, timeout_s)
+        if kind == lane.OUTCOME:
+            return body
+        raise _error(kind, body)
+
+    async def specialise(self, request: bytes, timeout_s: float) -> bytes:
+        """A pool worker's SpecialiseResponse, serialised, for a SpecialiseRequest:
+        LaneInvalid (wrong: still a pool pod), LaneRefused (another version's, or not a
+        pool worker), LaneUnavailable, LaneDeadline or LaneFailed otherwise."""
+        kind, body = await self._ask(lane.SPECIALISE, request, timeout_s)
+        if kind == lane.SPECIALISED:
+            return body
+        if kind == lane.INVALID:
+            raise LaneInvalid(body.decode(errors="replace"))
+        raise _error(kind, body)
+
+    async def _ask(self, kind: int, request: bytes, timeout_s: float) -> tuple[int, bytes]:
         transport = await self._connected()
         number = next(self._numbers) & 0xFFFFFFFF
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._pending[number] = answer
-        transport.write(lane.encode(lane.INVOKE, number, request))
+        transport.write(lane.encode(kind, number, request))
         try:
             async with asyncio.timeout(timeout_s):
-                kind, body = await answer
-        except TimeoutError:  # the invocation runs on in the worker, its answer dropped
-            raise LaneFailed("Deadline Exceeded") from None
+                return await answer
+        except TimeoutError:  # the request runs on in the worker, its answer dropped
+            raise LaneDeadline("Deadline Exceeded") from None
         finally:
             self._pending.pop(number, None)
-        if kind == lane.OUTCOME:
-            return body
-        message = body.decode(errors="replace")
-        if kind in (lane.BUSY, lane.NOT_SPECIALISED):
-            raise LaneRefused(message)
-        if kind == lane.STOPPING:
-            raise LaneUnavailable(message)
-        raise LaneFailed(message)
 
     def close(self) -> None:
         """For good: a connection still being made is closed once it is."""
@@ -136,3 +154,12 @@ class Lane(asyncio.Protocol):
             answer = self._pending.get(number)
             if answer is not None and not answer.done():
                 answer.set_result((kind, body))
+
+
+def _error(kind: int, body: bytes) -> Exception:
+    message = body.decode(errors="replace")
+    if kind in (lane.BUSY, lane.NOT_SPECIALISED, lane.REFUSED):
+        return LaneRefused(message)
+    if kind == lane.STOPPING:
+        return LaneUnavailable(message)
+    return LaneFailed(message)

@@ -14,7 +14,7 @@ turn. When none can take it:
   here), then answers 503; with busy pods and no pool it is throttled at once.
 
 Unary calls go over the worker's invoke lane (klambda.lane) where its EndpointSlice lists
-one, else over gRPC; streamed calls and Specialise always over gRPC.
+one, else over gRPC (Specialise too); streamed calls always over gRPC.
 
 Provisioned environments are pods the operator keeps for the version; a call is counted
 on them while the version's in-flight calls fit in them.
@@ -40,7 +40,14 @@ from klambda.invocation import Call, Outcome, call_to_proto, from_proto
 from klambda.proto import worker_pb2, worker_pb2_grpc
 from klambda.router.admission import SCALE_UP_LIMIT, ScaleUpLimiter
 from klambda.router.executor import NoCapacity, Provisioned
-from klambda.router.laneclient import Lane, LaneFailed, LaneRefused, LaneUnavailable
+from klambda.router.laneclient import (
+    Lane,
+    LaneDeadline,
+    LaneFailed,
+    LaneInvalid,
+    LaneRefused,
+    LaneUnavailable,
+)
 from klambda.router.pool import (
     CodeUnavailable,
     PoolPod,
@@ -56,6 +63,19 @@ SPECIALISE_TIMEOUT_S = 10.0
 STORE_SPECIALISE_TIMEOUT_S = 120.0
 
 log = logging.getLogger("klambda.router.remote")
+
+
+class _Invalid(Exception):
+    """The pool pod refused the Specialise as wrong: it is still a pool pod."""
+
+
+class _NotTaken(Exception):
+    """The pool pod was not specialised: another router's, gone, or no answer in time
+    (`deadline`)."""
+
+    def __init__(self, message: str, deadline: bool = False) -> None:
+        super().__init__(message)
+        self.deadline = deadline
 
 
 @dataclass
@@ -162,14 +182,15 @@ class RemoteWorkers:
         self._notify()
 
     def _connect(self, addr: str) -> None:
-        """Open the channel (and the invoke lane) to a pool pod now, so that a cold start
-        does not wait for the TCP and HTTP/2 handshakes."""
-        if addr not in self._channels:
-            self._stub(addr)
-            self._channels[addr].get_state(try_to_connect=True)
+        """Open the invoke lane to a pool pod now (a cold start goes over it alone), or
+        its gRPC channel where it serves no lane, so that a cold start does not wait for
+        the handshakes. A streamed call to the pod later opens its channel then."""
         lane = self._lane(addr)
         if lane is not None:
             lane.open_ahead()
+        elif addr not in self._channels:
+            self._stub(addr)
+            self._channels[addr].get_state(try_to_connect=True)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -432,21 +453,21 @@ class RemoteWorkers:
         timeout = STORE_SPECIALISE_TIMEOUT_S if code.from_store else SPECIALISE_TIMEOUT_S
         for attempt in range(2):
             try:
-                await self._stub(pod.address).Specialise(request, timeout=timeout)
+                await self._give(pod, request, timeout)
                 break
-            except grpc.aio.AioRpcError as err:
-                if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    # refused what it was given (code that is not its CodeSha256...): the
-                    # pod is still a pool pod, for another version
-                    self.pool.give_back(pod)
-                    raise ServiceUnavailable(f"pool pod {pod.name}: {err.details()}") from None
-                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not attempt:
+            except _Invalid as err:
+                # refused what it was given (code that is not its CodeSha256...): the pod
+                # is still a pool pod, for another version
+                self.pool.give_back(pod)
+                raise ServiceUnavailable(f"pool pod {pod.name}: {err}") from None
+            except _NotTaken as err:
+                if err.deadline and not attempt:
                     # it may have taken the version meanwhile: asking again (the same
                     # request is answered at once by a pod that has) settles which
                     continue
                 # specialised by another router meanwhile, gone, or not answering: it stays
                 # taken (this router does not try it again) and the call tries another
-                log.info("pool pod %s not taken: %s %s", pod.name, err.code().name, err.details())
+                log.info("pool pod %s not taken: %s", pod.name, err)
                 return None
         t2 = time.perf_counter()
         held = asyncio.ensure_future(self._claim_when_quiet(pod, cfg, owner))
@@ -457,6 +478,34 @@ class RemoteWorkers:
         # CodeSha256, and the pod would be passed over as given another configuration
         self.claimed.setdefault(target.key, {})[pod.address] = Claimed(config_digest(cfg))
         return {"code_download": (t1 - t0) * 1000, "specialise": (t2 - t1) * 1000}
+
+    async def _give(
+        self, pod: PoolPod, request: worker_pb2.SpecialiseRequest, timeout_s: float
+    ) -> None:
+        """Specialise `pod`: over its invoke lane where it serves one (a cold start then
+        needs no gRPC channel to the pod at all), else over gRPC; a lane that cannot be
+        reached (or a worker that does not know the frame, and closes it) is tried over
+        gRPC. _Invalid or _NotTaken if the pod was not specialised."""
+        lane = self._lane(pod.address)
+        if lane is not None:
+            try:
+                await lane.specialise(request.SerializeToString(), timeout_s)
+                return
+            except LaneInvalid as err:
+                raise _Invalid(str(err)) from None
+            except LaneDeadline as err:
+                raise _NotTaken(f"lane: {err}", deadline=True) from None
+            except (LaneRefused, LaneFailed) as err:
+                raise _NotTaken(f"lane: {type(err).__name__} {err}") from None
+            except LaneUnavailable:
+                pass
+        try:
+            await self._stub(pod.address).Specialise(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise _Invalid(err.details() or "") from None
+            deadline = err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            raise _NotTaken(f"{err.code().name} {err.details()}", deadline=deadline) from None
 
     async def _claim_when_quiet(
         self, pod: PoolPod, cfg: FunctionConfig, owner: Mapping[str, str]

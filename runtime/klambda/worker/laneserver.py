@@ -1,5 +1,6 @@
 """The worker's end of the invoke lane (klambda.lane): INVOKE frames run on the same
-executor as gRPC's `Invoke`, with the same answers (busy, not specialised, stopping).
+executor as gRPC's `Invoke`, with the same answers (busy, not specialised, stopping), and
+a pool worker's SPECIALISE frames take on a version as gRPC's `Specialise` does.
 
 An invocation runs to its end even if the router stops waiting or its connection closes,
 as on Lambda; its answer then goes nowhere.
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -17,13 +19,24 @@ from klambda import lane
 from klambda.invocation import Outcome, call_from_proto, to_proto
 from klambda.proto import worker_pb2
 from klambda.worker.executor import NoCapacity, VersionExecutor
+from klambda.worker.specialise import (
+    NOT_A_POOL_WORKER,
+    Specialisation,
+    SpecialiseInvalid,
+    SpecialiseRefused,
+)
 
 log = logging.getLogger("klambda.worker.lane")
 
 
 class LaneServer:
-    def __init__(self, executor_now: Callable[[], VersionExecutor | None]) -> None:
+    def __init__(
+        self,
+        executor_now: Callable[[], VersionExecutor | None],
+        specialisation: Specialisation | None = None,
+    ) -> None:
         self.executor_now = executor_now  # None while a pool worker is not specialised
+        self.specialisation = specialisation  # a pool worker's
         self.stopping = False
         self.calls: set[asyncio.Future[None]] = set()
         self._server: asyncio.Server | None = None
@@ -80,6 +93,8 @@ class _Connection(asyncio.Protocol):
         for kind, number, body in frames:
             if kind == lane.INVOKE:
                 self._invoke(number, body)
+            elif kind == lane.SPECIALISE:
+                self._specialise(number, body)
             else:
                 log.warning("invoke lane: unknown frame kind %d; closing the connection", kind)
                 self.close()
@@ -102,9 +117,43 @@ class _Connection(asyncio.Protocol):
         except DecodeError:
             self._send(lane.FAILED, number, b"the request is not a WorkerInvokeRequest")
             return
-        call = asyncio.ensure_future(self._run(number, executor, request))
+        self._track(self._run(number, executor, request))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        call = asyncio.ensure_future(work)
         self.server.calls.add(call)
         call.add_done_callback(self.server.calls.discard)
+
+    def _specialise(self, number: int, body: bytes) -> None:
+        if self.server.stopping:
+            self._send(lane.STOPPING, number, b"the worker is stopping")
+            return
+        s = self.server.specialisation
+        if s is None:
+            self._send(lane.REFUSED, number, NOT_A_POOL_WORKER.encode())
+            return
+        try:
+            request = worker_pb2.SpecialiseRequest.FromString(body)
+        except DecodeError:
+            self._send(lane.FAILED, number, b"the request is not a SpecialiseRequest")
+            return
+        self._track(self._take_on(number, s, request))
+
+    async def _take_on(
+        self, number: int, s: Specialisation, request: worker_pb2.SpecialiseRequest
+    ) -> None:
+        try:
+            unpack_ms = await s.specialise(request)
+        except SpecialiseInvalid as err:
+            self._send(lane.INVALID, number, str(err).encode())
+        except SpecialiseRefused as err:
+            self._send(lane.REFUSED, number, str(err).encode())
+        except Exception as err:  # a fault of the worker's
+            log.exception("invoke lane: Specialise failed")
+            self._send(lane.FAILED, number, f"{type(err).__name__}: {err}".encode())
+        else:
+            answer = worker_pb2.SpecialiseResponse(code_root=str(s.code_root), unpack_ms=unpack_ms)
+            self._send(lane.SPECIALISED, number, answer.SerializeToString())
 
     async def _run(
         self, number: int, executor: VersionExecutor, request: worker_pb2.WorkerInvokeRequest

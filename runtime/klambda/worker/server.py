@@ -10,7 +10,7 @@ pod's environment) and a pool worker (`--pool RUNTIME`), which starts its runtim
 zygote with no function and serves one once the router specialises it
 (klambda.worker.specialise). Until then its Invoke answers FAILED_PRECONDITION.
 
-With a lane port, unary invocations are also served over the invoke lane
+With a lane port, unary invocations and Specialise are also served over the invoke lane
 (klambda.worker.laneserver), which the router prefers where a pod's EndpointSlice lists it.
 """
 
@@ -39,7 +39,12 @@ from klambda.worker.executor import NoCapacity, VersionExecutor
 from klambda.worker.laneserver import LaneServer
 from klambda.worker.logs import LogHub
 from klambda.worker.pool import EnvironmentPool
-from klambda.worker.specialise import Specialisation, SpecialiseInvalid, SpecialiseRefused
+from klambda.worker.specialise import (
+    NOT_A_POOL_WORKER,
+    Specialisation,
+    SpecialiseInvalid,
+    SpecialiseRefused,
+)
 from klambda.worker.zygote import Zygote
 
 if TYPE_CHECKING:  # imported only where a log engine is configured (_shipper)
@@ -137,11 +142,7 @@ class WorkerService(worker_pb2_grpc.WorkerServicer):
     ) -> worker_pb2.SpecialiseResponse:
         s = self.specialisation
         if s is None:
-            await _refuse(
-                context,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "this worker serves one function version from its start: not a pool worker",
-            )
+            await _refuse(context, grpc.StatusCode.FAILED_PRECONDITION, NOT_A_POOL_WORKER)
         try:
             unpack_ms = await s.specialise(request)
         except SpecialiseInvalid as err:
@@ -210,7 +211,7 @@ async def _serve(
         raise SystemExit(f"klambda worker: cannot listen on {host}:{port}")
     lane = None
     if lane_port is not None:
-        lane = LaneServer(service.executor_now)
+        lane = LaneServer(service.executor_now, service.specialisation)
         try:
             lane_bound = await lane.start(host, lane_port)
         except OSError as err:

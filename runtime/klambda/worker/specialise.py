@@ -102,6 +102,9 @@ def config_of_request(
     )
 
 
+NOT_A_POOL_WORKER = "this worker serves one function version from its start: not a pool worker"
+
+
 @dataclass
 class Specialisation:
     """What a pool worker serves: nothing until `specialise`, then one version for good."""

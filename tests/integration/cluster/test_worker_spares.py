@@ -44,7 +44,7 @@ async def call(w: Worker, event: bytes = b"{}") -> int:
         out = answer(await lane.invoke(request(event), 10))
     finally:
         lane.close()
-    assert out.status == "ok", out
+    assert out.status == "ok", (out, w.log.read_text()[-3000:])
     return int(json.loads(out.body)["pid"])
 
 
@@ -54,10 +54,10 @@ async def test_a_worker_of_one_environment_keeps_no_spare_beside_it(tmp_path: Pa
         eventually(lambda w=w: len(forked(w)) == 1, "the zygote's spare", timeout=30)
         spare = forked(w)[0]
         env = await call(w)
-        assert env == spare  # the cold start took the spare...
+        assert env == spare, (env, spare)  # the cold start took the spare...
         await call(w)
         await asyncio.sleep(1.0)  # a spare would be forked within milliseconds
-        assert forked(w) == [env]  # ...and none was made in its place
+        assert forked(w) == [env], w.log.read_text()[-3000:]  # ...and none was made for it
         # the environment dies: the next call starts another without a spare, and there
         # is still none beside it afterwards
         os.kill(env, signal.SIGKILL)
@@ -65,7 +65,7 @@ async def test_a_worker_of_one_environment_keeps_no_spare_beside_it(tmp_path: Pa
         again = await call(w, b'{"echo": "%s"}' % uuid.uuid4().hex.encode())
         assert again != env
         await asyncio.sleep(1.0)
-        assert forked(w) == [again]
+        assert forked(w) == [again], w.log.read_text()[-3000:]
 
 
 async def test_a_worker_with_room_for_more_keeps_its_spare(tmp_path: Path) -> None:
