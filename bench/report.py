@@ -1079,8 +1079,8 @@ def kind_section(results: dict[str, Any]) -> list[str]:
         "| phase | p50 ms | mean ms (metric) |",
         "| --- | --- | --- |",
         *(f"| {name} | {fmt(ph.get(name), 3)} | {fmt(pm.get(name), 3)} |" for name in COLD_PHASES),
-        f"| the rest (routing, NodePort, the client, the hops to the pod: Specialise over "
-        f"gRPC, the call over the invoke lane) "
+        f"| the rest (routing, NodePort, the client, the hops to the pod: Specialise and "
+        f"the call over the invoke lane) "
         f"| {fmt(k['unaccounted_p50_ms'], 3)} | |",
         *(
             ["", f"This part's own run: `{k['command']}` at {k['started']} ({k['load']})."]
