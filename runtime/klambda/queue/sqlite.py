@@ -133,6 +133,7 @@ class SqliteQueue:
         self._listening: int | None = None  # the FIFO's fd, once this process receives
         self._bell: int | None = None  # the FIFO's fd to ring another process's receiver
         self._ringing = False
+        self._wakeable = False  # the FIFO is there (open)
         self.commits = 0
         """Transactions committed (each holds one batch of operations)."""
 
@@ -152,10 +153,7 @@ class SqliteQueue:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="klambda-sqlite")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._connect)
-        with contextlib.suppress(FileExistsError):
-            os.mkfifo(self.wake_path, 0o600)
-        if not stat.S_ISFIFO(os.stat(self.wake_path).st_mode):
-            raise OSError(f"{self.wake_path} exists and is not a FIFO")
+        self._wakeable = self._wake_fifo()
         self._flusher = asyncio.create_task(self._flush_loop(), name="klambda-sqlite-writer")
 
     def _connect(self) -> None:
@@ -328,6 +326,19 @@ class SqliteQueue:
 
     # -- waking a receiver in another process ---------------------------------------------
 
+    def _wake_fifo(self) -> bool:
+        """The FIFO beside the database, made if missing; without one (a file system that
+        has none, a file in its place) another process's events wait for the poll."""
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(self.wake_path, 0o600)
+            if stat.S_ISFIFO(os.stat(self.wake_path).st_mode):
+                return True
+            log.warning("SQLite queue: %s is not a FIFO: no wake-ups", self.wake_path)
+        except OSError as err:
+            log.warning("SQLite queue: no wake-up FIFO at %s: %s", self.wake_path, err)
+        return False
+
     def _listen(self) -> None:
         """Wake this process's receiver when another process rings. Opened read-write: a
         FIFO read end with no writer left would report hang-up on every poll."""
@@ -344,7 +355,7 @@ class SqliteQueue:
 
     def _ring(self) -> None:
         self._ringing = False
-        if self._listening is not None or self._flusher is None:
+        if self._listening is not None or self._flusher is None or not self._wakeable:
             return
         try:
             if self._bell is None:
@@ -362,7 +373,7 @@ class SqliteQueue:
     async def receive(self, max_events: int, wait: float) -> list[SqliteDelivery]:
         deadline = time.monotonic() + wait
         vis = self.visibility_timeout
-        if self._listening is None and self._flusher is not None:
+        if self._listening is None and self._flusher is not None and self._wakeable:
             self._listen()
 
         def lease(conn: sqlite3.Connection) -> tuple[list[Any], float | None]:

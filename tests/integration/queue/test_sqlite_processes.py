@@ -14,10 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from klambda.queue import AsyncEvent, SqliteQueue
 
 ENQUEUE = """
 import asyncio, sys
+import pytest
 from klambda.queue import AsyncEvent, SqliteQueue
 
 async def main():
@@ -97,3 +99,16 @@ async def test_a_batch_s_new_events_and_operations_keep_their_order(tmp_path: Pa
         assert seen == 3
         assert q.commits - commits <= 2
         assert await q.depth() == 253
+
+
+async def test_a_file_where_the_fifo_goes_costs_the_wake_ups_not_the_queue(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "queue.db"
+    (tmp_path / "queue.db.wake").write_text("not a FIFO")
+    async with SqliteQueue(path, poll_interval=0.2) as q:
+        assert "is not a FIFO" in caplog.text
+        await enqueue_elsewhere(path, 1)
+        got = await q.receive(1, wait=10)  # seen at the next poll instead
+        assert len(got) == 1
+        await got[0].ack()
