@@ -91,7 +91,9 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         for kind, number, body in frames:
-            if kind == lane.INVOKE:
+            if self.server.stopping and kind in (lane.INVOKE, lane.SPECIALISE):
+                self._send(lane.STOPPING, number, b"the worker is stopping")
+            elif kind == lane.INVOKE:
                 self._invoke(number, body)
             elif kind == lane.SPECIALISE:
                 self._specialise(number, body)
@@ -105,9 +107,6 @@ class _Connection(asyncio.Protocol):
             self.transport.write(lane.encode(kind, number, body))
 
     def _invoke(self, number: int, body: bytes) -> None:
-        if self.server.stopping:
-            self._send(lane.STOPPING, number, b"the worker is stopping")
-            return
         executor = self.server.executor_now()
         if executor is None:
             self._send(lane.NOT_SPECIALISED, number, b"this pool worker is not specialised")
@@ -125,9 +124,6 @@ class _Connection(asyncio.Protocol):
         call.add_done_callback(self.server.calls.discard)
 
     def _specialise(self, number: int, body: bytes) -> None:
-        if self.server.stopping:
-            self._send(lane.STOPPING, number, b"the worker is stopping")
-            return
         s = self.server.specialisation
         if s is None:
             self._send(lane.REFUSED, number, NOT_A_POOL_WORKER.encode())
