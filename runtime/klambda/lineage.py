@@ -13,10 +13,11 @@ function's DLQ and on-failure destination. Pure.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
+import zlib
 from dataclasses import dataclass
+
+from klambda import ids
 
 HEADER = "X-Amzn-Trace-Id"
 MAX_HOPS = 16  # the 16th hop (the 17th invocation of a chain) is stopped
@@ -34,9 +35,9 @@ class Trace:
 
     def header(self) -> str:
         """The header value, as `_X_AMZN_TRACE_ID` and `X-Amzn-Trace-Id` carry it."""
-        tag = hashlib.sha256(self.root.encode()).hexdigest()[:8]
-        parent = os.urandom(8).hex()
-        return f"Root={self.root};Parent={parent};Sampled=0;Lineage={tag}:{self.hops}"
+        tag = zlib.crc32(self.root.encode())  # the root's, whatever hop reads it
+        parent = ids.random_hex(8)
+        return f"Root={self.root};Parent={parent};Sampled=0;Lineage={tag:08x}:{self.hops}"
 
     def next_hop(self) -> Trace:
         return Trace(self.root, self.hops + 1)
@@ -44,7 +45,7 @@ class Trace:
 
 def new_root(now: float | None = None) -> str:
     """An X-Ray trace id: `1-<epoch seconds, hex>-<96 random bits, hex>`."""
-    return f"1-{int(time.time() if now is None else now):08x}-{os.urandom(12).hex()}"
+    return f"1-{int(time.time() if now is None else now):08x}-{ids.random_hex(12)}"
 
 
 def parse(value: str | None) -> tuple[str | None, int | None]:
@@ -64,6 +65,8 @@ def parse(value: str | None) -> tuple[str | None, int | None]:
 def of_request(header: str | None) -> Trace:
     """The trace of an invocation asked for with `header` (X-Amzn-Trace-Id): the next hop
     of the handler that sent it, or the first of a new chain (a call from outside)."""
+    if not header:  # a call from outside: most calls
+        return Trace(new_root(), 0)
     root, hops = parse(header)
     return Trace(root or new_root(), 0 if hops is None else hops + 1)
 

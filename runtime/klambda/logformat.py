@@ -54,8 +54,9 @@ def report(
     ]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
-    for name, ms in sorted((phases or {}).items(), key=lambda p: _phase_rank(p[0])):
-        parts.append(f"{name.replace('_', ' ').title()}: {ms:.2f} ms")
+    if phases:
+        for name, ms in sorted(phases.items(), key=lambda p: _phase_rank(p[0])):
+            parts.append(f"{name.replace('_', ' ').title()}: {ms:.2f} ms")
     if status is not None:
         parts.append(f"Status: {status}")
     if error_type is not None:

@@ -29,10 +29,12 @@ INVALID = 15  # the payload is not JSON: meta {"message"}; the handler did not r
 CHUNK = 16  # a streamed piece of the response (body); the first has meta {"content_type"}
 
 EMPTY: dict[str, Any] = {}
+# json.dumps with separators= builds a new encoder at every call; one is kept instead
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def encode(kind: int, meta: dict[str, Any] | None = None, body: bytes = b"") -> bytes:
-    m = json.dumps(meta, separators=(",", ":")).encode() if meta else b""
+    m = _compact(meta).encode() if meta else b""
     return HEADER.pack(kind, len(m), len(body)) + m + body
 
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from klambda import ids
 from klambda.api import limits
 from klambda.errors import RequestTooLarge
 
 FORMAT = 1
+# json.dumps with separators= builds a new encoder at every call; one is kept instead
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class AsyncEvent:
         trace: str | None = None,
     ) -> AsyncEvent:
         return cls(
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or ids.request_id(),
             function=function,
             payload=payload,
             qualifier=qualifier,
@@ -197,7 +199,7 @@ def from_header(h: dict[str, Any], payload: bytes) -> AsyncEvent:
 
 
 def pack(head: dict[str, Any], payload: bytes) -> bytes:
-    return json.dumps(head, separators=(",", ":")).encode() + b"\n" + payload
+    return _compact(head).encode() + b"\n" + payload
 
 
 def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:

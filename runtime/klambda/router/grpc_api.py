@@ -132,6 +132,9 @@ def build_server(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("klambda.v1.Invoker", handlers),)
     )
+    # registered too, as generated code does: grpc's core then finds the handler by the
+    # method's name itself, instead of asking the generic handler in Python on every call
+    server.add_registered_method_handlers("klambda.v1.Invoker", handlers)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

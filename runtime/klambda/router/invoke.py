@@ -12,15 +12,13 @@ from the `Outcome` -> `InvokeResult` back to the handler.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from klambda import lineage
+from klambda import ids, lineage
 from klambda.api import limits
 from klambda.errors import (
     InvalidParameterValue,
@@ -103,6 +101,7 @@ class Invoker:
         metrics.account_concurrent.set_function(lambda: self.pools.account_in_flight)
         metrics.unreserved_concurrent.set_function(lambda: self.pools.unreserved_in_flight)
         self._timeouts_known: set[str] = set()
+        self._left: set[asyncio.Task[None]] = set()  # invocations whose callers went away
         self._provisioned_known: set[str] = set()
 
     async def invoke(
@@ -207,7 +206,7 @@ class Invoker:
             # the version's first call, mostly a cold start: its metric children (~0.3 ms)
             # are made at the call's first wait, while its environment starts
             asyncio.get_running_loop().call_soon(self._first_call, target, alias, invocation_type)
-        rid = request_id or str(uuid.uuid4())
+        rid = request_id or ids.request_id()
         fn = cfg.function
         pools = self.pools
         reason = pools.try_acquire(fn)
@@ -224,15 +223,20 @@ class Invoker:
         # A caller that goes away (a client's deadline, a closed connection) does not stop
         # its invocation, as on Lambda: it runs to its end (its logs, metrics, billing) and
         # holds its concurrency until then, and its environment takes no other call
-        # meanwhile (its next call would otherwise read this one's result).
-        run = asyncio.ensure_future(self._run(target, alias, call, invocation_type))
+        # meanwhile (its next call would otherwise read this one's result). The invocation
+        # is a task of its own that hands its outcome to the caller's future itself: a
+        # cancelled caller cancels only that future (what asyncio.shield does, without its
+        # second future and the turn of the loop that passes the result between them).
+        answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        run = asyncio.ensure_future(
+            self._run_for(answer, gauge, target, alias, call, invocation_type)
+        )
         try:
-            out = await asyncio.shield(run)
-        finally:
-            if run.done():
-                self._ended(gauge, fn, run)
-            else:  # the caller went away
-                run.add_done_callback(functools.partial(self._ended, gauge, fn))
+            out = await answer
+        except asyncio.CancelledError:
+            self._left.add(run)  # referenced until it ends (the loop keeps weak ones only)
+            run.add_done_callback(self._left.discard)
+            raise
         if out.status == "invalid":
             raise InvalidRequestContent(out.body.decode())
         return InvokeResult(
@@ -244,11 +248,33 @@ class Invoker:
             out.log_tail,
         )
 
-    def _ended(self, gauge: Any, fn: str, run: asyncio.Future[Outcome]) -> None:
-        gauge.dec()
-        self.pools.release(fn)
-        if not run.cancelled():
-            run.exception()  # retrieved (a caller gone is not told)
+    async def _run_for(
+        self,
+        answer: asyncio.Future[Outcome],
+        gauge: Any,
+        target: Target,
+        alias: str,
+        call: Call,
+        itype: str,
+    ) -> None:
+        """`_run`, its outcome or error handed to `answer` unless its caller went away;
+        the concurrency is released when it ends, whoever waits."""
+        try:
+            out = await self._run(target, alias, call, itype)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        except BaseException as err:
+            if not answer.done():
+                answer.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+        else:
+            if not answer.done():
+                answer.set_result(out)
+        finally:
+            gauge.dec()
+            self.pools.release(target.config.function)
 
     def _first_call(self, target: Target, alias: str, itype: str) -> None:
         cfg = target.config

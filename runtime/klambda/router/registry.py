@@ -15,7 +15,7 @@ from klambda.api import Alias, Function, Version, rules
 from klambda.api.limits import LATEST
 from klambda.errors import ResourceConflict, ResourceNotFound
 from klambda.execution import FunctionConfig
-from klambda.router.routing import parse_function_name, pick_version
+from klambda.router.routing import parsed_function_name, pick_version
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Registry:
 
     def resolve(self, name: str, qualifier: str | None = None) -> tuple[Target, str]:
         """(the target version, the alias name or "") for a name and qualifier."""
-        fn, q = parse_function_name(name, qualifier)
+        fn, q = parsed_function_name(name, qualifier)
         entry = self.get(fn)
         if q is None or q == LATEST:
             target, alias = entry.latest, ""

@@ -7,6 +7,7 @@ registry. `pick_version` is Lambda's weighted RoutingConfig.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from klambda.api.alias import AliasSpec
@@ -109,6 +110,13 @@ def parse_function_name(
             f"the qualifier in the name ({q}) and Qualifier ({qualifier}) differ"
         )
     return fn, (q or qualifier or None)
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed_function_name(name: str, qualifier: str | None = None) -> tuple[str, str | None]:
+    """`parse_function_name` of an invoke's FunctionName, remembered: callers name the same
+    few functions over and over (a name refused is not remembered: it raises again)."""
+    return parse_function_name(name, qualifier)
 
 
 def parse_function(name: str, field: str = "FunctionName") -> str:

@@ -91,7 +91,7 @@ class LogHub:
                 self._sizes[function] = f.tell()
             line = lines.encode(rec.time, stream, request_id, text)
             f.write(line)
-            self._sizes[function] += len(line.encode())
+            self._sizes[function] += len(line) if line.isascii() else len(line.encode())
             if self._sizes[function] >= self._rotate_bytes:  # however long the invocation
                 self._seal(function, f)
         if self._echo is not None:
