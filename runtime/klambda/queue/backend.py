@@ -39,8 +39,11 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+_FUNCTION_TOKEN = re.compile(FUNCTION_TOKEN_PATTERN)
+
+
 def check_function_name(name: str) -> str:
-    if not re.match(FUNCTION_TOKEN_PATTERN, name):
+    if not _FUNCTION_TOKEN.match(name):
         raise InvalidParameterValue(f"function name {name!r} is not a valid function name")
     return name
 

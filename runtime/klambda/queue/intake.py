@@ -7,6 +7,8 @@ follower of `klambda up --processes N`, whose events the leader's dispatcher run
 
 from __future__ import annotations
 
+from typing import Any
+
 from klambda.queue.backend import Queue
 from klambda.queue.event import AsyncEvent, Origin, check_payload
 from klambda.queue.metrics import AsyncMetrics
@@ -16,6 +18,7 @@ class Intake:
     def __init__(self, queue: Queue, metrics: AsyncMetrics) -> None:
         self.queue = queue
         self.metrics = metrics
+        self._received: dict[str, Any] = {}  # each function's counter child, looked up once
 
     async def submit(
         self,
@@ -41,5 +44,8 @@ class Intake:
             trace=trace,
         )
         await self.queue.enqueue(event)
-        self.metrics.received.labels(function).inc()
+        received = self._received.get(function)
+        if received is None:
+            received = self._received[function] = self.metrics.received.labels(function)
+        received.inc()
         return event

@@ -34,7 +34,7 @@ from klambda.queue import Dispatcher, Intake
 from klambda.router.admission import Admission
 from klambda.router.executor import Executor, NoCapacity
 from klambda.router.registry import Registry, Target
-from klambda.router.routing import parse_function_name
+from klambda.router.routing import parsed_function_name
 from klambda.settings import RouterSettings
 from klambda.usage import UsageLedger
 from klambda.worker.logs import LogHub
@@ -145,7 +145,7 @@ class Invoker:
                     raise InvalidRequestContent(
                         f"Could not parse request body into json: {err}"
                     ) from None
-            _fn, q = parse_function_name(name, qualifier)
+            _fn, q = parsed_function_name(name, qualifier)
             # a loop is stopped when the event is run, as Lambda does: to the DLQ
             event = await self.intake.submit(
                 cfg.function, payload, qualifier=q, trace=lineage.of_request(trace).header()
