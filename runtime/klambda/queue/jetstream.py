@@ -31,7 +31,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 
 import nats
@@ -50,6 +49,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from klambda import ids
 from klambda.errors import ServiceUnavailable
 from klambda.queue.backend import (
     DeadLetter,
@@ -208,7 +208,7 @@ class JetStreamQueue:
         the message again if the first attempt was stored and only its acknowledgement was
         late: a retried publish never becomes two events. After the last attempt the caller
         gets ServiceUnavailable (503, which clients retry), never a bare timeout."""
-        headers = {**(headers or {}), MSG_ID_HEADER: uuid.uuid4().hex}
+        headers = {**(headers or {}), MSG_ID_HEADER: ids.random_hex(16)}
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
                 await self.js.publish(
