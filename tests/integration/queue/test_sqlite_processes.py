@@ -19,7 +19,6 @@ from klambda.queue import AsyncEvent, SqliteQueue
 
 ENQUEUE = """
 import asyncio, sys
-import pytest
 from klambda.queue import AsyncEvent, SqliteQueue
 
 async def main():
